@@ -1,0 +1,120 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/cohortdev/cohort"
+)
+
+// classInput is what a client may set on a class. Decoding a request onto
+// the current values (defaults for a new class) gives merge semantics:
+// fields the request leaves out keep their values.
+type classInput struct {
+	Name    string         `json:"name"`
+	Runtime cohort.Runtime `json:"runtime"`
+	Policy  cohort.Policy  `json:"policy"`
+}
+
+func (s *Server) createClass(c *gin.Context) {
+	u := currentUser(c)
+	if !u.CanTeach() {
+		s.fail(c, cohort.Errorf(cohort.EFORBIDDEN, "only instructors and admins can create classes"))
+		return
+	}
+	def := cohort.DefaultClass()
+	in := classInput{Runtime: def.Runtime, Policy: def.Policy}
+	if err := decode(c, &in); err != nil {
+		s.fail(c, err)
+		return
+	}
+	class := &cohort.Class{Name: in.Name, OwnerID: u.ID, Runtime: in.Runtime, Policy: in.Policy}
+	if err := class.Validate(); err != nil {
+		s.fail(c, err)
+		return
+	}
+	if err := s.store.CreateClass(c.Request.Context(), class); err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.log.Info("class created", "class_id", class.ID, "user_id", u.ID)
+	c.Header("Location", "/v1/classes/"+class.ID)
+	c.JSON(http.StatusCreated, class)
+}
+
+func (s *Server) listClasses(c *gin.Context) {
+	classes, err := s.store.ListClasses(c.Request.Context())
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"classes": nonNil(classes)})
+}
+
+func (s *Server) getClass(c *gin.Context) {
+	class, err := s.store.GetClass(c.Request.Context(), c.Param("class"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, class)
+}
+
+// classForChange loads a class the current user may change.
+func (s *Server) classForChange(c *gin.Context) (*cohort.Class, error) {
+	class, err := s.store.GetClass(c.Request.Context(), c.Param("class"))
+	if err != nil {
+		return nil, err
+	}
+	u := currentUser(c)
+	if u.Role != cohort.RoleAdmin && class.OwnerID != u.ID {
+		return nil, cohort.Errorf(cohort.EFORBIDDEN, "only the class's instructor or an admin can change class %s", class.ID)
+	}
+	return class, nil
+}
+
+func (s *Server) updateClass(c *gin.Context) {
+	class, err := s.classForChange(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	in := classInput{Name: class.Name, Runtime: class.Runtime, Policy: class.Policy}
+	if err := decode(c, &in); err != nil {
+		s.fail(c, err)
+		return
+	}
+	class.Name, class.Runtime, class.Policy = in.Name, in.Runtime, in.Policy
+	if err := class.Validate(); err != nil {
+		s.fail(c, err)
+		return
+	}
+	if err := s.store.UpdateClass(c.Request.Context(), class); err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, class)
+}
+
+func (s *Server) deleteClass(c *gin.Context) {
+	class, err := s.classForChange(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if err := s.store.DeleteClass(c.Request.Context(), class.ID); err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.log.Info("class deleted", "class_id", class.ID, "user_id", currentUser(c).ID)
+	c.Status(http.StatusNoContent)
+}
+
+// nonNil makes empty lists encode as [] rather than null.
+func nonNil[T any](v []T) []T {
+	if v == nil {
+		return []T{}
+	}
+	return v
+}

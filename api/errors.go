@@ -1,0 +1,53 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/cohortdev/cohort"
+)
+
+// EMETHOD is the code of a known path asked with the wrong method.
+const EMETHOD = "method_not_allowed"
+
+var statusOf = map[string]int{
+	cohort.EINVALID:      http.StatusBadRequest,
+	cohort.ENOTFOUND:     http.StatusNotFound,
+	cohort.ECONFLICT:     http.StatusConflict,
+	cohort.EUNAUTHORIZED: http.StatusUnauthorized,
+	cohort.EFORBIDDEN:    http.StatusForbidden,
+	cohort.EUNAVAILABLE:  http.StatusServiceUnavailable,
+	cohort.EINTERNAL:     http.StatusInternalServerError,
+	EMETHOD:              http.StatusMethodNotAllowed,
+}
+
+// errorBody is the JSON of every error response.
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Field   string `json:"field,omitempty"`
+}
+
+// fail answers with err as JSON. Only internal errors are logged, and their
+// text never reaches the client.
+func (s *Server) fail(c *gin.Context, err error) {
+	code := cohort.ErrorCode(err)
+	if code == cohort.EINTERNAL {
+		s.log.Error("request failed", "method", c.Request.Method, "path", c.Request.URL.Path, "error", err)
+	}
+	if code == cohort.EUNAUTHORIZED {
+		c.Header("WWW-Authenticate", `Bearer realm="cohort"`)
+	}
+	status, ok := statusOf[code]
+	if !ok {
+		status = http.StatusInternalServerError
+	}
+	c.AbortWithStatusJSON(status, errorBody{errorDetail{
+		Code: code, Message: cohort.ErrorMessage(err), Field: cohort.ErrorField(err),
+	}})
+}

@@ -1,0 +1,111 @@
+package api
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/cohortdev/cohort"
+)
+
+// sessionEvents returns a session's progress. With "Accept:
+// text/event-stream" it streams Server-Sent Events until the session ends
+// (or the client goes); otherwise it returns the events as a JSON list.
+// Either way, ?after=ID (or the Last-Event-ID header of a reconnecting
+// EventSource) skips events already seen.
+func (s *Server) sessionEvents(c *gin.Context) {
+	sess, err := s.sessionFor(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	after, err := eventCursor(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	ctx := c.Request.Context()
+	if !strings.Contains(c.GetHeader("Accept"), "text/event-stream") {
+		events, err := s.store.ListEvents(ctx, sess.ID, after)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		c.JSON(http.StatusOK, gin.H{"events": nonNil(events)})
+		return
+	}
+
+	w := c.Writer
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no") // tell reverse proxies not to buffer
+	w.WriteHeader(http.StatusOK)
+	w.Flush()
+
+	poll := time.NewTicker(s.eventPoll)
+	defer poll.Stop()
+	lastWrite := time.Now()
+	for {
+		events, err := s.store.ListEvents(ctx, sess.ID, after)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Error("event stream", "session_id", sess.ID, "error", err)
+			}
+			return
+		}
+		for _, e := range events {
+			b, _ := json.Marshal(e)
+			fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", e.ID, e.State, b)
+			after = e.ID
+		}
+		if len(events) > 0 {
+			w.Flush()
+			lastWrite = time.Now()
+		}
+		// The stream ends once the session has ended and all its events
+		// are out; read the state after the events so none is missed.
+		cur, err := s.store.GetSession(ctx, sess.ID)
+		if err != nil || !cur.State.Active() {
+			if err == nil && len(events) == 0 {
+				fmt.Fprint(w, "event: end\ndata: {}\n\n")
+				w.Flush()
+				return
+			}
+			if err != nil {
+				return
+			}
+			continue
+		}
+		if time.Since(lastWrite) > 15*time.Second {
+			fmt.Fprint(w, ": keep-alive\n\n") // keeps idle proxies from cutting the stream
+			w.Flush()
+			lastWrite = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-poll.C:
+		}
+	}
+}
+
+func eventCursor(c *gin.Context) (int64, error) {
+	raw := c.Query("after")
+	if raw == "" {
+		raw = c.GetHeader("Last-Event-ID")
+	}
+	if raw == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(raw, 10, 64)
+	if err != nil || n < 0 {
+		return 0, cohort.Invalid("after", "after must be an event ID (a non-negative integer), not %q", raw)
+	}
+	return n, nil
+}

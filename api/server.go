@@ -1,0 +1,161 @@
+// Package api is cohort's HTTP face: the JSON API under /v1 (used by the
+// CLI and, later, the web pages), health checks, and the notebook proxy
+// under /s/. Handlers record what is wanted and queue work; they never
+// provision anything themselves.
+package api
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/cohortdev/cohort"
+)
+
+// Enqueuer asks the provisioner to look at a session soon.
+type Enqueuer interface {
+	Enqueue(ctx context.Context, sessionID string) error
+}
+
+// Options configure a Server.
+type Options struct {
+	Store    cohort.Store
+	Enqueuer Enqueuer
+	// Driver names the provisioner driver new sessions use.
+	Driver string
+	// PublicURL is how browsers reach cohort (e.g. https://cohort.example.org);
+	// derived from each request when empty.
+	PublicURL string
+	Logger    *slog.Logger
+	// Now returns the current time; time.Now if nil.
+	Now func() time.Time
+	// EventPoll is how often an event stream looks for news; 250ms if zero.
+	EventPoll time.Duration
+}
+
+// Server serves the API and the notebook proxy.
+type Server struct {
+	store     cohort.Store
+	enqueuer  Enqueuer
+	driver    string
+	publicURL string
+	log       *slog.Logger
+	now       func() time.Time
+	eventPoll time.Duration
+	proxy     *notebookProxy
+	engine    *gin.Engine
+}
+
+// New returns a Server with its routes.
+func New(opts Options) *Server {
+	s := &Server{
+		store: opts.Store, enqueuer: opts.Enqueuer, driver: opts.Driver,
+		publicURL: opts.PublicURL, log: opts.Logger, now: opts.Now, eventPoll: opts.EventPoll,
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.eventPoll == 0 {
+		s.eventPoll = 250 * time.Millisecond
+	}
+	s.proxy = newNotebookProxy(s)
+	gin.SetMode(gin.ReleaseMode)
+	s.engine = gin.New()
+	s.engine.Use(s.recoverer, s.limitBody)
+	s.engine.HandleMethodNotAllowed = true
+	s.engine.NoRoute(func(c *gin.Context) { s.fail(c, cohort.Errorf(cohort.ENOTFOUND, "no such route: %s %s", c.Request.Method, c.Request.URL.Path)) })
+	s.engine.NoMethod(func(c *gin.Context) { s.fail(c, cohort.Errorf(EMETHOD, "%s is not allowed on %s", c.Request.Method, c.Request.URL.Path)) })
+	s.routes()
+	return s
+}
+
+// ServeHTTP makes Server an http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.engine.ServeHTTP(w, r) }
+
+// Route is one registered route, as gin spells it.
+type Route struct{ Method, Path string }
+
+// Routes lists every registered route (for the OpenAPI and auth tests).
+func (s *Server) Routes() []Route {
+	var out []Route
+	for _, r := range s.engine.Routes() {
+		out = append(out, Route{r.Method, r.Path})
+	}
+	return out
+}
+
+func (s *Server) routes() {
+	r := s.engine
+	r.GET("/healthz", s.healthz)
+	r.GET("/readyz", s.readyz)
+	r.GET("/v1/openapi.json", s.openAPI)
+
+	v1 := r.Group("/v1", s.authenticate)
+	v1.GET("/me", s.getMe)
+	v1.POST("/classes", s.createClass)
+	v1.GET("/classes", s.listClasses)
+	v1.GET("/classes/:class", s.getClass)
+	v1.PATCH("/classes/:class", s.updateClass)
+	v1.DELETE("/classes/:class", s.deleteClass)
+	v1.POST("/classes/:class/sessions", s.startSession)
+	v1.GET("/sessions", s.listSessions)
+	v1.GET("/sessions/:session", s.getSession)
+	v1.POST("/sessions/:session/stop", s.stopSession)
+	v1.POST("/sessions/:session/open", s.openSession)
+	v1.GET("/sessions/:session/events", s.sessionEvents)
+
+	for _, m := range proxyMethods {
+		r.Handle(m, "/s/:session/*path", s.proxy.serve)
+	}
+}
+
+func (s *Server) healthz(c *gin.Context) {
+	c.JSON(http.StatusOK, gin.H{"status": "ok"})
+}
+
+func (s *Server) readyz(c *gin.Context) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.store.Ping(ctx); err != nil {
+		s.log.Error("readiness: store does not answer", "error", err)
+		s.fail(c, cohort.Errorf(cohort.EUNAVAILABLE, "the database does not answer"))
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "ready"})
+}
+
+// proxyMethods are the methods the notebook proxy forwards.
+var proxyMethods = []string{
+	http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
+	http.MethodPatch, http.MethodDelete, http.MethodOptions,
+}
+
+// maxBody bounds request bodies on the API; the proxy streams uploads to
+// the notebook without a bound of cohort's.
+const maxBody = 1 << 20
+
+func (s *Server) limitBody(c *gin.Context) {
+	if c.Request.Body != nil && !isProxyPath(c.Request.URL.Path) {
+		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, maxBody)
+	}
+	c.Next()
+}
+
+func (s *Server) recoverer(c *gin.Context) {
+	defer func() {
+		if r := recover(); r != nil {
+			if r == http.ErrAbortHandler {
+				panic(r) // the proxy's way of aborting a response
+			}
+			s.log.Error("panic in handler", "panic", r, "path", c.Request.URL.Path)
+			s.fail(c, cohort.Errorf(cohort.EINTERNAL, "Internal error."))
+		}
+	}()
+	c.Next()
+}

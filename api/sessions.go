@@ -1,0 +1,193 @@
+package api
+
+import (
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/cohortdev/cohort"
+)
+
+// sessionView is a session as clients see it: no address, no token.
+type sessionView struct {
+	*cohort.Session
+	// URL opens the notebook through the proxy once the session is ready.
+	URL string `json:"url,omitempty"`
+}
+
+func (s *Server) view(c *gin.Context, sess *cohort.Session) sessionView {
+	v := sessionView{Session: sess}
+	if sess.State == cohort.StateReady {
+		v.URL = s.baseURL(c) + sess.BasePath() + "tree"
+	}
+	return v
+}
+
+// baseURL is how the client reached cohort, unless configured.
+func (s *Server) baseURL(c *gin.Context) string {
+	if s.publicURL != "" {
+		return s.publicURL
+	}
+	scheme := "http"
+	if c.Request.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + c.Request.Host
+}
+
+func (s *Server) startSession(c *gin.Context) {
+	ctx := c.Request.Context()
+	u := currentUser(c)
+	class, err := s.store.GetClass(ctx, c.Param("class"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	now := s.now()
+	if end := class.Policy.EndsAt; end != nil && !now.Before(*end) {
+		s.fail(c, cohort.Errorf(cohort.ECONFLICT, "class %q ended at %s", class.Name, end.Format(time.RFC3339)))
+		return
+	}
+	if begin := class.Policy.StartsAt; begin != nil && now.Before(*begin) && u.Role == cohort.RoleParticipant {
+		s.fail(c, cohort.Errorf(cohort.ECONFLICT, "class %q opens at %s", class.Name, begin.Format(time.RFC3339)))
+		return
+	}
+	sess, created, err := s.store.StartSession(ctx, &cohort.Session{
+		ID: cohort.NewID("ses"), ClassID: class.ID, UserID: u.ID, State: cohort.StateRequested,
+		Driver: s.driver, NotebookToken: cohort.NewSecret(""),
+	}, class.Policy.Seats)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if sess.State == cohort.StateStopping {
+		s.fail(c, cohort.Errorf(cohort.ECONFLICT, "your previous session %s is still stopping; start again in a moment", sess.ID))
+		return
+	}
+	// Queue even on reconnect: it costs little and heals a session whose
+	// job was lost.
+	if err := s.enqueuer.Enqueue(ctx, sess.ID); err != nil {
+		// The session is recorded; the periodic resync will pick it up.
+		s.log.Error("enqueue session", "session_id", sess.ID, "error", err)
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+		s.log.Info("session requested", "session_id", sess.ID, "class_id", class.ID, "user_id", u.ID)
+	}
+	c.Header("Location", "/v1/sessions/"+sess.ID)
+	c.JSON(status, s.view(c, sess))
+}
+
+// sessionFor loads a session the current user may see: their own, or any
+// for an admin. Others' sessions are reported as not found, so that their
+// existence does not leak.
+func (s *Server) sessionFor(c *gin.Context) (*cohort.Session, error) {
+	id := c.Param("session")
+	sess, err := s.store.GetSession(c.Request.Context(), id)
+	if err != nil {
+		return nil, err
+	}
+	u := currentUser(c)
+	if sess.UserID != u.ID && u.Role != cohort.RoleAdmin {
+		return nil, cohort.Errorf(cohort.ENOTFOUND, "session %s not found", id)
+	}
+	return sess, nil
+}
+
+func (s *Server) getSession(c *gin.Context) {
+	sess, err := s.sessionFor(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, s.view(c, sess))
+}
+
+func (s *Server) listSessions(c *gin.Context) {
+	u := currentUser(c)
+	f := cohort.SessionFilter{ClassID: c.Query("class_id"), UserID: u.ID}
+	if u.Role == cohort.RoleAdmin && c.Query("all") == "true" {
+		f.UserID = ""
+	}
+	if st := c.Query("state"); st != "" {
+		switch state := cohort.SessionState(st); state {
+		case cohort.StateRequested, cohort.StateProvisioning, cohort.StateReady, cohort.StateStopping, cohort.StateStopped, cohort.StateFailed:
+			f.States = []cohort.SessionState{state}
+		default:
+			s.fail(c, cohort.Invalid("state", "unknown state %q", st))
+			return
+		}
+	}
+	list, err := s.store.ListSessions(c.Request.Context(), f)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	views := make([]sessionView, len(list))
+	for i, sess := range list {
+		views[i] = s.view(c, sess)
+	}
+	c.JSON(http.StatusOK, gin.H{"sessions": views})
+}
+
+func (s *Server) stopSession(c *gin.Context) {
+	ctx := c.Request.Context()
+	u := currentUser(c)
+	for range 5 { // a concurrent reconcile step may win the version race
+		sess, err := s.sessionFor(c)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		if !sess.State.WantsRunning() { // already stopping or ended
+			c.JSON(http.StatusOK, s.view(c, sess))
+			return
+		}
+		now := s.now().UTC()
+		sess.State, sess.StateChangedAt, sess.Reason = cohort.StateStopping, now, "stopped by "+u.Email
+		err = s.store.UpdateSession(ctx, sess, &cohort.Event{Time: now, State: sess.State, Message: "stop requested by " + u.Email})
+		if cohort.ErrorCode(err) == cohort.ECONFLICT {
+			continue
+		}
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		if err := s.enqueuer.Enqueue(ctx, sess.ID); err != nil {
+			s.log.Error("enqueue session", "session_id", sess.ID, "error", err)
+		}
+		s.log.Info("session stop requested", "session_id", sess.ID, "user_id", u.ID)
+		c.JSON(http.StatusAccepted, s.view(c, sess))
+		return
+	}
+	s.fail(c, cohort.Errorf(cohort.ECONFLICT, "the session is changing too fast; try again"))
+}
+
+// loginCodeTTL is how long an "open in browser" link works.
+const loginCodeTTL = 2 * time.Minute
+
+// openSession returns a one-time link that signs a browser in and opens
+// the notebook, for clients (the CLI) that hold an API token.
+func (s *Server) openSession(c *gin.Context) {
+	sess, err := s.sessionFor(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	u := currentUser(c)
+	if sess.UserID != u.ID {
+		s.fail(c, cohort.Errorf(cohort.EFORBIDDEN, "only the session's participant can open its notebook"))
+		return
+	}
+	code := cohort.NewSecret(cohort.CodePrefix)
+	expires := s.now().Add(loginCodeTTL)
+	if err := s.store.CreateLoginCode(c.Request.Context(), cohort.HashSecret(code), u.ID, sess.ID, expires); err != nil {
+		s.fail(c, err)
+		return
+	}
+	link := s.baseURL(c) + sess.BasePath() + "tree?" + url.Values{codeParam: {code}}.Encode()
+	c.JSON(http.StatusCreated, gin.H{"url": link, "expires_at": expires.UTC()})
+}

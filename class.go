@@ -1,0 +1,122 @@
+package cohort
+
+import (
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/cohortdev/cohort/catalog"
+)
+
+// Class is one workshop: what runtime its participants get and the rules
+// their sessions live by.
+type Class struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	OwnerID   string    `json:"owner_id"`
+	Runtime   Runtime   `json:"runtime"`
+	Policy    Policy    `json:"policy"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// Runtime is the machine every participant of a class gets.
+type Runtime struct {
+	// Image is the GCE image family the VM boots from.
+	Image       string   `json:"image"`
+	MachineType string   `json:"machine_type"`
+	GPUType     string   `json:"gpu_type"`
+	GPUCount    int      `json:"gpu_count"`
+	Zones       []string `json:"zones"`
+	Spot        bool     `json:"spot"`
+	DiskGB      int      `json:"disk_gb"`
+}
+
+// Policy is how long sessions of a class may live and how many there may be.
+type Policy struct {
+	IdleTimeout Duration   `json:"idle_timeout"`
+	MaxLifetime Duration   `json:"max_lifetime"`
+	Seats       int        `json:"seats"`
+	StartsAt    *time.Time `json:"starts_at,omitempty"`
+	EndsAt      *time.Time `json:"ends_at,omitempty"`
+}
+
+// Limits on class fields; beyond them the input is a mistake, not a class.
+const (
+	MaxSeats       = 1000
+	MaxNameLength  = 200
+	MaxLifetimeCap = 7 * 24 * time.Hour
+	MinIdleTimeout = 5 * time.Minute
+	MaxDiskGB      = 2000
+	MinDiskGB      = 10
+)
+
+// DefaultClass returns the class a workshop gets when it names nothing but
+// itself: one T4 on n1-standard-4 in us-central1, Colab's timeouts.
+func DefaultClass() Class {
+	return Class{
+		Runtime: Runtime{
+			Image:       "cohort-notebook",
+			MachineType: "n1-standard-4",
+			GPUType:     "nvidia-tesla-t4",
+			GPUCount:    1,
+			Zones:       []string{"us-central1-a", "us-central1-b", "us-central1-c", "us-central1-f"},
+			DiskGB:      100,
+		},
+		Policy: Policy{
+			IdleTimeout: Duration(90 * time.Minute),
+			MaxLifetime: Duration(12 * time.Hour),
+			Seats:       30,
+		},
+	}
+}
+
+// Validate checks a class and returns an EINVALID error naming the first
+// offending field.
+func (c *Class) Validate() error {
+	c.Name = strings.TrimSpace(c.Name)
+	switch {
+	case c.Name == "":
+		return Invalid("name", "name is required")
+	case utf8.RuneCountInString(c.Name) > MaxNameLength:
+		return Invalid("name", "name is longer than %d characters", MaxNameLength)
+	}
+	if err := c.Runtime.validate(); err != nil {
+		return err
+	}
+	return c.Policy.validate()
+}
+
+func (r *Runtime) validate() error {
+	if strings.TrimSpace(r.Image) == "" {
+		return Invalid("runtime.image", "image is required (a GCE image family such as cohort-notebook)")
+	}
+	if r.GPUCount < 0 {
+		return Invalid("runtime.gpu_count", "gpu_count must not be negative")
+	}
+	if r.DiskGB < MinDiskGB || r.DiskGB > MaxDiskGB {
+		return Invalid("runtime.disk_gb", "disk_gb must be between %d and %d, not %d", MinDiskGB, MaxDiskGB, r.DiskGB)
+	}
+	if p := catalog.Check(r.MachineType, r.GPUType, r.GPUCount, r.Zones); p != nil {
+		return Invalid(p.Field, "%s", p.Message)
+	}
+	return nil
+}
+
+func (p *Policy) validate() error {
+	switch {
+	case p.Seats <= 0:
+		return Invalid("policy.seats", "seats must be at least 1, not %d", p.Seats)
+	case p.Seats > MaxSeats:
+		return Invalid("policy.seats", "seats must be at most %d, not %d", MaxSeats, p.Seats)
+	case p.IdleTimeout.D() < MinIdleTimeout:
+		return Invalid("policy.idle_timeout", "idle_timeout must be at least %s", MinIdleTimeout)
+	case p.MaxLifetime.D() < p.IdleTimeout.D():
+		return Invalid("policy.max_lifetime", "max_lifetime (%s) must not be shorter than idle_timeout (%s)", p.MaxLifetime, p.IdleTimeout)
+	case p.MaxLifetime.D() > MaxLifetimeCap:
+		return Invalid("policy.max_lifetime", "max_lifetime must be at most %s", MaxLifetimeCap)
+	case p.StartsAt != nil && p.EndsAt != nil && !p.EndsAt.After(*p.StartsAt):
+		return Invalid("policy.ends_at", "ends_at must be after starts_at")
+	}
+	return nil
+}

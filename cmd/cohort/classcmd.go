@@ -1,0 +1,144 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cohortdev/cohort"
+)
+
+func newClassCmd() *cobra.Command {
+	var cf clientFlags
+	cmd := &cobra.Command{Use: "class", Short: "Create and inspect classes"}
+	cf.register(cmd)
+	cmd.AddCommand(newClassCreateCmd(&cf), &cobra.Command{
+		Use:   "list",
+		Short: "List classes",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			classes, err := c.ListClasses(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if cf.json {
+				return printJSON(cmd.OutOrStdout(), classes)
+			}
+			var rows [][]any
+			for _, cl := range classes {
+				rows = append(rows, []any{cl.ID, cl.Name, gpuLabel(cl.Runtime), cl.Policy.Seats, cl.Policy.IdleTimeout, cl.Policy.MaxLifetime})
+			}
+			return table(cmd.OutOrStdout(), "ID\tNAME\tRUNTIME\tSEATS\tIDLE\tMAX", rows)
+		},
+	}, &cobra.Command{
+		Use:   "show CLASS",
+		Short: "Show a class",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			cl, err := c.GetClass(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if cf.json {
+				return printJSON(cmd.OutOrStdout(), cl)
+			}
+			printClass(cmd, cl)
+			return nil
+		},
+	})
+	return cmd
+}
+
+func gpuLabel(r cohort.Runtime) string {
+	if r.GPUType == "" {
+		return r.MachineType
+	}
+	return fmt.Sprintf("%s + %dx %s", r.MachineType, r.GPUCount, r.GPUType)
+}
+
+func printClass(cmd *cobra.Command, cl *cohort.Class) {
+	w := cmd.OutOrStdout()
+	fmt.Fprintf(w, "ID:            %s\nName:          %s\n", cl.ID, cl.Name)
+	fmt.Fprintf(w, "Runtime:       %s, image %s, %d GB disk", gpuLabel(cl.Runtime), cl.Runtime.Image, cl.Runtime.DiskGB)
+	if cl.Runtime.Spot {
+		fmt.Fprint(w, ", spot")
+	}
+	fmt.Fprintf(w, "\nZones:         %s\n", strings.Join(cl.Runtime.Zones, ", "))
+	fmt.Fprintf(w, "Seats:         %d\nIdle timeout:  %s\nMax lifetime:  %s\n", cl.Policy.Seats, cl.Policy.IdleTimeout, cl.Policy.MaxLifetime)
+	if cl.Policy.StartsAt != nil {
+		fmt.Fprintf(w, "Starts:        %s\n", cl.Policy.StartsAt.Format(time.RFC3339))
+	}
+	if cl.Policy.EndsAt != nil {
+		fmt.Fprintf(w, "Ends:          %s\n", cl.Policy.EndsAt.Format(time.RFC3339))
+	}
+}
+
+func newClassCreateCmd(cf *clientFlags) *cobra.Command {
+	var (
+		name, image, machine, gpu, zones, idle, maxLife, starts, ends string
+		gpuCount, seats, disk                                         int
+		spot                                                          bool
+	)
+	cmd := &cobra.Command{
+		Use:   "create --name NAME [flags]",
+		Short: "Create a class; unset flags take the server's defaults (1x T4 on n1-standard-4, idle 90m, max 12h, 30 seats)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			// Send only what was set, so the server's defaults apply.
+			set := cmd.Flags().Changed
+			runtime, policy := map[string]any{}, map[string]any{}
+			for flag, v := range map[string]any{"image": image, "machine-type": machine, "gpu-type": gpu, "gpu-count": gpuCount, "spot": spot, "disk-gb": disk} {
+				if set(flag) {
+					runtime[strings.ReplaceAll(flag, "-", "_")] = v
+				}
+			}
+			if set("zones") {
+				runtime["zones"] = strings.Split(zones, ",")
+			}
+			for flag, v := range map[string]any{"idle-timeout": idle, "max-lifetime": maxLife, "seats": seats, "starts-at": starts, "ends-at": ends} {
+				if set(flag) {
+					policy[strings.ReplaceAll(flag, "-", "_")] = v
+				}
+			}
+			cl, err := c.CreateClass(cmd.Context(), map[string]any{"name": name, "runtime": runtime, "policy": policy})
+			if err != nil {
+				return err
+			}
+			if cf.json {
+				return printJSON(cmd.OutOrStdout(), cl)
+			}
+			printClass(cmd, cl)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&name, "name", "", "the class's name (required)")
+	f.StringVar(&image, "image", "", "GCE image family of the runtime")
+	f.StringVar(&machine, "machine-type", "", "GCE machine type, e.g. n1-standard-4 or g2-standard-4")
+	f.StringVar(&gpu, "gpu-type", "", "GPU, e.g. nvidia-tesla-t4 or nvidia-l4; empty for none")
+	f.IntVar(&gpuCount, "gpu-count", 0, "GPUs per participant")
+	f.StringVar(&zones, "zones", "", "zones to try in order, comma-separated")
+	f.BoolVar(&spot, "spot", false, "use spot VMs (cheaper, may be preempted)")
+	f.IntVar(&disk, "disk-gb", 0, "boot disk size in GB")
+	f.StringVar(&idle, "idle-timeout", "", "stop a session idle this long, e.g. 90m")
+	f.StringVar(&maxLife, "max-lifetime", "", "stop a session this old, e.g. 12h")
+	f.IntVar(&seats, "seats", 0, "how many sessions may run at once")
+	f.StringVar(&starts, "starts-at", "", "when participants may start (RFC 3339)")
+	f.StringVar(&ends, "ends-at", "", "when the class ends (RFC 3339)")
+	cmd.MarkFlagRequired("name")
+	return cmd
+}

@@ -1,0 +1,58 @@
+package cohort
+
+import "context"
+
+// Driver runs notebooks for sessions: local processes, GCE VMs. All methods
+// are idempotent and keyed by session, so a reconciler can call them again
+// after a crash without knowing what it did before.
+type Driver interface {
+	// Name identifies the driver in sessions and logs ("local", "gce").
+	Name() string
+	// Start makes the session's notebook run, or does nothing if it does.
+	Start(ctx context.Context, spec NotebookSpec) error
+	// Inspect observes the session's notebook as it is now.
+	Inspect(ctx context.Context, spec NotebookSpec) (Instance, error)
+	// Stop ends the session's notebook and everything it started. It
+	// returns when nothing of it runs any more.
+	Stop(ctx context.Context, sessionID string) error
+	// List returns the sessions for which the driver has something running,
+	// so that orphans (nothing in the store wants them) can be stopped.
+	List(ctx context.Context) ([]string, error)
+}
+
+// NotebookSpec is what a driver needs to run one session's notebook.
+type NotebookSpec struct {
+	SessionID string
+	ClassID   string
+	UserEmail string
+	// Token is the Jupyter token; BasePath the URL prefix of the proxy.
+	Token    string
+	BasePath string
+	Runtime  Runtime
+}
+
+// InstanceState is what a driver observes of a notebook.
+type InstanceState string
+
+// The observed states of a notebook.
+const (
+	// InstanceAbsent: nothing runs and nothing is left over.
+	InstanceAbsent InstanceState = "absent"
+	// InstanceStarting: it runs but does not answer yet.
+	InstanceStarting InstanceState = "starting"
+	// InstanceReady: the notebook answers /api/status.
+	InstanceReady InstanceState = "ready"
+	// InstanceExited: it ran and ended on its own; Reason says why.
+	InstanceExited InstanceState = "exited"
+)
+
+// Instance is a driver's observation of a session's notebook.
+type Instance struct {
+	State InstanceState
+	// Address is the notebook's scheme://host:port, once known.
+	Address string
+	// Reason explains an exit, in words for the participant.
+	Reason string
+	// Progress is the latest step of a start, e.g. "booting".
+	Progress string
+}

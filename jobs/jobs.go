@@ -1,0 +1,185 @@
+// Package jobs runs cohort's background work on River, a job queue in the
+// same database as the store: one reconcile job per session change (with
+// retries and snoozes while a notebook starts), and a periodic resync
+// that re-reads every session not at rest, so that nothing depends on a
+// job surviving a crash.
+package jobs
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riversqlite"
+	"github.com/riverqueue/river/rivermigrate"
+
+	"github.com/cohortdev/cohort/provisioner"
+)
+
+// Reconciler is what the jobs run.
+type Reconciler interface {
+	Reconcile(ctx context.Context, sessionID string) (provisioner.Result, error)
+	Pending(ctx context.Context) ([]string, error)
+}
+
+// Options configure a Queue.
+type Options struct {
+	// DB is a pool for River alone; it must allow one connection only
+	// (SQLite allows one writer, and River runs work in parallel).
+	DB         *sql.DB
+	Reconciler Reconciler
+	// Workers is how many sessions are reconciled at once; 20 if zero.
+	Workers int
+	// Resync is how often every session not at rest is looked at again;
+	// 30s if zero.
+	Resync time.Duration
+	Logger *slog.Logger
+}
+
+// Queue is the job queue.
+type Queue struct {
+	client *river.Client[*sql.Tx]
+	rec    Reconciler
+	log    *slog.Logger
+}
+
+// ReconcileArgs asks for one reconcile pass over a session.
+type ReconcileArgs struct {
+	SessionID string `json:"session_id"`
+}
+
+// Kind names the job in the queue.
+func (ReconcileArgs) Kind() string { return "reconcile_session" }
+
+// InsertOpts gives reconcile jobs many attempts: snoozes do not use them
+// up, and errors are retried with River's backoff.
+func (ReconcileArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{MaxAttempts: 10} }
+
+// ResyncArgs asks for a look at every session that needs one.
+type ResyncArgs struct{}
+
+// Kind names the job in the queue.
+func (ResyncArgs) Kind() string { return "resync_sessions" }
+
+// New migrates River's tables and builds the queue; Start runs it.
+func New(ctx context.Context, opts Options) (*Queue, error) {
+	if opts.Workers == 0 {
+		opts.Workers = 20
+	}
+	if opts.Resync == 0 {
+		opts.Resync = 30 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	driver := riversqlite.New(opts.DB)
+	migrator, err := rivermigrate.New(driver, &rivermigrate.Config{Logger: quiet(opts.Logger)})
+	if err != nil {
+		return nil, fmt.Errorf("river migrator: %w", err)
+	}
+	if _, err := migrator.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+		return nil, fmt.Errorf("migrate river tables: %w", err)
+	}
+	q := &Queue{rec: opts.Reconciler, log: opts.Logger}
+	workers := river.NewWorkers()
+	river.AddWorker(workers, &reconcileWorker{q: q})
+	river.AddWorker(workers, &resyncWorker{q: q})
+	q.client, err = river.NewClient(driver, &river.Config{
+		Queues:  map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: opts.Workers}},
+		Workers: workers,
+		PeriodicJobs: []*river.PeriodicJob{river.NewPeriodicJob(
+			river.PeriodicInterval(opts.Resync),
+			func() (river.JobArgs, *river.InsertOpts) { return ResyncArgs{}, nil },
+			&river.PeriodicJobOpts{RunOnStart: true},
+		)},
+		// SQLite has no LISTEN/NOTIFY: poll often, it is a cheap query.
+		FetchPollInterval: 100 * time.Millisecond,
+		FetchCooldown:     20 * time.Millisecond,
+		JobTimeout:        5 * time.Minute,
+		Logger:            quiet(opts.Logger),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("river client: %w", err)
+	}
+	return q, nil
+}
+
+// quiet keeps River's own chatter out of the log below warnings.
+func quiet(l *slog.Logger) *slog.Logger {
+	return slog.New(levelFilter{l.Handler(), slog.LevelWarn})
+}
+
+type levelFilter struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (f levelFilter) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= f.min && f.Handler.Enabled(ctx, l)
+}
+
+// Start runs the workers and, without waiting for the periodic resync,
+// queues every session that was in flight when cohort last stopped.
+func (q *Queue) Start(ctx context.Context) error {
+	if err := q.client.Start(ctx); err != nil {
+		return fmt.Errorf("start job queue: %w", err)
+	}
+	return q.resync(ctx)
+}
+
+// Stop lets running jobs finish (until ctx ends) and stops the workers.
+func (q *Queue) Stop(ctx context.Context) error {
+	return q.client.Stop(ctx)
+}
+
+// Enqueue asks for a reconcile pass over the session soon.
+func (q *Queue) Enqueue(ctx context.Context, sessionID string) error {
+	if _, err := q.client.Insert(ctx, ReconcileArgs{SessionID: sessionID}, nil); err != nil {
+		return fmt.Errorf("enqueue session %s: %w", sessionID, err)
+	}
+	return nil
+}
+
+func (q *Queue) resync(ctx context.Context) error {
+	ids, err := q.rec.Pending(ctx)
+	if err != nil {
+		return fmt.Errorf("list pending sessions: %w", err)
+	}
+	var errs []error
+	for _, id := range ids {
+		errs = append(errs, q.Enqueue(ctx, id))
+	}
+	return errors.Join(errs...)
+}
+
+type reconcileWorker struct {
+	river.WorkerDefaults[ReconcileArgs]
+	q *Queue
+}
+
+func (w *reconcileWorker) Work(ctx context.Context, job *river.Job[ReconcileArgs]) error {
+	res, err := w.q.rec.Reconcile(ctx, job.Args.SessionID)
+	switch {
+	case err != nil:
+		w.q.log.Warn("reconcile failed; will retry", "session_id", job.Args.SessionID, "attempt", job.Attempt, "error", err)
+		return err
+	case res.Requeue:
+		return river.JobSnooze(time.Millisecond)
+	case res.RequeueAfter > 0:
+		return river.JobSnooze(res.RequeueAfter)
+	}
+	return nil
+}
+
+type resyncWorker struct {
+	river.WorkerDefaults[ResyncArgs]
+	q *Queue
+}
+
+func (w *resyncWorker) Work(ctx context.Context, _ *river.Job[ResyncArgs]) error {
+	return w.q.resync(ctx)
+}

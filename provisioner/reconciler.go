@@ -1,0 +1,189 @@
+package provisioner
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/cohortdev/cohort"
+)
+
+// Options configure a Reconciler.
+type Options struct {
+	Store  cohort.Store
+	Driver cohort.Driver
+	// Now returns the current time; time.Now if nil.
+	Now func() time.Time
+	// Timing; StartTimeout defaults to 3 minutes, Poll to 250ms.
+	Timing Timing
+	Logger *slog.Logger
+}
+
+// Reconciler applies Plan to sessions.
+type Reconciler struct {
+	store  cohort.Store
+	driver cohort.Driver
+	now    func() time.Time
+	timing Timing
+	log    *slog.Logger
+}
+
+// New returns a Reconciler with defaults filled in.
+func New(opts Options) *Reconciler {
+	r := &Reconciler{store: opts.Store, driver: opts.Driver, now: opts.Now, timing: opts.Timing, log: opts.Logger}
+	if r.now == nil {
+		r.now = time.Now
+	}
+	if r.timing.StartTimeout == 0 {
+		r.timing.StartTimeout = 3 * time.Minute
+	}
+	if r.timing.Poll == 0 {
+		r.timing.Poll = 250 * time.Millisecond
+	}
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
+	return r
+}
+
+// Result says when to reconcile the session again.
+type Result struct {
+	// Requeue asks for another pass right away (the session changed
+	// under us); RequeueAfter for one after a while.
+	Requeue      bool
+	RequeueAfter time.Duration
+}
+
+// Reconcile takes one step for the session towards its desired state.
+func (r *Reconciler) Reconcile(ctx context.Context, sessionID string) (Result, error) {
+	s, err := r.store.GetSession(ctx, sessionID)
+	if cohort.ErrorCode(err) == cohort.ENOTFOUND {
+		return Result{}, nil // deleted with its class; nothing to do
+	}
+	if err != nil {
+		return Result{}, err
+	}
+	spec, err := r.spec(ctx, s)
+	if err != nil {
+		return Result{}, err
+	}
+	in, err := r.driver.Inspect(ctx, spec)
+	if err != nil {
+		return Result{}, fmt.Errorf("inspect session %s: %w", s.ID, err)
+	}
+	step := Plan(s, in, r.now(), r.timing)
+	log := r.log.With("session_id", s.ID, "state", s.State, "observed", in.State)
+
+	// Stop before recording: a crash in between leaves a state that says
+	// "stop" again. Start after recording: a crash in between leaves
+	// "provisioning" with nothing running, which Plan starts again.
+	if step.Action == ActStop {
+		if err := r.driver.Stop(ctx, s.ID); err != nil {
+			return Result{}, fmt.Errorf("stop session %s: %w", s.ID, err)
+		}
+	}
+	if step.State != "" {
+		if err := r.record(ctx, s, step); err != nil {
+			if cohort.ErrorCode(err) == cohort.ECONFLICT {
+				return Result{Requeue: true}, nil
+			}
+			return Result{}, err
+		}
+		log.Info("session state changed", "to", step.State, "reason", step.Reason)
+	}
+	if step.Action == ActStart {
+		if err := r.driver.Start(ctx, spec); err != nil {
+			log.Error("start notebook", "error", err)
+			return r.fail(ctx, s, "the notebook could not be started; an administrator can find the cause in cohort's log")
+		}
+	}
+	return Result{RequeueAfter: step.RequeueAfter}, nil
+}
+
+func (r *Reconciler) spec(ctx context.Context, s *cohort.Session) (cohort.NotebookSpec, error) {
+	c, err := r.store.GetClass(ctx, s.ClassID)
+	if err != nil {
+		return cohort.NotebookSpec{}, fmt.Errorf("class of session %s: %w", s.ID, err)
+	}
+	u, err := r.store.GetUser(ctx, s.UserID)
+	if err != nil {
+		return cohort.NotebookSpec{}, fmt.Errorf("owner of session %s: %w", s.ID, err)
+	}
+	return cohort.NotebookSpec{
+		SessionID: s.ID, ClassID: s.ClassID, UserEmail: u.Email,
+		Token: s.NotebookToken, BasePath: s.BasePath(), Runtime: c.Runtime,
+	}, nil
+}
+
+// record writes the step's state change and its event in one update.
+func (r *Reconciler) record(ctx context.Context, s *cohort.Session, step Step) error {
+	now := r.now().UTC()
+	if step.State != s.State {
+		s.StateChangedAt = now
+	}
+	s.State, s.Reason = step.State, step.Reason
+	if step.Address != "" {
+		s.Address = step.Address
+	}
+	switch step.State {
+	case cohort.StateReady:
+		if s.ReadyAt == nil {
+			s.ReadyAt = &now
+		}
+	case cohort.StateStopped, cohort.StateFailed:
+		s.EndedAt = &now
+	}
+	return r.store.UpdateSession(ctx, s, &cohort.Event{Time: now, State: s.State, Message: step.Message})
+}
+
+// fail stops whatever the session started and marks it failed.
+func (r *Reconciler) fail(ctx context.Context, s *cohort.Session, reason string) (Result, error) {
+	if err := r.driver.Stop(ctx, s.ID); err != nil {
+		return Result{}, fmt.Errorf("clean up failed session %s: %w", s.ID, err)
+	}
+	err := r.record(ctx, s, Step{State: cohort.StateFailed, Reason: reason, Message: reason})
+	if cohort.ErrorCode(err) == cohort.ECONFLICT {
+		return Result{Requeue: true}, nil
+	}
+	return Result{}, err
+}
+
+// Pending returns the sessions that need a look: every session that is
+// not at rest, and ended sessions the driver still runs something for.
+// Processes of sessions the store does not know at all are stopped here.
+func (r *Reconciler) Pending(ctx context.Context) ([]string, error) {
+	active, err := r.store.ListSessions(ctx, cohort.SessionFilter{States: []cohort.SessionState{
+		cohort.StateRequested, cohort.StateProvisioning, cohort.StateReady, cohort.StateStopping,
+	}})
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, s := range active {
+		ids = append(ids, s.ID)
+	}
+	running, err := r.driver.List(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list driver instances: %w", err)
+	}
+	for _, id := range running {
+		if slices.Contains(ids, id) {
+			continue
+		}
+		_, err := r.store.GetSession(ctx, id)
+		switch cohort.ErrorCode(err) {
+		case "":
+			ids = append(ids, id) // ended, yet something runs: Plan stops it
+		case cohort.ENOTFOUND:
+			r.log.Warn("stopping a notebook no session owns", "session_id", id)
+			if err := r.driver.Stop(ctx, id); err != nil {
+				return nil, fmt.Errorf("stop orphan %s: %w", id, err)
+			}
+		default:
+			return nil, err
+		}
+	}
+	return ids, nil
+}

@@ -1,0 +1,25 @@
+#!/bin/sh
+# Installs the Debian packages cohort's local driver and tests need, if
+# they are missing. Safe to run again: it does nothing when all is there.
+set -eu
+
+missing=""
+[ -x /usr/bin/jupyter-notebook ] || missing="$missing jupyter-notebook"
+/usr/bin/python3 -c 'import ipykernel' 2>/dev/null || missing="$missing python3-ipykernel"
+command -v pgrep >/dev/null 2>&1 || missing="$missing procps"
+
+[ -z "$missing" ] && exit 0
+
+echo "cohort: installing Debian packages:$missing" >&2
+if [ "$(id -u)" -eq 0 ]; then
+	sudo=""
+elif command -v sudo >/dev/null 2>&1; then
+	sudo="sudo"
+else
+	echo "cohort: need root to install:$missing (apt-get install$missing)" >&2
+	exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+# shellcheck disable=SC2086 # the package list is meant to split
+$sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null

@@ -1,0 +1,75 @@
+package cohort
+
+import "time"
+
+// SessionState is where a session is in its life. The state also carries
+// intent: requested, provisioning and ready want a running notebook;
+// stopping wants none; stopped and failed are at rest.
+type SessionState string
+
+// The states of a session.
+const (
+	StateRequested    SessionState = "requested"
+	StateProvisioning SessionState = "provisioning"
+	StateReady        SessionState = "ready"
+	StateStopping     SessionState = "stopping"
+	StateStopped      SessionState = "stopped"
+	StateFailed       SessionState = "failed"
+)
+
+// Active reports whether the session holds (or will hold) a notebook: the
+// one active session a participant may have in a class.
+func (s SessionState) Active() bool {
+	return s != StateStopped && s != StateFailed
+}
+
+// WantsRunning reports whether the session should have a running notebook.
+func (s SessionState) WantsRunning() bool {
+	return s == StateRequested || s == StateProvisioning || s == StateReady
+}
+
+// Session is one participant's notebook runtime in one class.
+type Session struct {
+	ID      string       `json:"id"`
+	ClassID string       `json:"class_id"`
+	UserID  string       `json:"user_id"`
+	State   SessionState `json:"state"`
+	// Reason says why the session is in its state (why it failed or stopped).
+	Reason string `json:"reason,omitempty"`
+	// Driver is the provisioner driver that runs the notebook.
+	Driver string `json:"driver"`
+	// Address is where the driver's notebook listens (scheme://host:port),
+	// reached only by cohort's proxy.
+	Address string `json:"-"`
+	// NotebookToken is the Jupyter token cohort's proxy adds to every
+	// request. It never leaves the server.
+	NotebookToken string `json:"-"`
+
+	CreatedAt      time.Time  `json:"created_at"`
+	StateChangedAt time.Time  `json:"state_changed_at"`
+	ReadyAt        *time.Time `json:"ready_at,omitempty"`
+	EndedAt        *time.Time `json:"ended_at,omitempty"`
+	// Version increases with every change; updates compare it to catch
+	// concurrent writers.
+	Version int64 `json:"-"`
+}
+
+// BasePath is the proxy path under which the session's notebook is served.
+func (s *Session) BasePath() string { return "/s/" + s.ID + "/" }
+
+// Event is one step in a session's progress, as shown to its participant.
+type Event struct {
+	ID        int64        `json:"id"`
+	SessionID string       `json:"session_id"`
+	Time      time.Time    `json:"time"`
+	State     SessionState `json:"state"`
+	Message   string       `json:"message"`
+}
+
+// SessionFilter selects sessions in ListSessions. Empty fields match all.
+type SessionFilter struct {
+	ClassID string
+	UserID  string
+	// States, if set, keeps only sessions in one of them.
+	States []SessionState
+}

@@ -1,0 +1,125 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+
+	"github.com/cohortdev/cohort"
+)
+
+const classColumns = `id, name, owner_id, runtime, policy, created_at, updated_at`
+
+func scanClass(row interface{ Scan(...any) error }) (*cohort.Class, error) {
+	var c cohort.Class
+	var runtime, policy string
+	var created, updated int64
+	if err := row.Scan(&c.ID, &c.Name, &c.OwnerID, &runtime, &policy, &created, &updated); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal([]byte(runtime), &c.Runtime); err != nil {
+		return nil, fmt.Errorf("class %s runtime: %w", c.ID, err)
+	}
+	if err := json.Unmarshal([]byte(policy), &c.Policy); err != nil {
+		return nil, fmt.Errorf("class %s policy: %w", c.ID, err)
+	}
+	c.CreatedAt, c.UpdatedAt = fromMicros(created), fromMicros(updated)
+	return &c, nil
+}
+
+func classJSON(c *cohort.Class) (runtime, policy string, err error) {
+	r, err := json.Marshal(c.Runtime)
+	if err != nil {
+		return "", "", err
+	}
+	p, err := json.Marshal(c.Policy)
+	return string(r), string(p), err
+}
+
+// CreateClass inserts a class, setting its ID and times.
+func (s *Store) CreateClass(ctx context.Context, c *cohort.Class) error {
+	if c.ID == "" {
+		c.ID = cohort.NewID("cls")
+	}
+	c.CreatedAt = s.Now().UTC()
+	c.UpdatedAt = c.CreatedAt
+	runtime, policy, err := classJSON(c)
+	if err != nil {
+		return err
+	}
+	_, err = s.db.ExecContext(ctx, `INSERT INTO classes (`+classColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		c.ID, c.Name, c.OwnerID, runtime, policy, micros(c.CreatedAt), micros(c.UpdatedAt))
+	if err != nil {
+		return fmt.Errorf("insert class: %w", err)
+	}
+	return nil
+}
+
+// GetClass returns a class by ID.
+func (s *Store) GetClass(ctx context.Context, id string) (*cohort.Class, error) {
+	c, err := scanClass(s.db.QueryRowContext(ctx, `SELECT `+classColumns+` FROM classes WHERE id = ?`, id))
+	return c, notFound(err, "class %s not found", id)
+}
+
+// ListClasses returns all classes, newest first.
+func (s *Store) ListClasses(ctx context.Context) ([]*cohort.Class, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+classColumns+` FROM classes ORDER BY created_at DESC, id`)
+	if err != nil {
+		return nil, fmt.Errorf("list classes: %w", err)
+	}
+	defer rows.Close()
+	var out []*cohort.Class
+	for rows.Next() {
+		c, err := scanClass(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// UpdateClass writes a class's name, runtime and policy.
+func (s *Store) UpdateClass(ctx context.Context, c *cohort.Class) error {
+	c.UpdatedAt = s.Now().UTC()
+	runtime, policy, err := classJSON(c)
+	if err != nil {
+		return err
+	}
+	res, err := s.db.ExecContext(ctx, `UPDATE classes SET name = ?, runtime = ?, policy = ?, updated_at = ? WHERE id = ?`,
+		c.Name, runtime, policy, micros(c.UpdatedAt), c.ID)
+	if err != nil {
+		return fmt.Errorf("update class: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return cohort.Errorf(cohort.ENOTFOUND, "class %s not found", c.ID)
+	}
+	return nil
+}
+
+// DeleteClass removes a class with no active session, and its history.
+func (s *Store) DeleteClass(ctx context.Context, id string) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		var exists, active int
+		err := tx.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM classes WHERE id = ?),
+			(SELECT count(*) FROM sessions WHERE class_id = ? AND state NOT IN ('stopped', 'failed'))`, id, id).Scan(&exists, &active)
+		switch {
+		case err != nil:
+			return fmt.Errorf("count sessions: %w", err)
+		case exists == 0:
+			return cohort.Errorf(cohort.ENOTFOUND, "class %s not found", id)
+		case active > 0:
+			return cohort.Errorf(cohort.ECONFLICT, "class %s has %d active sessions; stop them before deleting the class", id, active)
+		}
+		for _, q := range []string{
+			`DELETE FROM sessions WHERE class_id = ?`,
+			`DELETE FROM classes WHERE id = ?`,
+		} {
+			if _, err := tx.ExecContext(ctx, q, id); err != nil {
+				return fmt.Errorf("delete class: %w", err)
+			}
+		}
+		return nil
+	})
+}

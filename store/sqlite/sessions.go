@@ -1,0 +1,165 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+
+	"github.com/cohortdev/cohort"
+)
+
+const sessionColumns = `id, class_id, user_id, state, reason, driver, address, notebook_token,
+	created_at, state_changed_at, ready_at, ended_at, version`
+
+const activeStates = `('requested', 'provisioning', 'ready', 'stopping')`
+
+func scanSession(row interface{ Scan(...any) error }) (*cohort.Session, error) {
+	var s cohort.Session
+	var created, changed int64
+	var ready, ended sql.NullInt64
+	err := row.Scan(&s.ID, &s.ClassID, &s.UserID, &s.State, &s.Reason, &s.Driver, &s.Address, &s.NotebookToken,
+		&created, &changed, &ready, &ended, &s.Version)
+	if err != nil {
+		return nil, err
+	}
+	s.CreatedAt, s.StateChangedAt = fromMicros(created), fromMicros(changed)
+	s.ReadyAt, s.EndedAt = fromNullMicros(ready), fromNullMicros(ended)
+	return &s, nil
+}
+
+// StartSession returns the user's active session in the class or inserts s.
+func (s *Store) StartSession(ctx context.Context, sess *cohort.Session, seats int) (*cohort.Session, bool, error) {
+	var active *cohort.Session
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		active, err = scanSession(tx.QueryRowContext(ctx, `SELECT `+sessionColumns+` FROM sessions
+			WHERE class_id = ? AND user_id = ? AND state IN `+activeStates, sess.ClassID, sess.UserID))
+		if err != sql.ErrNoRows {
+			return err
+		}
+		active = nil
+		var used int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM sessions WHERE class_id = ? AND state IN `+activeStates, sess.ClassID).Scan(&used); err != nil {
+			return fmt.Errorf("count seats: %w", err)
+		}
+		if used >= seats {
+			return cohort.Errorf(cohort.ECONFLICT, "the class is full: all %d seats are in use", seats)
+		}
+		now := s.Now().UTC()
+		sess.CreatedAt, sess.StateChangedAt, sess.Version = now, now, 1
+		_, err = tx.ExecContext(ctx, `INSERT INTO sessions (`+sessionColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			sess.ID, sess.ClassID, sess.UserID, sess.State, sess.Reason, sess.Driver, sess.Address, sess.NotebookToken,
+			micros(now), micros(now), nullMicros(sess.ReadyAt), nullMicros(sess.EndedAt), sess.Version)
+		if err != nil {
+			return fmt.Errorf("insert session: %w", err)
+		}
+		return insertEvent(ctx, tx, &cohort.Event{SessionID: sess.ID, Time: now, State: sess.State, Message: "session requested"})
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	if active != nil {
+		return active, false, nil
+	}
+	return sess, true, nil
+}
+
+// GetSession returns a session by ID.
+func (s *Store) GetSession(ctx context.Context, id string) (*cohort.Session, error) {
+	sess, err := scanSession(s.db.QueryRowContext(ctx, `SELECT `+sessionColumns+` FROM sessions WHERE id = ?`, id))
+	return sess, notFound(err, "session %s not found", id)
+}
+
+// ListSessions returns the sessions matching f, newest first.
+func (s *Store) ListSessions(ctx context.Context, f cohort.SessionFilter) ([]*cohort.Session, error) {
+	var where []string
+	var args []any
+	if f.ClassID != "" {
+		where, args = append(where, "class_id = ?"), append(args, f.ClassID)
+	}
+	if f.UserID != "" {
+		where, args = append(where, "user_id = ?"), append(args, f.UserID)
+	}
+	if len(f.States) > 0 {
+		where = append(where, "state IN (?"+strings.Repeat(", ?", len(f.States)-1)+")")
+		for _, st := range f.States {
+			args = append(args, st)
+		}
+	}
+	q := `SELECT ` + sessionColumns + ` FROM sessions`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	rows, err := s.db.QueryContext(ctx, q+" ORDER BY created_at DESC, id", args...)
+	if err != nil {
+		return nil, fmt.Errorf("list sessions: %w", err)
+	}
+	defer rows.Close()
+	var out []*cohort.Session
+	for rows.Next() {
+		sess, err := scanSession(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, sess)
+	}
+	return out, rows.Err()
+}
+
+// UpdateSession writes a session if nobody changed it since it was read.
+func (s *Store) UpdateSession(ctx context.Context, sess *cohort.Session, e *cohort.Event) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE sessions SET state = ?, reason = ?, address = ?, state_changed_at = ?,
+			ready_at = ?, ended_at = ?, version = version + 1 WHERE id = ? AND version = ?`,
+			sess.State, sess.Reason, sess.Address, micros(sess.StateChangedAt),
+			nullMicros(sess.ReadyAt), nullMicros(sess.EndedAt), sess.ID, sess.Version)
+		if err != nil {
+			return fmt.Errorf("update session: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return cohort.Errorf(cohort.ECONFLICT, "session %s changed meanwhile; reload it", sess.ID)
+		}
+		sess.Version++
+		if e == nil {
+			return nil
+		}
+		e.SessionID = sess.ID
+		return insertEvent(ctx, tx, e)
+	})
+}
+
+// AppendEvent records a progress message.
+func (s *Store) AppendEvent(ctx context.Context, e *cohort.Event) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error { return insertEvent(ctx, tx, e) })
+}
+
+func insertEvent(ctx context.Context, tx *sql.Tx, e *cohort.Event) error {
+	err := tx.QueryRowContext(ctx, `INSERT INTO session_events (session_id, time, state, message) VALUES (?, ?, ?, ?) RETURNING id`,
+		e.SessionID, micros(e.Time), e.State, e.Message).Scan(&e.ID)
+	if err != nil {
+		return fmt.Errorf("insert event: %w", err)
+	}
+	return nil
+}
+
+// ListEvents returns a session's events after the given ID, oldest first.
+func (s *Store) ListEvents(ctx context.Context, sessionID string, after int64) ([]*cohort.Event, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, session_id, time, state, message FROM session_events
+		WHERE session_id = ? AND id > ? ORDER BY id LIMIT 1000`, sessionID, after)
+	if err != nil {
+		return nil, fmt.Errorf("list events: %w", err)
+	}
+	defer rows.Close()
+	var out []*cohort.Event
+	for rows.Next() {
+		var e cohort.Event
+		var t int64
+		if err := rows.Scan(&e.ID, &e.SessionID, &t, &e.State, &e.Message); err != nil {
+			return nil, err
+		}
+		e.Time = fromMicros(t)
+		out = append(out, &e)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,129 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/cohortdev/cohort"
+)
+
+const userColumns = `id, email, role, created_at`
+
+func scanUser(row interface{ Scan(...any) error }) (*cohort.User, error) {
+	var u cohort.User
+	var created int64
+	if err := row.Scan(&u.ID, &u.Email, &u.Role, &created); err != nil {
+		return nil, err
+	}
+	u.CreatedAt = fromMicros(created)
+	return &u, nil
+}
+
+// EnsureUser returns the user with that email, creating it with role if new.
+func (s *Store) EnsureUser(ctx context.Context, email string, role cohort.Role) (*cohort.User, error) {
+	email, err := cohort.NormalizeEmail("email", email)
+	if err != nil {
+		return nil, err
+	}
+	if !role.Valid() {
+		return nil, cohort.Invalid("role", "role must be admin, instructor or participant, not %q", role)
+	}
+	_, err = s.db.ExecContext(ctx, `INSERT INTO users (id, email, role, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (email) DO NOTHING`,
+		cohort.NewID("usr"), email, role, micros(s.Now()))
+	if err != nil {
+		return nil, fmt.Errorf("insert user: %w", err)
+	}
+	return s.GetUserByEmail(ctx, email)
+}
+
+// SetUserRole changes a user's role.
+func (s *Store) SetUserRole(ctx context.Context, userID string, role cohort.Role) error {
+	if !role.Valid() {
+		return cohort.Invalid("role", "role must be admin, instructor or participant, not %q", role)
+	}
+	res, err := s.db.ExecContext(ctx, `UPDATE users SET role = ? WHERE id = ?`, role, userID)
+	if err != nil {
+		return fmt.Errorf("update user role: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return cohort.Errorf(cohort.ENOTFOUND, "user %s not found", userID)
+	}
+	return nil
+}
+
+// GetUser returns a user by ID.
+func (s *Store) GetUser(ctx context.Context, id string) (*cohort.User, error) {
+	u, err := scanUser(s.db.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE id = ?`, id))
+	return u, notFound(err, "user %s not found", id)
+}
+
+// GetUserByEmail returns a user by email (case-insensitive).
+func (s *Store) GetUserByEmail(ctx context.Context, email string) (*cohort.User, error) {
+	u, err := scanUser(s.db.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE email = lower(?)`, email))
+	return u, notFound(err, "no user with email %s", email)
+}
+
+// CreateToken stores a new API token by the hash of its secret.
+func (s *Store) CreateToken(ctx context.Context, t *cohort.Token, secretHash string) error {
+	t.CreatedAt = s.Now().UTC()
+	_, err := s.db.ExecContext(ctx, `INSERT INTO api_tokens (id, user_id, name, secret_hash, created_at) VALUES (?, ?, ?, ?, ?)`,
+		t.ID, t.UserID, t.Name, secretHash, micros(t.CreatedAt))
+	if err != nil {
+		return fmt.Errorf("insert token: %w", err)
+	}
+	return nil
+}
+
+// UserByTokenHash returns the owner of a live API token.
+func (s *Store) UserByTokenHash(ctx context.Context, secretHash string) (*cohort.User, error) {
+	u, err := scanUser(s.db.QueryRowContext(ctx, `SELECT u.id, u.email, u.role, u.created_at
+		FROM api_tokens t JOIN users u ON u.id = t.user_id
+		WHERE t.secret_hash = ? AND t.revoked_at IS NULL`, secretHash))
+	return u, unauthorized(err, "the API token is not valid")
+}
+
+// CreateLoginCode stores a one-time browser code for a session.
+func (s *Store) CreateLoginCode(ctx context.Context, codeHash, userID, sessionID string, expires time.Time) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO login_codes (code_hash, user_id, session_id, expires_at) VALUES (?, ?, ?, ?)`,
+		codeHash, userID, sessionID, micros(expires))
+	if err != nil {
+		return fmt.Errorf("insert login code: %w", err)
+	}
+	return nil
+}
+
+// RedeemLoginCode uses up a one-time code.
+func (s *Store) RedeemLoginCode(ctx context.Context, codeHash string) (userID, sessionID string, err error) {
+	now := micros(s.Now())
+	err = s.db.QueryRowContext(ctx, `UPDATE login_codes SET used_at = ?
+		WHERE code_hash = ? AND used_at IS NULL AND expires_at > ?
+		RETURNING user_id, session_id`, now, codeHash, now).Scan(&userID, &sessionID)
+	return userID, sessionID, unauthorized(err, "this link has expired or was already used; ask for a new one")
+}
+
+// CreateBrowserSession stores a browser sign-in by the hash of its cookie.
+func (s *Store) CreateBrowserSession(ctx context.Context, cookieHash, userID string, expires time.Time) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO browser_sessions (cookie_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)`,
+		cookieHash, userID, micros(s.Now()), micros(expires))
+	if err != nil {
+		return fmt.Errorf("insert browser session: %w", err)
+	}
+	return nil
+}
+
+// UserByBrowserSession returns the user of a live browser sign-in.
+func (s *Store) UserByBrowserSession(ctx context.Context, cookieHash string) (*cohort.User, error) {
+	u, err := scanUser(s.db.QueryRowContext(ctx, `SELECT u.id, u.email, u.role, u.created_at
+		FROM browser_sessions b JOIN users u ON u.id = b.user_id
+		WHERE b.cookie_hash = ? AND b.revoked_at IS NULL AND b.expires_at > ?`, cookieHash, micros(s.Now())))
+	return u, unauthorized(err, "your sign-in has expired; open a new link")
+}
+
+func unauthorized(err error, msg string) error {
+	if err == sql.ErrNoRows {
+		return cohort.Errorf(cohort.EUNAUTHORIZED, "%s", msg)
+	}
+	return err
+}

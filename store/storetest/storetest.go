@@ -1,0 +1,394 @@
+// Package storetest is the conformance suite every cohort.Store passes.
+package storetest
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cohortdev/cohort"
+)
+
+// Clock is a settable clock for the store under test.
+type Clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// Advance moves the clock forward.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// NewStore returns an empty store whose time comes from now.
+type NewStore func(t *testing.T, now func() time.Time) cohort.Store
+
+// Run runs the suite against stores made by newStore.
+func Run(t *testing.T, newStore NewStore) {
+	tests := map[string]func(*testing.T, cohort.Store, *Clock){
+		"Users":                  testUsers,
+		"Tokens":                 testTokens,
+		"LoginCodes":             testLoginCodes,
+		"BrowserSessions":        testBrowserSessions,
+		"Classes":                testClasses,
+		"DeleteClass":            testDeleteClass,
+		"StartSession":           testStartSession,
+		"StartSessionSeats":      testStartSessionSeats,
+		"StartSessionConcurrent": testStartSessionConcurrent,
+		"UpdateSession":          testUpdateSession,
+		"ListSessions":           testListSessions,
+		"Events":                 testEvents,
+	}
+	for name, fn := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			clock := &Clock{now: time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)}
+			defer func() {
+				if r := recover(); r != nil {
+					f, ok := r.(failure)
+					if !ok {
+						panic(r)
+					}
+					t.Fatalf("unexpected error: %v", f.err)
+				}
+			}()
+			fn(t, newStore(t, clock.Now), clock)
+		})
+	}
+}
+
+// failure carries an unexpected error from must to Run, which fails the
+// test with it; it keeps the cases free of error plumbing.
+type failure struct{ err error }
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(failure{err})
+	}
+	return v
+}
+
+func wantCode(t *testing.T, err error, code string) {
+	t.Helper()
+	if got := cohort.ErrorCode(err); got != code {
+		t.Fatalf("error = %v (code %q), want code %q", err, got, code)
+	}
+}
+
+func newClass(t *testing.T, s cohort.Store, owner *cohort.User) *cohort.Class {
+	t.Helper()
+	c := cohort.DefaultClass()
+	c.Name, c.OwnerID = "NLP with spaCy", owner.ID
+	if err := s.CreateClass(context.Background(), &c); err != nil {
+		t.Fatal(err)
+	}
+	return &c
+}
+
+func newSession(classID, userID string) *cohort.Session {
+	return &cohort.Session{
+		ID: cohort.NewID("ses"), ClassID: classID, UserID: userID,
+		State: cohort.StateRequested, Driver: "local", NotebookToken: cohort.NewSecret(""),
+	}
+}
+
+func testUsers(t *testing.T, s cohort.Store, _ *Clock) {
+	ctx := context.Background()
+	u := must(s.EnsureUser(ctx, "Ada@Example.com", cohort.RoleInstructor))
+	if u.Email != "ada@example.com" || u.Role != cohort.RoleInstructor || u.ID == "" {
+		t.Fatalf("EnsureUser = %+v", u)
+	}
+	again := must(s.EnsureUser(ctx, "ada@example.com", cohort.RoleParticipant))
+	if again.ID != u.ID || again.Role != cohort.RoleInstructor {
+		t.Fatalf("EnsureUser of an existing email = %+v, want the same user unchanged", again)
+	}
+	if err := s.SetUserRole(ctx, u.ID, cohort.RoleAdmin); err != nil {
+		t.Fatal(err)
+	}
+	if got := must(s.GetUser(ctx, u.ID)); got.Role != cohort.RoleAdmin {
+		t.Fatalf("role after SetUserRole = %s", got.Role)
+	}
+	if got := must(s.GetUserByEmail(ctx, "ADA@example.com")); got.ID != u.ID {
+		t.Fatalf("GetUserByEmail = %+v", got)
+	}
+	_, err := s.GetUser(ctx, "usr_missing")
+	wantCode(t, err, cohort.ENOTFOUND)
+	_, err = s.EnsureUser(ctx, "not an email", cohort.RoleParticipant)
+	wantCode(t, err, cohort.EINVALID)
+	_, err = s.EnsureUser(ctx, "bob@example.com", "root")
+	wantCode(t, err, cohort.EINVALID)
+	wantCode(t, s.SetUserRole(ctx, "usr_missing", cohort.RoleAdmin), cohort.ENOTFOUND)
+}
+
+func testTokens(t *testing.T, s cohort.Store, _ *Clock) {
+	ctx := context.Background()
+	u := must(s.EnsureUser(ctx, "ada@example.com", cohort.RoleParticipant))
+	secret := cohort.NewSecret(cohort.TokenPrefix)
+	tok := &cohort.Token{ID: cohort.NewID("tok"), UserID: u.ID, Name: "laptop"}
+	if err := s.CreateToken(ctx, tok, cohort.HashSecret(secret)); err != nil {
+		t.Fatal(err)
+	}
+	if got := must(s.UserByTokenHash(ctx, cohort.HashSecret(secret))); got.ID != u.ID {
+		t.Fatalf("UserByTokenHash = %+v", got)
+	}
+	_, err := s.UserByTokenHash(ctx, cohort.HashSecret(secret+"x"))
+	wantCode(t, err, cohort.EUNAUTHORIZED)
+	// The store must never match on the secret itself.
+	_, err = s.UserByTokenHash(ctx, secret)
+	wantCode(t, err, cohort.EUNAUTHORIZED)
+}
+
+func testLoginCodes(t *testing.T, s cohort.Store, clock *Clock) {
+	ctx := context.Background()
+	u := must(s.EnsureUser(ctx, "ada@example.com", cohort.RoleParticipant))
+	c := newClass(t, s, u)
+	sess, _ := must2(s.StartSession(ctx, newSession(c.ID, u.ID), 10))
+	if err := s.CreateLoginCode(ctx, "h1", u.ID, sess.ID, clock.Now().Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	userID, sessionID, err := s.RedeemLoginCode(ctx, "h1")
+	if err != nil || userID != u.ID || sessionID != sess.ID {
+		t.Fatalf("RedeemLoginCode = %q, %q, %v", userID, sessionID, err)
+	}
+	_, _, err = s.RedeemLoginCode(ctx, "h1")
+	wantCode(t, err, cohort.EUNAUTHORIZED) // single use
+
+	if err := s.CreateLoginCode(ctx, "h2", u.ID, sess.ID, clock.Now().Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(2 * time.Minute)
+	_, _, err = s.RedeemLoginCode(ctx, "h2")
+	wantCode(t, err, cohort.EUNAUTHORIZED) // expired
+}
+
+func testBrowserSessions(t *testing.T, s cohort.Store, clock *Clock) {
+	ctx := context.Background()
+	u := must(s.EnsureUser(ctx, "ada@example.com", cohort.RoleParticipant))
+	if err := s.CreateBrowserSession(ctx, "c1", u.ID, clock.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if got := must(s.UserByBrowserSession(ctx, "c1")); got.ID != u.ID {
+		t.Fatalf("UserByBrowserSession = %+v", got)
+	}
+	clock.Advance(2 * time.Hour)
+	_, err := s.UserByBrowserSession(ctx, "c1")
+	wantCode(t, err, cohort.EUNAUTHORIZED)
+}
+
+func testClasses(t *testing.T, s cohort.Store, clock *Clock) {
+	ctx := context.Background()
+	owner := must(s.EnsureUser(ctx, "ada@example.com", cohort.RoleInstructor))
+	c := newClass(t, s, owner)
+	got := must(s.GetClass(ctx, c.ID))
+	if got.Name != c.Name || got.OwnerID != owner.ID || got.Runtime.GPUType != "nvidia-tesla-t4" ||
+		got.Policy.IdleTimeout != c.Policy.IdleTimeout || len(got.Runtime.Zones) != 4 || !got.CreatedAt.Equal(clock.Now()) {
+		t.Fatalf("GetClass = %+v, want %+v", got, c)
+	}
+	clock.Advance(time.Minute)
+	ends := clock.Now().Add(3 * time.Hour)
+	got.Name, got.Policy.Seats, got.Policy.EndsAt = "Renamed", 12, &ends
+	if err := s.UpdateClass(ctx, got); err != nil {
+		t.Fatal(err)
+	}
+	upd := must(s.GetClass(ctx, c.ID))
+	if upd.Name != "Renamed" || upd.Policy.Seats != 12 || upd.Policy.EndsAt == nil || !upd.Policy.EndsAt.Equal(ends) || !upd.UpdatedAt.Equal(clock.Now()) {
+		t.Fatalf("after UpdateClass = %+v", upd)
+	}
+	second := newClass(t, s, owner)
+	list := must(s.ListClasses(ctx))
+	if len(list) != 2 || list[0].ID != second.ID {
+		t.Fatalf("ListClasses = %d classes, first %s; want 2, newest (%s) first", len(list), list[0].ID, second.ID)
+	}
+	_, err := s.GetClass(ctx, "cls_missing")
+	wantCode(t, err, cohort.ENOTFOUND)
+	wantCode(t, s.UpdateClass(ctx, &cohort.Class{ID: "cls_missing"}), cohort.ENOTFOUND)
+}
+
+func testDeleteClass(t *testing.T, s cohort.Store, _ *Clock) {
+	ctx := context.Background()
+	u := must(s.EnsureUser(ctx, "ada@example.com", cohort.RoleInstructor))
+	c := newClass(t, s, u)
+	sess, _ := must2(s.StartSession(ctx, newSession(c.ID, u.ID), 10))
+	wantCode(t, s.DeleteClass(ctx, c.ID), cohort.ECONFLICT)
+	sess.State = cohort.StateStopped
+	if err := s.UpdateSession(ctx, sess, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteClass(ctx, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.GetClass(ctx, c.ID)
+	wantCode(t, err, cohort.ENOTFOUND)
+	_, err = s.GetSession(ctx, sess.ID)
+	wantCode(t, err, cohort.ENOTFOUND)
+	wantCode(t, s.DeleteClass(ctx, c.ID), cohort.ENOTFOUND)
+}
+
+func must2[A, B any](a A, b B, err error) (A, B) {
+	if err != nil {
+		panic(failure{err})
+	}
+	return a, b
+}
+
+func testStartSession(t *testing.T, s cohort.Store, _ *Clock) {
+	ctx := context.Background()
+	u := must(s.EnsureUser(ctx, "ada@example.com", cohort.RoleParticipant))
+	c := newClass(t, s, u)
+	first, created := must2(s.StartSession(ctx, newSession(c.ID, u.ID), 10))
+	if !created || first.Version != 1 || first.State != cohort.StateRequested {
+		t.Fatalf("first StartSession = %+v, created %v", first, created)
+	}
+	again, created := must2(s.StartSession(ctx, newSession(c.ID, u.ID), 10))
+	if created || again.ID != first.ID || again.NotebookToken != first.NotebookToken {
+		t.Fatalf("second StartSession = %s (created %v), want the active session %s", again.ID, created, first.ID)
+	}
+	first.State = cohort.StateFailed
+	if err := s.UpdateSession(ctx, first, nil); err != nil {
+		t.Fatal(err)
+	}
+	next, created := must2(s.StartSession(ctx, newSession(c.ID, u.ID), 10))
+	if !created || next.ID == first.ID {
+		t.Fatalf("StartSession after failure = %s (created %v), want a new session", next.ID, created)
+	}
+}
+
+func testStartSessionSeats(t *testing.T, s cohort.Store, _ *Clock) {
+	ctx := context.Background()
+	owner := must(s.EnsureUser(ctx, "ada@example.com", cohort.RoleInstructor))
+	c := newClass(t, s, owner)
+	a := must(s.EnsureUser(ctx, "a@example.com", cohort.RoleParticipant))
+	b := must(s.EnsureUser(ctx, "b@example.com", cohort.RoleParticipant))
+	sa, _ := must2(s.StartSession(ctx, newSession(c.ID, a.ID), 1))
+	_, _, err := s.StartSession(ctx, newSession(c.ID, b.ID), 1)
+	wantCode(t, err, cohort.ECONFLICT)
+	if list := must(s.ListSessions(ctx, cohort.SessionFilter{ClassID: c.ID})); len(list) != 1 {
+		t.Fatalf("a refused start left %d sessions, want 1", len(list))
+	}
+	sa.State = cohort.StateStopped
+	if err := s.UpdateSession(ctx, sa, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, created := must2(s.StartSession(ctx, newSession(c.ID, b.ID), 1)); !created {
+		t.Fatal("a freed seat was not given to the next participant")
+	}
+}
+
+func testStartSessionConcurrent(t *testing.T, s cohort.Store, _ *Clock) {
+	ctx := context.Background()
+	u := must(s.EnsureUser(ctx, "ada@example.com", cohort.RoleParticipant))
+	c := newClass(t, s, u)
+	const n = 8
+	ids := make(chan string, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			sess, _, err := s.StartSession(ctx, newSession(c.ID, u.ID), 10)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			ids <- sess.ID
+		})
+	}
+	wg.Wait()
+	close(ids)
+	seen := map[string]bool{}
+	for id := range ids {
+		seen[id] = true
+	}
+	if len(seen) != 1 {
+		t.Fatalf("%d concurrent starts made %d sessions, want 1", n, len(seen))
+	}
+}
+
+func testUpdateSession(t *testing.T, s cohort.Store, clock *Clock) {
+	ctx := context.Background()
+	u := must(s.EnsureUser(ctx, "ada@example.com", cohort.RoleParticipant))
+	c := newClass(t, s, u)
+	sess, _ := must2(s.StartSession(ctx, newSession(c.ID, u.ID), 10))
+	stale := *sess
+	clock.Advance(time.Second)
+	now := clock.Now()
+	sess.State, sess.Address, sess.StateChangedAt, sess.ReadyAt = cohort.StateReady, "http://127.0.0.1:9", now, &now
+	if err := s.UpdateSession(ctx, sess, &cohort.Event{Time: now, State: cohort.StateReady, Message: "notebook ready"}); err != nil {
+		t.Fatal(err)
+	}
+	if sess.Version != 2 {
+		t.Fatalf("Version after update = %d, want 2", sess.Version)
+	}
+	got := must(s.GetSession(ctx, sess.ID))
+	if got.State != cohort.StateReady || got.Address != "http://127.0.0.1:9" || got.ReadyAt == nil || !got.ReadyAt.Equal(now) || got.Version != 2 {
+		t.Fatalf("GetSession = %+v", got)
+	}
+	stale.State = cohort.StateFailed
+	wantCode(t, s.UpdateSession(ctx, &stale, &cohort.Event{Time: now, Message: "lost"}), cohort.ECONFLICT)
+	events := must(s.ListEvents(ctx, sess.ID, 0))
+	if len(events) != 2 || events[1].Message != "notebook ready" {
+		t.Fatalf("events = %+v, want requested and ready only (a refused update appends nothing)", events)
+	}
+}
+
+func testListSessions(t *testing.T, s cohort.Store, _ *Clock) {
+	ctx := context.Background()
+	a := must(s.EnsureUser(ctx, "a@example.com", cohort.RoleParticipant))
+	b := must(s.EnsureUser(ctx, "b@example.com", cohort.RoleParticipant))
+	c1, c2 := newClass(t, s, a), newClass(t, s, a)
+	sa, _ := must2(s.StartSession(ctx, newSession(c1.ID, a.ID), 10))
+	must2(s.StartSession(ctx, newSession(c1.ID, b.ID), 10))
+	must2(s.StartSession(ctx, newSession(c2.ID, a.ID), 10))
+	sa.State = cohort.StateReady
+	if err := s.UpdateSession(ctx, sa, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name string
+		f    cohort.SessionFilter
+		want int
+	}{
+		{"all", cohort.SessionFilter{}, 3},
+		{"class", cohort.SessionFilter{ClassID: c1.ID}, 2},
+		{"user", cohort.SessionFilter{UserID: a.ID}, 2},
+		{"class and user", cohort.SessionFilter{ClassID: c1.ID, UserID: a.ID}, 1},
+		{"state", cohort.SessionFilter{States: []cohort.SessionState{cohort.StateReady}}, 1},
+		{"states", cohort.SessionFilter{States: []cohort.SessionState{cohort.StateReady, cohort.StateRequested}}, 3},
+		{"none", cohort.SessionFilter{States: []cohort.SessionState{cohort.StateFailed}}, 0},
+	} {
+		if got := must(s.ListSessions(ctx, tt.f)); len(got) != tt.want {
+			t.Errorf("%s: %d sessions, want %d", tt.name, len(got), tt.want)
+		}
+	}
+}
+
+func testEvents(t *testing.T, s cohort.Store, clock *Clock) {
+	ctx := context.Background()
+	u := must(s.EnsureUser(ctx, "ada@example.com", cohort.RoleParticipant))
+	c := newClass(t, s, u)
+	sess, _ := must2(s.StartSession(ctx, newSession(c.ID, u.ID), 10))
+	for _, m := range []string{"starting Jupyter", "waiting for /api/status"} {
+		if err := s.AppendEvent(ctx, &cohort.Event{SessionID: sess.ID, Time: clock.Now(), State: cohort.StateProvisioning, Message: m}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all := must(s.ListEvents(ctx, sess.ID, 0))
+	if len(all) != 3 || all[0].Message != "session requested" || all[2].Message != "waiting for /api/status" {
+		t.Fatalf("events = %+v", all)
+	}
+	rest := must(s.ListEvents(ctx, sess.ID, all[0].ID))
+	if len(rest) != 2 || rest[0].ID != all[1].ID {
+		t.Fatalf("events after %d = %+v", all[0].ID, rest)
+	}
+	if none := must(s.ListEvents(ctx, "ses_other", 0)); len(none) != 0 {
+		t.Fatalf("events of an unknown session = %+v", none)
+	}
+}

@@ -1,0 +1,89 @@
+package cohort
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base32"
+	"encoding/hex"
+	"net/mail"
+	"strings"
+	"time"
+)
+
+// Role is what a user may do across cohort.
+type Role string
+
+// The roles, from most to least powerful.
+const (
+	RoleAdmin       Role = "admin"
+	RoleInstructor  Role = "instructor"
+	RoleParticipant Role = "participant"
+)
+
+// Valid reports whether r is one of the known roles.
+func (r Role) Valid() bool {
+	return r == RoleAdmin || r == RoleInstructor || r == RoleParticipant
+}
+
+// User is a person known to cohort, identified by email.
+type User struct {
+	ID        string    `json:"id"`
+	Email     string    `json:"email"`
+	Role      Role      `json:"role"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// CanTeach reports whether the user may create classes.
+func (u *User) CanTeach() bool { return u.Role == RoleAdmin || u.Role == RoleInstructor }
+
+// NormalizeEmail validates an email address and returns it in lower case.
+func NormalizeEmail(field, email string) (string, error) {
+	email = strings.TrimSpace(email)
+	a, err := mail.ParseAddress(email)
+	if err != nil || a.Address != email || !strings.Contains(email, "@") {
+		return "", Invalid(field, "%q is not an email address", email)
+	}
+	return strings.ToLower(email), nil
+}
+
+// Token is an API token. Only its hash is stored; the secret is shown once,
+// when the token is created.
+type Token struct {
+	ID        string    `json:"id"`
+	UserID    string    `json:"user_id"`
+	Name      string    `json:"name"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Secret prefixes make leaked secrets easy to recognise and to scan for.
+const (
+	TokenPrefix = "cohort_"
+	CodePrefix  = "cohortcode_"
+)
+
+var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// NewID returns a random identifier with the given prefix, e.g. "ses_k3...".
+func NewID(prefix string) string {
+	return prefix + "_" + randomString(10)
+}
+
+// NewSecret returns a random secret with 160 bits of entropy.
+func NewSecret(prefix string) string {
+	return prefix + randomString(20)
+}
+
+func randomString(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand never fails on supported platforms.
+	}
+	return idEncoding.EncodeToString(b)
+}
+
+// HashSecret returns the form in which a secret is stored. Secrets are
+// random and long, so a plain SHA-256 is enough (no salt or stretching).
+func HashSecret(secret string) string {
+	h := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(h[:])
+}
