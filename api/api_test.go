@@ -95,7 +95,9 @@ func (r response) json(t *testing.T, v any) {
 }
 
 func (r response) errorCode() (code, field, message string) {
-	var b struct{ Error struct{ Code, Field, Message string } }
+	var b struct {
+		Error struct{ Code, Field, Message string }
+	}
 	json.Unmarshal(r.body, &b)
 	return b.Error.Code, b.Error.Field, b.Error.Message
 }

@@ -69,8 +69,12 @@ func New(opts Options) *Server {
 	s.engine = gin.New()
 	s.engine.Use(s.recoverer, s.limitBody)
 	s.engine.HandleMethodNotAllowed = true
-	s.engine.NoRoute(func(c *gin.Context) { s.fail(c, cohort.Errorf(cohort.ENOTFOUND, "no such route: %s %s", c.Request.Method, c.Request.URL.Path)) })
-	s.engine.NoMethod(func(c *gin.Context) { s.fail(c, cohort.Errorf(EMETHOD, "%s is not allowed on %s", c.Request.Method, c.Request.URL.Path)) })
+	s.engine.NoRoute(func(c *gin.Context) {
+		s.fail(c, cohort.Errorf(cohort.ENOTFOUND, "no such route: %s %s", c.Request.Method, c.Request.URL.Path))
+	})
+	s.engine.NoMethod(func(c *gin.Context) {
+		s.fail(c, cohort.Errorf(EMETHOD, "%s is not allowed on %s", c.Request.Method, c.Request.URL.Path))
+	})
 	s.routes()
 	return s
 }

@@ -285,10 +285,14 @@ func runKernel(t *testing.T, baseURL, token, sessionID, code string) string {
 			t.Fatalf("kernel channel: %v (printed so far %q)", err, printed.String())
 		}
 		var msg struct {
-			Channel      string
-			Header       struct{ MsgType string `json:"msg_type"` }
-			ParentHeader struct{ MsgID string `json:"msg_id"` } `json:"parent_header"`
-			Content      struct {
+			Channel string
+			Header  struct {
+				MsgType string `json:"msg_type"`
+			}
+			ParentHeader struct {
+				MsgID string `json:"msg_id"`
+			} `json:"parent_header"`
+			Content struct {
 				Text           string
 				ExecutionState string `json:"execution_state"`
 			}

@@ -164,12 +164,12 @@ func (d *Driver) Start(ctx context.Context, spec cohort.NotebookSpec) error {
 	if err != nil {
 		return err
 	}
+	if in != nil && ownedBy(in.PID, d.root, spec.SessionID) {
+		return nil // already running
+	}
 	pids, err := d.procs(spec.SessionID)
 	if err != nil {
 		return err
-	}
-	if in != nil && slices.Contains(pids, in.PID) {
-		return nil // already running
 	}
 	if len(pids) > 0 {
 		// Leftovers of an earlier start (say, kernels of a server that
@@ -240,16 +240,19 @@ func (d *Driver) Inspect(ctx context.Context, spec cohort.NotebookSpec) (cohort.
 	if err != nil {
 		return cohort.Instance{}, err
 	}
-	pids, err := d.procs(spec.SessionID)
-	if err != nil {
-		return cohort.Instance{}, err
-	}
-	switch {
-	case in == nil && len(pids) == 0:
-		return cohort.Instance{State: cohort.InstanceAbsent}, nil
-	case in == nil:
+	if in == nil {
+		pids, err := d.procs(spec.SessionID)
+		if err != nil {
+			return cohort.Instance{}, err
+		}
+		if len(pids) == 0 {
+			return cohort.Instance{State: cohort.InstanceAbsent}, nil
+		}
+		// Leftovers without a recorded server (a crash mid-start): Stop or
+		// the next Start ends them.
 		return cohort.Instance{State: cohort.InstanceStarting, Progress: "cleaning up an earlier start"}, nil
-	case !slices.Contains(pids, in.PID):
+	}
+	if !ownedBy(in.PID, d.root, spec.SessionID) {
 		return cohort.Instance{State: cohort.InstanceExited, Reason: d.exitReason(spec.SessionID)}, nil
 	}
 	addr := fmt.Sprintf("http://127.0.0.1:%d", in.Port)

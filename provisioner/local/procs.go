@@ -53,6 +53,23 @@ func scanProcs(root string) (map[string][]int, error) {
 	return out, nil
 }
 
+// ownedBy reports whether pid is a live process of the given session of
+// the driver rooted at root. It reads one process, not all of them, so
+// that frequent readiness checks stay cheap.
+func ownedBy(pid int, root, sessionID string) bool {
+	dir := "/proc/" + strconv.Itoa(pid)
+	env, err := os.ReadFile(filepath.Join(dir, "environ"))
+	if err != nil || isZombie(dir) {
+		return false
+	}
+	var rootOK, idOK bool
+	for kv := range bytes.SplitSeq(env, []byte{0}) {
+		rootOK = rootOK || string(kv) == envRoot+"="+root
+		idOK = idOK || string(kv) == envSession+"="+sessionID
+	}
+	return rootOK && idOK
+}
+
 // isZombie reports whether the process has exited but not been reaped.
 func isZombie(dir string) bool {
 	stat, err := os.ReadFile(filepath.Join(dir, "stat"))
