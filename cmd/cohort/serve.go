@@ -122,6 +122,7 @@ func (m *Main) Run(ctx context.Context) error {
 	served := make(chan error, 1)
 	go func() { served <- httpServer.Serve(ln) }()
 	log.Info("cohort is serving", "url", "http://"+ln.Addr().String(), "data_dir", m.Config.DataDir, "driver", driver.Name())
+	log.Info("to mint an API token, run on this machine: cohort token create --data-dir " + m.Config.DataDir + " --email YOU@EXAMPLE.ORG --role admin")
 	if m.Ready != nil {
 		m.Ready(ln.Addr().String())
 	}
