@@ -1,0 +1,95 @@
+package cohort_test
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/cohortdev/cohort"
+)
+
+func TestDurationJSON(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		in   string
+		want time.Duration
+		ok   bool
+	}{
+		{`"90m"`, 90 * time.Minute, true},
+		{`"12h"`, 12 * time.Hour, true},
+		{`5400`, 90 * time.Minute, true},
+		{`"soon"`, 0, false},
+		{`true`, 0, false},
+	} {
+		var d cohort.Duration
+		err := json.Unmarshal([]byte(tt.in), &d)
+		if (err == nil) != tt.ok || (tt.ok && d.D() != tt.want) {
+			t.Errorf("Unmarshal(%s) = %s, %v; want %s (ok %v)", tt.in, d, err, tt.want, tt.ok)
+		}
+	}
+	b, _ := json.Marshal(cohort.Duration(90 * time.Minute))
+	if string(b) != `"1h30m0s"` {
+		t.Errorf("Marshal(90m) = %s", b)
+	}
+}
+
+func TestErrorsKeepInternalsInside(t *testing.T) {
+	t.Parallel()
+	user := fmt.Errorf("load: %w", cohort.Invalid("policy.seats", "seats must be at least 1"))
+	if cohort.ErrorCode(user) != cohort.EINVALID || cohort.ErrorMessage(user) != "seats must be at least 1" || cohort.ErrorField(user) != "policy.seats" {
+		t.Errorf("wrapped user error: %s %q %q", cohort.ErrorCode(user), cohort.ErrorMessage(user), cohort.ErrorField(user))
+	}
+	internal := errors.New("database is locked: /var/lib/cohort/cohort.db")
+	if cohort.ErrorCode(internal) != cohort.EINTERNAL || cohort.ErrorMessage(internal) != "Internal error." {
+		t.Errorf("internal error leaks: %s %q", cohort.ErrorCode(internal), cohort.ErrorMessage(internal))
+	}
+	if cohort.ErrorCode(nil) != "" {
+		t.Error("nil has a code")
+	}
+}
+
+func TestNormalizeEmail(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{" Ada@Example.ORG ": "ada@example.org", "a.b+c@x.io": "a.b+c@x.io"} {
+		if got, err := cohort.NormalizeEmail("email", in); err != nil || got != want {
+			t.Errorf("NormalizeEmail(%q) = %q, %v", in, got, err)
+		}
+	}
+	for _, bad := range []string{"", "ada", "Ada <ada@example.org>", "a@b@c"} {
+		if _, err := cohort.NormalizeEmail("email", bad); cohort.ErrorCode(err) != cohort.EINVALID {
+			t.Errorf("NormalizeEmail(%q) = %v, want invalid", bad, err)
+		}
+	}
+}
+
+func TestSessionStates(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		s              cohort.SessionState
+		active, wanted bool
+	}{
+		{cohort.StateRequested, true, true},
+		{cohort.StateProvisioning, true, true},
+		{cohort.StateReady, true, true},
+		{cohort.StateStopping, true, false},
+		{cohort.StateStopped, false, false},
+		{cohort.StateFailed, false, false},
+	} {
+		if tt.s.Active() != tt.active || tt.s.WantsRunning() != tt.wanted {
+			t.Errorf("%s: Active %v WantsRunning %v", tt.s, tt.s.Active(), tt.s.WantsRunning())
+		}
+	}
+}
+
+func TestSecrets(t *testing.T) {
+	t.Parallel()
+	a, b := cohort.NewSecret(cohort.TokenPrefix), cohort.NewSecret(cohort.TokenPrefix)
+	if a == b || len(a) != len(cohort.TokenPrefix)+32 {
+		t.Fatalf("secrets %q %q", a, b)
+	}
+	if h := cohort.HashSecret(a); h == a || len(h) != 64 || h != cohort.HashSecret(a) {
+		t.Fatalf("hash %q", h)
+	}
+}

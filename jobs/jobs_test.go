@@ -1,0 +1,117 @@
+package jobs_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cohortdev/cohort/jobs"
+	"github.com/cohortdev/cohort/provisioner"
+	"github.com/cohortdev/cohort/store/sqlite"
+)
+
+// script is a reconciler that answers each session's passes from a list
+// and records them.
+type script struct {
+	mu      sync.Mutex
+	answers map[string][]answer
+	passes  map[string]int
+	pending []string
+	done    chan string
+}
+
+type answer struct {
+	res provisioner.Result
+	err error
+}
+
+func (s *script) Reconcile(_ context.Context, id string) (provisioner.Result, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := s.passes[id]
+	s.passes[id]++
+	if n < len(s.answers[id]) {
+		return s.answers[id][n].res, s.answers[id][n].err
+	}
+	s.done <- id
+	return provisioner.Result{}, nil
+}
+
+func (s *script) Pending(context.Context) ([]string, error) { return s.pending, nil }
+
+func newQueue(t *testing.T, rec *script) *jobs.Queue {
+	t.Helper()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "cohort.db")
+	db, err := sql.Open("sqlite", sqlite.DSN(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.SetMaxOpenConns(1)
+	t.Cleanup(func() { db.Close() })
+	q, err := jobs.New(ctx, jobs.Options{DB: db, Reconciler: rec, Resync: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stop, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		q.Stop(stop)
+	})
+	return q
+}
+
+func waitDone(t *testing.T, rec *script, want ...string) {
+	t.Helper()
+	left := map[string]bool{}
+	for _, id := range want {
+		left[id] = true
+	}
+	timeout := time.After(30 * time.Second)
+	for len(left) > 0 {
+		select {
+		case id := <-rec.done:
+			delete(left, id)
+		case <-timeout:
+			t.Fatalf("sessions %v never came to rest", left)
+		}
+	}
+}
+
+func TestRequeueAndRetry(t *testing.T) {
+	t.Parallel()
+	rec := &script{
+		answers: map[string][]answer{
+			"ses_wait":  {{res: provisioner.Result{RequeueAfter: 50 * time.Millisecond}}, {res: provisioner.Result{Requeue: true}}},
+			"ses_error": {{err: errors.New("driver hiccup")}},
+		},
+		passes: map[string]int{}, done: make(chan string, 10),
+	}
+	q := newQueue(t, rec)
+	for _, id := range []string{"ses_wait", "ses_error"} {
+		if err := q.Enqueue(context.Background(), id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitDone(t, rec, "ses_wait", "ses_error")
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if rec.passes["ses_wait"] != 3 || rec.passes["ses_error"] != 2 {
+		t.Fatalf("passes = %v, want 3 for the snoozed session and 2 for the failed one", rec.passes)
+	}
+}
+
+func TestStartResumesPendingSessions(t *testing.T) {
+	t.Parallel()
+	rec := &script{answers: map[string][]answer{}, passes: map[string]int{}, done: make(chan string, 10),
+		pending: []string{"ses_a", "ses_b"}}
+	newQueue(t, rec)
+	waitDone(t, rec, "ses_a", "ses_b")
+}
