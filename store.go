@@ -8,17 +8,39 @@ import (
 // Store keeps cohort's state. Implementations: store/sqlite (embedded
 // default). Every implementation passes store/storetest.
 type Store interface {
-	// CreateUser adds a user, or returns the existing user with that email.
+	UserStore
+	CredentialStore
+	ClassStore
+	SessionStore
+	AuditStore
+	// Ping checks that the store answers.
+	Ping(ctx context.Context) error
+}
+
+// UserStore keeps people.
+type UserStore interface {
+	// EnsureUser returns the user with that email, creating it with role
+	// if new (an existing user keeps their role).
 	EnsureUser(ctx context.Context, email string, role Role) (*User, error)
-	// SetUserRole changes a user's role.
 	SetUserRole(ctx context.Context, userID string, role Role) error
+	SetUserHostedDomain(ctx context.Context, userID, domain string) error
 	GetUser(ctx context.Context, id string) (*User, error)
 	GetUserByEmail(ctx context.Context, email string) (*User, error)
+	ListUsers(ctx context.Context) ([]*User, error)
+}
 
+// CredentialStore keeps secrets by their hashes: API tokens, browser
+// sessions, one-time codes, sign-ins in progress.
+type CredentialStore interface {
 	// CreateToken stores the hash of a new API token's secret.
 	CreateToken(ctx context.Context, t *Token, secretHash string) error
 	// UserByTokenHash returns the user owning the live token with that hash.
 	UserByTokenHash(ctx context.Context, secretHash string) (*User, error)
+	ListTokens(ctx context.Context, userID string) ([]*Token, error)
+	GetToken(ctx context.Context, id string) (*Token, error)
+	RevokeToken(ctx context.Context, id string) error
+	// RevokeUserCredentials revokes all tokens and browser sessions of a user.
+	RevokeUserCredentials(ctx context.Context, userID string) (int, error)
 
 	// CreateLoginCode stores a one-time code that opens sessionID in a
 	// browser for userID until expires.
@@ -26,19 +48,64 @@ type Store interface {
 	// RedeemLoginCode uses up a code and returns its user and session. A
 	// used, expired or unknown code is EUNAUTHORIZED.
 	RedeemLoginCode(ctx context.Context, codeHash string) (userID, sessionID string, err error)
-	// CreateBrowserSession stores a browser sign-in by the hash of its cookie.
-	CreateBrowserSession(ctx context.Context, cookieHash, userID string, expires time.Time) error
-	// UserByBrowserSession returns the user of a live browser sign-in.
-	UserByBrowserSession(ctx context.Context, cookieHash string) (*User, error)
 
+	// CreateBrowserSession stores a browser sign-in by the hash of its cookie.
+	CreateBrowserSession(ctx context.Context, cookieHash, userID, csrfToken string, expires time.Time) error
+	// GetBrowserSession returns a live browser sign-in.
+	GetBrowserSession(ctx context.Context, cookieHash string) (*BrowserSession, error)
+	RevokeBrowserSession(ctx context.Context, cookieHash string) error
+
+	// CreateLoginAttempt records a sign-in in progress.
+	CreateLoginAttempt(ctx context.Context, a *LoginAttempt) error
+	// TakeLoginAttempt returns and deletes the attempt with that state: it
+	// can be used once. Unknown or expired is EUNAUTHORIZED.
+	TakeLoginAttempt(ctx context.Context, stateHash string) (*LoginAttempt, error)
+
+	// CreateDeviceCode starts a CLI sign-in: the CLI polls with the device
+	// code (stored hashed); the person approves the short user code.
+	CreateDeviceCode(ctx context.Context, deviceHash, userCode string, expires time.Time) error
+	// ApproveDeviceCode marks a live user code as approved by userID.
+	ApproveDeviceCode(ctx context.Context, userCode, userID string) error
+	// ClaimDeviceCode returns the approving user once, when approved.
+	// Pending is ECONFLICT; unknown, expired or claimed EUNAUTHORIZED.
+	ClaimDeviceCode(ctx context.Context, deviceHash string) (userID string, err error)
+}
+
+// ClassStore keeps classes, their rosters and invites.
+type ClassStore interface {
+	// CreateClass stores a class and puts its owner on the roster as
+	// instructor, in one transaction.
 	CreateClass(ctx context.Context, c *Class) error
 	GetClass(ctx context.Context, id string) (*Class, error)
 	ListClasses(ctx context.Context) ([]*Class, error)
+	// ListClassesFor returns the classes whose roster holds the email.
+	ListClassesFor(ctx context.Context, email string) ([]*Class, error)
 	UpdateClass(ctx context.Context, c *Class) error
 	// DeleteClass removes a class and its ended sessions; a class with an
 	// active session is ECONFLICT.
 	DeleteClass(ctx context.Context, id string) error
 
+	// AddMembers puts emails on a class's roster with role; an existing
+	// member is promoted to instructor but never demoted. It returns how
+	// many emails were new.
+	AddMembers(ctx context.Context, classID string, emails []string, role MemberRole, addedBy string) (int, error)
+	RemoveMember(ctx context.Context, classID, email string) error
+	ListMembers(ctx context.Context, classID string) ([]*Member, error)
+	// MemberRole returns the email's role in the class, or "" if none.
+	MemberRole(ctx context.Context, classID, email string) (MemberRole, error)
+
+	// CreateInvite stores an invite by the hash of its code.
+	CreateInvite(ctx context.Context, inv *Invite, codeHash string) error
+	ListInvites(ctx context.Context, classID string) ([]*Invite, error)
+	RevokeInvite(ctx context.Context, classID, inviteID string) error
+	// RedeemInvite enrolls a user as participant with a live invite code.
+	// An unknown, expired or revoked code, or a hosted domain that does not
+	// match, is EFORBIDDEN with a message saying which.
+	RedeemInvite(ctx context.Context, codeHash string, u *User) (*Invite, error)
+}
+
+// SessionStore keeps sessions and their progress.
+type SessionStore interface {
 	// StartSession returns the caller's active session in the class, or
 	// creates s when there is none (created reports which). A full class is
 	// ECONFLICT. The check and the insert are one transaction.
@@ -54,7 +121,10 @@ type Store interface {
 	AppendEvent(ctx context.Context, e *Event) error
 	// ListEvents returns a session's events with ID > after, oldest first.
 	ListEvents(ctx context.Context, sessionID string, after int64) ([]*Event, error)
+}
 
-	// Ping checks that the store answers.
-	Ping(ctx context.Context) error
+// AuditStore keeps the audit log.
+type AuditStore interface {
+	AppendAudit(ctx context.Context, e *AuditEvent) error
+	ListAudit(ctx context.Context, f AuditFilter) ([]*AuditEvent, error)
 }

@@ -27,10 +27,13 @@ func (r Role) Valid() bool {
 
 // User is a person known to cohort, identified by email.
 type User struct {
-	ID        string    `json:"id"`
-	Email     string    `json:"email"`
-	Role      Role      `json:"role"`
-	CreatedAt time.Time `json:"created_at"`
+	ID    string `json:"id"`
+	Email string `json:"email"`
+	Role  Role   `json:"role"`
+	// HostedDomain is the Google Workspace domain the identity provider
+	// vouched for at the last sign-in (the hd claim), if any.
+	HostedDomain string    `json:"hosted_domain,omitempty"`
+	CreatedAt    time.Time `json:"created_at"`
 }
 
 // CanTeach reports whether the user may create classes.
@@ -49,10 +52,30 @@ func NormalizeEmail(field, email string) (string, error) {
 // Token is an API token. Only its hash is stored; the secret is shown once,
 // when the token is created.
 type Token struct {
-	ID        string    `json:"id"`
-	UserID    string    `json:"user_id"`
-	Name      string    `json:"name"`
-	CreatedAt time.Time `json:"created_at"`
+	ID        string     `json:"id"`
+	UserID    string     `json:"user_id"`
+	Name      string     `json:"name"`
+	CreatedAt time.Time  `json:"created_at"`
+	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+}
+
+// BrowserSession is a signed-in browser. The cookie holds a secret whose
+// hash keys the row; CSRFToken must accompany state-changing requests.
+type BrowserSession struct {
+	User      *User
+	CSRFToken string
+	ExpiresAt time.Time
+}
+
+// LoginAttempt is a sign-in in progress: what the callback must match.
+type LoginAttempt struct {
+	StateHash string
+	Nonce     string
+	// Verifier is the PKCE code verifier.
+	Verifier string
+	// Next is the local path to return to after sign-in.
+	Next      string
+	ExpiresAt time.Time
 }
 
 // Secret prefixes make leaked secrets easy to recognise and to scan for.

@@ -14,6 +14,8 @@ import (
 
 	"github.com/cohortdev/cohort"
 	"github.com/cohortdev/cohort/api"
+	"github.com/cohortdev/cohort/auth"
+	"github.com/cohortdev/cohort/auth/localissuer"
 	"github.com/cohortdev/cohort/store/sqlite"
 )
 
@@ -45,6 +47,7 @@ func (r *recorder) count(id string) int {
 
 type env struct {
 	t      *testing.T
+	issuer *localissuer.Issuer
 	store  *sqlite.Store
 	server *api.Server
 	http   *httptest.Server
@@ -61,9 +64,21 @@ func newEnv(t *testing.T) *env {
 	}
 	t.Cleanup(func() { store.Close() })
 	e := &env{t: t, store: store, queue: &recorder{}, tokens: map[string]string{}, users: map[string]*cohort.User{}}
-	e.server = api.New(api.Options{Store: store, Enqueuer: e.queue, Driver: "local", EventPoll: 10 * time.Millisecond})
-	e.http = httptest.NewServer(e.server)
+	// The server is made after the listener: the local issuer needs its URL.
+	var handler http.Handler
+	e.http = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
 	t.Cleanup(e.http.Close)
+	issuer, err := localissuer.New(e.http.URL+"/local-oidc", func(uri string) bool { return strings.HasPrefix(uri, e.http.URL+"/auth/callback") }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.issuer = issuer
+	e.server = api.New(api.Options{
+		Store: store, Enqueuer: e.queue, Driver: "local", EventPoll: 10 * time.Millisecond,
+		Auth:        auth.New(auth.Options{Issuer: issuer.URL(), ClientID: localissuer.ClientID, Endpoints: issuer.Endpoints()}),
+		LocalIssuer: issuer, LocalIssuerPath: "/local-oidc", Admins: []string{"boss@example.com"},
+	})
+	handler = e.server
 	for name, role := range map[string]cohort.Role{
 		"admin": cohort.RoleAdmin, "teacher": cohort.RoleInstructor, "teacher2": cohort.RoleInstructor,
 		"alice": cohort.RoleParticipant, "bob": cohort.RoleParticipant,
@@ -126,6 +141,7 @@ func (e *env) do(user, method, path, body string) response {
 	return response{resp.StatusCode, resp.Header, b}
 }
 
+// createClass creates a class as user, with alice and bob on its roster.
 func (e *env) createClass(user, body string) *cohort.Class {
 	e.t.Helper()
 	r := e.do(user, "POST", "/v1/classes", body)
@@ -134,6 +150,9 @@ func (e *env) createClass(user, body string) *cohort.Class {
 	}
 	var c cohort.Class
 	r.json(e.t, &c)
+	if r := e.do(user, "POST", "/v1/classes/"+c.ID+"/members", `{"emails": ["alice@example.com", "bob@example.com"]}`); r.status != http.StatusOK {
+		e.t.Fatalf("enroll: %d %s", r.status, r.body)
+	}
 	return &c
 }
 
@@ -239,7 +258,7 @@ func TestClassInput(t *testing.T) {
 		})
 	}
 	var list struct{ Classes []cohort.Class }
-	e.do("alice", "GET", "/v1/classes", "").json(t, &list)
+	e.do("admin", "GET", "/v1/classes", "").json(t, &list)
 	if len(list.Classes) != 2 {
 		t.Fatalf("%d classes exist, want the 2 valid ones (refused input leaves nothing)", len(list.Classes))
 	}
@@ -258,8 +277,11 @@ func TestClassLifecycle(t *testing.T) {
 	if r := e.do("alice", "GET", "/v1/classes/"+c.ID, ""); r.status != http.StatusOK {
 		t.Fatalf("participant reading a class = %d", r.status)
 	}
-	if r := e.do("teacher2", "PATCH", "/v1/classes/"+c.ID, `{"name": "taken"}`); r.status != http.StatusForbidden {
-		t.Fatalf("another instructor changing the class = %d, want 403", r.status)
+	if r := e.do("teacher2", "PATCH", "/v1/classes/"+c.ID, `{"name": "taken"}`); r.status != http.StatusNotFound {
+		t.Fatalf("another instructor changing the class = %d, want 404 (not theirs to see)", r.status)
+	}
+	if r := e.do("alice", "PATCH", "/v1/classes/"+c.ID, `{"name": "mine now"}`); r.status != http.StatusForbidden {
+		t.Fatalf("a participant changing the class = %d, want 403", r.status)
 	}
 	r := e.do("teacher", "PATCH", "/v1/classes/"+c.ID, `{"policy": {"seats": 5}}`)
 	var upd cohort.Class

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"io"
@@ -16,7 +17,17 @@ import (
 // hash is the key of a server-side, revocable browser session.
 const cookieName = "cohort_session"
 
-const userKey = "cohort.user"
+// csrfHeader (or the csrfField form field) must carry the browser
+// session's CSRF token on every state-changing cookie-authenticated request.
+const (
+	csrfHeader = "X-CSRF-Token"
+	csrfField  = "csrf_token"
+)
+
+const (
+	userKey = "cohort.user"
+	csrfKey = "cohort.csrf"
+)
 
 // bearer returns the token of an "Authorization: Bearer" header, or "".
 func bearer(r *http.Request) string {
@@ -27,24 +38,58 @@ func bearer(r *http.Request) string {
 	return ""
 }
 
-// userFromToken resolves an API token; a missing token is EUNAUTHORIZED.
-func (s *Server) userFromToken(r *http.Request) (*cohort.User, error) {
-	tok := bearer(r)
-	if tok == "" {
-		return nil, cohort.Errorf(cohort.EUNAUTHORIZED, "sign in first: send an API token as \"Authorization: Bearer TOKEN\" (see `cohort token create`)")
+// identify returns who sent the request: an API token (scripts, the CLI)
+// or the browser's sign-in cookie. It returns the browser session's CSRF
+// token too ("" for API tokens, which browsers do not send by themselves).
+func (s *Server) identify(r *http.Request) (*cohort.User, string, error) {
+	if tok := bearer(r); tok != "" {
+		u, err := s.store.UserByTokenHash(r.Context(), cohort.HashSecret(tok))
+		return u, "", err
 	}
-	return s.store.UserByTokenHash(r.Context(), cohort.HashSecret(tok))
+	ck, err := r.Cookie(cookieName)
+	if err != nil || ck.Value == "" {
+		return nil, "", cohort.Errorf(cohort.EUNAUTHORIZED, "sign in first (in a browser at /auth/login, or with an API token: \"Authorization: Bearer TOKEN\")")
+	}
+	bs, err := s.store.GetBrowserSession(r.Context(), cohort.HashSecret(ck.Value))
+	if err != nil {
+		return nil, "", err
+	}
+	return bs.User, bs.CSRFToken, nil
 }
 
-// authenticate admits API requests with a valid API token. Cookies are
-// not accepted on the API until it has CSRF protection (sign-in issue).
+// checkCSRF refuses a cookie-authenticated request that changes state
+// without the session's CSRF token: another site can make a browser send
+// the cookie, but cannot read the token.
+func checkCSRF(r *http.Request, want string) error {
+	if want == "" || safeMethod(r.Method) {
+		return nil
+	}
+	got := r.Header.Get(csrfHeader)
+	if got == "" && strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+		got = r.PostFormValue(csrfField)
+	}
+	if subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
+		return cohort.Errorf(cohort.EFORBIDDEN, "missing or wrong CSRF token: reload the page and try again")
+	}
+	return nil
+}
+
+func safeMethod(m string) bool {
+	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions
+}
+
+// authenticate admits requests from a signed-in user.
 func (s *Server) authenticate(c *gin.Context) {
-	u, err := s.userFromToken(c.Request)
+	u, csrf, err := s.identify(c.Request)
+	if err == nil {
+		err = checkCSRF(c.Request, csrf)
+	}
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
 	c.Set(userKey, u)
+	c.Set(csrfKey, csrf)
 	c.Next()
 }
 
@@ -52,8 +97,14 @@ func currentUser(c *gin.Context) *cohort.User {
 	return c.MustGet(userKey).(*cohort.User)
 }
 
+// meView is the signed-in user, with the CSRF token a browser page needs.
+type meView struct {
+	*cohort.User
+	CSRFToken string `json:"csrf_token,omitempty"`
+}
+
 func (s *Server) getMe(c *gin.Context) {
-	c.JSON(http.StatusOK, currentUser(c))
+	c.JSON(http.StatusOK, meView{currentUser(c), c.GetString(csrfKey)})
 }
 
 // decode reads a JSON body into v, refusing unknown fields and trailing

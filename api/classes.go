@@ -44,7 +44,14 @@ func (s *Server) createClass(c *gin.Context) {
 }
 
 func (s *Server) listClasses(c *gin.Context) {
-	classes, err := s.store.ListClasses(c.Request.Context())
+	u := currentUser(c)
+	var classes []*cohort.Class
+	var err error
+	if u.Role == cohort.RoleAdmin {
+		classes, err = s.store.ListClasses(c.Request.Context())
+	} else {
+		classes, err = s.store.ListClassesFor(c.Request.Context(), u.Email)
+	}
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -53,33 +60,21 @@ func (s *Server) listClasses(c *gin.Context) {
 }
 
 func (s *Server) getClass(c *gin.Context) {
-	class, err := s.store.GetClass(c.Request.Context(), c.Param("class"))
+	a, err := s.classFor(c, c.Param("class"))
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, class)
-}
-
-// classForChange loads a class the current user may change.
-func (s *Server) classForChange(c *gin.Context) (*cohort.Class, error) {
-	class, err := s.store.GetClass(c.Request.Context(), c.Param("class"))
-	if err != nil {
-		return nil, err
-	}
-	u := currentUser(c)
-	if u.Role != cohort.RoleAdmin && class.OwnerID != u.ID {
-		return nil, cohort.Errorf(cohort.EFORBIDDEN, "only the class's instructor or an admin can change class %s", class.ID)
-	}
-	return class, nil
+	c.JSON(http.StatusOK, a.class)
 }
 
 func (s *Server) updateClass(c *gin.Context) {
-	class, err := s.classForChange(c)
+	a, err := s.classToTeach(c)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
+	class := a.class
 	in := classInput{Name: class.Name, Runtime: class.Runtime, Policy: class.Policy}
 	if err := decode(c, &in); err != nil {
 		s.fail(c, err)
@@ -98,11 +93,12 @@ func (s *Server) updateClass(c *gin.Context) {
 }
 
 func (s *Server) deleteClass(c *gin.Context) {
-	class, err := s.classForChange(c)
+	a, err := s.classToTeach(c)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
+	class := a.class
 	if err := s.store.DeleteClass(c.Request.Context(), class.ID); err != nil {
 		s.fail(c, err)
 		return

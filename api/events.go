@@ -19,11 +19,12 @@ import (
 // Either way, ?after=ID (or the Last-Event-ID header of a reconnecting
 // EventSource) skips events already seen.
 func (s *Server) sessionEvents(c *gin.Context) {
-	sess, err := s.sessionFor(c)
+	a, err := s.session(c)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
+	sess := a.session
 	after, err := eventCursor(c)
 	if err != nil {
 		s.fail(c, err)

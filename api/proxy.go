@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -15,9 +16,6 @@ import (
 
 // codeParam carries a one-time "open in browser" code on a proxy URL.
 const codeParam = "cohort_code"
-
-// browserSessionTTL bounds a browser sign-in made from a one-time link.
-const browserSessionTTL = 12 * time.Hour
 
 func isProxyPath(p string) bool { return strings.HasPrefix(p, "/s/") }
 
@@ -47,20 +45,19 @@ func (p *notebookProxy) serve(c *gin.Context) {
 		p.redeem(c, id, code)
 		return
 	}
-	u, err := p.user(c.Request)
+	// The proxy is for browsers and scripts alike; CSRF does not apply:
+	// the cookie is SameSite=Lax and the notebook runs its own XSRF check.
+	u, _, err := s.identify(c.Request)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	sess, err := s.store.GetSession(c.Request.Context(), id)
+	a, err := s.sessionFor(c.Request.Context(), u, id)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	if sess.UserID != u.ID {
-		s.fail(c, cohort.Errorf(cohort.ENOTFOUND, "session %s not found", id))
-		return
-	}
+	sess := a.session
 	switch {
 	case !sess.State.Active():
 		s.fail(c, cohort.Errorf(cohort.ECONFLICT, "session %s has ended (%s); start a new one", id, sess.State))
@@ -73,6 +70,9 @@ func (p *notebookProxy) serve(c *gin.Context) {
 	if isWebSocket(c.Request) && !sameOrigin(c.Request) {
 		s.fail(c, cohort.Errorf(cohort.EFORBIDDEN, "cross-origin WebSocket refused"))
 		return
+	}
+	if !a.owner {
+		p.recordEntry(c, u, sess)
 	}
 	target, err := url.Parse(sess.Address)
 	if err != nil {
@@ -101,16 +101,21 @@ func (p *notebookProxy) serve(c *gin.Context) {
 	rp.ServeHTTP(c.Writer, c.Request)
 }
 
-// user accepts an API token (scripts, the CLI) or the browser cookie.
-func (p *notebookProxy) user(r *http.Request) (*cohort.User, error) {
-	if bearer(r) != "" {
-		return p.s.userFromToken(r)
+// recordEntry tells the audit log and the participant (in their session's
+// events) that an instructor or admin entered their notebook.
+func (p *notebookProxy) recordEntry(c *gin.Context, u *cohort.User, sess *cohort.Session) {
+	s := p.s
+	now := s.now()
+	if !s.entries.first(u.ID, sess.ID, now) {
+		return
 	}
-	ck, err := r.Cookie(cookieName)
-	if err != nil || ck.Value == "" {
-		return nil, cohort.Errorf(cohort.EUNAUTHORIZED, "sign in first: open the notebook with the link from `cohort session open`")
+	ctx := c.Request.Context()
+	s.audit(ctx, u, cohort.AuditEvent{Action: cohort.AuditSessionEntered, ClassID: sess.ClassID, SessionID: sess.ID, Subject: sess.UserID})
+	err := s.store.AppendEvent(context.WithoutCancel(ctx), &cohort.Event{SessionID: sess.ID, Time: now.UTC(), State: sess.State,
+		Message: string(u.Role) + " " + u.Email + " opened this notebook"})
+	if err != nil {
+		s.log.Error("record notebook entry", "session_id", sess.ID, "error", err)
 	}
-	return p.s.store.UserByBrowserSession(r.Context(), cohort.HashSecret(ck.Value))
 }
 
 // redeem turns a one-time code into a browser sign-in cookie and sends the
@@ -129,15 +134,11 @@ func (p *notebookProxy) redeem(c *gin.Context, id, code string) {
 		return
 	}
 	secret := cohort.NewSecret("")
-	if err := s.store.CreateBrowserSession(ctx, cohort.HashSecret(secret), userID, s.now().Add(browserSessionTTL)); err != nil {
+	if err := s.store.CreateBrowserSession(ctx, cohort.HashSecret(secret), userID, cohort.NewSecret(""), s.now().Add(browserTTL)); err != nil {
 		s.fail(c, err)
 		return
 	}
-	http.SetCookie(c.Writer, &http.Cookie{
-		Name: cookieName, Value: secret, Path: "/", MaxAge: int(browserSessionTTL.Seconds()),
-		HttpOnly: true, SameSite: http.SameSiteLaxMode,
-		Secure: c.Request.TLS != nil || strings.HasPrefix(s.publicURL, "https://"),
-	})
+	s.setCookie(c, cookieName, secret, "/", browserTTL)
 	u := *c.Request.URL
 	q := u.Query()
 	q.Del(codeParam)

@@ -205,7 +205,7 @@ func TestOpenLinkSignsBrowserIn(t *testing.T) {
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("reusing the link = %d, want 401", resp.StatusCode)
 	}
-	// The cookie is for the proxy only: the API wants a token.
+	// On the API the cookie reads, but changes nothing without the CSRF token.
 	req, _ := http.NewRequest("GET", e.http.URL+"/v1/me", nil)
 	req.AddCookie(cookies[0])
 	resp, err = http.DefaultClient.Do(req)
@@ -213,8 +213,18 @@ func TestOpenLinkSignsBrowserIn(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusUnauthorized {
-		t.Fatalf("cookie on the API = %d, want 401", resp.StatusCode)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("cookie GET on the API = %d, want 200", resp.StatusCode)
+	}
+	req, _ = http.NewRequest("POST", e.http.URL+"/v1/sessions/"+s.ID+"/stop", nil)
+	req.AddCookie(cookies[0])
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("cookie POST without CSRF token = %d, want 403", resp.StatusCode)
 	}
 	// A link of one session does not open another.
 	other := e.createClass("teacher", `{"name": "Other"}`)

@@ -13,6 +13,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/cohortdev/cohort"
+	"github.com/cohortdev/cohort/auth"
 )
 
 // Enqueuer asks the provisioner to look at a session soon.
@@ -24,6 +25,14 @@ type Enqueuer interface {
 type Options struct {
 	Store    cohort.Store
 	Enqueuer Enqueuer
+	// Auth signs browsers in with OpenID Connect.
+	Auth *auth.RelyingParty
+	// LocalIssuer, if set, is served under LocalIssuerPath: the embedded
+	// sign-in for one machine.
+	LocalIssuer     http.Handler
+	LocalIssuerPath string
+	// Admins are emails that become admins when they sign in.
+	Admins []string
 	// Driver names the provisioner driver new sessions use.
 	Driver string
 	// PublicURL is how browsers reach cohort (e.g. https://cohort.example.org);
@@ -40,6 +49,9 @@ type Options struct {
 type Server struct {
 	store     cohort.Store
 	enqueuer  Enqueuer
+	auth      *auth.RelyingParty
+	admins    []string
+	entries   entryLog
 	driver    string
 	publicURL string
 	log       *slog.Logger
@@ -52,7 +64,7 @@ type Server struct {
 // New returns a Server with its routes.
 func New(opts Options) *Server {
 	s := &Server{
-		store: opts.Store, enqueuer: opts.Enqueuer, driver: opts.Driver,
+		store: opts.Store, enqueuer: opts.Enqueuer, auth: opts.Auth, admins: normalizeAdmins(opts.Admins), driver: opts.Driver,
 		publicURL: opts.PublicURL, log: opts.Logger, now: opts.Now, eventPoll: opts.EventPoll,
 	}
 	if s.log == nil {
@@ -75,8 +87,18 @@ func New(opts Options) *Server {
 	s.engine.NoMethod(func(c *gin.Context) {
 		s.fail(c, cohort.Errorf(EMETHOD, "%s is not allowed on %s", c.Request.Method, c.Request.URL.Path))
 	})
-	s.routes()
+	s.routes(opts.LocalIssuer, opts.LocalIssuerPath)
 	return s
+}
+
+func normalizeAdmins(emails []string) []string {
+	var out []string
+	for _, e := range emails {
+		if n, err := cohort.NormalizeEmail("admins", e); err == nil {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // ServeHTTP makes Server an http.Handler.
@@ -94,20 +116,59 @@ func (s *Server) Routes() []Route {
 	return out
 }
 
-func (s *Server) routes() {
+func (s *Server) routes(localIssuer http.Handler, localIssuerPath string) {
 	r := s.engine
 	r.GET("/healthz", s.healthz)
 	r.GET("/readyz", s.readyz)
 	r.GET("/v1/openapi.json", s.openAPI)
 
+	// Browser pages and the sign-in flow.
+	r.GET("/", s.home)
+	r.GET("/auth/login", s.login)
+	r.GET(callbackPath, s.callback)
+	r.POST("/auth/logout", s.logout)
+	r.GET("/auth/device", s.devicePage)
+	r.POST("/auth/device", s.deviceApprove)
+	r.GET("/join/:code", s.joinPage)
+	r.POST("/join/:code", s.joinSubmit)
+	if localIssuer != nil {
+		h, p := gin.WrapH(localIssuer), localIssuerPath
+		r.GET(p+"/.well-known/openid-configuration", h)
+		r.GET(p+"/jwks", h)
+		r.GET(p+"/authorize", h)
+		r.POST(p+"/authorize", h)
+		r.POST(p+"/token", h)
+	}
+
+	// CLI sign-in: anonymous by nature; the device code is the credential.
+	r.POST("/v1/auth/device", s.startDevice)
+	r.POST("/v1/auth/device/token", s.deviceToken)
+
 	v1 := r.Group("/v1", s.authenticate)
 	v1.GET("/me", s.getMe)
+	v1.GET("/users", s.listUsers)
+	v1.PUT("/users/:user/role", s.setRole)
+	v1.POST("/users/:user/revoke", s.revokeUser)
+	v1.GET("/tokens", s.listTokens)
+	v1.POST("/tokens", s.createToken)
+	v1.DELETE("/tokens/:token", s.revokeToken)
+	v1.GET("/audit", s.listAudit)
+	v1.POST("/join", s.join)
+
 	v1.POST("/classes", s.createClass)
 	v1.GET("/classes", s.listClasses)
 	v1.GET("/classes/:class", s.getClass)
 	v1.PATCH("/classes/:class", s.updateClass)
 	v1.DELETE("/classes/:class", s.deleteClass)
+	v1.GET("/classes/:class/members", s.listMembers)
+	v1.POST("/classes/:class/members", s.addMembers)
+	v1.DELETE("/classes/:class/members/:email", s.removeMember)
+	v1.GET("/classes/:class/invites", s.listInvites)
+	v1.POST("/classes/:class/invites", s.createInvite)
+	v1.DELETE("/classes/:class/invites/:invite", s.revokeInvite)
+	v1.GET("/classes/:class/audit", s.classAudit)
 	v1.POST("/classes/:class/sessions", s.startSession)
+
 	v1.GET("/sessions", s.listSessions)
 	v1.GET("/sessions/:session", s.getSession)
 	v1.POST("/sessions/:session/stop", s.stopSession)

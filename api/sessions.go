@@ -40,17 +40,19 @@ func (s *Server) baseURL(c *gin.Context) string {
 func (s *Server) startSession(c *gin.Context) {
 	ctx := c.Request.Context()
 	u := currentUser(c)
-	class, err := s.store.GetClass(ctx, c.Param("class"))
+	a, err := s.classFor(c, c.Param("class"))
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
+	class := a.class
 	now := s.now()
 	if end := class.Policy.EndsAt; end != nil && !now.Before(*end) {
 		s.fail(c, cohort.Errorf(cohort.ECONFLICT, "class %q ended at %s", class.Name, end.Format(time.RFC3339)))
 		return
 	}
-	if begin := class.Policy.StartsAt; begin != nil && now.Before(*begin) && u.Role == cohort.RoleParticipant {
+	// Instructors may start before the class opens, to check the runtime.
+	if begin := class.Policy.StartsAt; begin != nil && now.Before(*begin) && !a.teaches() {
 		s.fail(c, cohort.Errorf(cohort.ECONFLICT, "class %q opens at %s", class.Name, begin.Format(time.RFC3339)))
 		return
 	}
@@ -81,36 +83,38 @@ func (s *Server) startSession(c *gin.Context) {
 	c.JSON(status, s.view(c, sess))
 }
 
-// sessionFor loads a session the current user may see: their own, or any
-// for an admin. Others' sessions are reported as not found, so that their
-// existence does not leak.
-func (s *Server) sessionFor(c *gin.Context) (*cohort.Session, error) {
-	id := c.Param("session")
-	sess, err := s.store.GetSession(c.Request.Context(), id)
-	if err != nil {
-		return nil, err
-	}
-	u := currentUser(c)
-	if sess.UserID != u.ID && u.Role != cohort.RoleAdmin {
-		return nil, cohort.Errorf(cohort.ENOTFOUND, "session %s not found", id)
-	}
-	return sess, nil
+// session loads the session named in the path for the current user.
+func (s *Server) session(c *gin.Context) (sessionAccess, error) {
+	return s.sessionFor(c.Request.Context(), currentUser(c), c.Param("session"))
 }
 
 func (s *Server) getSession(c *gin.Context) {
-	sess, err := s.sessionFor(c)
+	a, err := s.session(c)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, s.view(c, sess))
+	c.JSON(http.StatusOK, s.view(c, a.session))
 }
 
+// listSessions lists the caller's sessions; with class_id, an instructor
+// of the class (or an admin) gets every session of the class; with
+// all=true, an admin gets everyone's.
 func (s *Server) listSessions(c *gin.Context) {
 	u := currentUser(c)
 	f := cohort.SessionFilter{ClassID: c.Query("class_id"), UserID: u.ID}
-	if u.Role == cohort.RoleAdmin && c.Query("all") == "true" {
+	switch {
+	case u.Role == cohort.RoleAdmin && (c.Query("all") == "true" || f.ClassID != ""):
 		f.UserID = ""
+	case f.ClassID != "":
+		role, err := s.store.MemberRole(c.Request.Context(), f.ClassID, u.Email)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		if role == cohort.MemberInstructor {
+			f.UserID = ""
+		}
 	}
 	if st := c.Query("state"); st != "" {
 		switch state := cohort.SessionState(st); state {
@@ -137,18 +141,23 @@ func (s *Server) stopSession(c *gin.Context) {
 	ctx := c.Request.Context()
 	u := currentUser(c)
 	for range 5 { // a concurrent reconcile step may win the version race
-		sess, err := s.sessionFor(c)
+		a, err := s.session(c)
 		if err != nil {
 			s.fail(c, err)
 			return
 		}
+		sess := a.session
 		if !sess.State.WantsRunning() { // already stopping or ended
 			c.JSON(http.StatusOK, s.view(c, sess))
 			return
 		}
 		now := s.now().UTC()
-		sess.State, sess.StateChangedAt, sess.Reason = cohort.StateStopping, now, "stopped by "+u.Email
-		err = s.store.UpdateSession(ctx, sess, &cohort.Event{Time: now, State: sess.State, Message: "stop requested by " + u.Email})
+		who := u.Email
+		if !a.owner {
+			who = "instructor " + u.Email
+		}
+		sess.State, sess.StateChangedAt, sess.Reason = cohort.StateStopping, now, "stopped by "+who
+		err = s.store.UpdateSession(ctx, sess, &cohort.Event{Time: now, State: sess.State, Message: "stop requested by " + who})
 		if cohort.ErrorCode(err) == cohort.ECONFLICT {
 			continue
 		}
@@ -158,6 +167,9 @@ func (s *Server) stopSession(c *gin.Context) {
 		}
 		if err := s.enqueuer.Enqueue(ctx, sess.ID); err != nil {
 			s.log.Error("enqueue session", "session_id", sess.ID, "error", err)
+		}
+		if !a.owner {
+			s.audit(ctx, u, cohort.AuditEvent{Action: cohort.AuditSessionStopped, ClassID: sess.ClassID, SessionID: sess.ID, Subject: sess.UserID})
 		}
 		s.log.Info("session stop requested", "session_id", sess.ID, "user_id", u.ID)
 		c.JSON(http.StatusAccepted, s.view(c, sess))
@@ -171,17 +183,16 @@ const loginCodeTTL = 2 * time.Minute
 
 // openSession returns a one-time link that signs a browser in and opens
 // the notebook, for clients (the CLI) that hold an API token.
+//
+// Instructors of the class may open a participant's notebook to help; the
+// proxy records that visibly when they enter.
 func (s *Server) openSession(c *gin.Context) {
-	sess, err := s.sessionFor(c)
+	a, err := s.session(c)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	u := currentUser(c)
-	if sess.UserID != u.ID {
-		s.fail(c, cohort.Errorf(cohort.EFORBIDDEN, "only the session's participant can open its notebook"))
-		return
-	}
+	sess, u := a.session, currentUser(c)
 	code := cohort.NewSecret(cohort.CodePrefix)
 	expires := s.now().Add(loginCodeTTL)
 	if err := s.store.CreateLoginCode(c.Request.Context(), cohort.HashSecret(code), u.ID, sess.ID, expires); err != nil {

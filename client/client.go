@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/cohortdev/cohort"
 )
@@ -211,4 +212,123 @@ func (c *Client) FollowEvents(ctx context.Context, id string, after int64, fn fu
 		return fmt.Errorf("event stream: %w", err)
 	}
 	return ctx.Err()
+}
+
+// AddMembers puts emails on a class's roster as participants or instructors.
+func (c *Client) AddMembers(ctx context.Context, classID string, emails []string, role cohort.MemberRole) (added int, err error) {
+	var out struct{ Added int }
+	_, err = c.do(ctx, http.MethodPost, "/v1/classes/"+url.PathEscape(classID)+"/members", map[string]any{"emails": emails, "role": role}, &out)
+	return out.Added, err
+}
+
+// AddMembersCSV uploads a CSV roster (a column headed "email", or emails
+// in the first column).
+func (c *Client) AddMembersCSV(ctx context.Context, classID string, csv io.Reader) (added int, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.BaseURL+"/v1/classes/"+url.PathEscape(classID)+"/members", csv)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "text/csv")
+	c.authorize(req)
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("cannot reach cohort at %s: %w", c.BaseURL, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, decodeError(resp)
+	}
+	var out struct{ Added int }
+	return out.Added, json.NewDecoder(resp.Body).Decode(&out)
+}
+
+// ListMembers returns a class's roster.
+func (c *Client) ListMembers(ctx context.Context, classID string) ([]cohort.Member, error) {
+	var out struct{ Members []cohort.Member }
+	_, err := c.do(ctx, http.MethodGet, "/v1/classes/"+url.PathEscape(classID)+"/members", nil, &out)
+	return out.Members, err
+}
+
+// Invite is a new invite link with its one-time-shown code.
+type Invite struct {
+	Invite cohort.Invite
+	Code   string
+	URL    string
+}
+
+// CreateInvite makes an invite link for a class.
+func (c *Client) CreateInvite(ctx context.Context, classID string, expiresIn time.Duration, domain string) (*Invite, error) {
+	var out Invite
+	in := map[string]any{"domain": domain}
+	if expiresIn > 0 {
+		in["expires_in"] = expiresIn.String()
+	}
+	_, err := c.do(ctx, http.MethodPost, "/v1/classes/"+url.PathEscape(classID)+"/invites", in, &out)
+	return &out, err
+}
+
+// Join enrolls the caller with an invite code.
+func (c *Client) Join(ctx context.Context, code string) (*cohort.Class, error) {
+	var cl cohort.Class
+	_, err := c.do(ctx, http.MethodPost, "/v1/join", map[string]string{"code": code}, &cl)
+	return &cl, err
+}
+
+// ListTokens returns the caller's API tokens.
+func (c *Client) ListTokens(ctx context.Context) ([]cohort.Token, error) {
+	var out struct{ Tokens []cohort.Token }
+	_, err := c.do(ctx, http.MethodGet, "/v1/tokens", nil, &out)
+	return out.Tokens, err
+}
+
+// RevokeToken revokes an API token.
+func (c *Client) RevokeToken(ctx context.Context, id string) error {
+	_, err := c.do(ctx, http.MethodDelete, "/v1/tokens/"+url.PathEscape(id), nil, nil)
+	return err
+}
+
+// ListAudit returns audit events, of one class or (admins) all.
+func (c *Client) ListAudit(ctx context.Context, classID string, limit int) ([]cohort.AuditEvent, error) {
+	path := "/v1/audit"
+	if classID != "" {
+		path = "/v1/classes/" + url.PathEscape(classID) + "/audit"
+	}
+	var out struct{ Events []cohort.AuditEvent }
+	_, err := c.do(ctx, http.MethodGet, path+"?limit="+strconv.Itoa(limit), nil, &out)
+	return out.Events, err
+}
+
+// DeviceLogin is a CLI sign-in in progress.
+type DeviceLogin struct {
+	DeviceCode              string `json:"device_code"`
+	UserCode                string `json:"user_code"`
+	VerificationURI         string `json:"verification_uri"`
+	VerificationURIComplete string `json:"verification_uri_complete"`
+	ExpiresIn               int    `json:"expires_in"`
+	Interval                int    `json:"interval"`
+}
+
+// StartLogin begins a CLI sign-in; no token is needed.
+func (c *Client) StartLogin(ctx context.Context) (*DeviceLogin, error) {
+	var d DeviceLogin
+	_, err := c.do(ctx, http.MethodPost, "/v1/auth/device", nil, &d)
+	return &d, err
+}
+
+// FinishLogin polls until the sign-in is approved (returning a new API
+// token and its ID), refused, expired, or ctx ends.
+func (c *Client) FinishLogin(ctx context.Context, d *DeviceLogin, tokenName string) (token, id string, err error) {
+	interval := time.Duration(max(d.Interval, 1)) * time.Second
+	for {
+		var out struct{ Token, ID string }
+		_, err := c.do(ctx, http.MethodPost, "/v1/auth/device/token", map[string]string{"device_code": d.DeviceCode, "name": tokenName}, &out)
+		if cohort.ErrorCode(err) != cohort.ECONFLICT {
+			return out.Token, out.ID, err
+		}
+		select {
+		case <-ctx.Done():
+			return "", "", ctx.Err()
+		case <-time.After(interval):
+		}
+	}
 }

@@ -14,7 +14,7 @@ func newClassCmd() *cobra.Command {
 	var cf clientFlags
 	cmd := &cobra.Command{Use: "class", Short: "Create and inspect classes"}
 	cf.register(cmd)
-	cmd.AddCommand(newClassCreateCmd(&cf), &cobra.Command{
+	cmd.AddCommand(newClassCreateCmd(&cf), newClassMembersCmd(&cf), newClassEnrollCmd(&cf), newClassInviteCmd(&cf), &cobra.Command{
 		Use:   "list",
 		Short: "List classes",
 		Args:  cobra.NoArgs,

@@ -24,13 +24,22 @@ func (f *clientFlags) register(cmd *cobra.Command) {
 	p.BoolVar(&f.json, "json", false, "print JSON for scripts instead of tables")
 }
 
+// client returns an API client with the first token found: --token,
+// COHORT_TOKEN, or the one `cohort login` stored for the server.
 func (f *clientFlags) client() (*client.Client, error) {
 	tok := f.token
 	if tok == "" {
 		tok = envOr("COHORT_TOKEN", "")
 	}
 	if tok == "" {
-		return nil, fmt.Errorf("no API token: pass --token or set COHORT_TOKEN (an admin mints one with `cohort token create`)")
+		creds, err := loadCredentials()
+		if err != nil {
+			return nil, err
+		}
+		tok = creds.Servers[serverKey(f.url)].Token
+	}
+	if tok == "" {
+		return nil, fmt.Errorf("not signed in to %s: run `cohort login`, or pass --token or set COHORT_TOKEN", f.url)
 	}
 	return client.New(f.url, tok), nil
 }

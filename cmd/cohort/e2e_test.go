@@ -201,6 +201,12 @@ func TestE2ENotebookRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, _, err := alice.StartSession(ctx, class.ID); cohort.ErrorCode(err) != cohort.ENOTFOUND {
+		t.Fatalf("start before enrollment = %v, want not found", err)
+	}
+	if _, err := teacher.AddMembers(ctx, class.ID, []string{"alice@example.com"}, cohort.MemberParticipant); err != nil {
+		t.Fatal(err)
+	}
 	started := time.Now()
 	s, created, err := alice.StartSession(ctx, class.ID)
 	if err != nil || !created {
@@ -428,7 +434,7 @@ func TestE2ECLI(t *testing.T) {
 	dataDir := t.TempDir()
 	cleanupNotebooks(t, dataDir)
 	srv := startServer(t, dataDir)
-	env := append(os.Environ(), "COHORT_URL="+srv.url, "COHORT_TOKEN="+token(t, dataDir, "ada@example.com", cohort.RoleInstructor))
+	env := append(os.Environ(), "XDG_CONFIG_HOME="+t.TempDir(), "COHORT_URL="+srv.url, "COHORT_TOKEN="+token(t, dataDir, "ada@example.com", cohort.RoleInstructor))
 	run := func(args ...string) (string, error) {
 		cmd := exec.Command(binary, args...)
 		cmd.Env = env
@@ -468,7 +474,7 @@ func TestE2ECLI(t *testing.T) {
 		t.Fatalf("stop of an unknown session = %v\n%s", err, out)
 	}
 	env = append(env, "COHORT_TOKEN=")
-	if out, err := run("class", "list"); err == nil || !strings.Contains(out, "no API token") {
+	if out, err := run("class", "list"); err == nil || !strings.Contains(out, "not signed in") {
 		t.Fatalf("without a token = %v\n%s", err, out)
 	}
 }

@@ -8,13 +8,17 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/cohortdev/cohort/api"
+	"github.com/cohortdev/cohort/auth"
+	"github.com/cohortdev/cohort/auth/localissuer"
 	"github.com/cohortdev/cohort/jobs"
 	"github.com/cohortdev/cohort/provisioner"
 	"github.com/cohortdev/cohort/provisioner/local"
@@ -29,6 +33,12 @@ type Config struct {
 	PublicURL  string
 	JupyterBin string
 	LogLevel   string
+	// Sign-in: with no client ID, the embedded local issuer (loopback only).
+	OIDCIssuer       string
+	OIDCClientID     string
+	OIDCClientSecret string
+	OIDCHostedDomain string
+	Admins           string
 }
 
 func defaultDataDir() string {
@@ -64,6 +74,12 @@ func newServeCmd() *cobra.Command {
 	f.StringVar(&cfg.PublicURL, "public-url", os.Getenv("COHORT_PUBLIC_URL"), "URL browsers use to reach cohort, e.g. https://cohort.example.org (env COHORT_PUBLIC_URL; default: from each request)")
 	f.StringVar(&cfg.JupyterBin, "jupyter", envOr("COHORT_JUPYTER", local.DefaultBin), "notebook server of the local driver (env COHORT_JUPYTER)")
 	f.StringVar(&cfg.LogLevel, "log-level", envOr("COHORT_LOG_LEVEL", "info"), "debug, info, warn or error (env COHORT_LOG_LEVEL)")
+	f.StringVar(&cfg.OIDCIssuer, "oidc-issuer", envOr("COHORT_OIDC_ISSUER", "https://accounts.google.com"), "OpenID Connect issuer for sign-in (env COHORT_OIDC_ISSUER)")
+	f.StringVar(&cfg.OIDCClientID, "oidc-client-id", os.Getenv("COHORT_OIDC_CLIENT_ID"), "OAuth client ID; empty: the built-in local sign-in, loopback only (env COHORT_OIDC_CLIENT_ID)")
+	f.StringVar(&cfg.OIDCHostedDomain, "oidc-hosted-domain", os.Getenv("COHORT_OIDC_HOSTED_DOMAIN"), "admit only accounts of this Google Workspace domain (hd claim) (env COHORT_OIDC_HOSTED_DOMAIN)")
+	f.StringVar(&cfg.Admins, "admins", os.Getenv("COHORT_ADMINS"), "comma-separated emails that become admins when they sign in (env COHORT_ADMINS)")
+	// The client secret comes from the environment only: flags show in ps.
+	cfg.OIDCClientSecret = os.Getenv("COHORT_OIDC_CLIENT_SECRET")
 	return cmd
 }
 
@@ -99,6 +115,16 @@ func (m *Main) Run(ctx context.Context) error {
 	riverDB.SetMaxOpenConns(1)
 	defer riverDB.Close()
 
+	ln, err := net.Listen("tcp", m.Config.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", m.Config.Addr, err)
+	}
+	defer ln.Close()
+	signIn, err := m.signIn(ln.Addr().String())
+	if err != nil {
+		return err
+	}
+
 	driver, err := local.New(local.Options{Root: filepath.Join(m.Config.DataDir, "sessions"), Bin: m.Config.JupyterBin, Logger: log})
 	if err != nil {
 		return err
@@ -108,20 +134,27 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	server := api.New(api.Options{Store: store, Enqueuer: queue, Driver: driver.Name(), PublicURL: m.Config.PublicURL, Logger: log})
-
-	ln, err := net.Listen("tcp", m.Config.Addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", m.Config.Addr, err)
-	}
+	server := api.New(api.Options{
+		Store: store, Enqueuer: queue, Driver: driver.Name(), PublicURL: m.Config.PublicURL, Logger: log,
+		Auth: signIn.rp, LocalIssuer: signIn.local, LocalIssuerPath: localIssuerPath,
+		Admins: strings.Split(m.Config.Admins, ","),
+	})
 	if err := queue.Start(ctx); err != nil {
-		ln.Close()
 		return err
 	}
 	httpServer := &http.Server{Handler: server, ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- httpServer.Serve(ln) }()
 	log.Info("cohort is serving", "url", "http://"+ln.Addr().String(), "data_dir", m.Config.DataDir, "driver", driver.Name())
+	if signIn.local != nil {
+		log.Info("sign-in: built-in local issuer (any email, this machine only); configure --oidc-client-id for Google", "issuer", signIn.rp.Issuer())
+	} else {
+		callback := "(the URL browsers use)/auth/callback"
+		if m.Config.PublicURL != "" {
+			callback = strings.TrimRight(m.Config.PublicURL, "/") + "/auth/callback"
+		}
+		log.Info("sign-in: OpenID Connect", "issuer", signIn.rp.Issuer(), "redirect_uri", callback)
+	}
 	log.Info("to mint an API token, run on this machine: cohort token create --data-dir " + m.Config.DataDir + " --email YOU@EXAMPLE.ORG --role admin")
 	if m.Ready != nil {
 		m.Ready(ln.Addr().String())
@@ -141,6 +174,71 @@ func (m *Main) Run(ctx context.Context) error {
 		errs[0] = nil
 	}
 	return errors.Join(errs...)
+}
+
+const localIssuerPath = "/local-oidc"
+
+type signInSetup struct {
+	rp    *auth.RelyingParty
+	local *localissuer.Issuer // nil with an external issuer
+}
+
+// signIn configures sign-in: the configured OIDC issuer, or the built-in
+// local issuer, which admits anyone as any email and so only ever runs on
+// a loopback address.
+func (m *Main) signIn(listenAddr string) (signInSetup, error) {
+	c := m.Config
+	if c.OIDCClientID != "" {
+		if c.OIDCClientSecret == "" {
+			return signInSetup{}, errors.New("--oidc-client-id is set but COHORT_OIDC_CLIENT_SECRET is empty")
+		}
+		return signInSetup{rp: auth.New(auth.Options{
+			Issuer: c.OIDCIssuer, ClientID: c.OIDCClientID, ClientSecret: c.OIDCClientSecret, HostedDomain: c.OIDCHostedDomain,
+		})}, nil
+	}
+	base := "http://" + listenAddr
+	if c.PublicURL != "" {
+		base = strings.TrimRight(c.PublicURL, "/")
+	}
+	if !isLoopback(c.Addr) || !isLoopbackURL(base) {
+		return signInSetup{}, fmt.Errorf("the built-in sign-in lets anyone sign in as any email, so it runs only on a loopback address, "+
+			"not on %s (public URL %q): serve on 127.0.0.1:PORT, or configure Google sign-in (--oidc-client-id and COHORT_OIDC_CLIENT_SECRET; see docs/signin.md)", c.Addr, c.PublicURL)
+	}
+	callbackOK := func(uri string) bool {
+		u, err := url.Parse(uri)
+		return err == nil && u.Path == "/auth/callback" && isLoopbackURL(uri)
+	}
+	issuer, err := localissuer.New(base+localIssuerPath, callbackOK, nil)
+	if err != nil {
+		return signInSetup{}, err
+	}
+	rp := auth.New(auth.Options{Issuer: issuer.URL(), ClientID: localissuer.ClientID, Endpoints: issuer.Endpoints()})
+	return signInSetup{rp: rp, local: issuer}, nil
+}
+
+// isLoopback reports whether a listen address binds loopback only.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func isLoopbackURL(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	host := u.Host
+	if u.Port() == "" {
+		host = net.JoinHostPort(u.Hostname(), "80")
+	}
+	return isLoopback(host)
 }
 
 func newLogger(level string) (*slog.Logger, error) {

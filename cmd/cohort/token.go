@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -38,10 +39,20 @@ func newTokenCmd() *cobra.Command {
 				if err := store.SetUserRole(ctx, u.ID, r); err != nil {
 					return err
 				}
+				err = store.AppendAudit(ctx, &cohort.AuditEvent{Time: time.Now().UTC(), Action: cohort.AuditRoleChanged,
+					Subject: u.Email, Detail: string(u.Role) + " -> " + string(r) + " (cohort token create on the server machine)"})
+				if err != nil {
+					return err
+				}
 				fmt.Fprintf(cmd.ErrOrStderr(), "%s was %s, is now %s\n", u.Email, u.Role, r)
 			}
 			secret := cohort.NewSecret(cohort.TokenPrefix)
 			if err := store.CreateToken(ctx, &cohort.Token{ID: cohort.NewID("tok"), UserID: u.ID, Name: name}, cohort.HashSecret(secret)); err != nil {
+				return err
+			}
+			err = store.AppendAudit(ctx, &cohort.AuditEvent{Time: time.Now().UTC(), ActorID: u.ID, ActorEmail: u.Email,
+				Action: cohort.AuditTokenCreated, Subject: u.Email, Detail: name + " (cohort token create on the server machine)"})
+			if err != nil {
 				return err
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), secret)
@@ -54,6 +65,61 @@ func newTokenCmd() *cobra.Command {
 	f.StringVar(&role, "role", "participant", "admin, instructor or participant")
 	f.StringVar(&name, "name", "cli", "a name to recognise the token by")
 	create.MarkFlagRequired("email")
-	cmd.AddCommand(create)
+	cmd.AddCommand(create, newTokenListCmd(), newTokenRevokeCmd())
+	return cmd
+}
+
+func newTokenListCmd() *cobra.Command {
+	var cf clientFlags
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List your API tokens (never their secrets)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			tokens, err := c.ListTokens(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if cf.json {
+				return printJSON(cmd.OutOrStdout(), tokens)
+			}
+			var rows [][]any
+			for _, t := range tokens {
+				state := "live"
+				if t.RevokedAt != nil {
+					state = "revoked " + t.RevokedAt.Local().Format("2006-01-02 15:04")
+				}
+				rows = append(rows, []any{t.ID, t.Name, t.CreatedAt.Local().Format("2006-01-02 15:04"), state})
+			}
+			return table(cmd.OutOrStdout(), "ID\tNAME\tCREATED\tSTATE", rows)
+		},
+	}
+	cf.register(cmd)
+	return cmd
+}
+
+func newTokenRevokeCmd() *cobra.Command {
+	var cf clientFlags
+	cmd := &cobra.Command{
+		Use:   "revoke TOKEN_ID",
+		Short: "Revoke an API token",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			if err := c.RevokeToken(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "token %s revoked\n", args[0])
+			return nil
+		},
+	}
+	cf.register(cmd)
 	return cmd
 }

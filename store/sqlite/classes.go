@@ -11,6 +11,8 @@ import (
 
 const classColumns = `id, name, owner_id, runtime, policy, created_at, updated_at`
 
+const qualifiedClassColumns = `c.id, c.name, c.owner_id, c.runtime, c.policy, c.created_at, c.updated_at`
+
 func scanClass(row interface{ Scan(...any) error }) (*cohort.Class, error) {
 	var c cohort.Class
 	var runtime, policy string
@@ -37,7 +39,8 @@ func classJSON(c *cohort.Class) (runtime, policy string, err error) {
 	return string(r), string(p), err
 }
 
-// CreateClass inserts a class, setting its ID and times.
+// CreateClass inserts a class, setting its ID and times, and puts its
+// owner on the roster as instructor.
 func (s *Store) CreateClass(ctx context.Context, c *cohort.Class) error {
 	if c.ID == "" {
 		c.ID = cohort.NewID("cls")
@@ -48,12 +51,19 @@ func (s *Store) CreateClass(ctx context.Context, c *cohort.Class) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.db.ExecContext(ctx, `INSERT INTO classes (`+classColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		c.ID, c.Name, c.OwnerID, runtime, policy, micros(c.CreatedAt), micros(c.UpdatedAt))
-	if err != nil {
-		return fmt.Errorf("insert class: %w", err)
-	}
-	return nil
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO classes (`+classColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			c.ID, c.Name, c.OwnerID, runtime, policy, micros(c.CreatedAt), micros(c.UpdatedAt))
+		if err != nil {
+			return fmt.Errorf("insert class: %w", err)
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO class_members (class_id, email, role, added_by, added_at)
+			SELECT ?, email, 'instructor', email, ? FROM users WHERE id = ?`, c.ID, micros(c.CreatedAt), c.OwnerID)
+		if err != nil {
+			return fmt.Errorf("enroll class owner: %w", err)
+		}
+		return nil
+	})
 }
 
 // GetClass returns a class by ID.
@@ -68,16 +78,17 @@ func (s *Store) ListClasses(ctx context.Context) ([]*cohort.Class, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list classes: %w", err)
 	}
-	defer rows.Close()
-	var out []*cohort.Class
-	for rows.Next() {
-		c, err := scanClass(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, c)
+	return collect(rows, scanClass)
+}
+
+// ListClassesFor returns the classes whose roster holds email, newest first.
+func (s *Store) ListClassesFor(ctx context.Context, email string) ([]*cohort.Class, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+qualifiedClassColumns+` FROM classes c
+		JOIN class_members m ON m.class_id = c.id WHERE m.email = lower(?) ORDER BY c.created_at DESC, c.id`, email)
+	if err != nil {
+		return nil, fmt.Errorf("list classes of %s: %w", email, err)
 	}
-	return out, rows.Err()
+	return collect(rows, scanClass)
 }
 
 // UpdateClass writes a class's name, runtime and policy.

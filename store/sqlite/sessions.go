@@ -95,16 +95,7 @@ func (s *Store) ListSessions(ctx context.Context, f cohort.SessionFilter) ([]*co
 	if err != nil {
 		return nil, fmt.Errorf("list sessions: %w", err)
 	}
-	defer rows.Close()
-	var out []*cohort.Session
-	for rows.Next() {
-		sess, err := scanSession(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, sess)
-	}
-	return out, rows.Err()
+	return collect(rows, scanSession)
 }
 
 // UpdateSession writes a session if nobody changed it since it was read.

@@ -9,12 +9,14 @@ import (
 	"github.com/cohortdev/cohort"
 )
 
-const userColumns = `id, email, role, created_at`
+const userColumns = `id, email, role, hosted_domain, created_at`
+
+const qualifiedUserColumns = `u.id, u.email, u.role, u.hosted_domain, u.created_at`
 
 func scanUser(row interface{ Scan(...any) error }) (*cohort.User, error) {
 	var u cohort.User
 	var created int64
-	if err := row.Scan(&u.ID, &u.Email, &u.Role, &created); err != nil {
+	if err := row.Scan(&u.ID, &u.Email, &u.Role, &u.HostedDomain, &created); err != nil {
 		return nil, err
 	}
 	u.CreatedAt = fromMicros(created)
@@ -78,7 +80,7 @@ func (s *Store) CreateToken(ctx context.Context, t *cohort.Token, secretHash str
 
 // UserByTokenHash returns the owner of a live API token.
 func (s *Store) UserByTokenHash(ctx context.Context, secretHash string) (*cohort.User, error) {
-	u, err := scanUser(s.db.QueryRowContext(ctx, `SELECT u.id, u.email, u.role, u.created_at
+	u, err := scanUser(s.db.QueryRowContext(ctx, `SELECT `+qualifiedUserColumns+`
 		FROM api_tokens t JOIN users u ON u.id = t.user_id
 		WHERE t.secret_hash = ? AND t.revoked_at IS NULL`, secretHash))
 	return u, unauthorized(err, "the API token is not valid")
@@ -104,21 +106,37 @@ func (s *Store) RedeemLoginCode(ctx context.Context, codeHash string) (userID, s
 }
 
 // CreateBrowserSession stores a browser sign-in by the hash of its cookie.
-func (s *Store) CreateBrowserSession(ctx context.Context, cookieHash, userID string, expires time.Time) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO browser_sessions (cookie_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)`,
-		cookieHash, userID, micros(s.Now()), micros(expires))
+func (s *Store) CreateBrowserSession(ctx context.Context, cookieHash, userID, csrfToken string, expires time.Time) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO browser_sessions (cookie_hash, user_id, csrf_token, created_at, expires_at) VALUES (?, ?, ?, ?, ?)`,
+		cookieHash, userID, csrfToken, micros(s.Now()), micros(expires))
 	if err != nil {
 		return fmt.Errorf("insert browser session: %w", err)
 	}
 	return nil
 }
 
-// UserByBrowserSession returns the user of a live browser sign-in.
-func (s *Store) UserByBrowserSession(ctx context.Context, cookieHash string) (*cohort.User, error) {
-	u, err := scanUser(s.db.QueryRowContext(ctx, `SELECT u.id, u.email, u.role, u.created_at
+// GetBrowserSession returns a live browser sign-in.
+func (s *Store) GetBrowserSession(ctx context.Context, cookieHash string) (*cohort.BrowserSession, error) {
+	var b cohort.BrowserSession
+	var expires int64
+	var u cohort.User
+	var created int64
+	err := s.db.QueryRowContext(ctx, `SELECT `+qualifiedUserColumns+`, b.csrf_token, b.expires_at
 		FROM browser_sessions b JOIN users u ON u.id = b.user_id
-		WHERE b.cookie_hash = ? AND b.revoked_at IS NULL AND b.expires_at > ?`, cookieHash, micros(s.Now())))
-	return u, unauthorized(err, "your sign-in has expired; open a new link")
+		WHERE b.cookie_hash = ? AND b.revoked_at IS NULL AND b.expires_at > ?`, cookieHash, micros(s.Now())).
+		Scan(&u.ID, &u.Email, &u.Role, &u.HostedDomain, &created, &b.CSRFToken, &expires)
+	if err != nil {
+		return nil, unauthorized(err, "your sign-in has expired or was revoked; sign in again")
+	}
+	u.CreatedAt, b.ExpiresAt, b.User = fromMicros(created), fromMicros(expires), &u
+	return &b, nil
+}
+
+// RevokeBrowserSession ends a browser sign-in.
+func (s *Store) RevokeBrowserSession(ctx context.Context, cookieHash string) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE browser_sessions SET revoked_at = ? WHERE cookie_hash = ? AND revoked_at IS NULL`,
+		micros(s.Now()), cookieHash)
+	return err
 }
 
 func unauthorized(err error, msg string) error {

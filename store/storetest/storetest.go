@@ -121,6 +121,16 @@ func testUsers(t *testing.T, s cohort.Store, _ *Clock) {
 	if got := must(s.GetUserByEmail(ctx, "ADA@example.com")); got.ID != u.ID {
 		t.Fatalf("GetUserByEmail = %+v", got)
 	}
+	if err := s.SetUserHostedDomain(ctx, u.ID, "example.com"); err != nil {
+		t.Fatal(err)
+	}
+	if got := must(s.GetUser(ctx, u.ID)); got.HostedDomain != "example.com" {
+		t.Fatalf("hosted domain = %q", got.HostedDomain)
+	}
+	must(s.EnsureUser(ctx, "bob@example.com", cohort.RoleParticipant))
+	if list := must(s.ListUsers(ctx)); len(list) != 2 || list[0].Email != "ada@example.com" {
+		t.Fatalf("ListUsers = %+v", list)
+	}
 	_, err := s.GetUser(ctx, "usr_missing")
 	wantCode(t, err, cohort.ENOTFOUND)
 	_, err = s.EnsureUser(ctx, "not an email", cohort.RoleParticipant)
@@ -174,15 +184,211 @@ func testLoginCodes(t *testing.T, s cohort.Store, clock *Clock) {
 func testBrowserSessions(t *testing.T, s cohort.Store, clock *Clock) {
 	ctx := context.Background()
 	u := must(s.EnsureUser(ctx, "ada@example.com", cohort.RoleParticipant))
-	if err := s.CreateBrowserSession(ctx, "c1", u.ID, clock.Now().Add(time.Hour)); err != nil {
+	if err := s.CreateBrowserSession(ctx, "c1", u.ID, "csrf1", clock.Now().Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if got := must(s.UserByBrowserSession(ctx, "c1")); got.ID != u.ID {
-		t.Fatalf("UserByBrowserSession = %+v", got)
+	if got := must(s.GetBrowserSession(ctx, "c1")); got.User.ID != u.ID || got.CSRFToken != "csrf1" {
+		t.Fatalf("GetBrowserSession = %+v", got)
+	}
+	if err := s.RevokeBrowserSession(ctx, "c1"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.GetBrowserSession(ctx, "c1")
+	wantCode(t, err, cohort.EUNAUTHORIZED)
+
+	if err := s.CreateBrowserSession(ctx, "c2", u.ID, "csrf2", clock.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
 	}
 	clock.Advance(2 * time.Hour)
-	_, err := s.UserByBrowserSession(ctx, "c1")
+	_, err = s.GetBrowserSession(ctx, "c2")
 	wantCode(t, err, cohort.EUNAUTHORIZED)
+}
+
+func testRevokeCredentials(t *testing.T, s cohort.Store, clock *Clock) {
+	ctx := context.Background()
+	u := must(s.EnsureUser(ctx, "ada@example.com", cohort.RoleParticipant))
+	other := must(s.EnsureUser(ctx, "bob@example.com", cohort.RoleParticipant))
+	for i, owner := range []*cohort.User{u, u, other} {
+		tok := &cohort.Token{ID: cohort.NewID("tok"), UserID: owner.ID, Name: "t"}
+		if err := s.CreateToken(ctx, tok, cohort.HashSecret(string(rune('a'+i)))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.CreateBrowserSession(ctx, "c1", u.ID, "x", clock.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	tokens := must(s.ListTokens(ctx, u.ID))
+	if len(tokens) != 2 {
+		t.Fatalf("ListTokens = %d, want 2", len(tokens))
+	}
+	if err := s.RevokeToken(ctx, tokens[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := must(s.GetToken(ctx, tokens[0].ID)); got.RevokedAt == nil {
+		t.Fatal("revoked token has no revoked_at")
+	}
+	wantCode(t, s.RevokeToken(ctx, "tok_missing"), cohort.ENOTFOUND)
+	if n := must(s.RevokeUserCredentials(ctx, u.ID)); n != 2 {
+		t.Fatalf("RevokeUserCredentials revoked %d, want 2 (one live token, one browser session)", n)
+	}
+	_, err := s.UserByTokenHash(ctx, cohort.HashSecret("b"))
+	wantCode(t, err, cohort.EUNAUTHORIZED)
+	_, err = s.GetBrowserSession(ctx, "c1")
+	wantCode(t, err, cohort.EUNAUTHORIZED)
+	if got := must(s.UserByTokenHash(ctx, cohort.HashSecret("c"))); got.ID != other.ID {
+		t.Fatal("another user's token was revoked too")
+	}
+}
+
+func testLoginAttempts(t *testing.T, s cohort.Store, clock *Clock) {
+	ctx := context.Background()
+	a := &cohort.LoginAttempt{StateHash: "st", Nonce: "n", Verifier: "v", Next: "/x", ExpiresAt: clock.Now().Add(time.Minute)}
+	if err := s.CreateLoginAttempt(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	got := must(s.TakeLoginAttempt(ctx, "st"))
+	if got.Nonce != "n" || got.Verifier != "v" || got.Next != "/x" {
+		t.Fatalf("TakeLoginAttempt = %+v", got)
+	}
+	_, err := s.TakeLoginAttempt(ctx, "st")
+	wantCode(t, err, cohort.EUNAUTHORIZED) // replayed state
+	a.StateHash = "st2"
+	if err := s.CreateLoginAttempt(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(2 * time.Minute)
+	_, err = s.TakeLoginAttempt(ctx, "st2")
+	wantCode(t, err, cohort.EUNAUTHORIZED) // too late
+}
+
+func testDeviceCodes(t *testing.T, s cohort.Store, clock *Clock) {
+	ctx := context.Background()
+	u := must(s.EnsureUser(ctx, "ada@example.com", cohort.RoleParticipant))
+	if err := s.CreateDeviceCode(ctx, "dev", "ABCD-EFGH", clock.Now().Add(10*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.ClaimDeviceCode(ctx, "dev")
+	wantCode(t, err, cohort.ECONFLICT) // pending
+	wantCode(t, s.ApproveDeviceCode(ctx, "WRONG-CODE", u.ID), cohort.EFORBIDDEN)
+	if err := s.ApproveDeviceCode(ctx, "ABCD-EFGH", u.ID); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, s.ApproveDeviceCode(ctx, "ABCD-EFGH", u.ID), cohort.EFORBIDDEN) // once
+	if got := must(s.ClaimDeviceCode(ctx, "dev")); got != u.ID {
+		t.Fatalf("ClaimDeviceCode = %q", got)
+	}
+	_, err = s.ClaimDeviceCode(ctx, "dev")
+	wantCode(t, err, cohort.EUNAUTHORIZED) // claimed once
+	if err := s.CreateDeviceCode(ctx, "dev2", "IJKL-MNOP", clock.Now().Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(2 * time.Minute)
+	wantCode(t, s.ApproveDeviceCode(ctx, "IJKL-MNOP", u.ID), cohort.EFORBIDDEN)
+	_, err = s.ClaimDeviceCode(ctx, "dev2")
+	wantCode(t, err, cohort.EUNAUTHORIZED)
+}
+
+func testMembers(t *testing.T, s cohort.Store, _ *Clock) {
+	ctx := context.Background()
+	owner := must(s.EnsureUser(ctx, "teacher@example.com", cohort.RoleInstructor))
+	c := newClass(t, s, owner)
+	if r := must(s.MemberRole(ctx, c.ID, "teacher@example.com")); r != cohort.MemberInstructor {
+		t.Fatalf("owner's role in a new class = %q, want instructor", r)
+	}
+	if n := must(s.AddMembers(ctx, c.ID, []string{"a@example.com", "b@example.com"}, cohort.MemberParticipant, owner.Email)); n != 2 {
+		t.Fatalf("AddMembers added %d, want 2", n)
+	}
+	if n := must(s.AddMembers(ctx, c.ID, []string{"a@example.com", "teacher@example.com"}, cohort.MemberParticipant, owner.Email)); n != 0 {
+		t.Fatalf("adding present members added %d", n)
+	}
+	if r := must(s.MemberRole(ctx, c.ID, "teacher@example.com")); r != cohort.MemberInstructor {
+		t.Fatal("adding an instructor as participant demoted them")
+	}
+	must(s.AddMembers(ctx, c.ID, []string{"b@example.com"}, cohort.MemberInstructor, owner.Email))
+	if r := must(s.MemberRole(ctx, c.ID, "B@example.com")); r != cohort.MemberInstructor {
+		t.Fatalf("co-instructor role = %q", r)
+	}
+	if r := must(s.MemberRole(ctx, c.ID, "stranger@example.com")); r != "" {
+		t.Fatalf("stranger's role = %q", r)
+	}
+	if list := must(s.ListMembers(ctx, c.ID)); len(list) != 3 {
+		t.Fatalf("ListMembers = %d, want 3", len(list))
+	}
+	other := newClass(t, s, owner)
+	if mine := must(s.ListClassesFor(ctx, "a@example.com")); len(mine) != 1 || mine[0].ID != c.ID {
+		t.Fatalf("ListClassesFor = %v, want only %s (not %s)", mine, c.ID, other.ID)
+	}
+	if err := s.RemoveMember(ctx, c.ID, "a@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, s.RemoveMember(ctx, c.ID, "a@example.com"), cohort.ENOTFOUND)
+	_, err := s.AddMembers(ctx, "cls_missing", []string{"a@example.com"}, cohort.MemberParticipant, owner.Email)
+	wantCode(t, err, cohort.ENOTFOUND)
+}
+
+func testInvites(t *testing.T, s cohort.Store, clock *Clock) {
+	ctx := context.Background()
+	owner := must(s.EnsureUser(ctx, "teacher@example.com", cohort.RoleInstructor))
+	c := newClass(t, s, owner)
+	open := &cohort.Invite{ID: cohort.NewID("inv"), ClassID: c.ID, CreatedBy: owner.Email, ExpiresAt: clock.Now().Add(time.Hour)}
+	school := &cohort.Invite{ID: cohort.NewID("inv"), ClassID: c.ID, CreatedBy: owner.Email, ExpiresAt: clock.Now().Add(3 * time.Hour), Domain: "uni.edu"}
+	for code, inv := range map[string]*cohort.Invite{"open": open, "school": school} {
+		if err := s.CreateInvite(ctx, inv, cohort.HashSecret(code)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ada := must(s.EnsureUser(ctx, "ada@uni.edu", cohort.RoleParticipant)) // a personal account with a uni address
+	got := must(s.RedeemInvite(ctx, cohort.HashSecret("open"), ada))
+	if got.ID != open.ID || got.Uses != 1 {
+		t.Fatalf("RedeemInvite = %+v", got)
+	}
+	if r := must(s.MemberRole(ctx, c.ID, ada.Email)); r != cohort.MemberParticipant {
+		t.Fatalf("role after invite = %q", r)
+	}
+	_, err := s.RedeemInvite(ctx, cohort.HashSecret("school"), ada)
+	wantCode(t, err, cohort.EFORBIDDEN) // the email ends in uni.edu, but no hd claim vouches for it
+	if err := s.SetUserHostedDomain(ctx, ada.ID, "uni.edu"); err != nil {
+		t.Fatal(err)
+	}
+	ada = must(s.GetUser(ctx, ada.ID))
+	must(s.RedeemInvite(ctx, cohort.HashSecret("school"), ada))
+	_, err = s.RedeemInvite(ctx, cohort.HashSecret("nope"), ada)
+	wantCode(t, err, cohort.EFORBIDDEN)
+	if err := s.RevokeInvite(ctx, c.ID, school.ID); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.RedeemInvite(ctx, cohort.HashSecret("school"), ada)
+	wantCode(t, err, cohort.EFORBIDDEN)
+	clock.Advance(2 * time.Hour)
+	_, err = s.RedeemInvite(ctx, cohort.HashSecret("open"), ada)
+	wantCode(t, err, cohort.EFORBIDDEN)
+	list := must(s.ListInvites(ctx, c.ID))
+	if len(list) != 2 || list[0].ID != school.ID || list[0].RevokedAt == nil {
+		t.Fatalf("ListInvites = %+v", list)
+	}
+	wantCode(t, s.RevokeInvite(ctx, "cls_other", open.ID), cohort.ENOTFOUND)
+}
+
+func testAudit(t *testing.T, s cohort.Store, _ *Clock) {
+	ctx := context.Background()
+	for i, classID := range []string{"cls_a", "cls_b", "cls_a", ""} {
+		e := &cohort.AuditEvent{Action: cohort.AuditMembersAdded, ClassID: classID, ActorEmail: "t@example.com", Detail: string(rune('0' + i))}
+		if err := s.AppendAudit(ctx, e); err != nil || e.ID == 0 {
+			t.Fatalf("AppendAudit = %v, id %d", err, e.ID)
+		}
+	}
+	all := must(s.ListAudit(ctx, cohort.AuditFilter{}))
+	if len(all) != 4 || all[0].Detail != "3" {
+		t.Fatalf("ListAudit = %d events, first %+v; want 4, newest first", len(all), all[0])
+	}
+	a := must(s.ListAudit(ctx, cohort.AuditFilter{ClassID: "cls_a"}))
+	if len(a) != 2 || a[0].Detail != "2" {
+		t.Fatalf("class audit = %+v", a)
+	}
+	page := must(s.ListAudit(ctx, cohort.AuditFilter{Before: all[1].ID, Limit: 1}))
+	if len(page) != 1 || page[0].ID != all[2].ID {
+		t.Fatalf("paged audit = %+v", page)
+	}
 }
 
 func testClasses(t *testing.T, s cohort.Store, clock *Clock) {

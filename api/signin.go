@@ -1,0 +1,161 @@
+package api
+
+import (
+	"context"
+	"crypto/subtle"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/cohortdev/cohort"
+)
+
+// The sign-in flow: /auth/login records a login attempt (state, nonce,
+// PKCE verifier) and binds it to the browser with a short-lived cookie;
+// /auth/callback checks the cookie against the state, uses the attempt up,
+// exchanges the code and verifies the ID token, then opens a browser
+// session.
+
+const (
+	loginCookie  = "cohort_login"
+	loginTTL     = 10 * time.Minute
+	browserTTL   = 12 * time.Hour
+	callbackPath = "/auth/callback"
+)
+
+func (s *Server) secureCookies(c *gin.Context) bool {
+	return c.Request.TLS != nil || strings.HasPrefix(s.publicURL, "https://")
+}
+
+func (s *Server) setCookie(c *gin.Context, name, value, path string, ttl time.Duration) {
+	http.SetCookie(c.Writer, &http.Cookie{
+		Name: name, Value: value, Path: path, MaxAge: int(ttl.Seconds()),
+		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: s.secureCookies(c),
+	})
+}
+
+func (s *Server) clearCookie(c *gin.Context, name, path string) {
+	http.SetCookie(c.Writer, &http.Cookie{Name: name, Value: "", Path: path, MaxAge: -1,
+		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: s.secureCookies(c)})
+}
+
+// localPath keeps a post-sign-in destination on this site: an open
+// redirect would let a link sign someone in and send them anywhere.
+func localPath(next string) string {
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") || strings.ContainsAny(next, "\r\n") {
+		return "/"
+	}
+	return next
+}
+
+func (s *Server) login(c *gin.Context) {
+	ctx := c.Request.Context()
+	state, nonce, verifier := cohort.NewSecret(""), cohort.NewSecret(""), cohort.NewSecret("")+cohort.NewSecret("")
+	err := s.store.CreateLoginAttempt(ctx, &cohort.LoginAttempt{
+		StateHash: cohort.HashSecret(state), Nonce: nonce, Verifier: verifier,
+		Next: localPath(c.Query("next")), ExpiresAt: s.now().Add(loginTTL),
+	})
+	if err != nil {
+		s.failPage(c, err)
+		return
+	}
+	target, err := s.auth.AuthCodeURL(ctx, s.baseURL(c)+callbackPath, state, nonce, verifier)
+	if err != nil {
+		s.failPage(c, err)
+		return
+	}
+	s.setCookie(c, loginCookie, state, "/auth/", loginTTL)
+	c.Header("Cache-Control", "no-store")
+	c.Redirect(http.StatusSeeOther, target)
+}
+
+func (s *Server) callback(c *gin.Context) {
+	ctx := c.Request.Context()
+	state := c.Query("state")
+	ck, _ := c.Cookie(loginCookie)
+	s.clearCookie(c, loginCookie, "/auth/")
+	if e := c.Query("error"); e != "" {
+		s.signInFailed(c, "", cohort.Errorf(cohort.EUNAUTHORIZED, "the identity provider did not sign you in (%s)", e))
+		return
+	}
+	if state == "" || ck == "" || subtle.ConstantTimeCompare([]byte(state), []byte(ck)) != 1 {
+		s.signInFailed(c, "", cohort.Errorf(cohort.EUNAUTHORIZED, "this sign-in was not started in this browser, or it took too long; sign in again"))
+		return
+	}
+	attempt, err := s.store.TakeLoginAttempt(ctx, cohort.HashSecret(state))
+	if err != nil {
+		s.signInFailed(c, "", err)
+		return
+	}
+	id, err := s.auth.Exchange(ctx, s.baseURL(c)+callbackPath, c.Query("code"), attempt.Verifier, attempt.Nonce)
+	if err != nil {
+		s.signInFailed(c, "", err)
+		return
+	}
+	u, err := s.signInUser(ctx, id.Email, id.HostedDomain)
+	if err != nil {
+		s.failPage(c, err)
+		return
+	}
+	secret, csrf := cohort.NewSecret(""), cohort.NewSecret("")
+	if err := s.store.CreateBrowserSession(ctx, cohort.HashSecret(secret), u.ID, csrf, s.now().Add(browserTTL)); err != nil {
+		s.failPage(c, err)
+		return
+	}
+	s.audit(ctx, u, cohort.AuditEvent{Action: cohort.AuditSignIn, Detail: "via " + s.auth.Issuer()})
+	s.setCookie(c, cookieName, secret, "/", browserTTL)
+	c.Header("Cache-Control", "no-store")
+	c.Redirect(http.StatusSeeOther, attempt.Next)
+}
+
+// signInUser finds or creates the user and applies the bootstrap admin list.
+func (s *Server) signInUser(ctx context.Context, email, hostedDomain string) (*cohort.User, error) {
+	u, err := s.store.EnsureUser(ctx, email, cohort.RoleParticipant)
+	if err != nil {
+		return nil, err
+	}
+	if slices.Contains(s.admins, u.Email) && u.Role != cohort.RoleAdmin {
+		if err := s.store.SetUserRole(ctx, u.ID, cohort.RoleAdmin); err != nil {
+			return nil, err
+		}
+		s.audit(ctx, nil, cohort.AuditEvent{Action: cohort.AuditRoleChanged, Subject: u.Email,
+			Detail: string(u.Role) + " -> admin (bootstrap admin list)"})
+		u.Role = cohort.RoleAdmin
+	}
+	if u.HostedDomain != hostedDomain {
+		if err := s.store.SetUserHostedDomain(ctx, u.ID, hostedDomain); err != nil {
+			return nil, err
+		}
+		u.HostedDomain = hostedDomain
+	}
+	return u, nil
+}
+
+func (s *Server) signInFailed(c *gin.Context, email string, err error) {
+	s.audit(c.Request.Context(), nil, cohort.AuditEvent{Action: cohort.AuditSignInFailed, Subject: email, Detail: cohort.ErrorMessage(err)})
+	s.failPage(c, err)
+}
+
+func (s *Server) logout(c *gin.Context) {
+	ck, err := c.Cookie(cookieName)
+	if err == nil && ck != "" {
+		ctx := c.Request.Context()
+		bs, err := s.store.GetBrowserSession(ctx, cohort.HashSecret(ck))
+		if err == nil {
+			if err := checkCSRF(c.Request, bs.CSRFToken); err != nil {
+				s.failPage(c, err)
+				return
+			}
+			if err := s.store.RevokeBrowserSession(ctx, cohort.HashSecret(ck)); err != nil {
+				s.failPage(c, err)
+				return
+			}
+			s.audit(ctx, bs.User, cohort.AuditEvent{Action: cohort.AuditSignOut})
+		}
+	}
+	s.clearCookie(c, cookieName, "/")
+	c.Redirect(http.StatusSeeOther, "/")
+}

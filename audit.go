@@ -1,0 +1,44 @@
+package cohort
+
+import "time"
+
+// Audit actions. They are stable strings: people search logs for them.
+const (
+	AuditSignIn             = "sign_in"
+	AuditSignInFailed       = "sign_in_failed"
+	AuditSignOut            = "sign_out"
+	AuditRoleChanged        = "role_changed"
+	AuditCredentialsRevoked = "credentials_revoked"
+	AuditTokenCreated       = "token_created"
+	AuditTokenRevoked       = "token_revoked"
+	AuditMembersAdded       = "members_added"
+	AuditMemberRemoved      = "member_removed"
+	AuditInviteCreated      = "invite_created"
+	AuditInviteRevoked      = "invite_revoked"
+	AuditInviteRedeemed     = "invite_redeemed"
+	AuditInviteRefused      = "invite_refused"
+	AuditSessionEntered     = "session_entered"
+	AuditSessionStopped     = "session_stopped"
+)
+
+// AuditEvent records who did what, for admins and class instructors.
+type AuditEvent struct {
+	ID         int64     `json:"id"`
+	Time       time.Time `json:"time"`
+	ActorID    string    `json:"actor_id,omitempty"`
+	ActorEmail string    `json:"actor_email,omitempty"`
+	Action     string    `json:"action"`
+	ClassID    string    `json:"class_id,omitempty"`
+	SessionID  string    `json:"session_id,omitempty"`
+	// Subject is whom or what the action was about (an email, a token).
+	Subject string `json:"subject,omitempty"`
+	Detail  string `json:"detail,omitempty"`
+}
+
+// AuditFilter selects audit events: a class's, or all (ClassID empty),
+// newest first, with ID < Before when Before > 0.
+type AuditFilter struct {
+	ClassID string
+	Before  int64
+	Limit   int
+}

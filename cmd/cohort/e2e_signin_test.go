@@ -1,0 +1,148 @@
+package main
+
+import (
+	"bufio"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// signInBrowser signs a cookie-keeping HTTP client in through the
+// server's built-in issuer, as a person at the email form would, and
+// returns it at the page it ended on.
+func signInBrowser(t *testing.T, base, email, next string) (*http.Client, *http.Response, string) {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	b := &http.Client{Jar: jar}
+	resp, err := b.Get(base + "/auth/login?next=" + url.QueryEscape(next))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(resp.Request.URL.Path, "/local-oidc/authorize") {
+		t.Fatalf("sign-in page = %d at %s", resp.StatusCode, resp.Request.URL)
+	}
+	form := resp.Request.URL.Query()
+	form.Set("email", email)
+	resp, err = b.PostForm(resp.Request.URL.String(), form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return b, resp, string(body)
+}
+
+func TestE2EBrowserAndCLISignIn(t *testing.T) {
+	t.Parallel()
+	dataDir := t.TempDir()
+	cleanupNotebooks(t, dataDir)
+	srv := startServer(t, dataDir, "COHORT_ADMINS=boss@example.com")
+	b, resp, body := signInBrowser(t, srv.url, "boss@example.com", "/v1/me")
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `"role":"admin"`) {
+		t.Fatalf("browser sign-in = %d %s", resp.StatusCode, body)
+	}
+
+	// `cohort login` on a "headless" machine: it prints a link; the
+	// signed-in browser approves the code; the CLI stores its token.
+	config := t.TempDir()
+	login := exec.Command(binary, "login", "--url", srv.url, "--no-browser")
+	login.Env = append(os.Environ(), "XDG_CONFIG_HOME="+config)
+	stderr, _ := login.StderrPipe()
+	var stdout strings.Builder
+	login.Stdout = &stdout
+	if err := login.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer login.Process.Kill()
+	link := ""
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() {
+		if l := strings.TrimSpace(sc.Text()); strings.HasPrefix(l, "http") {
+			link = l
+			break
+		}
+	}
+	go io.Copy(io.Discard, stderr)
+	if link == "" {
+		t.Fatal("cohort login printed no link")
+	}
+	resp, err := b.Get(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	code := resp.Request.URL.Query().Get("code")
+	if !strings.Contains(string(page), code) {
+		t.Fatalf("approval page does not show the code %s", code)
+	}
+	csrf := between(string(page), `name="csrf_token" value="`, `"`)
+	resp, err = b.PostForm(srv.url+"/auth/device", url.Values{"code": {code}, "csrf_token": {csrf}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("approve = %d", resp.StatusCode)
+	}
+	done := make(chan error, 1)
+	go func() { done <- login.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil || !strings.Contains(stdout.String(), "signed in to "+srv.url+" as boss@example.com (admin)") {
+			t.Fatalf("cohort login = %v, %q", err, stdout.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("cohort login did not finish after approval")
+	}
+	info, err := os.Stat(config + "/cohort/credentials.json")
+	if err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("credentials file: %v, mode %v", err, info.Mode())
+	}
+	cli := func(args ...string) (string, error) {
+		cmd := exec.Command(binary, append(args, "--url", srv.url)...)
+		cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+config, "COHORT_TOKEN=")
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := cli("audit"); err != nil || !strings.Contains(out, "sign_in") || !strings.Contains(out, "token_created") {
+		t.Fatalf("cohort audit with the stored token = %v\n%s", err, out)
+	}
+	if out, err := cli("logout"); err != nil || !strings.Contains(out, "signed out") {
+		t.Fatalf("logout = %v %s", err, out)
+	}
+	if out, err := cli("audit"); err == nil || !strings.Contains(out, "not signed in") {
+		t.Fatalf("after logout = %v %s", err, out)
+	}
+}
+
+func between(s, start, end string) string {
+	_, rest, ok := strings.Cut(s, start)
+	if !ok {
+		return ""
+	}
+	v, _, _ := strings.Cut(rest, end)
+	return v
+}
+
+func TestE2ELocalIssuerOnlyOnLoopback(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{
+		{"--addr", "0.0.0.0:0"},
+		{"--addr", ":0"},
+		{"--addr", "127.0.0.1:0", "--public-url", "https://cohort.example.org"},
+	} {
+		cmd := exec.Command(binary, append([]string{"serve", "--data-dir", t.TempDir()}, args...)...)
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "runs only on a loopback address") {
+			t.Errorf("serve %v = %v\n%s", args, err, out)
+		}
+	}
+}
