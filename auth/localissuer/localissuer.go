@@ -31,11 +31,15 @@ const ClientID = "cohort-local"
 
 // Issuer serves the OIDC endpoints under its URL's path.
 type Issuer struct {
-	url    string // e.g. http://127.0.0.1:8080/local-oidc
-	key    *rsa.PrivateKey
-	keyID  string
-	signer jose.Signer
-	now    func() time.Time
+	url   string // e.g. http://127.0.0.1:8080/local-oidc
+	keyID string
+	now   func() time.Time
+
+	// The signing key is made on first use: most starts never sign anyone in.
+	keyOnce sync.Once
+	key     *rsa.PrivateKey
+	signer  jose.Signer
+	keyErr  error
 	// redirectOK says where codes may be sent: cohort's own callback only,
 	// so that the issuer cannot be used to hand codes elsewhere.
 	redirectOK func(uri string) bool
@@ -55,18 +59,23 @@ func New(issuerURL string, redirectOK func(uri string) bool, now func() time.Tim
 	if now == nil {
 		now = time.Now
 	}
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		return nil, err
+	if redirectOK == nil {
+		return nil, fmt.Errorf("local issuer: redirectOK is required")
 	}
-	is := &Issuer{url: strings.TrimRight(issuerURL, "/"), key: key, keyID: cohort.NewID("key"), now: now,
-		redirectOK: redirectOK, codes: map[string]grant{}}
-	is.signer, err = jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: key},
-		(&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", is.keyID))
-	if err != nil {
-		return nil, err
-	}
-	return is, nil
+	return &Issuer{url: strings.TrimRight(issuerURL, "/"), keyID: cohort.NewID("key"), now: now,
+		redirectOK: redirectOK, codes: map[string]grant{}}, nil
+}
+
+func (is *Issuer) signingKey() (*rsa.PrivateKey, jose.Signer, error) {
+	is.keyOnce.Do(func() {
+		is.key, is.keyErr = rsa.GenerateKey(rand.Reader, 2048)
+		if is.keyErr != nil {
+			return
+		}
+		is.signer, is.keyErr = jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: is.key},
+			(&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", is.keyID))
+	})
+	return is.key, is.signer, is.keyErr
 }
 
 // URL returns the issuer URL.
@@ -87,7 +96,12 @@ func (is *Issuer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case strings.HasSuffix(p, "/.well-known/openid-configuration"):
 		is.discovery(w)
 	case strings.HasSuffix(p, "/jwks"):
-		writeJSON(w, http.StatusOK, jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &is.key.PublicKey, KeyID: is.keyID, Algorithm: "RS256", Use: "sig"}}})
+		key, _, err := is.signingKey()
+		if err != nil {
+			http.Error(w, "no signing key", http.StatusInternalServerError)
+			return
+		}
+		writeJSON(w, http.StatusOK, jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: is.keyID, Algorithm: "RS256", Use: "sig"}}})
 	case strings.HasSuffix(p, "/authorize") && r.Method == http.MethodGet:
 		is.form(w, r, "")
 	case strings.HasSuffix(p, "/authorize") && r.Method == http.MethodPost:
@@ -234,7 +248,12 @@ func (is *Issuer) token(w http.ResponseWriter, r *http.Request) {
 		"iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix(), "nonce": g.nonce,
 		"email": g.email, "email_verified": true,
 	})
-	jws, err := is.signer.Sign(claims)
+	_, signer, err := is.signingKey()
+	if err != nil {
+		tokenError(w, "server_error")
+		return
+	}
+	jws, err := signer.Sign(claims)
 	if err != nil {
 		tokenError(w, "server_error")
 		return
