@@ -19,6 +19,7 @@ const (
 	AuditInviteRefused      = "invite_refused"
 	AuditSessionEntered     = "session_entered"
 	AuditSessionStopped     = "session_stopped"
+	AuditSessionExtended    = "session_extended"
 )
 
 // AuditEvent records who did what, for admins and class instructors.

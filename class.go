@@ -34,11 +34,36 @@ type Runtime struct {
 
 // Policy is how long sessions of a class may live and how many there may be.
 type Policy struct {
-	IdleTimeout Duration   `json:"idle_timeout"`
-	MaxLifetime Duration   `json:"max_lifetime"`
-	Seats       int        `json:"seats"`
-	StartsAt    *time.Time `json:"starts_at,omitempty"`
-	EndsAt      *time.Time `json:"ends_at,omitempty"`
+	// IdleTimeout stops a session nobody used for that long: no request
+	// through the proxy, no kernel activity.
+	IdleTimeout Duration `json:"idle_timeout"`
+	// MaxLifetime stops a session that long after it became ready, used or
+	// not; instructors may extend it by up to MaxExtension.
+	MaxLifetime  Duration `json:"max_lifetime"`
+	MaxExtension Duration `json:"max_extension"`
+	// WarnBefore is how long before a stop the participant is warned.
+	WarnBefore Duration `json:"warn_before"`
+	// IgnoreBusyKernels makes a running cell not count as activity (by
+	// default a training run keeps its session alive).
+	IgnoreBusyKernels bool       `json:"ignore_busy_kernels,omitempty"`
+	Seats             int        `json:"seats"`
+	StartsAt          *time.Time `json:"starts_at,omitempty"`
+	// EndsAt ends every session of the class, whatever their deadlines.
+	EndsAt *time.Time `json:"ends_at,omitempty"`
+}
+
+// Defaults of policy fields that classes made before they existed lack.
+const (
+	DefaultWarnBefore   = 10 * time.Minute
+	DefaultMaxExtension = 4 * time.Hour
+)
+
+// Warn returns how long before a stop to warn.
+func (p Policy) Warn() time.Duration {
+	if p.WarnBefore == 0 {
+		return DefaultWarnBefore
+	}
+	return p.WarnBefore.D()
 }
 
 // Limits on class fields; beyond them the input is a mistake, not a class.
@@ -49,6 +74,7 @@ const (
 	MinIdleTimeout = 5 * time.Minute
 	MaxDiskGB      = 2000
 	MinDiskGB      = 10
+	MaxWarnBefore  = time.Hour
 )
 
 // DefaultClass returns the class a workshop gets when it names nothing but
@@ -64,9 +90,11 @@ func DefaultClass() Class {
 			DiskGB:      100,
 		},
 		Policy: Policy{
-			IdleTimeout: Duration(90 * time.Minute),
-			MaxLifetime: Duration(12 * time.Hour),
-			Seats:       30,
+			IdleTimeout:  Duration(90 * time.Minute),
+			MaxLifetime:  Duration(12 * time.Hour),
+			MaxExtension: Duration(DefaultMaxExtension),
+			WarnBefore:   Duration(DefaultWarnBefore),
+			Seats:        30,
 		},
 	}
 }
@@ -115,6 +143,10 @@ func (p *Policy) validate() error {
 		return Invalid("policy.max_lifetime", "max_lifetime (%s) must not be shorter than idle_timeout (%s)", p.MaxLifetime, p.IdleTimeout)
 	case p.MaxLifetime.D() > MaxLifetimeCap:
 		return Invalid("policy.max_lifetime", "max_lifetime must be at most %s", MaxLifetimeCap)
+	case p.MaxExtension < 0 || p.MaxExtension.D() > MaxLifetimeCap:
+		return Invalid("policy.max_extension", "max_extension must be between 0 and %s", MaxLifetimeCap)
+	case p.WarnBefore < 0 || p.WarnBefore.D() >= p.IdleTimeout.D() || p.WarnBefore.D() > MaxWarnBefore:
+		return Invalid("policy.warn_before", "warn_before must be shorter than idle_timeout (%s) and at most %s", p.IdleTimeout, MaxWarnBefore)
 	case p.StartsAt != nil && p.EndsAt != nil && !p.EndsAt.After(*p.StartsAt):
 		return Invalid("policy.ends_at", "ends_at must be after starts_at")
 	}

@@ -1,6 +1,9 @@
 package cohort
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Driver runs notebooks for sessions: local processes, GCE VMs. All methods
 // are idempotent and keyed by session, so a reconciler can call them again
@@ -18,6 +21,9 @@ type Driver interface {
 	// List returns the sessions for which the driver has something running,
 	// so that orphans (nothing in the store wants them) can be stopped.
 	List(ctx context.Context) ([]string, error)
+	// FilesNote tells a participant, in a sentence, what happens to their
+	// files when a session ends.
+	FilesNote() string
 }
 
 // NotebookSpec is what a driver needs to run one session's notebook.
@@ -55,4 +61,9 @@ type Instance struct {
 	Reason string
 	// Progress is the latest step of a start, e.g. "booting".
 	Progress string
+	// KernelActivityKnown says whether the notebook's kernels could be
+	// asked (when ready); LastKernelActivity and KernelBusy are their answer.
+	KernelActivityKnown bool
+	LastKernelActivity  time.Time
+	KernelBusy          bool
 }

@@ -45,14 +45,59 @@ type Session struct {
 	// request. It never leaves the server.
 	NotebookToken string `json:"-"`
 
+	// EndCause says, as a stable code, why an ended session ended.
+	EndCause EndCause `json:"end_cause,omitempty"`
+
 	CreatedAt      time.Time  `json:"created_at"`
 	StateChangedAt time.Time  `json:"state_changed_at"`
 	ReadyAt        *time.Time `json:"ready_at,omitempty"`
 	EndedAt        *time.Time `json:"ended_at,omitempty"`
+
+	// Timeouts (package timeouts keeps them): the last use seen, the
+	// instructor's extension of the maximum lifetime, the deadlines they
+	// give under the class's policy, and when the participant was warned.
+	LastActivityAt *time.Time `json:"last_activity_at,omitempty"`
+	Extension      Duration   `json:"extension,omitempty"`
+	IdleDeadline   *time.Time `json:"idle_deadline,omitempty"`
+	HardDeadline   *time.Time `json:"hard_deadline,omitempty"`
+	CheckAt        *time.Time `json:"-"`
+	WarnedAt       *time.Time `json:"warned_at,omitempty"`
 	// Version increases with every change; updates compare it to catch
 	// concurrent writers.
 	Version int64 `json:"-"`
 }
+
+// SessionDeadlines are the timeout columns of a session that the timeouts
+// package writes: its deadlines, when to look at it next (the next deadline
+// less the warning time), and when its participant was warned (nil: not).
+type SessionDeadlines struct {
+	Idle, Hard, CheckAt, WarnedAt *time.Time
+}
+
+// Deadlines returns the session's stored timeout columns.
+func (s *Session) Deadlines() SessionDeadlines {
+	return SessionDeadlines{Idle: s.IdleDeadline, Hard: s.HardDeadline, CheckAt: s.CheckAt, WarnedAt: s.WarnedAt}
+}
+
+// Equal reports whether two sets of deadlines are the same.
+func (d SessionDeadlines) Equal(o SessionDeadlines) bool {
+	eq := func(a, b *time.Time) bool { return (a == nil) == (b == nil) && (a == nil || a.Equal(*b)) }
+	return eq(d.Idle, o.Idle) && eq(d.Hard, o.Hard) && eq(d.CheckAt, o.CheckAt) && eq(d.WarnedAt, o.WarnedAt)
+}
+
+// EndCause is why a session ended, as a stable code.
+type EndCause string
+
+// The causes of a session's end.
+const (
+	CauseUser        EndCause = "user"         // its participant stopped it
+	CauseInstructor  EndCause = "instructor"   // an instructor or admin stopped it
+	CauseIdle        EndCause = "idle"         // idle timeout
+	CauseMaxLifetime EndCause = "max_lifetime" // maximum lifetime reached
+	CauseClassEnded  EndCause = "class_ended"  // the class window closed
+	CauseBudget      EndCause = "budget"       // the class's budget ran out
+	CauseFailure     EndCause = "failure"      // the notebook failed
+)
 
 // BasePath is the proxy path under which the session's notebook is served.
 func (s *Session) BasePath() string { return "/s/" + s.ID + "/" }

@@ -117,6 +117,17 @@ type SessionStore interface {
 	// in the same transaction.
 	UpdateSession(ctx context.Context, s *Session, e *Event) error
 
+	// RecordActivity moves a session's last activity forward to at.
+	RecordActivity(ctx context.Context, id string, at time.Time) error
+	// SetDeadlines caches the deadlines computed from a session's activity,
+	// extension and class policy, and when its participant was warned.
+	SetDeadlines(ctx context.Context, id string, d SessionDeadlines) error
+	// SetExtension records an instructor's extension of the maximum lifetime.
+	SetExtension(ctx context.Context, id string, ext Duration) error
+	// DueSessions returns ready sessions whose CheckAt is at or before t,
+	// or not computed yet.
+	DueSessions(ctx context.Context, t time.Time) ([]*Session, error)
+
 	// AppendEvent records a progress message for a session.
 	AppendEvent(ctx context.Context, e *Event) error
 	// ListEvents returns a session's events with ID > after, oldest first.

@@ -80,12 +80,18 @@ func (s *Server) updateClass(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	old := class.Policy
 	class.Name, class.Runtime, class.Policy = in.Name, in.Runtime, in.Policy
 	if err := class.Validate(); err != nil {
 		s.fail(c, err)
 		return
 	}
 	if err := s.store.UpdateClass(c.Request.Context(), class); err != nil {
+		s.fail(c, err)
+		return
+	}
+	// Time limits apply to sessions already running, not only to new ones.
+	if err := s.applyPolicy(c.Request.Context(), class, old); err != nil {
 		s.fail(c, err)
 		return
 	}

@@ -24,10 +24,12 @@ var callers = []string{"", "alice", "bob", "teacher", "teacher2", "admin"}
 
 type rule struct {
 	// public routes answer anonymous callers (their own checks, if any,
-	// are tested elsewhere); browser pages send the anonymous to sign in.
-	public, browser bool
-	allow           []string
-	body            string
+	// are tested elsewhere); browser pages send the anonymous to sign in;
+	// scheduler routes take only Cloud Scheduler's OIDC tokens: every
+	// user's API token is refused.
+	public, browser, scheduler bool
+	allow                      []string
+	body                       string
 }
 
 var (
@@ -82,6 +84,10 @@ var matrix = map[string]rule{
 	"GET /v1/sessions/:session":                        {allow: sessionSeers},
 	"POST /v1/sessions/:session/stop":                  {allow: sessionSeers},
 	"POST /v1/sessions/:session/open":                  {allow: sessionSeers},
+	"POST /v1/sessions/:session/keepalive":             {allow: sessionSeers},
+	"POST /v1/sessions/:session/extend":                {allow: classTeach, body: `{"by": "30m"}`},
+	"POST /v1/scheduler/sweep":                         {scheduler: true},
+	"POST /v1/scheduler/sessions/:session/expire":      {scheduler: true},
 	"GET /v1/sessions/:session/events":                 {allow: sessionSeers},
 	"GET /s/:session/*path":                            {allow: sessionSeers},
 	"HEAD /s/:session/*path":                           {allow: sessionSeers},
@@ -177,6 +183,10 @@ func TestAuthorizationMatrix(t *testing.T) {
 					}
 				case rule.browser:
 					return // pages take browser sessions; tested with them
+				case rule.scheduler:
+					if resp.status != http.StatusUnauthorized {
+						t.Fatalf("%s as %s = %d, want 401", key, name, resp.status)
+					}
 				case caller == "":
 					if resp.status != http.StatusUnauthorized {
 						t.Fatalf("%s anonymous = %d, want 401", key, resp.status)

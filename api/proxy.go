@@ -79,8 +79,17 @@ func (p *notebookProxy) serve(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	transport := p.transport
+	if s.tracker != nil {
+		if requestIsUse(c.Request, sess.BasePath()) {
+			s.tracker.Touch(sess.ID)
+		}
+		if isWebSocket(c.Request) {
+			transport = wsTransport(p.transport, func() { s.tracker.Touch(sess.ID) })
+		}
+	}
 	rp := &httputil.ReverseProxy{
-		Transport: p.transport,
+		Transport: transport,
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
 			// Jupyter checks that Origin matches Host; both are cohort's.

@@ -33,6 +33,12 @@ type Options struct {
 	LocalIssuerPath string
 	// Admins are emails that become admins when they sign in.
 	Admins []string
+	// Tracker hears of use seen by the proxy (nil: not tracked).
+	Tracker Toucher
+	// Sweeper enforces deadlines for the scheduler endpoints, which admit
+	// only callers Scheduler verifies (nil: those endpoints refuse all).
+	Sweeper   Sweeper
+	Scheduler CallerVerifier
 	// Driver names the provisioner driver new sessions use.
 	Driver string
 	// PublicURL is how browsers reach cohort (e.g. https://cohort.example.org);
@@ -52,6 +58,9 @@ type Server struct {
 	auth      *auth.RelyingParty
 	admins    []string
 	entries   entryLog
+	tracker   Toucher
+	sweeper   Sweeper
+	scheduler CallerVerifier
 	driver    string
 	publicURL string
 	log       *slog.Logger
@@ -65,6 +74,7 @@ type Server struct {
 func New(opts Options) *Server {
 	s := &Server{
 		store: opts.Store, enqueuer: opts.Enqueuer, auth: opts.Auth, admins: normalizeAdmins(opts.Admins), driver: opts.Driver,
+		tracker: opts.Tracker, sweeper: opts.Sweeper, scheduler: opts.Scheduler,
 		publicURL: opts.PublicURL, log: opts.Logger, now: opts.Now, eventPoll: opts.EventPoll,
 	}
 	if s.log == nil {
@@ -144,6 +154,10 @@ func (s *Server) routes(localIssuer http.Handler, localIssuerPath string) {
 	r.POST("/v1/auth/device", s.startDevice)
 	r.POST("/v1/auth/device/token", s.deviceToken)
 
+	// Cloud Scheduler's backstops: OIDC ID tokens of one service account.
+	r.POST("/v1/scheduler/sweep", s.schedulerAuth, s.schedulerSweep)
+	r.POST("/v1/scheduler/sessions/:session/expire", s.schedulerAuth, s.schedulerExpire)
+
 	v1 := r.Group("/v1", s.authenticate)
 	v1.GET("/me", s.getMe)
 	v1.GET("/users", s.listUsers)
@@ -173,6 +187,8 @@ func (s *Server) routes(localIssuer http.Handler, localIssuerPath string) {
 	v1.GET("/sessions/:session", s.getSession)
 	v1.POST("/sessions/:session/stop", s.stopSession)
 	v1.POST("/sessions/:session/open", s.openSession)
+	v1.POST("/sessions/:session/keepalive", s.keepAlive)
+	v1.POST("/sessions/:session/extend", s.extendSession)
 	v1.GET("/sessions/:session/events", s.sessionEvents)
 
 	for _, m := range proxyMethods {

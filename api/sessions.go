@@ -15,6 +15,11 @@ type sessionView struct {
 	*cohort.Session
 	// URL opens the notebook through the proxy once the session is ready.
 	URL string `json:"url,omitempty"`
+	// StopsAt is the next stop and StopCause its reason; Warning is set
+	// (to the cause) once the stop is within the class's warn_before.
+	StopsAt   *time.Time      `json:"stops_at,omitempty"`
+	StopCause cohort.EndCause `json:"stop_cause,omitempty"`
+	Warning   cohort.EndCause `json:"warning,omitempty"`
 }
 
 func (s *Server) view(c *gin.Context, sess *cohort.Session) sessionView {
@@ -94,7 +99,14 @@ func (s *Server) getSession(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, s.view(c, a.session))
+	class, err := s.store.GetClass(c.Request.Context(), a.session.ClassID)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	v := s.view(c, a.session)
+	s.withDeadlines(&v, class.Policy)
+	c.JSON(http.StatusOK, v)
 }
 
 // listSessions lists the caller's sessions; with class_id, an instructor
@@ -131,8 +143,18 @@ func (s *Server) listSessions(c *gin.Context) {
 		return
 	}
 	views := make([]sessionView, len(list))
+	classes := map[string]*cohort.Class{}
 	for i, sess := range list {
 		views[i] = s.view(c, sess)
+		class, ok := classes[sess.ClassID]
+		if !ok {
+			if class, err = s.store.GetClass(c.Request.Context(), sess.ClassID); err != nil {
+				s.fail(c, err)
+				return
+			}
+			classes[sess.ClassID] = class
+		}
+		s.withDeadlines(&views[i], class.Policy)
 	}
 	c.JSON(http.StatusOK, gin.H{"sessions": views})
 }
@@ -152,11 +174,11 @@ func (s *Server) stopSession(c *gin.Context) {
 			return
 		}
 		now := s.now().UTC()
-		who := u.Email
+		who, cause := u.Email, cohort.CauseUser
 		if !a.owner {
-			who = "instructor " + u.Email
+			who, cause = "instructor "+u.Email, cohort.CauseInstructor
 		}
-		sess.State, sess.StateChangedAt, sess.Reason = cohort.StateStopping, now, "stopped by "+who
+		sess.State, sess.StateChangedAt, sess.Reason, sess.EndCause = cohort.StateStopping, now, "stopped by "+who, cause
 		err = s.store.UpdateSession(ctx, sess, &cohort.Event{Time: now, State: sess.State, Message: "stop requested by " + who})
 		if cohort.ErrorCode(err) == cohort.ECONFLICT {
 			continue

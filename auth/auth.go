@@ -178,3 +178,64 @@ func describeVerifyError(err error) string {
 		return "it cannot be verified"
 	}
 }
+
+// CallerOptions configure a CallerVerifier.
+type CallerOptions struct {
+	// Issuer of the callers' ID tokens; Google's for Cloud Scheduler.
+	Issuer string
+	// Audience the tokens must be minted for (cohort's URL, as configured
+	// in the scheduler job).
+	Audience string
+	// Email of the one service account allowed to call.
+	Email      string
+	HTTPClient *http.Client
+	Now        func() time.Time
+}
+
+// CallerVerifier checks the OIDC ID tokens that machines (Cloud Scheduler
+// jobs) send to call cohort: signature, issuer, audience, expiry, and the
+// caller's service account email.
+type CallerVerifier struct {
+	opts CallerOptions
+	mu   sync.Mutex
+	v    *oidc.IDTokenVerifier
+}
+
+// NewCallerVerifier returns a verifier; the issuer is discovered on first use.
+func NewCallerVerifier(opts CallerOptions) *CallerVerifier {
+	if opts.HTTPClient == nil {
+		opts.HTTPClient = http.DefaultClient
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &CallerVerifier{opts: opts}
+}
+
+// Verify returns nil for a valid token from the configured caller and an
+// EUNAUTHORIZED error otherwise.
+func (cv *CallerVerifier) Verify(ctx context.Context, raw string) error {
+	cv.mu.Lock()
+	if cv.v == nil {
+		p, err := oidc.NewProvider(oidc.ClientContext(ctx, cv.opts.HTTPClient), cv.opts.Issuer)
+		if err != nil {
+			cv.mu.Unlock()
+			return fmt.Errorf("discover issuer %s: %w", cv.opts.Issuer, err)
+		}
+		cv.v = p.Verifier(&oidc.Config{ClientID: cv.opts.Audience, Now: cv.opts.Now})
+	}
+	v := cv.v
+	cv.mu.Unlock()
+	idt, err := v.Verify(oidc.ClientContext(ctx, cv.opts.HTTPClient), raw)
+	if err != nil {
+		return cohort.Errorf(cohort.EUNAUTHORIZED, "the caller's ID token is not valid: %s", describeVerifyError(err))
+	}
+	var claims struct {
+		Email         string `json:"email"`
+		EmailVerified bool   `json:"email_verified"`
+	}
+	if err := idt.Claims(&claims); err != nil || !claims.EmailVerified || !strings.EqualFold(claims.Email, cv.opts.Email) {
+		return cohort.Errorf(cohort.EUNAUTHORIZED, "the caller is not the configured scheduler service account")
+	}
+	return nil
+}

@@ -33,7 +33,10 @@ func New(baseURL, token string) *Client {
 // Session is a session as the API returns it.
 type Session struct {
 	cohort.Session
-	URL string `json:"url"`
+	URL       string          `json:"url"`
+	StopsAt   *time.Time      `json:"stops_at"`
+	StopCause cohort.EndCause `json:"stop_cause"`
+	Warning   cohort.EndCause `json:"warning"`
 }
 
 // do sends a JSON request and decodes a JSON answer into out. An error
@@ -160,6 +163,20 @@ func (c *Client) ListSessions(ctx context.Context, classID string) ([]Session, e
 func (c *Client) StopSession(ctx context.Context, id string) (*Session, error) {
 	var s Session
 	_, err := c.do(ctx, http.MethodPost, "/v1/sessions/"+url.PathEscape(id)+"/stop", nil, &s)
+	return &s, err
+}
+
+// KeepAlive counts as use of the session now.
+func (c *Client) KeepAlive(ctx context.Context, id string) (*Session, error) {
+	var s Session
+	_, err := c.do(ctx, http.MethodPost, "/v1/sessions/"+url.PathEscape(id)+"/keepalive", nil, &s)
+	return &s, err
+}
+
+// Extend moves a session's maximum lifetime later (instructors).
+func (c *Client) Extend(ctx context.Context, id string, by time.Duration) (*Session, error) {
+	var s Session
+	_, err := c.do(ctx, http.MethodPost, "/v1/sessions/"+url.PathEscape(id)+"/extend", map[string]string{"by": by.String()}, &s)
 	return &s, err
 }
 

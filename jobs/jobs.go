@@ -18,12 +18,18 @@ import (
 	"github.com/riverqueue/river/rivermigrate"
 
 	"github.com/cohortdev/cohort/provisioner"
+	"github.com/cohortdev/cohort/timeouts"
 )
 
 // Reconciler is what the jobs run.
 type Reconciler interface {
 	Reconcile(ctx context.Context, sessionID string) (provisioner.Result, error)
 	Pending(ctx context.Context) ([]string, error)
+}
+
+// Sweeper enforces session deadlines.
+type Sweeper interface {
+	Sweep(ctx context.Context) (timeouts.Stats, error)
 }
 
 // Options configure a Queue.
@@ -37,14 +43,19 @@ type Options struct {
 	// Resync is how often every session not at rest is looked at again;
 	// 30s if zero.
 	Resync time.Duration
-	Logger *slog.Logger
+	// Sweeper, if set, runs every SweepEvery (5s if zero) on the leader
+	// only: with several replicas, one sweeps.
+	Sweeper    Sweeper
+	SweepEvery time.Duration
+	Logger     *slog.Logger
 }
 
 // Queue is the job queue.
 type Queue struct {
-	client *river.Client[*sql.Tx]
-	rec    Reconciler
-	log    *slog.Logger
+	client  *river.Client[*sql.Tx]
+	rec     Reconciler
+	sweeper Sweeper
+	log     *slog.Logger
 }
 
 // ReconcileArgs asks for one reconcile pass over a session.
@@ -65,6 +76,12 @@ type ResyncArgs struct{}
 // Kind names the job in the queue.
 func (ResyncArgs) Kind() string { return "resync_sessions" }
 
+// SweepArgs asks for a sweep of session deadlines.
+type SweepArgs struct{}
+
+// Kind names the job in the queue.
+func (SweepArgs) Kind() string { return "sweep_deadlines" }
+
 // New migrates River's tables and builds the queue; Start runs it.
 func New(ctx context.Context, opts Options) (*Queue, error) {
 	if opts.Workers == 0 {
@@ -72,6 +89,9 @@ func New(ctx context.Context, opts Options) (*Queue, error) {
 	}
 	if opts.Resync == 0 {
 		opts.Resync = 30 * time.Second
+	}
+	if opts.SweepEvery == 0 {
+		opts.SweepEvery = 5 * time.Second
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -84,18 +104,27 @@ func New(ctx context.Context, opts Options) (*Queue, error) {
 	if _, err := migrator.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
 		return nil, fmt.Errorf("migrate river tables: %w", err)
 	}
-	q := &Queue{rec: opts.Reconciler, log: opts.Logger}
+	q := &Queue{rec: opts.Reconciler, sweeper: opts.Sweeper, log: opts.Logger}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &reconcileWorker{q: q})
 	river.AddWorker(workers, &resyncWorker{q: q})
-	q.client, err = river.NewClient(driver, &river.Config{
-		Queues:  map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: opts.Workers}},
-		Workers: workers,
-		PeriodicJobs: []*river.PeriodicJob{river.NewPeriodicJob(
-			river.PeriodicInterval(opts.Resync),
-			func() (river.JobArgs, *river.InsertOpts) { return ResyncArgs{}, nil },
+	periodic := []*river.PeriodicJob{river.NewPeriodicJob(
+		river.PeriodicInterval(opts.Resync),
+		func() (river.JobArgs, *river.InsertOpts) { return ResyncArgs{}, nil },
+		&river.PeriodicJobOpts{RunOnStart: true},
+	)}
+	if opts.Sweeper != nil {
+		river.AddWorker(workers, &sweepWorker{q: q})
+		periodic = append(periodic, river.NewPeriodicJob(
+			river.PeriodicInterval(opts.SweepEvery),
+			func() (river.JobArgs, *river.InsertOpts) { return SweepArgs{}, nil },
 			&river.PeriodicJobOpts{RunOnStart: true},
-		)},
+		))
+	}
+	q.client, err = river.NewClient(driver, &river.Config{
+		Queues:       map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: opts.Workers}},
+		Workers:      workers,
+		PeriodicJobs: periodic,
 		// SQLite has no LISTEN/NOTIFY: poll often, it is a cheap query.
 		FetchPollInterval: 100 * time.Millisecond,
 		FetchCooldown:     20 * time.Millisecond,
@@ -182,4 +211,20 @@ type resyncWorker struct {
 
 func (w *resyncWorker) Work(ctx context.Context, _ *river.Job[ResyncArgs]) error {
 	return w.q.resync(ctx)
+}
+
+type sweepWorker struct {
+	river.WorkerDefaults[SweepArgs]
+	q *Queue
+}
+
+func (w *sweepWorker) Work(ctx context.Context, _ *river.Job[SweepArgs]) error {
+	st, err := w.q.sweeper.Sweep(ctx)
+	if err != nil {
+		return err
+	}
+	if st.Warned+st.Expired+st.Revived > 0 {
+		w.q.log.Info("deadline sweep", "checked", st.Checked, "warned", st.Warned, "expired", st.Expired, "revived", st.Revived)
+	}
+	return nil
 }

@@ -109,3 +109,50 @@ func GetStatus(ctx context.Context, client *http.Client, address, basePath, toke
 	}
 	return &st, nil
 }
+
+// Kernel is one entry of Jupyter's /api/kernels.
+type Kernel struct {
+	ID             string    `json:"id"`
+	LastActivity   time.Time `json:"last_activity"`
+	ExecutionState string    `json:"execution_state"`
+	Connections    int       `json:"connections"`
+}
+
+// Activity is what the kernels say about use: the latest kernel message
+// and whether a kernel is running code now.
+type Activity struct {
+	LastActivity time.Time
+	Busy         bool
+}
+
+// GetActivity reads kernel activity from /api/kernels. It uses the
+// kernels' own last_activity, which only kernel messages move: Jupyter
+// counts the /api/kernels request itself as API activity, so the
+// last_activity of /api/status would see this poll as use.
+func GetActivity(ctx context.Context, client *http.Client, address, basePath, token string) (Activity, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, address+basePath+"api/kernels", nil)
+	if err != nil {
+		return Activity{}, err
+	}
+	req.Header.Set("Authorization", "token "+token)
+	resp, err := client.Do(req)
+	if err != nil {
+		return Activity{}, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return Activity{}, fmt.Errorf("GET %sapi/kernels: %s", basePath, resp.Status)
+	}
+	var kernels []Kernel
+	if err := json.NewDecoder(resp.Body).Decode(&kernels); err != nil {
+		return Activity{}, fmt.Errorf("decode api/kernels: %w", err)
+	}
+	var a Activity
+	for _, k := range kernels {
+		if k.LastActivity.After(a.LastActivity) {
+			a.LastActivity = k.LastActivity
+		}
+		a.Busy = a.Busy || k.ExecutionState == "busy"
+	}
+	return a, nil
+}

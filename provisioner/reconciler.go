@@ -127,6 +127,14 @@ func (r *Reconciler) record(ctx context.Context, s *cohort.Session, step Step) e
 	if step.Address != "" {
 		s.Address = step.Address
 	}
+	msg := step.Message
+	switch step.State {
+	case cohort.StateFailed:
+		s.EndCause = cohort.CauseFailure
+		msg += ". " + r.driver.FilesNote()
+	case cohort.StateStopped:
+		msg += ". " + r.driver.FilesNote()
+	}
 	switch step.State {
 	case cohort.StateReady:
 		if s.ReadyAt == nil {
@@ -135,7 +143,7 @@ func (r *Reconciler) record(ctx context.Context, s *cohort.Session, step Step) e
 	case cohort.StateStopped, cohort.StateFailed:
 		s.EndedAt = &now
 	}
-	return r.store.UpdateSession(ctx, s, &cohort.Event{Time: now, State: s.State, Message: step.Message})
+	return r.store.UpdateSession(ctx, s, &cohort.Event{Time: now, State: s.State, Message: msg})
 }
 
 // fail stops whatever the session started and marks it failed.

@@ -28,11 +28,32 @@ import (
 func main() {
 	bin := flag.String("bin", "bin/cohort", "the cohort binary")
 	seats := flag.Int("sessions", 20, "sessions to start at once")
+	expiring := flag.Int("expiring", 10, "sessions whose idle deadline passes at once (0: skip)")
+	every := flag.Duration("sweep-interval", 5*time.Second, "the deadline sweep's interval (cohort's default)")
 	flag.Parse()
 	if err := run(*bin, *seats); err != nil {
 		fmt.Fprintln(os.Stderr, "cohort-bench:", err)
 		os.Exit(1)
 	}
+	if *expiring == 0 {
+		return
+	}
+	dir, err := os.MkdirTemp("", "cohort-bench-expiry")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cohort-bench:", err)
+		os.Exit(1)
+	}
+	defer os.RemoveAll(dir)
+	gone, err := expiry(context.Background(), dir, *expiring, *every)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cohort-bench:", err)
+		os.Exit(1)
+	}
+	n := len(gone)
+	fmt.Printf("\nIdle deadline to notebook gone: %d local sessions, sweep every %s (leader's periodic job)\n\n", n, *every)
+	fmt.Printf("| measure | value |\n| --- | --- |\n")
+	fmt.Printf("| fastest | %s |\n| median | %s |\n| slowest | %s |\n", gone[0].Round(time.Millisecond), gone[n/2].Round(time.Millisecond), gone[n-1].Round(time.Millisecond))
+	fmt.Printf("| slowest / sweep interval | %.2fx |\n", float64(gone[n-1])/float64(*every))
 }
 
 func run(bin string, n int) error {
@@ -72,12 +93,17 @@ func run(bin string, n int) error {
 
 	// A whole class at 9:00.
 	clients := make([]*client.Client, n)
+	emails := make([]string, n)
 	for i := range clients {
-		tok, err := mint(bin, dir, fmt.Sprintf("p%d@bench.example", i), cohort.RoleParticipant)
+		emails[i] = fmt.Sprintf("p%d@bench.example", i)
+		tok, err := mint(bin, dir, emails[i], cohort.RoleParticipant)
 		if err != nil {
 			return err
 		}
 		clients[i] = client.New(url, tok)
+	}
+	if _, err := teacher.AddMembers(ctx, class.ID, emails, cohort.MemberParticipant); err != nil {
+		return err
 	}
 	lat := make([]time.Duration, n)
 	errs := make([]error, n)

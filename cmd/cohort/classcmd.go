@@ -74,7 +74,11 @@ func printClass(cmd *cobra.Command, cl *cohort.Class) {
 		fmt.Fprint(w, ", spot")
 	}
 	fmt.Fprintf(w, "\nZones:         %s\n", strings.Join(cl.Runtime.Zones, ", "))
-	fmt.Fprintf(w, "Seats:         %d\nIdle timeout:  %s\nMax lifetime:  %s\n", cl.Policy.Seats, cl.Policy.IdleTimeout, cl.Policy.MaxLifetime)
+	fmt.Fprintf(w, "Seats:         %d\nIdle timeout:  %s (warned %s before)\nMax lifetime:  %s (+ up to %s by instructors)\n",
+		cl.Policy.Seats, cl.Policy.IdleTimeout, cl.Policy.Warn(), cl.Policy.MaxLifetime, cl.Policy.MaxExtension)
+	if cl.Policy.IgnoreBusyKernels {
+		fmt.Fprintln(w, "Busy kernels:  do not count as use")
+	}
 	if cl.Policy.StartsAt != nil {
 		fmt.Fprintf(w, "Starts:        %s\n", cl.Policy.StartsAt.Format(time.RFC3339))
 	}
@@ -85,9 +89,9 @@ func printClass(cmd *cobra.Command, cl *cohort.Class) {
 
 func newClassCreateCmd(cf *clientFlags) *cobra.Command {
 	var (
-		name, image, machine, gpu, zones, idle, maxLife, starts, ends string
-		gpuCount, seats, disk                                         int
-		spot                                                          bool
+		name, image, machine, gpu, zones, idle, maxLife, maxExt, warn, starts, ends string
+		gpuCount, seats, disk                                                       int
+		spot, ignoreBusy                                                            bool
 	)
 	cmd := &cobra.Command{
 		Use:   "create --name NAME [flags]",
@@ -109,7 +113,8 @@ func newClassCreateCmd(cf *clientFlags) *cobra.Command {
 			if set("zones") {
 				runtime["zones"] = strings.Split(zones, ",")
 			}
-			for flag, v := range map[string]any{"idle-timeout": idle, "max-lifetime": maxLife, "seats": seats, "starts-at": starts, "ends-at": ends} {
+			for flag, v := range map[string]any{"idle-timeout": idle, "max-lifetime": maxLife, "max-extension": maxExt, "warn-before": warn,
+				"ignore-busy-kernels": ignoreBusy, "seats": seats, "starts-at": starts, "ends-at": ends} {
 				if set(flag) {
 					policy[strings.ReplaceAll(flag, "-", "_")] = v
 				}
@@ -136,6 +141,9 @@ func newClassCreateCmd(cf *clientFlags) *cobra.Command {
 	f.IntVar(&disk, "disk-gb", 0, "boot disk size in GB")
 	f.StringVar(&idle, "idle-timeout", "", "stop a session idle this long, e.g. 90m")
 	f.StringVar(&maxLife, "max-lifetime", "", "stop a session this old, e.g. 12h")
+	f.StringVar(&maxExt, "max-extension", "", "how much instructors may extend a session beyond max-lifetime, e.g. 4h")
+	f.StringVar(&warn, "warn-before", "", "warn participants this long before a stop, e.g. 10m")
+	f.BoolVar(&ignoreBusy, "ignore-busy-kernels", false, "a running cell does not count as use")
 	f.IntVar(&seats, "seats", 0, "how many sessions may run at once")
 	f.StringVar(&starts, "starts-at", "", "when participants may start (RFC 3339)")
 	f.StringVar(&ends, "ends-at", "", "when the class ends (RFC 3339)")

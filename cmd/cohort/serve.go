@@ -23,6 +23,7 @@ import (
 	"github.com/cohortdev/cohort/provisioner"
 	"github.com/cohortdev/cohort/provisioner/local"
 	"github.com/cohortdev/cohort/store/sqlite"
+	"github.com/cohortdev/cohort/timeouts"
 )
 
 // Config is everything `cohort serve` can be told. Defaults work on a
@@ -39,6 +40,12 @@ type Config struct {
 	OIDCClientSecret string
 	OIDCHostedDomain string
 	Admins           string
+	// Timeouts: how often deadlines are checked, and who may call the
+	// scheduler endpoints (Cloud Scheduler's service account).
+	SweepEvery        time.Duration
+	SchedulerAccount  string
+	SchedulerAudience string
+	SchedulerIssuer   string
 }
 
 func defaultDataDir() string {
@@ -78,6 +85,10 @@ func newServeCmd() *cobra.Command {
 	f.StringVar(&cfg.OIDCClientID, "oidc-client-id", os.Getenv("COHORT_OIDC_CLIENT_ID"), "OAuth client ID; empty: the built-in local sign-in, loopback only (env COHORT_OIDC_CLIENT_ID)")
 	f.StringVar(&cfg.OIDCHostedDomain, "oidc-hosted-domain", os.Getenv("COHORT_OIDC_HOSTED_DOMAIN"), "admit only accounts of this Google Workspace domain (hd claim) (env COHORT_OIDC_HOSTED_DOMAIN)")
 	f.StringVar(&cfg.Admins, "admins", os.Getenv("COHORT_ADMINS"), "comma-separated emails that become admins when they sign in (env COHORT_ADMINS)")
+	f.DurationVar(&cfg.SweepEvery, "sweep-interval", envDuration("COHORT_SWEEP_INTERVAL", 5*time.Second), "how often session deadlines are checked (env COHORT_SWEEP_INTERVAL)")
+	f.StringVar(&cfg.SchedulerAccount, "scheduler-service-account", os.Getenv("COHORT_SCHEDULER_SERVICE_ACCOUNT"), "service account whose OIDC tokens may call /v1/scheduler/... (env COHORT_SCHEDULER_SERVICE_ACCOUNT)")
+	f.StringVar(&cfg.SchedulerAudience, "scheduler-audience", os.Getenv("COHORT_SCHEDULER_AUDIENCE"), "audience of those tokens; default: the public URL (env COHORT_SCHEDULER_AUDIENCE)")
+	f.StringVar(&cfg.SchedulerIssuer, "scheduler-issuer", envOr("COHORT_SCHEDULER_ISSUER", "https://accounts.google.com"), "issuer of those tokens (env COHORT_SCHEDULER_ISSUER)")
 	// The client secret comes from the environment only: flags show in ps.
 	cfg.OIDCClientSecret = os.Getenv("COHORT_OIDC_CLIENT_SECRET")
 	return cmd
@@ -130,14 +141,23 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	rec := provisioner.New(provisioner.Options{Store: store, Driver: driver, Logger: log})
-	queue, err := jobs.New(ctx, jobs.Options{DB: riverDB, Reconciler: rec, Logger: log})
+	enqueuer := &lateEnqueuer{}
+	sweeper := timeouts.New(timeouts.Options{Store: store, Driver: driver, Enqueuer: enqueuer, Logger: log})
+	queue, err := jobs.New(ctx, jobs.Options{DB: riverDB, Reconciler: rec, Sweeper: sweeper, SweepEvery: m.Config.SweepEvery, Logger: log})
+	if err != nil {
+		return err
+	}
+	enqueuer.q = queue
+	scheduler, err := m.schedulerVerifier()
 	if err != nil {
 		return err
 	}
 	server := api.New(api.Options{
 		Store: store, Enqueuer: queue, Driver: driver.Name(), PublicURL: m.Config.PublicURL, Logger: log,
 		Auth: signIn.rp, LocalIssuer: signIn.local, LocalIssuerPath: localIssuerPath,
-		Admins: strings.Split(m.Config.Admins, ","),
+		Admins:  strings.Split(m.Config.Admins, ","),
+		Tracker: timeouts.NewTracker(store, nil, 30*time.Second, log),
+		Sweeper: sweeper, Scheduler: scheduler,
 	})
 	if err := queue.Start(ctx); err != nil {
 		return err
@@ -177,6 +197,36 @@ func (m *Main) Run(ctx context.Context) error {
 }
 
 const localIssuerPath = "/local-oidc"
+
+// lateEnqueuer lets the sweeper, made before the queue that runs it, queue
+// sessions on it.
+type lateEnqueuer struct{ q *jobs.Queue }
+
+func (l *lateEnqueuer) Enqueue(ctx context.Context, id string) error { return l.q.Enqueue(ctx, id) }
+
+// schedulerVerifier admits Cloud Scheduler's calls when a service account
+// is configured; without one the scheduler endpoints refuse every call.
+func (m *Main) schedulerVerifier() (api.CallerVerifier, error) {
+	c := m.Config
+	if c.SchedulerAccount == "" {
+		return nil, nil
+	}
+	aud := c.SchedulerAudience
+	if aud == "" {
+		aud = strings.TrimRight(c.PublicURL, "/")
+	}
+	if aud == "" {
+		return nil, errors.New("--scheduler-service-account needs --scheduler-audience or --public-url: the audience Cloud Scheduler's tokens are minted for")
+	}
+	return auth.NewCallerVerifier(auth.CallerOptions{Issuer: c.SchedulerIssuer, Audience: aud, Email: c.SchedulerAccount}), nil
+}
+
+func envDuration(name string, def time.Duration) time.Duration {
+	if v, err := time.ParseDuration(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
 
 type signInSetup struct {
 	rp    *auth.RelyingParty

@@ -33,9 +33,9 @@ func newSessionCmd() *cobra.Command {
 			}
 			var rows [][]any
 			for _, s := range list {
-				rows = append(rows, []any{s.ID, s.ClassID, s.State, s.CreatedAt.Local().Format("2006-01-02 15:04"), s.Reason})
+				rows = append(rows, []any{s.ID, s.ClassID, s.State, s.CreatedAt.Local().Format("2006-01-02 15:04"), stopsIn(&s), s.Reason})
 			}
-			return table(cmd.OutOrStdout(), "ID\tCLASS\tSTATE\tCREATED\tREASON", rows)
+			return table(cmd.OutOrStdout(), "ID\tCLASS\tSTATE\tCREATED\tSTOPS\tREASON", rows)
 		},
 	}, &cobra.Command{
 		Use:   "stop SESSION",
@@ -56,7 +56,7 @@ func newSessionCmd() *cobra.Command {
 			fmt.Fprintf(cmd.OutOrStdout(), "session %s is %s\n", s.ID, s.State)
 			return nil
 		},
-	}, &cobra.Command{
+	}, newKeepAliveCmd(&cf), newExtendCmd(&cf), &cobra.Command{
 		Use:   "open SESSION",
 		Short: "Print a one-time link that opens the notebook in a browser",
 		Args:  cobra.ExactArgs(1),
@@ -146,4 +146,66 @@ func waitReady(cmd *cobra.Command, c *client.Client, s *client.Session) (*client
 		return s, errors.New("session " + s.ID + " is " + string(s.State) + ": " + s.Reason)
 	}
 	return s, nil
+}
+
+// stopsIn says when a running session stops, and flags a warning.
+func stopsIn(s *client.Session) string {
+	if s.StopsAt == nil {
+		return "-"
+	}
+	left := time.Until(*s.StopsAt).Round(time.Minute)
+	text := fmt.Sprintf("in %s (%s)", left, s.StopCause)
+	if s.Warning != "" {
+		text = "SOON: " + text
+	}
+	return text
+}
+
+func newKeepAliveCmd(cf *clientFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "keepalive SESSION",
+		Short: "Keep an idle session from stopping (counts as use now)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			s, err := c.KeepAlive(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if cf.json {
+				return printJSON(cmd.OutOrStdout(), s)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "session %s kept alive; it stops %s\n", s.ID, stopsIn(s))
+			return nil
+		},
+	}
+}
+
+func newExtendCmd(cf *clientFlags) *cobra.Command {
+	var by time.Duration
+	cmd := &cobra.Command{
+		Use:   "extend SESSION --by DURATION",
+		Short: "Give a session more time than the class's maximum lifetime (instructors)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			s, err := c.Extend(cmd.Context(), args[0], by)
+			if err != nil {
+				return err
+			}
+			if cf.json {
+				return printJSON(cmd.OutOrStdout(), s)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "session %s extended; at the latest it stops at %s\n", s.ID, s.HardDeadline.Local().Format(time.Kitchen))
+			return nil
+		},
+	}
+	cmd.Flags().DurationVar(&by, "by", time.Hour, "how much more time")
+	return cmd
 }

@@ -72,8 +72,9 @@ func New(opts Options) (*Driver, error) {
 		bin:       cmpOr(opts.Bin, DefaultBin),
 		stopGrace: opts.StopGrace,
 		log:       opts.Logger,
-		http:      &http.Client{Timeout: 2 * time.Second},
-		locks:     map[string]*sync.Mutex{},
+		// A notebook whose kernel saturates the CPU answers slowly.
+		http:  &http.Client{Timeout: 5 * time.Second},
+		locks: map[string]*sync.Mutex{},
 	}
 	if d.stopGrace == 0 {
 		d.stopGrace = 5 * time.Second
@@ -259,7 +260,17 @@ func (d *Driver) Inspect(ctx context.Context, spec cohort.NotebookSpec) (cohort.
 	if _, err := jupyter.GetStatus(ctx, d.http, addr, spec.BasePath, spec.Token); err != nil {
 		return cohort.Instance{State: cohort.InstanceStarting, Address: addr, Progress: "starting Jupyter"}, nil
 	}
-	return cohort.Instance{State: cohort.InstanceReady, Address: addr}, nil
+	ready := cohort.Instance{State: cohort.InstanceReady, Address: addr}
+	// Kernel activity is a bonus: a failure to read it is not a failure.
+	if a, err := jupyter.GetActivity(ctx, d.http, addr, spec.BasePath, spec.Token); err == nil {
+		ready.KernelActivityKnown, ready.LastKernelActivity, ready.KernelBusy = true, a.LastActivity, a.Busy
+	}
+	return ready, nil
+}
+
+// FilesNote says where a local session's files stay.
+func (d *Driver) FilesNote() string {
+	return "Files you saved stay on the cohort server, but a new session starts with an empty folder: download what you want to keep."
 }
 
 // exitReason is the last lines the notebook server wrote, which usually say

@@ -5,26 +5,32 @@ import (
 	"database/sql"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/cohortdev/cohort"
 )
 
 const sessionColumns = `id, class_id, user_id, state, reason, driver, address, notebook_token,
-	created_at, state_changed_at, ready_at, ended_at, version`
+	created_at, state_changed_at, ready_at, ended_at, version,
+	end_cause, last_activity_at, extension_us, idle_deadline, hard_deadline, check_at, warned_at`
 
 const activeStates = `('requested', 'provisioning', 'ready', 'stopping')`
 
 func scanSession(row interface{ Scan(...any) error }) (*cohort.Session, error) {
 	var s cohort.Session
-	var created, changed int64
-	var ready, ended sql.NullInt64
+	var created, changed, extension int64
+	var ready, ended, activity, idle, hard, check, warned sql.NullInt64
 	err := row.Scan(&s.ID, &s.ClassID, &s.UserID, &s.State, &s.Reason, &s.Driver, &s.Address, &s.NotebookToken,
-		&created, &changed, &ready, &ended, &s.Version)
+		&created, &changed, &ready, &ended, &s.Version,
+		&s.EndCause, &activity, &extension, &idle, &hard, &check, &warned)
 	if err != nil {
 		return nil, err
 	}
 	s.CreatedAt, s.StateChangedAt = fromMicros(created), fromMicros(changed)
 	s.ReadyAt, s.EndedAt = fromNullMicros(ready), fromNullMicros(ended)
+	s.LastActivityAt, s.WarnedAt = fromNullMicros(activity), fromNullMicros(warned)
+	s.IdleDeadline, s.HardDeadline, s.CheckAt = fromNullMicros(idle), fromNullMicros(hard), fromNullMicros(check)
+	s.Extension = cohort.Duration(time.Duration(extension) * time.Microsecond)
 	return &s, nil
 }
 
@@ -48,9 +54,10 @@ func (s *Store) StartSession(ctx context.Context, sess *cohort.Session, seats in
 		}
 		now := s.Now().UTC()
 		sess.CreatedAt, sess.StateChangedAt, sess.Version = now, now, 1
-		_, err = tx.ExecContext(ctx, `INSERT INTO sessions (`+sessionColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		_, err = tx.ExecContext(ctx, `INSERT INTO sessions (id, class_id, user_id, state, reason, driver, address, notebook_token,
+			created_at, state_changed_at, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			sess.ID, sess.ClassID, sess.UserID, sess.State, sess.Reason, sess.Driver, sess.Address, sess.NotebookToken,
-			micros(now), micros(now), nullMicros(sess.ReadyAt), nullMicros(sess.EndedAt), sess.Version)
+			micros(now), micros(now), sess.Version)
 		if err != nil {
 			return fmt.Errorf("insert session: %w", err)
 		}
@@ -101,9 +108,11 @@ func (s *Store) ListSessions(ctx context.Context, f cohort.SessionFilter) ([]*co
 // UpdateSession writes a session if nobody changed it since it was read.
 func (s *Store) UpdateSession(ctx context.Context, sess *cohort.Session, e *cohort.Event) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE sessions SET state = ?, reason = ?, address = ?, state_changed_at = ?,
+		// The timeout columns are not written here: activity arrives all the
+		// time and must not make lifecycle writes fail their version check.
+		res, err := tx.ExecContext(ctx, `UPDATE sessions SET state = ?, reason = ?, end_cause = ?, address = ?, state_changed_at = ?,
 			ready_at = ?, ended_at = ?, version = version + 1 WHERE id = ? AND version = ?`,
-			sess.State, sess.Reason, sess.Address, micros(sess.StateChangedAt),
+			sess.State, sess.Reason, sess.EndCause, sess.Address, micros(sess.StateChangedAt),
 			nullMicros(sess.ReadyAt), nullMicros(sess.EndedAt), sess.ID, sess.Version)
 		if err != nil {
 			return fmt.Errorf("update session: %w", err)
@@ -153,4 +162,46 @@ func (s *Store) ListEvents(ctx context.Context, sessionID string, after int64) (
 		out = append(out, &e)
 	}
 	return out, rows.Err()
+}
+
+// RecordActivity moves a session's last activity forward to at (never back).
+func (s *Store) RecordActivity(ctx context.Context, id string, at time.Time) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE sessions SET last_activity_at = max(coalesce(last_activity_at, 0), ?) WHERE id = ?`, micros(at), id)
+	if err != nil {
+		return fmt.Errorf("record activity: %w", err)
+	}
+	return nil
+}
+
+// SetDeadlines caches a session's computed deadlines and warning time.
+func (s *Store) SetDeadlines(ctx context.Context, id string, d cohort.SessionDeadlines) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE sessions SET idle_deadline = ?, hard_deadline = ?, check_at = ?, warned_at = ? WHERE id = ?`,
+		nullMicros(d.Idle), nullMicros(d.Hard), nullMicros(d.CheckAt), nullMicros(d.WarnedAt), id)
+	if err != nil {
+		return fmt.Errorf("set deadlines: %w", err)
+	}
+	return nil
+}
+
+// SetExtension records an instructor's extension of the maximum lifetime.
+func (s *Store) SetExtension(ctx context.Context, id string, ext cohort.Duration) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE sessions SET extension_us = ? WHERE id = ?`, ext.D().Microseconds(), id)
+	if err != nil {
+		return fmt.Errorf("set extension: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return cohort.Errorf(cohort.ENOTFOUND, "session %s not found", id)
+	}
+	return nil
+}
+
+// DueSessions returns ready sessions whose check time is at or before t,
+// or not computed yet.
+func (s *Store) DueSessions(ctx context.Context, t time.Time) ([]*cohort.Session, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+sessionColumns+` FROM sessions WHERE state = 'ready'
+		AND (check_at IS NULL OR check_at <= ?) ORDER BY id`, micros(t))
+	if err != nil {
+		return nil, fmt.Errorf("due sessions: %w", err)
+	}
+	return collect(rows, scanSession)
 }

@@ -598,3 +598,61 @@ func testEvents(t *testing.T, s cohort.Store, clock *Clock) {
 		t.Fatalf("events of an unknown session = %+v", none)
 	}
 }
+
+func testTimeouts(t *testing.T, s cohort.Store, clock *Clock) {
+	ctx := context.Background()
+	u := must(s.EnsureUser(ctx, "ada@example.com", cohort.RoleParticipant))
+	c := newClass(t, s, u)
+	sess, _ := must2(s.StartSession(ctx, newSession(c.ID, u.ID), 10))
+	if due := must(s.DueSessions(ctx, clock.Now())); len(due) != 0 {
+		t.Fatalf("a requested session is due: %+v", due)
+	}
+	now := clock.Now()
+	sess.State, sess.ReadyAt = cohort.StateReady, &now
+	if err := s.UpdateSession(ctx, sess, nil); err != nil {
+		t.Fatal(err)
+	}
+	if due := must(s.DueSessions(ctx, now)); len(due) != 1 {
+		t.Fatalf("a ready session without deadlines is not due (%d)", len(due))
+	}
+	later, earlier := now.Add(time.Hour), now.Add(-time.Hour)
+	if err := s.RecordActivity(ctx, sess.ID, later); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecordActivity(ctx, sess.ID, earlier); err != nil {
+		t.Fatal(err)
+	}
+	idle, hard, check := now.Add(90*time.Minute), now.Add(12*time.Hour), now.Add(80*time.Minute)
+	if err := s.SetDeadlines(ctx, sess.ID, cohort.SessionDeadlines{Idle: &idle, Hard: &hard, CheckAt: &check, WarnedAt: &now}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetExtension(ctx, sess.ID, cohort.Duration(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, s.SetExtension(ctx, "ses_missing", 0), cohort.ENOTFOUND)
+	got := must(s.GetSession(ctx, sess.ID))
+	if !got.LastActivityAt.Equal(later) || !got.IdleDeadline.Equal(idle) || !got.HardDeadline.Equal(hard) || !got.CheckAt.Equal(check) ||
+		!got.WarnedAt.Equal(now) || got.Extension.D() != time.Hour || got.Version != sess.Version {
+		t.Fatalf("timeout columns = %+v (version %d, want %d unchanged)", got, got.Version, sess.Version)
+	}
+	for _, tt := range []struct {
+		at   time.Time
+		want int
+	}{{now.Add(79 * time.Minute), 0}, {check, 1}, {hard, 1}} {
+		if due := must(s.DueSessions(ctx, tt.at)); len(due) != tt.want {
+			t.Errorf("due at %s: %d, want %d", tt.at, len(due), tt.want)
+		}
+	}
+	// A lifecycle write keeps the timeout columns.
+	got.State, got.EndCause = cohort.StateStopping, cohort.CauseIdle
+	if err := s.UpdateSession(ctx, got, nil); err != nil {
+		t.Fatal(err)
+	}
+	after := must(s.GetSession(ctx, sess.ID))
+	if after.EndCause != cohort.CauseIdle || after.IdleDeadline == nil || after.Extension.D() != time.Hour {
+		t.Fatalf("after a lifecycle write: %+v", after)
+	}
+	if due := must(s.DueSessions(ctx, hard)); len(due) != 0 {
+		t.Fatal("a stopping session is due")
+	}
+}

@@ -1,0 +1,78 @@
+// Package timeouts keeps forgotten notebooks from billing: it computes each
+// session's idle and hard deadlines from its activity, its extension and
+// its class's current policy, warns the participant before a stop, and
+// stops sessions whose deadline passed. Activity comes from the proxy
+// (Tracker) and from the notebook's kernels (read through the driver).
+package timeouts
+
+import (
+	"time"
+
+	"github.com/cohortdev/cohort"
+)
+
+// Deadlines are when a session stops under its class's policy.
+type Deadlines struct {
+	// LastActivity is the latest use seen (the session's start at first).
+	LastActivity time.Time
+	// Idle is when it stops if nobody uses it; never after Hard.
+	Idle time.Time
+	// Hard is when it stops whatever happens, and why (max_lifetime or
+	// class_ended).
+	Hard      time.Time
+	HardCause cohort.EndCause
+	warn      time.Duration
+}
+
+// Compute returns a ready session's deadlines under policy p. Sessions
+// that were never ready have none (ok is false).
+func Compute(s *cohort.Session, p cohort.Policy) (d Deadlines, ok bool) {
+	if s.ReadyAt == nil {
+		return Deadlines{}, false
+	}
+	d.LastActivity = *s.ReadyAt
+	if s.LastActivityAt != nil && s.LastActivityAt.After(d.LastActivity) {
+		d.LastActivity = *s.LastActivityAt
+	}
+	d.Hard, d.HardCause = s.ReadyAt.Add(p.MaxLifetime.D()+s.Extension.D()), cohort.CauseMaxLifetime
+	if p.EndsAt != nil && p.EndsAt.Before(d.Hard) {
+		d.Hard, d.HardCause = *p.EndsAt, cohort.CauseClassEnded
+	}
+	d.Idle = d.LastActivity.Add(p.IdleTimeout.D())
+	if d.Idle.After(d.Hard) {
+		d.Idle = d.Hard
+	}
+	d.warn = p.Warn()
+	return d, true
+}
+
+// Next returns the earliest stop and its cause.
+func (d Deadlines) Next() (time.Time, cohort.EndCause) {
+	if d.Idle.Before(d.Hard) {
+		return d.Idle, cohort.CauseIdle
+	}
+	return d.Hard, d.HardCause
+}
+
+// WarnAt is when the participant is warned of the next stop.
+func (d Deadlines) WarnAt() time.Time {
+	next, _ := d.Next()
+	return next.Add(-d.warn)
+}
+
+// Warning returns the cause of a stop that is near at now (within the
+// warning time), or "" when none is.
+func (d Deadlines) Warning(now time.Time) cohort.EndCause {
+	next, cause := d.Next()
+	if now.Before(next.Add(-d.warn)) {
+		return ""
+	}
+	return cause
+}
+
+// Stored returns what the store caches of the deadlines, with the given
+// warning time.
+func (d Deadlines) Stored(warned *time.Time) cohort.SessionDeadlines {
+	idle, hard, check := d.Idle, d.Hard, d.WarnAt()
+	return cohort.SessionDeadlines{Idle: &idle, Hard: &hard, CheckAt: &check, WarnedAt: warned}
+}
