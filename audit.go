@@ -20,6 +20,7 @@ const (
 	AuditSessionEntered     = "session_entered"
 	AuditSessionStopped     = "session_stopped"
 	AuditSessionExtended    = "session_extended"
+	AuditSessionsStarted    = "sessions_started"
 )
 
 // AuditEvent records who did what, for admins and class instructors.

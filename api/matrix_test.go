@@ -40,17 +40,23 @@ var (
 )
 
 var matrix = map[string]rule{
-	"GET /healthz":         {public: true},
-	"GET /readyz":          {public: true},
-	"GET /v1/openapi.json": {public: true},
-	"GET /":                {public: true},
-	"GET /auth/login":      {public: true},
-	"GET /auth/callback":   {public: true},
-	"POST /auth/logout":    {public: true},
-	"GET /auth/device":     {browser: true},
-	"POST /auth/device":    {browser: true},
-	"GET /join/:code":      {browser: true},
-	"POST /join/:code":     {browser: true},
+	"GET /healthz":                      {public: true},
+	"GET /readyz":                       {public: true},
+	"GET /v1/openapi.json":              {public: true},
+	"GET /":                             {public: true},
+	"GET /assets/*file":                 {public: true},
+	"GET /classes/new":                  {browser: true},
+	"GET /classes/:class/manage":        {browser: true},
+	"GET /admin":                        {browser: true},
+	"POST /v1/classes/:class/stop-all":  {allow: classTeach},
+	"POST /v1/classes/:class/start-all": {allow: classTeach},
+	"GET /auth/login":                   {public: true},
+	"GET /auth/callback":                {public: true},
+	"POST /auth/logout":                 {public: true},
+	"GET /auth/device":                  {browser: true},
+	"POST /auth/device":                 {browser: true},
+	"GET /join/:code":                   {browser: true},
+	"POST /join/:code":                  {browser: true},
 	"GET /local-oidc/.well-known/openid-configuration": {public: true},
 	"GET /local-oidc/jwks":                             {public: true},
 	"GET /local-oidc/authorize":                        {public: true},
@@ -139,7 +145,7 @@ func newFixture(t *testing.T) *fixture {
 	}
 	return &fixture{env: e, params: map[string]string{
 		":class": classA.ID, ":session": sess.ID, ":user": e.users["alice"].ID, ":token": tokens[0].ID,
-		":email": "alice@example.com", ":invite": inv.ID, ":code": "CODE", "*path": "api/status",
+		":email": "alice@example.com", ":invite": inv.ID, ":code": "CODE", "*path": "api/status", "*file": "app.css",
 	}}
 }
 

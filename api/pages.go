@@ -2,29 +2,137 @@ package api
 
 import (
 	"embed"
+	"fmt"
 	"html/template"
+	"io/fs"
 	"net/http"
 	"net/url"
+	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/cohortdev/cohort"
+	"github.com/cohortdev/cohort/catalog"
 )
 
-// A few server-rendered pages: the sign-in flow's ends, joining a class
-// by invite, approving a CLI sign-in. The web UI issue builds the rest.
+// The web pages are rendered here, with their assets embedded: no CDN, no
+// front-end build. They read the store directly and act through the JSON
+// API (app.js calls it with the session cookie and CSRF token), so the
+// rules live in one place.
 
-//go:embed pages/*.html
+//go:embed pages/*.html pages/assets
 var pageFiles embed.FS
 
-var pages = template.Must(template.ParseFS(pageFiles, "pages/*.html"))
+var pages = template.Must(template.New("").Funcs(template.FuncMap{
+	"runtime":     runtimeLabel,
+	"stateLabel":  stateLabel,
+	"warningText": warningText,
+	"stopText":    stopText,
+	"join":        strings.Join,
+	"localTime":   localTime,
+}).ParseFS(pageFiles, "pages/*.html"))
 
 type pageData struct {
 	Title, Heading, Message, Code string
 	User                          *cohort.User
 	CSRF                          string
-	Classes                       []*cohort.Class
 	Done                          bool
+	FilesNote                     string
+
+	Cards   []card
+	events  map[string][]*cohort.Event
+	Class   *cohort.Class
+	Seats   []seat
+	Members []*cohort.Member
+	Audit   []*cohort.AuditEvent
+	Users   []*cohort.User
+	Classes []*cohort.Class
+	Roles   []cohort.Role
+
+	MachineTypes, GPUTypes []string
+}
+
+// card is one class on the home page, with the user's session in it.
+type card struct {
+	Class   *cohort.Class
+	Teaches bool
+	Session *sessionView
+}
+
+// seat is one row of the instructor's seat table.
+type seat struct {
+	Email   string
+	Session sessionView
+	Latest  string
+}
+
+// Events returns a session's events for the page.
+func (d pageData) Events(id string) []*cohort.Event { return d.events[id] }
+
+// LastEvent returns the ID of a session's latest event shown, so that the
+// live stream continues from there.
+func (d pageData) LastEvent(id string) int64 {
+	if ev := d.events[id]; len(ev) > 0 {
+		return ev[len(ev)-1].ID
+	}
+	return 0
+}
+
+func runtimeLabel(r cohort.Runtime) string {
+	if r.GPUType == "" {
+		return r.MachineType
+	}
+	g := r.GPUType
+	if info, ok := catalog.LookupGPU(r.GPUType); ok {
+		g = info.Name
+	}
+	return fmt.Sprintf("%d× %s on %s", r.GPUCount, g, r.MachineType)
+}
+
+func stateLabel(s cohort.SessionState) string {
+	switch s {
+	case cohort.StateRequested, cohort.StateProvisioning:
+		return "starting"
+	case cohort.StateReady:
+		return "ready"
+	case cohort.StateStopping:
+		return "stopping"
+	case cohort.StateFailed:
+		return "failed"
+	}
+	return "stopped"
+}
+
+func warningText(c cohort.EndCause) string {
+	switch c {
+	case cohort.CauseIdle:
+		return "because nobody has used it. Use the notebook, or:"
+	case cohort.CauseMaxLifetime:
+		return "because it reaches the class's maximum session length. Download your work now; an instructor can give you more time."
+	case cohort.CauseClassEnded:
+		return "because the class ends. Download your work now."
+	}
+	return ""
+}
+
+func stopText(c cohort.EndCause) string {
+	switch c {
+	case cohort.CauseIdle:
+		return "if unused"
+	case cohort.CauseClassEnded:
+		return "when the class ends"
+	}
+	return "at the maximum session length"
+}
+
+// localTime formats a time for a datetime-local input (UTC; app.js
+// converts the input's value back as the browser's local time).
+func localTime(t *time.Time) string {
+	if t == nil {
+		return ""
+	}
+	return t.Local().Format("2006-01-02T15:04")
 }
 
 func (s *Server) render(c *gin.Context, status int, name string, d pageData) {
@@ -79,22 +187,145 @@ func (s *Server) requireBrowser(c *gin.Context) (*cohort.User, string, bool) {
 	return u, csrf, true
 }
 
+// assets serves the pages' CSS and JavaScript from the binary.
+func (s *Server) assets() http.Handler {
+	sub, _ := fs.Sub(pageFiles, "pages/assets")
+	files := http.StripPrefix("/assets/", http.FileServer(http.FS(sub)))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=300")
+		files.ServeHTTP(w, r)
+	})
+}
+
 func (s *Server) home(c *gin.Context) {
 	u, csrf := s.browserUser(c)
-	d := pageData{Title: "Home", User: u, CSRF: csrf}
-	if u != nil {
-		var err error
-		if u.Role == cohort.RoleAdmin {
-			d.Classes, err = s.store.ListClasses(c.Request.Context())
-		} else {
-			d.Classes, err = s.store.ListClassesFor(c.Request.Context(), u.Email)
-		}
+	d := pageData{Title: "My classes", User: u, CSRF: csrf, FilesNote: s.filesNote, events: map[string][]*cohort.Event{}}
+	if u == nil {
+		s.render(c, http.StatusOK, "home", d)
+		return
+	}
+	ctx := c.Request.Context()
+	classes, err := s.store.ListClassesFor(ctx, u.Email)
+	if err != nil {
+		s.failPage(c, err)
+		return
+	}
+	mine, err := s.store.ListSessions(ctx, cohort.SessionFilter{UserID: u.ID})
+	if err != nil {
+		s.failPage(c, err)
+		return
+	}
+	for _, class := range classes {
+		role, err := s.store.MemberRole(ctx, class.ID, u.Email)
 		if err != nil {
 			s.failPage(c, err)
 			return
 		}
+		cd := card{Class: class, Teaches: role == cohort.MemberInstructor || u.Role == cohort.RoleAdmin}
+		// The active session, else the latest, to show why it ended.
+		for _, sess := range mine {
+			if sess.ClassID == class.ID && (cd.Session == nil || sess.State.Active()) {
+				v := s.view(c, sess)
+				s.withDeadlines(&v, class.Policy)
+				cd.Session = &v
+				if sess.State.Active() {
+					break
+				}
+			}
+		}
+		if cd.Session != nil {
+			if d.events[cd.Session.ID], err = s.store.ListEvents(ctx, cd.Session.ID, 0); err != nil {
+				s.failPage(c, err)
+				return
+			}
+		}
+		d.Cards = append(d.Cards, cd)
 	}
 	s.render(c, http.StatusOK, "home", d)
+}
+
+func (s *Server) newClassPage(c *gin.Context) {
+	u, csrf, ok := s.requireBrowser(c)
+	if !ok {
+		return
+	}
+	if !u.CanTeach() {
+		s.failPage(c, cohort.Errorf(cohort.EFORBIDDEN, "only instructors can create classes; ask an admin to make you one"))
+		return
+	}
+	def := cohort.DefaultClass()
+	s.render(c, http.StatusOK, "newclass", pageData{Title: "New class", User: u, CSRF: csrf, Class: &def,
+		MachineTypes: catalog.MachineTypeNames(), GPUTypes: catalog.GPUTypes()})
+}
+
+func (s *Server) managePage(c *gin.Context) {
+	u, csrf, ok := s.requireBrowser(c)
+	if !ok {
+		return
+	}
+	c.Set(userKey, u)
+	a, err := s.classToTeach(c)
+	if err != nil {
+		s.failPage(c, err)
+		return
+	}
+	ctx := c.Request.Context()
+	d := pageData{Title: a.class.Name, User: u, CSRF: csrf, Class: a.class,
+		MachineTypes: catalog.MachineTypeNames(), GPUTypes: catalog.GPUTypes()}
+	sessions, err := s.store.ListSessions(ctx, cohort.SessionFilter{ClassID: a.class.ID})
+	if err == nil {
+		d.Members, err = s.store.ListMembers(ctx, a.class.ID)
+	}
+	if err == nil {
+		d.Audit, err = s.store.ListAudit(ctx, cohort.AuditFilter{ClassID: a.class.ID, Limit: 50})
+	}
+	if err != nil {
+		s.failPage(c, err)
+		return
+	}
+	emails := map[string]string{}
+	for _, sess := range sessions {
+		if !sess.State.Active() && time.Since(sess.StateChangedAt) > 24*time.Hour {
+			continue // yesterday's ended sessions clutter the table
+		}
+		if _, ok := emails[sess.UserID]; !ok {
+			if owner, err := s.store.GetUser(ctx, sess.UserID); err == nil {
+				emails[sess.UserID] = owner.Email
+			}
+		}
+		v := s.view(c, sess)
+		s.withDeadlines(&v, a.class.Policy)
+		latest := sess.Reason
+		if ev, err := s.store.ListEvents(ctx, sess.ID, 0); err == nil && len(ev) > 0 {
+			latest = ev[len(ev)-1].Message
+		}
+		d.Seats = append(d.Seats, seat{Email: emails[sess.UserID], Session: v, Latest: latest})
+	}
+	s.render(c, http.StatusOK, "manage", d)
+}
+
+func (s *Server) adminPage(c *gin.Context) {
+	u, csrf, ok := s.requireBrowser(c)
+	if !ok {
+		return
+	}
+	if u.Role != cohort.RoleAdmin {
+		s.failPage(c, cohort.Errorf(cohort.EFORBIDDEN, "only admins can see this page"))
+		return
+	}
+	ctx := c.Request.Context()
+	d := pageData{Title: "Admin", User: u, CSRF: csrf, Roles: []cohort.Role{cohort.RoleParticipant, cohort.RoleInstructor, cohort.RoleAdmin}}
+	var err error
+	if d.Users, err = s.store.ListUsers(ctx); err == nil {
+		if d.Classes, err = s.store.ListClasses(ctx); err == nil {
+			d.Audit, err = s.store.ListAudit(ctx, cohort.AuditFilter{Limit: 200})
+		}
+	}
+	if err != nil {
+		s.failPage(c, err)
+		return
+	}
+	s.render(c, http.StatusOK, "admin", d)
 }
 
 func (s *Server) joinPage(c *gin.Context) {

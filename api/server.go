@@ -39,8 +39,10 @@ type Options struct {
 	// only callers Scheduler verifies (nil: those endpoints refuse all).
 	Sweeper   Sweeper
 	Scheduler CallerVerifier
-	// Driver names the provisioner driver new sessions use.
-	Driver string
+	// Driver names the provisioner driver new sessions use; FilesNote is
+	// what it tells participants about their files.
+	Driver    string
+	FilesNote string
 	// PublicURL is how browsers reach cohort (e.g. https://cohort.example.org);
 	// derived from each request when empty.
 	PublicURL string
@@ -62,6 +64,7 @@ type Server struct {
 	sweeper   Sweeper
 	scheduler CallerVerifier
 	driver    string
+	filesNote string
 	publicURL string
 	log       *slog.Logger
 	now       func() time.Time
@@ -74,7 +77,7 @@ type Server struct {
 func New(opts Options) *Server {
 	s := &Server{
 		store: opts.Store, enqueuer: opts.Enqueuer, auth: opts.Auth, admins: normalizeAdmins(opts.Admins), driver: opts.Driver,
-		tracker: opts.Tracker, sweeper: opts.Sweeper, scheduler: opts.Scheduler,
+		tracker: opts.Tracker, sweeper: opts.Sweeper, scheduler: opts.Scheduler, filesNote: opts.FilesNote,
 		publicURL: opts.PublicURL, log: opts.Logger, now: opts.Now, eventPoll: opts.EventPoll,
 	}
 	if s.log == nil {
@@ -134,6 +137,10 @@ func (s *Server) routes(localIssuer http.Handler, localIssuerPath string) {
 
 	// Browser pages and the sign-in flow.
 	r.GET("/", s.home)
+	r.GET("/assets/*file", gin.WrapH(s.assets()))
+	r.GET("/classes/new", s.newClassPage)
+	r.GET("/classes/:class/manage", s.managePage)
+	r.GET("/admin", s.adminPage)
 	r.GET("/auth/login", s.login)
 	r.GET(callbackPath, s.callback)
 	r.POST("/auth/logout", s.logout)
@@ -181,6 +188,8 @@ func (s *Server) routes(localIssuer http.Handler, localIssuerPath string) {
 	v1.POST("/classes/:class/invites", s.createInvite)
 	v1.DELETE("/classes/:class/invites/:invite", s.revokeInvite)
 	v1.GET("/classes/:class/audit", s.classAudit)
+	v1.POST("/classes/:class/start-all", s.startAll)
+	v1.POST("/classes/:class/stop-all", s.stopAll)
 	v1.POST("/classes/:class/sessions", s.startSession)
 
 	v1.GET("/sessions", s.listSessions)

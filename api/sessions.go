@@ -1,6 +1,8 @@
 package api
 
 import (
+	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"time"
@@ -160,18 +162,30 @@ func (s *Server) listSessions(c *gin.Context) {
 }
 
 func (s *Server) stopSession(c *gin.Context) {
-	ctx := c.Request.Context()
-	u := currentUser(c)
+	a, err := s.session(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	sess, stopped, err := s.stop(c.Request.Context(), currentUser(c), a)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	status := http.StatusOK // already stopping or ended
+	if stopped {
+		status = http.StatusAccepted
+	}
+	c.JSON(status, s.view(c, sess))
+}
+
+// stop asks for a session to stop on behalf of u. It reports whether it
+// did (false: the session was already stopping or ended).
+func (s *Server) stop(ctx context.Context, u *cohort.User, a sessionAccess) (*cohort.Session, bool, error) {
+	sess := a.session
 	for range 5 { // a concurrent reconcile step may win the version race
-		a, err := s.session(c)
-		if err != nil {
-			s.fail(c, err)
-			return
-		}
-		sess := a.session
-		if !sess.State.WantsRunning() { // already stopping or ended
-			c.JSON(http.StatusOK, s.view(c, sess))
-			return
+		if !sess.State.WantsRunning() {
+			return sess, false, nil
 		}
 		now := s.now().UTC()
 		who, cause := u.Email, cohort.CauseUser
@@ -179,13 +193,15 @@ func (s *Server) stopSession(c *gin.Context) {
 			who, cause = "instructor "+u.Email, cohort.CauseInstructor
 		}
 		sess.State, sess.StateChangedAt, sess.Reason, sess.EndCause = cohort.StateStopping, now, "stopped by "+who, cause
-		err = s.store.UpdateSession(ctx, sess, &cohort.Event{Time: now, State: sess.State, Message: "stop requested by " + who})
+		err := s.store.UpdateSession(ctx, sess, &cohort.Event{Time: now, State: sess.State, Message: "stop requested by " + who})
 		if cohort.ErrorCode(err) == cohort.ECONFLICT {
+			if sess, err = s.store.GetSession(ctx, sess.ID); err != nil {
+				return nil, false, err
+			}
 			continue
 		}
 		if err != nil {
-			s.fail(c, err)
-			return
+			return nil, false, err
 		}
 		if err := s.enqueuer.Enqueue(ctx, sess.ID); err != nil {
 			s.log.Error("enqueue session", "session_id", sess.ID, "error", err)
@@ -194,10 +210,37 @@ func (s *Server) stopSession(c *gin.Context) {
 			s.audit(ctx, u, cohort.AuditEvent{Action: cohort.AuditSessionStopped, ClassID: sess.ClassID, SessionID: sess.ID, Subject: sess.UserID})
 		}
 		s.log.Info("session stop requested", "session_id", sess.ID, "user_id", u.ID)
-		c.JSON(http.StatusAccepted, s.view(c, sess))
+		return sess, true, nil
+	}
+	return nil, false, cohort.Errorf(cohort.ECONFLICT, "the session is changing too fast; try again")
+}
+
+// stopAll stops every running session of a class (its instructors, admins).
+func (s *Server) stopAll(c *gin.Context) {
+	a, err := s.classToTeach(c)
+	if err != nil {
+		s.fail(c, err)
 		return
 	}
-	s.fail(c, cohort.Errorf(cohort.ECONFLICT, "the session is changing too fast; try again"))
+	ctx := c.Request.Context()
+	running, err := s.store.ListSessions(ctx, cohort.SessionFilter{ClassID: a.class.ID,
+		States: []cohort.SessionState{cohort.StateRequested, cohort.StateProvisioning, cohort.StateReady}})
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	u, n := currentUser(c), 0
+	for _, sess := range running {
+		_, stopped, err := s.stop(ctx, u, sessionAccess{session: sess, owner: sess.UserID == u.ID})
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		if stopped {
+			n++
+		}
+	}
+	c.JSON(http.StatusOK, gin.H{"stopped": n})
 }
 
 // loginCodeTTL is how long an "open in browser" link works.
@@ -223,4 +266,54 @@ func (s *Server) openSession(c *gin.Context) {
 	}
 	link := s.baseURL(c) + sess.BasePath() + "tree?" + url.Values{codeParam: {code}}.Encode()
 	c.JSON(http.StatusCreated, gin.H{"url": link, "expires_at": expires.UTC()})
+}
+
+// startAll starts a session for every participant on the class's roster
+// who has none, before class, so that 9:00 is not a stampede. Seats count
+// as usual; the idle timeout of early seats counts from the class's start.
+func (s *Server) startAll(c *gin.Context) {
+	a, err := s.classToTeach(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	ctx := c.Request.Context()
+	members, err := s.store.ListMembers(ctx, a.class.ID)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	started, running, full := 0, 0, 0
+	for _, m := range members {
+		if m.Role != cohort.MemberParticipant {
+			continue
+		}
+		u, err := s.store.EnsureUser(ctx, m.Email, cohort.RoleParticipant)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		sess, created, err := s.store.StartSession(ctx, &cohort.Session{
+			ID: cohort.NewID("ses"), ClassID: a.class.ID, UserID: u.ID, State: cohort.StateRequested,
+			Driver: s.driver, NotebookToken: cohort.NewSecret(""),
+		}, a.class.Policy.Seats)
+		switch {
+		case cohort.ErrorCode(err) == cohort.ECONFLICT:
+			full++
+			continue
+		case err != nil:
+			s.fail(c, err)
+			return
+		case !created:
+			running++
+			continue
+		}
+		started++
+		if err := s.enqueuer.Enqueue(ctx, sess.ID); err != nil {
+			s.log.Error("enqueue session", "session_id", sess.ID, "error", err)
+		}
+	}
+	s.audit(ctx, currentUser(c), cohort.AuditEvent{Action: cohort.AuditSessionsStarted, ClassID: a.class.ID,
+		Detail: fmt.Sprintf("%d started, %d already running, %d without a seat", started, running, full)})
+	c.JSON(http.StatusOK, gin.H{"started": started, "running": running, "no_seat": full})
 }

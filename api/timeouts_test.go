@@ -265,3 +265,30 @@ func TestSchedulerEndpoints(t *testing.T) {
 		t.Fatalf("unconfigured scheduler endpoint = %d", resp.StatusCode)
 	}
 }
+
+func TestStartAllSeats(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	c := e.createClass("teacher", `{"name": "NLP", "policy": {"seats": 2}}`) // alice and bob enrolled
+	e.do("teacher", "POST", "/v1/classes/"+c.ID+"/members", `{"emails": ["carol@example.com"]}`)
+	if _, status := e.startSession("alice", c.ID); status != http.StatusCreated {
+		t.Fatal("alice's own start failed")
+	}
+	if r := e.do("alice", "POST", "/v1/classes/"+c.ID+"/start-all", ""); r.status != http.StatusForbidden {
+		t.Fatalf("participant start-all = %d", r.status)
+	}
+	var got struct {
+		Started, Running int
+		NoSeat           int `json:"no_seat"`
+	}
+	r := e.do("teacher", "POST", "/v1/classes/"+c.ID+"/start-all", "")
+	r.json(t, &got)
+	if r.status != 200 || got.Started != 1 || got.Running != 1 || got.NoSeat != 1 {
+		t.Fatalf("start-all = %d %s, want 1 started (bob), 1 running (alice), 1 without a seat (carol)", r.status, r.body)
+	}
+	var mine struct{ Sessions []cohort.Session }
+	e.do("bob", "GET", "/v1/sessions", "").json(t, &mine)
+	if len(mine.Sessions) != 1 || mine.Sessions[0].UserID != e.users["bob"].ID {
+		t.Fatalf("bob's pre-started session: %+v", mine.Sessions)
+	}
+}

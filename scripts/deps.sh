@@ -1,12 +1,16 @@
 #!/bin/sh
-# Installs the Debian packages cohort's local driver and tests need, if
-# they are missing. Safe to run again: it does nothing when all is there.
+# Installs the Debian packages cohort needs, if they are missing: the local
+# driver's Jupyter, and with "test" also what the tests use (Chromium for
+# the browser tests). Safe to run again: it does nothing when all is there.
 set -eu
 
 missing=""
 [ -x /usr/bin/jupyter-notebook ] || missing="$missing jupyter-notebook"
 /usr/bin/python3 -c 'import ipykernel' 2>/dev/null || missing="$missing python3-ipykernel"
 command -v pgrep >/dev/null 2>&1 || missing="$missing procps"
+if [ "${1:-}" = test ]; then
+	[ -x /usr/bin/chromium ] || missing="$missing chromium"
+fi
 
 [ -z "$missing" ] && exit 0
 

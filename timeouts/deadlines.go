@@ -34,6 +34,11 @@ func Compute(s *cohort.Session, p cohort.Policy) (d Deadlines, ok bool) {
 	if s.LastActivityAt != nil && s.LastActivityAt.After(d.LastActivity) {
 		d.LastActivity = *s.LastActivityAt
 	}
+	// Seats started before the class opens wait for it: idle time counts
+	// from the opening, not from the early start.
+	if p.StartsAt != nil && p.StartsAt.After(d.LastActivity) {
+		d.LastActivity = *p.StartsAt
+	}
 	d.Hard, d.HardCause = s.ReadyAt.Add(p.MaxLifetime.D()+s.Extension.D()), cohort.CauseMaxLifetime
 	if p.EndsAt != nil && p.EndsAt.Before(d.Hard) {
 		d.Hard, d.HardCause = *p.EndsAt, cohort.CauseClassEnded

@@ -35,6 +35,12 @@ func TestCompute(t *testing.T) {
 		{"class ends first", ptr(t0.Add(2 * time.Hour)), 0, &ends, ends, ends, cohort.CauseClassEnded},
 		{"class ends before idle", nil, 0, &early, early, early, cohort.CauseClassEnded},
 	}
+	opens := t0.Add(2 * time.Hour)
+	pre := p
+	pre.StartsAt = &opens
+	if d, _ := timeouts.Compute(&cohort.Session{ReadyAt: ptr(t0)}, pre); !d.Idle.Equal(opens.Add(90 * time.Minute)) {
+		t.Fatalf("a seat started 2h before the class opens idles out at %s, want 90m after the opening", d.Idle)
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			pol := p

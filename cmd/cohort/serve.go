@@ -153,7 +153,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	server := api.New(api.Options{
-		Store: store, Enqueuer: queue, Driver: driver.Name(), PublicURL: m.Config.PublicURL, Logger: log,
+		Store: store, Enqueuer: queue, Driver: driver.Name(), FilesNote: driver.FilesNote(), PublicURL: m.Config.PublicURL, Logger: log,
 		Auth: signIn.rp, LocalIssuer: signIn.local, LocalIssuerPath: localIssuerPath,
 		Admins:  strings.Split(m.Config.Admins, ","),
 		Tracker: timeouts.NewTracker(store, nil, 30*time.Second, log),

@@ -1,0 +1,222 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+
+	"github.com/cohortdev/cohort"
+)
+
+const chromiumBin = "/usr/bin/chromium"
+
+// newBrowser starts headless Chromium for one test, with the flags this
+// machine needs (root, no network beyond loopback).
+func newBrowser(t *testing.T) context.Context {
+	t.Helper()
+	if _, err := os.Stat(chromiumBin); err != nil {
+		t.Fatalf("%s is missing: run `make test-deps` (Debian package chromium)", chromiumBin)
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromiumBin),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.WindowSize(1200, 1000),
+	)
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(alloc)
+	t.Cleanup(func() { cancel(); cancelAlloc() })
+	// The first action starts the browser; it lives as long as ctx.
+	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	// Whatever asks for confirmation gets a yes, as from a person clicking OK.
+	dialogs := chromedp.Events(ctx, page.JavascriptDialogOpening)
+	go func() {
+		for _, err := range dialogs {
+			if err != nil {
+				return
+			}
+			chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true})
+		}
+	}()
+	return ctx
+}
+
+// step runs actions with a time limit, failing the test with what it was doing.
+func step(t *testing.T, ctx context.Context, what string, actions ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// read returns a value from the page, failing the test if it cannot.
+func read[T any](t *testing.T, ctx context.Context, a chromedp.Action[T]) T {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// shot saves a screenshot when COHORT_SCREENSHOTS names a directory
+// (`make screenshots` refreshes docs/screenshots that way).
+func shot(t *testing.T, ctx context.Context, name string) {
+	dir := os.Getenv("COHORT_SCREENSHOTS")
+	if dir == "" {
+		return
+	}
+	buf := read(t, ctx, chromedp.FullScreenshot(100))
+	if err := os.WriteFile(filepath.Join(dir, name+".png"), buf, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// signInAs signs the browser in through the built-in issuer's page.
+func signInAs(t *testing.T, ctx context.Context, base, email string) {
+	t.Helper()
+	step(t, ctx, "sign in as "+email,
+		chromedp.Navigate(base+"/auth/login?next=/"),
+		chromedp.WaitVisible(chromedp.ID("email")),
+		chromedp.SendKeys(chromedp.ID("email"), email),
+		chromedp.Click(chromedp.CSS(`form button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`header nav`)),
+	)
+}
+
+func signOutBrowser(t *testing.T, ctx context.Context) {
+	t.Helper()
+	step(t, ctx, "sign out",
+		chromedp.Click(chromedp.CSS(`header form button`)),
+		chromedp.WaitVisible(chromedp.CSS(`main a[href="/auth/login"]`)),
+	)
+}
+
+func TestE2EWorkshopInTheBrowser(t *testing.T) {
+	t.Parallel()
+	dataDir := t.TempDir()
+	cleanupNotebooks(t, dataDir)
+	srv := startServer(t, dataDir)
+	token(t, dataDir, "teacher@example.com", cohort.RoleInstructor) // an admin made them instructor
+	ctx := newBrowser(t)
+	base := srv.url
+
+	// The instructor creates a class; a mistake is shown next to its field.
+	signInAs(t, ctx, base, "teacher@example.com")
+	step(t, ctx, "fill the new class form",
+		chromedp.Navigate(base+"/classes/new"),
+		chromedp.WaitVisible(chromedp.ID("name")),
+		chromedp.SendKeys(chromedp.ID("name"), "Train a spaCy model"),
+		chromedp.SetValue(chromedp.ID("seats"), "0"),
+		chromedp.Click(chromedp.CSS(`main form button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.ID("err-seats")),
+	)
+	if msg := read(t, ctx, chromedp.Text(chromedp.ID("err-seats"))); !strings.Contains(msg, "seats must be at least 1") {
+		t.Fatalf("seats error shown: %q", msg)
+	}
+	if inv := read(t, ctx, chromedp.AttributeValue(chromedp.ID("seats"), "aria-invalid")); inv.Value != "true" {
+		t.Fatalf("seats field aria-invalid = %q", inv.Value)
+	}
+	shot(t, ctx, "new-class-error")
+	step(t, ctx, "fix the form and create",
+		chromedp.SetValue(chromedp.ID("seats"), "5"),
+		chromedp.Click(chromedp.CSS(`main form button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.ID("roster-h")),
+	)
+	manageURL := read(t, ctx, chromedp.Location())
+	classID := strings.TrimSuffix(strings.TrimPrefix(manageURL, base+"/classes/"), "/manage")
+
+	// ... and enrolls a participant.
+	step(t, ctx, "enroll alice",
+		chromedp.SendKeys(chromedp.ID("emails"), "alice@example.com"),
+		chromedp.Click(chromedp.CSS(`section[aria-labelledby=roster-h] button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.Search(`//td[text()="alice@example.com"]`)),
+	)
+	shot(t, ctx, "manage-class")
+	signOutBrowser(t, ctx)
+
+	// The participant starts a session and watches it become ready.
+	signInAs(t, ctx, base, "alice@example.com")
+	step(t, ctx, "see the class", chromedp.WaitVisible(chromedp.Search(`//button[text()="Start notebook"]`)))
+	shot(t, ctx, "participant-home")
+	step(t, ctx, "start the notebook",
+		chromedp.Click(chromedp.Search(`//button[text()="Start notebook"]`)),
+		chromedp.WaitVisible(chromedp.Search(`//a[text()="Open notebook"]`)),
+	)
+	progress := read(t, ctx, chromedp.TextContent(chromedp.CSS(`.progress`)))
+	if !strings.Contains(progress, "starting the notebook") || !strings.Contains(progress, "notebook ready") {
+		t.Fatalf("progress shown: %q", progress)
+	}
+	step(t, ctx, "let the countdown tick", chromedp.Sleep(1100*time.Millisecond))
+	if left := read(t, ctx, chromedp.Text(chromedp.CSS(`strong[data-until]`))); !strings.Contains(left, "h") && !strings.Contains(left, "min") {
+		t.Fatalf("time left shown: %q", left)
+	}
+	shot(t, ctx, "participant-ready")
+	notebookURL := read(t, ctx, chromedp.AttributeValue(chromedp.Search(`//a[text()="Open notebook"]`), "href")).Value
+	step(t, ctx, "open the notebook",
+		chromedp.Navigate(base+notebookURL),
+		chromedp.WaitVisible(chromedp.ID("notebook_list")),
+	)
+	if title := read(t, ctx, chromedp.Title()); !strings.Contains(title, "Home") {
+		t.Fatalf("Jupyter through the proxy has title %q", title)
+	}
+	shot(t, ctx, "notebook")
+	sessionID := strings.Split(strings.TrimPrefix(notebookURL, "/s/"), "/")[0]
+	step(t, ctx, "back home", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS(`header nav`)))
+	signOutBrowser(t, ctx)
+
+	// The instructor sees the seat in the live table.
+	signInAs(t, ctx, base, "teacher@example.com")
+	step(t, ctx, "open the seat table",
+		chromedp.Navigate(base+"/classes/"+classID+"/manage"),
+		chromedp.WaitVisible(chromedp.CSS(`[data-seats] table`)),
+	)
+	if seats := read(t, ctx, chromedp.Text(chromedp.CSS(`[data-seats]`))); !strings.Contains(seats, "alice@example.com") || !strings.Contains(seats, "ready") {
+		t.Fatalf("seat table: %q", seats)
+	}
+	shot(t, ctx, "seat-table")
+	signOutBrowser(t, ctx)
+
+	// Another participant sees neither the class nor the session.
+	signInAs(t, ctx, base, "bob@example.com")
+	if home := read(t, ctx, chromedp.Text(chromedp.CSS(`main`))); strings.Contains(home, "spaCy") || !strings.Contains(home, "not enrolled") {
+		t.Fatalf("bob's home: %q", home)
+	}
+	step(t, ctx, "bob tries alice's notebook", chromedp.Navigate(base+notebookURL))
+	if body := read(t, ctx, chromedp.Text(chromedp.CSS(`body`))); !strings.Contains(body, "not_found") {
+		t.Fatalf("bob at alice's notebook: %q", body)
+	}
+	step(t, ctx, "bob goes home", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS(`header nav`)))
+	signOutBrowser(t, ctx)
+
+	// The participant stops the session.
+	signInAs(t, ctx, base, "alice@example.com")
+	step(t, ctx, "stop the session",
+		chromedp.Click(chromedp.Search(`//button[text()="Stop session"]`)),
+		chromedp.WaitVisible(chromedp.Search(`//button[text()="Start a new session"]`)),
+	)
+	if state := read(t, ctx, chromedp.Text(chromedp.CSS(`.badge`))); state != "stopped" {
+		t.Fatalf("badge after stop: %q", state)
+	}
+	shot(t, ctx, "participant-stopped")
+	if n := notebookProcs(t, dataDir, sessionID); n != 0 {
+		t.Fatalf("%d notebook processes left after stopping in the browser", n)
+	}
+}
