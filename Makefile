@@ -5,7 +5,7 @@ GO      ?= go
 BIN     := bin/cohort
 ADDR    ?= 127.0.0.1:8080
 
-.PHONY: run test deps test-deps build vet bench screenshots clean
+.PHONY: run test deps test-deps build vet bench screenshots pulumi clean
 
 ## run: build and serve on $(ADDR) with SQLite and local notebooks
 run: deps build
@@ -36,6 +36,14 @@ build:
 vet:
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
+
+## pulumi: build the Pulumi CLI from the Go module proxy into bin/pulumi (no download site needed)
+PULUMI_VERSION := v3.274.1
+pulumi: bin/pulumi
+bin/pulumi: tools/pulumi/go.mod
+	cd tools/pulumi && $(GO) mod tidy && $(GO) build -o ../../bin/pulumi \
+		-ldflags "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$(PULUMI_VERSION)" \
+		github.com/pulumi/pulumi/pkg/v3/cmd/pulumi
 
 clean:
 	rm -rf bin

@@ -1,0 +1,216 @@
+// Package infra holds cohort's Pulumi programs. SessionProgram is the
+// cloud side of one session: a GCE VM with its GPU booted from the class's
+// image, and the Cloud Scheduler job that stops it at its hard deadline.
+// It is a pure function of its spec, so the gce driver runs it through the
+// Automation API, tests run it under pulumi.WithMocks, and the root
+// Pulumi project can run it by hand for debugging.
+package infra
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/pulumi/pulumi-gcp/sdk/v7/go/gcp/cloudscheduler"
+	"github.com/pulumi/pulumi-gcp/sdk/v7/go/gcp/compute"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/cohortdev/cohort/catalog"
+)
+
+// Metadata keys of the contract between cohort and the session agent in
+// the image: the agent starts Jupyter with these settings.
+const (
+	MetaSessionID = "cohort-session-id"
+	MetaToken     = "cohort-notebook-token"
+	MetaBasePath  = "cohort-base-path"
+	MetaPort      = "cohort-notebook-port"
+	MetaPublicURL = "cohort-public-url"
+)
+
+// NotebookPort is where the agent's Jupyter listens on the VM's internal
+// address; the firewall admits cohort's control plane only.
+const NotebookPort = 8888
+
+// SessionSpec is everything the program needs; nothing else is read.
+type SessionSpec struct {
+	Project, Zone string
+	// Name of the instance; derived from the session ID.
+	Name      string
+	SessionID string
+	ClassID   string
+	Owner     string // the participant's email
+
+	MachineType string
+	GPUType     string
+	GPUCount    int
+	// Image is the boot image: "projects/P/global/images/family/F".
+	Image  string
+	DiskGB int
+	Spot   bool
+	// MaxRunDuration is GCE's own hard stop, the last layer of timeouts:
+	// it holds even when cohort is down.
+	MaxRunDuration time.Duration
+
+	Network, Subnetwork string
+	// NetworkTag is the tag the firewall rule admitting the control plane
+	// targets.
+	NetworkTag string
+	// ServiceAccount runs the VM, with the minimal scopes.
+	ServiceAccount string
+
+	NotebookToken, BasePath, PublicURL string
+
+	// The Cloud Scheduler job that calls cohort's expire endpoint at the
+	// hard deadline, with an OIDC token of SchedulerAccount for Audience.
+	SchedulerRegion, SchedulerAccount, Audience, ExpireURL string
+	HardDeadline                                           time.Time
+}
+
+// Scopes the session VM's service account gets: logs and metrics only.
+var Scopes = []string{
+	"https://www.googleapis.com/auth/logging.write",
+	"https://www.googleapis.com/auth/monitoring.write",
+}
+
+// Check returns a problem with a spec, or nil.
+func (s SessionSpec) Check() error {
+	switch {
+	case s.Project == "" || s.Zone == "" || s.Name == "" || s.SessionID == "":
+		return fmt.Errorf("session spec: project, zone, name and session ID are required")
+	case s.Image == "" || s.DiskGB <= 0:
+		return fmt.Errorf("session spec: image and disk size are required")
+	case s.MaxRunDuration < time.Minute:
+		return fmt.Errorf("session spec: max run duration %s is too short", s.MaxRunDuration)
+	}
+	if p := catalog.Check(s.MachineType, s.GPUType, s.GPUCount, []string{s.Zone}); p != nil {
+		return fmt.Errorf("session spec: %s", p.Message)
+	}
+	return nil
+}
+
+// SessionProgram returns the Pulumi program of one session.
+func SessionProgram(s SessionSpec) pulumi.RunFunc {
+	return func(ctx *pulumi.Context) error {
+		if err := s.Check(); err != nil {
+			return err
+		}
+		vm, err := compute.NewInstance(ctx, "vm", instanceArgs(s))
+		if err != nil {
+			return err
+		}
+		ctx.Export("instance", vm.Name)
+		ctx.Export("zone", vm.Zone)
+		ctx.Export("internalIP", vm.NetworkInterfaces.Index(pulumi.Int(0)).NetworkIp())
+		if s.ExpireURL == "" {
+			return nil
+		}
+		_, err = cloudscheduler.NewJob(ctx, "expire", &cloudscheduler.JobArgs{
+			Project:     pulumi.String(s.Project),
+			Region:      pulumi.String(s.SchedulerRegion),
+			Name:        pulumi.String("cohort-expire-" + labelValue(s.SessionID)),
+			Description: pulumi.String("cohort: stop session " + s.SessionID + " at its hard deadline"),
+			Schedule:    pulumi.String(OneShot(s.HardDeadline)),
+			TimeZone:    pulumi.String("Etc/UTC"),
+			HttpTarget: &cloudscheduler.JobHttpTargetArgs{
+				Uri:        pulumi.String(s.ExpireURL),
+				HttpMethod: pulumi.String("POST"),
+				OidcToken: &cloudscheduler.JobHttpTargetOidcTokenArgs{
+					ServiceAccountEmail: pulumi.String(s.SchedulerAccount),
+					Audience:            pulumi.String(s.Audience),
+				},
+			},
+			// Delivery is at least once; cohort's endpoint is idempotent.
+			RetryConfig: &cloudscheduler.JobRetryConfigArgs{RetryCount: pulumi.Int(5), MinBackoffDuration: pulumi.String("30s")},
+		})
+		return err
+	}
+}
+
+func instanceArgs(s SessionSpec) *compute.InstanceArgs {
+	sched := &compute.InstanceSchedulingArgs{
+		// GPUs cannot live-migrate: maintenance stops the VM.
+		OnHostMaintenance: pulumi.String("TERMINATE"),
+		AutomaticRestart:  pulumi.Bool(false),
+		ProvisioningModel: pulumi.String("STANDARD"),
+		MaxRunDuration:    &compute.InstanceSchedulingMaxRunDurationArgs{Seconds: pulumi.Int(int(s.MaxRunDuration.Seconds()))},
+		// STOP, not DELETE: the GPU stops billing and the participant's
+		// disk survives until cohort, back up, cleans up.
+		InstanceTerminationAction: pulumi.String("STOP"),
+	}
+	if s.Spot {
+		sched.Preemptible = pulumi.Bool(true)
+		sched.ProvisioningModel = pulumi.String("SPOT")
+	}
+	args := &compute.InstanceArgs{
+		Project:     pulumi.String(s.Project),
+		Zone:        pulumi.String(s.Zone),
+		Name:        pulumi.String(s.Name),
+		MachineType: pulumi.String(s.MachineType),
+		BootDisk: &compute.InstanceBootDiskArgs{
+			AutoDelete: pulumi.Bool(true),
+			InitializeParams: &compute.InstanceBootDiskInitializeParamsArgs{
+				Image: pulumi.String(s.Image),
+				Size:  pulumi.Int(s.DiskGB),
+				Type:  pulumi.String("pd-balanced"),
+			},
+		},
+		// No access configs: no external IP. Only cohort reaches the VM.
+		NetworkInterfaces: compute.InstanceNetworkInterfaceArray{&compute.InstanceNetworkInterfaceArgs{
+			Network:    optional(s.Network),
+			Subnetwork: optional(s.Subnetwork),
+		}},
+		Scheduling:     sched,
+		Tags:           pulumi.StringArray{pulumi.String(s.NetworkTag)},
+		ServiceAccount: &compute.InstanceServiceAccountArgs{Email: pulumi.String(s.ServiceAccount), Scopes: pulumi.ToStringArray(Scopes)},
+		Labels: pulumi.StringMap{
+			"cohort-class":   pulumi.String(labelValue(s.ClassID)),
+			"cohort-session": pulumi.String(labelValue(s.SessionID)),
+			"cohort-owner":   pulumi.String(labelValue(s.Owner)),
+		},
+		Metadata: pulumi.StringMap{
+			MetaSessionID: pulumi.String(s.SessionID),
+			MetaToken:     pulumi.String(s.NotebookToken),
+			MetaBasePath:  pulumi.String(s.BasePath),
+			MetaPort:      pulumi.String(fmt.Sprint(NotebookPort)),
+			MetaPublicURL: pulumi.String(s.PublicURL),
+		},
+		AllowStoppingForUpdate: pulumi.Bool(true),
+	}
+	// N1 takes attached GPUs; G2 and A2 have theirs built in.
+	if m, ok := catalog.LookupMachineType(s.MachineType); ok && m.BuiltinGPU == "" && s.GPUType != "" {
+		args.GuestAccelerators = compute.InstanceGuestAcceleratorArray{&compute.InstanceGuestAcceleratorArgs{
+			Type: pulumi.String(s.GPUType), Count: pulumi.Int(s.GPUCount),
+		}}
+	}
+	return args
+}
+
+func optional(v string) pulumi.StringPtrInput {
+	if v == "" {
+		return nil
+	}
+	return pulumi.String(v)
+}
+
+// OneShot is a Cloud Scheduler schedule that fires once, at t (UTC):
+// Cloud Scheduler has no one-shot jobs, so minute, hour, day and month are
+// pinned and the job is deleted with the session. (It would fire again a
+// year later; no session lives that long.)
+func OneShot(t time.Time) string {
+	t = t.UTC()
+	return fmt.Sprintf("%d %d %d %d *", t.Minute(), t.Hour(), t.Day(), int(t.Month()))
+}
+
+var labelUnsafe = regexp.MustCompile(`[^a-z0-9_-]+`)
+
+// labelValue makes a GCE label value: lower case letters, digits, _ and -,
+// at most 63 characters ("ada@example.org" becomes "ada-example-org").
+func labelValue(v string) string {
+	v = labelUnsafe.ReplaceAllString(strings.ToLower(v), "-")
+	if len(v) > 63 {
+		v = v[:63]
+	}
+	return v
+}
