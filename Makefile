@@ -11,8 +11,8 @@ ADDR    ?= 127.0.0.1:8080
 run: deps build
 	$(BIN) serve --addr $(ADDR)
 
-## test: vet and run all tests (real SQLite, Jupyter, Chromium and cohort processes)
-test: test-deps vet
+## test: vet and run all tests (real SQLite, Jupyter, Chromium, the Pulumi engine and cohort processes)
+test: test-deps pulumi vet
 	$(GO) test -race -count=1 ./...
 
 ## bench: measure start-to-ready, memory and expiry with the local driver, and the sweep

@@ -1,0 +1,195 @@
+package gce
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/auto"
+	"github.com/pulumi/pulumi/sdk/v3/go/auto/optdestroy"
+	"github.com/pulumi/pulumi/sdk/v3/go/auto/optup"
+	"github.com/pulumi/pulumi/sdk/v3/go/common/workspace"
+
+	"github.com/cohortdev/cohort/infra"
+)
+
+// project is the Pulumi project of session stacks.
+const project = "cohort-sessions"
+
+// StackOptions configure Stacks.
+type StackOptions struct {
+	// WorkRoot holds one workspace directory per stack: two operations in
+	// one workspace race on its files (pulumi/pulumi#8186, #7782).
+	WorkRoot string
+	// StateURL is the backend: file:///dir locally, gs://bucket in production.
+	StateURL string
+	// Passphrase encrypts the stacks' secrets (the notebook token).
+	Passphrase string
+	// PulumiRoot is where bin/pulumi is; empty for the installed CLI.
+	PulumiRoot string
+	// Env is added to the engine's environment (tests attach the fake
+	// provider with PULUMI_DEBUG_PROVIDERS).
+	Env map[string]string
+}
+
+// Stacks runs session programs, one stack per session.
+type Stacks struct {
+	opts StackOptions
+	cli  auto.PulumiCommand
+}
+
+// NewStacks checks the options and finds the Pulumi CLI.
+func NewStacks(opts StackOptions) (*Stacks, error) {
+	if opts.WorkRoot == "" || opts.StateURL == "" || opts.Passphrase == "" {
+		return nil, errors.New("gce stacks: WorkRoot, StateURL and Passphrase are required")
+	}
+	if err := os.MkdirAll(opts.WorkRoot, 0o700); err != nil {
+		return nil, err
+	}
+	if dir, ok := strings.CutPrefix(opts.StateURL, "file://"); ok {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, err
+		}
+	}
+	cli, err := auto.NewPulumiCommand(&auto.PulumiCommandOptions{Root: opts.PulumiRoot, SkipVersionCheck: opts.PulumiRoot != ""})
+	if err != nil {
+		return nil, fmt.Errorf("find the pulumi CLI (make pulumi builds one into bin/): %w", err)
+	}
+	return &Stacks{opts: opts, cli: cli}, nil
+}
+
+func (s *Stacks) env() map[string]string {
+	env := map[string]string{
+		"PULUMI_BACKEND_URL":                          s.opts.StateURL,
+		"PULUMI_CONFIG_PASSPHRASE":                    s.opts.Passphrase,
+		"PULUMI_SKIP_UPDATE_CHECK":                    "true",
+		"PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+	}
+	for k, v := range s.opts.Env {
+		env[k] = v
+	}
+	return env
+}
+
+func (s *Stacks) stack(ctx context.Context, sessionID string, prog infra.SessionSpec) (auto.Stack, error) {
+	dir := filepath.Join(s.opts.WorkRoot, sessionID)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return auto.Stack{}, err
+	}
+	return auto.UpsertStackInlineSource(ctx, sessionID, project, infra.SessionProgram(prog),
+		auto.WorkDir(dir), auto.Pulumi(s.cli), auto.EnvVars(s.env()), auto.SecretsProvider("passphrase"),
+		auto.Project(workspace.Project{Name: project, Runtime: workspace.NewProjectRuntimeInfo("go", nil)}))
+}
+
+// Outputs are what a session's stack reports.
+type Outputs struct {
+	Instance, Zone, InternalIP string
+}
+
+// Up creates or updates a session's resources.
+func (s *Stacks) Up(ctx context.Context, spec infra.SessionSpec) (Outputs, error) {
+	st, err := s.stack(ctx, spec.SessionID, spec)
+	if err != nil {
+		return Outputs{}, fmt.Errorf("stack %s: %w", spec.SessionID, err)
+	}
+	res, err := st.Up(ctx, optup.SuppressProgress())
+	if err != nil && s.recoverLock(err, spec.SessionID) {
+		res, err = st.Up(ctx, optup.SuppressProgress())
+	}
+	if err != nil {
+		return Outputs{}, fmt.Errorf("up %s: %w", spec.SessionID, err)
+	}
+	str := func(k string) string { v, _ := res.Outputs[k].Value.(string); return v }
+	return Outputs{Instance: str("instance"), Zone: str("zone"), InternalIP: str("internalIP")}, nil
+}
+
+// Destroy deletes a session's resources and its stack; a stack that does
+// not exist is already destroyed.
+func (s *Stacks) Destroy(ctx context.Context, sessionID string) error {
+	st, err := s.stack(ctx, sessionID, infra.SessionSpec{})
+	if err != nil {
+		return fmt.Errorf("stack %s: %w", sessionID, err)
+	}
+	_, err = st.Destroy(ctx, optdestroy.SuppressProgress())
+	if err != nil && s.recoverLock(err, sessionID) {
+		_, err = st.Destroy(ctx, optdestroy.SuppressProgress())
+	}
+	if err != nil {
+		return fmt.Errorf("destroy %s: %w", sessionID, err)
+	}
+	if err := st.Workspace().RemoveStack(ctx, sessionID); err != nil {
+		return fmt.Errorf("remove stack %s: %w", sessionID, err)
+	}
+	return os.RemoveAll(filepath.Join(s.opts.WorkRoot, sessionID))
+}
+
+// recoverLock removes the lock a crashed update left on a stack of a
+// file:// backend (pulumi/pulumi#9253), so that the next operation can run.
+// Only one cohort process operates on a session at a time, so a lock it
+// finds is stale. It reports whether it removed one.
+func (s *Stacks) recoverLock(err error, sessionID string) bool {
+	if !auto.IsConcurrentUpdateError(err) && !strings.Contains(err.Error(), "currently locked") {
+		return false
+	}
+	dir, ok := strings.CutPrefix(s.opts.StateURL, "file://")
+	if !ok {
+		return false
+	}
+	locks, _ := filepath.Glob(filepath.Join(dir, ".pulumi", "locks", "*", project, sessionID, "*.json"))
+	more, _ := filepath.Glob(filepath.Join(dir, ".pulumi", "locks", project, sessionID, "*.json"))
+	removed := false
+	for _, l := range append(locks, more...) {
+		removed = os.Remove(l) == nil || removed
+	}
+	return removed
+}
+
+// Attempt is one zone tried by Provision.
+type Attempt struct {
+	Zone    string
+	Failure Failure
+}
+
+// Provision brings a session up in the first zone of zones that has
+// capacity. Stockouts move on to the next zone, transient errors are
+// retried, quota and other errors stop at once. Whatever a failed attempt
+// left is destroyed, so a failure leaves nothing billing.
+func (s *Stacks) Provision(ctx context.Context, spec infra.SessionSpec, zones []string) (Outputs, []Attempt, error) {
+	var attempts []Attempt
+	for _, zone := range zones {
+		spec.Zone = zone
+		for try := 0; ; try++ {
+			out, err := s.Up(ctx, spec)
+			if err == nil {
+				return out, attempts, nil
+			}
+			f := Classify(err)
+			attempts = append(attempts, Attempt{Zone: zone, Failure: f})
+			if derr := s.Destroy(context.WithoutCancel(ctx), spec.SessionID); derr != nil {
+				return Outputs{}, attempts, fmt.Errorf("clean up after a failed attempt: %w (after: %w)", derr, err)
+			}
+			if f.Kind == FailTransient && try < 3 && ctx.Err() == nil {
+				time.Sleep(time.Duration(1<<try) * time.Second)
+				continue
+			}
+			if f.Kind == FailStockout || f.Kind == FailTransient {
+				break // next zone
+			}
+			return Outputs{}, attempts, &ProvisionError{Failure: f, Attempts: attempts}
+		}
+	}
+	return Outputs{}, attempts, &ProvisionError{Failure: Failure{FailStockout,
+		fmt.Sprintf("no zone of %s had capacity; add zones to the class or try again later", strings.Join(zones, ", "))}, Attempts: attempts}
+}
+
+// ProvisionError is a session that could not be provisioned anywhere.
+type ProvisionError struct {
+	Failure  Failure
+	Attempts []Attempt
+}
+
+func (e *ProvisionError) Error() string { return e.Failure.Message }

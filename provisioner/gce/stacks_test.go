@@ -1,0 +1,103 @@
+package gce_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/cohortdev/cohort/infra"
+	"github.com/cohortdev/cohort/provisioner/gce"
+	"github.com/cohortdev/cohort/provisioner/gce/gcptest"
+)
+
+// repoRoot is where `make pulumi` puts bin/pulumi.
+func repoRoot(t *testing.T) string {
+	_, file, _, _ := runtime.Caller(0)
+	root := filepath.Join(filepath.Dir(file), "..", "..")
+	if _, err := os.Stat(filepath.Join(root, "bin", "pulumi")); err != nil {
+		t.Fatalf("bin/pulumi is missing: run `make pulumi` (make test does)")
+	}
+	return root
+}
+
+// newStacks runs the real Pulumi engine on a file:// backend against the
+// fake gcp provider.
+func newStacks(t *testing.T) (*gce.Stacks, *gcptest.Fake) {
+	t.Helper()
+	fake, err := gcptest.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(fake.Stop)
+	dir := t.TempDir()
+	s, err := gce.NewStacks(gce.StackOptions{
+		WorkRoot: filepath.Join(dir, "work"), StateURL: "file://" + filepath.Join(dir, "state"), Passphrase: "test",
+		PulumiRoot: repoRoot(t),
+		Env:        map[string]string{"PULUMI_DEBUG_PROVIDERS": fake.DebugProviders(), "PULUMI_HOME": filepath.Join(dir, "home")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, fake
+}
+
+func spec(id string) infra.SessionSpec {
+	return infra.SessionSpec{
+		Project: "workshop-123", Zone: "us-central1-a", Name: "cohort-" + id, SessionID: id, ClassID: "cls_x", Owner: "ada@example.org",
+		MachineType: "n1-standard-4", GPUType: "nvidia-tesla-t4", GPUCount: 1,
+		Image: "projects/workshop-123/global/images/family/cohort-notebook", DiskGB: 100, MaxRunDuration: 13 * time.Hour,
+		NetworkTag: "cohort-session", ServiceAccount: "cohort-session@workshop-123.iam.gserviceaccount.com",
+		NotebookToken: "tok", BasePath: "/s/" + id + "/",
+		SchedulerRegion: "us-central1", SchedulerAccount: "sched@workshop-123.iam.gserviceaccount.com", Audience: "https://cohort.example.org",
+		ExpireURL: "https://cohort.example.org/v1/scheduler/sessions/" + id + "/expire", HardDeadline: time.Now().Add(12 * time.Hour),
+	}
+}
+
+func TestEngineZoneFallbackAndDestroy(t *testing.T) {
+	t.Parallel()
+	s, fake := newStacks(t)
+	fake.Stockout("us-central1-a", true)
+	ctx := context.Background()
+	out, attempts, err := s.Provision(ctx, spec("ses_one"), []string{"us-central1-a", "us-central1-b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Zone != "us-central1-b" || out.InternalIP != fake.InternalIP || out.Instance != "cohort-ses_one" {
+		t.Fatalf("outputs = %+v", out)
+	}
+	if len(attempts) != 1 || attempts[0].Zone != "us-central1-a" || attempts[0].Failure.Kind != gce.FailStockout {
+		t.Fatalf("attempts = %+v, want one stockout in zone a", attempts)
+	}
+	inv := fake.Inventory()
+	instances := fake.Instances()
+	if len(inv) != 2 || len(instances) != 1 || instances[0].Inputs["zone"] != "us-central1-b" {
+		t.Fatalf("inventory = %+v, want one instance in zone b and its expiry job", inv)
+	}
+	if err := s.Destroy(ctx, "ses_one"); err != nil {
+		t.Fatal(err)
+	}
+	if inv := fake.Inventory(); len(inv) != 0 {
+		t.Fatalf("inventory after destroy = %+v", inv)
+	}
+	if err := s.Destroy(ctx, "ses_one"); err != nil {
+		t.Fatalf("destroying again: %v", err)
+	}
+}
+
+func TestEngineQuotaFailsWithNothingLeft(t *testing.T) {
+	t.Parallel()
+	s, fake := newStacks(t)
+	fake.SetGPUQuota(0)
+	_, _, err := s.Provision(context.Background(), spec("ses_two"), []string{"us-central1-a", "us-central1-b"})
+	var pe *gce.ProvisionError
+	if !errors.As(err, &pe) || pe.Failure.Kind != gce.FailQuota || len(pe.Attempts) != 1 {
+		t.Fatalf("Provision = %v, want one quota failure (no second zone tried)", err)
+	}
+	if inv := fake.Inventory(); len(inv) != 0 {
+		t.Fatalf("a refused session left %+v", inv)
+	}
+}
