@@ -35,6 +35,10 @@ type NotebookSpec struct {
 	Token    string
 	BasePath string
 	Runtime  Runtime
+	// MaxLifetime is the longest the session may run (the class's maximum
+	// lifetime plus its extensions): drivers that can enforce it without
+	// cohort (GCE's max run duration) do.
+	MaxLifetime time.Duration
 }
 
 // InstanceState is what a driver observes of a notebook.

@@ -96,7 +96,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, sessionID string) (Result, e
 	if step.Action == ActStart {
 		if err := r.driver.Start(ctx, spec); err != nil {
 			log.Error("start notebook", "error", err)
-			return r.fail(ctx, s, "the notebook could not be started; an administrator can find the cause in cohort's log")
+			reason := "the notebook could not be started; an administrator can find the cause in cohort's log"
+			if cohort.ErrorCode(err) != cohort.EINTERNAL {
+				reason = "the notebook could not be started: " + cohort.ErrorMessage(err)
+			}
+			return r.fail(ctx, s, reason)
 		}
 	}
 	return Result{RequeueAfter: step.RequeueAfter}, nil
@@ -114,6 +118,7 @@ func (r *Reconciler) spec(ctx context.Context, s *cohort.Session) (cohort.Notebo
 	return cohort.NotebookSpec{
 		SessionID: s.ID, ClassID: s.ClassID, UserEmail: u.Email,
 		Token: s.NotebookToken, BasePath: s.BasePath(), Runtime: c.Runtime,
+		MaxLifetime: c.Policy.MaxLifetime.D() + c.Policy.MaxExtension.D(),
 	}, nil
 }
 

@@ -41,9 +41,14 @@ type Fake struct {
 	// Latency of a create or delete; InternalIP is the address instances get.
 	Latency    time.Duration
 	InternalIP string
+	// Boot, if set, runs when an instance is created, as the VM's boot
+	// would: it gets the instance's name and metadata and returns the
+	// internal address where the VM now serves, and how to halt it.
+	Boot func(name string, metadata map[string]any) (ip string, halt func(), err error)
 
 	mu        sync.Mutex
 	inventory map[string]Resource
+	halts     map[string]func()
 	stockout  map[string]bool // zones without GPUs left
 	quota     int             // GPUs that may exist at once; <0 unlimited
 	failRate  float64         // share of creates that fail transiently
@@ -59,7 +64,7 @@ func Start() (*Fake, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &Fake{Latency: 200 * time.Millisecond, InternalIP: "10.128.0.2", inventory: map[string]Resource{},
+	f := &Fake{Latency: 200 * time.Millisecond, InternalIP: "10.128.0.2", inventory: map[string]Resource{}, halts: map[string]func(){},
 		stockout: map[string]bool{}, quota: -1, lis: lis, srv: grpc.NewServer()}
 	pulumirpc.RegisterResourceProviderServer(f.srv, f)
 	go f.srv.Serve(lis)
@@ -191,7 +196,16 @@ func (f *Fake) Create(ctx context.Context, req *pulumirpc.CreateRequest) (*pulum
 			return nil, err
 		}
 		id = fmt.Sprintf("projects/%s/zones/%s/instances/%s", project, zone, name)
-		props["networkInterfaces"] = []any{map[string]any{"networkIp": f.InternalIP}}
+		ip := f.InternalIP
+		if f.Boot != nil {
+			meta, _ := props["metadata"].(map[string]any)
+			booted, halt, err := f.Boot(name, meta)
+			if err != nil {
+				return nil, status.Errorf(codes.Unknown, "boot %s: %v", name, err)
+			}
+			ip, f.halts[id] = booted, halt
+		}
+		props["networkInterfaces"] = []any{map[string]any{"networkIp": ip}}
 		props["instanceId"] = fmt.Sprint(1000000 + f.creates)
 	case "gcp:cloudscheduler/job:Job":
 		id = fmt.Sprintf("projects/%v/locations/%v/jobs/%s", props["project"], props["region"], name)
@@ -276,7 +290,12 @@ func (f *Fake) Delete(ctx context.Context, req *pulumirpc.DeleteRequest) (*empty
 	}
 	f.mu.Lock()
 	delete(f.inventory, req.GetId())
+	halt := f.halts[req.GetId()]
+	delete(f.halts, req.GetId())
 	f.mu.Unlock()
+	if halt != nil {
+		halt()
+	}
 	return &emptypb.Empty{}, nil
 }
 

@@ -1,0 +1,114 @@
+package gce_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cohortdev/cohort"
+	"github.com/cohortdev/cohort/infra"
+	"github.com/cohortdev/cohort/jupyter"
+	"github.com/cohortdev/cohort/provisioner/gce"
+)
+
+var nextIP atomic.Int32
+
+// bootJupyter is what a session VM does at boot, on this machine: it
+// serves Jupyter on its "internal address" (a loopback address of its own)
+// at the notebook port, with the settings from the instance's metadata.
+func bootJupyter(t *testing.T) func(string, map[string]any) (string, func(), error) {
+	return func(name string, meta map[string]any) (string, func(), error) {
+		ip := fmt.Sprintf("127.0.%d.%d", 10+nextIP.Load()/200, 2+nextIP.Add(1)%200)
+		port, _ := strconv.Atoi(fmt.Sprint(meta[infra.MetaPort]))
+		dir := filepath.Join(t.TempDir(), name)
+		s := jupyter.Settings{Port: port, IP: ip, BasePath: fmt.Sprint(meta[infra.MetaBasePath]), Token: fmt.Sprint(meta[infra.MetaToken]),
+			NotebookDir: filepath.Join(dir, "work"), ConfigDir: filepath.Join(dir, "jupyter")}
+		if err := os.MkdirAll(s.NotebookDir, 0o700); err != nil {
+			return "", nil, err
+		}
+		if err := jupyter.WriteConfig(s); err != nil {
+			return "", nil, err
+		}
+		cmd := exec.Command("/usr/bin/jupyter-notebook", jupyter.Args(s)...)
+		cmd.Env = append([]string{"PATH=/usr/bin:/bin", "HOME=" + dir}, jupyter.Env(s)...)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if err := cmd.Start(); err != nil {
+			return "", nil, err
+		}
+		halt := func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); cmd.Wait() }
+		t.Cleanup(halt)
+		return ip, halt, nil
+	}
+}
+
+func TestDriverRunsSessionOnFakeGCE(t *testing.T) {
+	t.Parallel()
+	stacks, fake := newStacks(t)
+	fake.Boot = bootJupyter(t)
+	d, err := gce.New(gce.Options{Stacks: stacks, Project: "workshop-123", SessionAccount: "s@x", SchedulerAccount: "sched@x",
+		SchedulerRegion: "us-central1", PublicURL: "https://cohort.example.org"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	class := cohort.DefaultClass()
+	spec := cohort.NotebookSpec{SessionID: "ses_gce1", ClassID: "cls_1", UserEmail: "ada@example.org", Token: cohort.NewSecret(""),
+		BasePath: "/s/ses_gce1/", Runtime: class.Runtime, MaxLifetime: 12 * time.Hour}
+	if in, err := d.Inspect(ctx, spec); err != nil || in.State != cohort.InstanceAbsent {
+		t.Fatalf("before start: %+v, %v", in, err)
+	}
+	if err := d.Start(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	var in cohort.Instance
+	for in.State != cohort.InstanceReady {
+		if in, err = d.Inspect(ctx, spec); err != nil {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("never ready: %+v", in)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if ids, _ := d.List(ctx); len(ids) != 1 || ids[0] != "ses_gce1" {
+		t.Fatalf("List = %v", ids)
+	}
+	vm := fake.Instances()[0]
+	if vm.Inputs["name"] != "cohort-ses-gce1" {
+		t.Errorf("instance name %v", vm.Inputs["name"])
+	}
+	sched := vm.Inputs["scheduling"].(map[string]any)
+	if sched["maxRunDuration"].(map[string]any)["seconds"].(float64) != (12*time.Hour + 30*time.Minute).Seconds() {
+		t.Errorf("max run duration = %v", sched["maxRunDuration"])
+	}
+	if err := d.Stop(ctx, "ses_gce1"); err != nil {
+		t.Fatal(err)
+	}
+	if inv := fake.Inventory(); len(inv) != 0 {
+		t.Fatalf("inventory after stop: %v", inv)
+	}
+	if in, _ := d.Inspect(ctx, spec); in.State != cohort.InstanceAbsent {
+		t.Fatalf("after stop: %+v", in)
+	}
+}
+
+func TestDriverQuotaIsAnActionableError(t *testing.T) {
+	t.Parallel()
+	stacks, fake := newStacks(t)
+	fake.SetGPUQuota(0)
+	d, _ := gce.New(gce.Options{Stacks: stacks, Project: "workshop-123"})
+	class := cohort.DefaultClass()
+	err := d.Start(context.Background(), cohort.NotebookSpec{SessionID: "ses_q", Token: "t", BasePath: "/s/ses_q/", Runtime: class.Runtime, MaxLifetime: time.Hour})
+	if cohort.ErrorCode(err) != cohort.EUNAVAILABLE || !strings.Contains(cohort.ErrorMessage(err), "GPUS_ALL_REGIONS") {
+		t.Fatalf("Start with no quota = %v", err)
+	}
+}
