@@ -15,7 +15,7 @@ import (
 )
 
 // repoRoot is where `make pulumi` puts bin/pulumi.
-func repoRoot(t *testing.T) string {
+func repoRoot(t testing.TB) string {
 	_, file, _, _ := runtime.Caller(0)
 	root := filepath.Join(filepath.Dir(file), "..", "..")
 	if _, err := os.Stat(filepath.Join(root, "bin", "pulumi")); err != nil {
@@ -26,7 +26,7 @@ func repoRoot(t *testing.T) string {
 
 // newStacks runs the real Pulumi engine on a file:// backend against the
 // fake gcp provider.
-func newStacks(t *testing.T) (*gce.Stacks, *gcptest.Fake) {
+func newStacks(t testing.TB) (*gce.Stacks, *gcptest.Fake) {
 	t.Helper()
 	fake, err := gcptest.Start()
 	if err != nil {
