@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -55,8 +56,8 @@ func wsTransport(base *http.Transport, touch func()) *http.Transport {
 type usageConn struct {
 	net.Conn
 	touch   func()
-	in, out frameScanner
-	last    time.Time
+	in, out frameScanner // each used by one direction's goroutine only
+	last    atomic.Int64 // unix nanoseconds of the last touch; both directions write it
 }
 
 func (c *usageConn) Read(p []byte) (int, error) {
@@ -77,8 +78,9 @@ func (c *usageConn) Write(p []byte) (int, error) {
 // used calls touch at most once a second: the Tracker throttles writes
 // anyway, this spares it the lock on a busy stream.
 func (c *usageConn) used() {
-	if now := time.Now(); now.Sub(c.last) >= time.Second {
-		c.last = now
+	now := time.Now().UnixNano()
+	last := c.last.Load()
+	if now-last >= int64(time.Second) && c.last.CompareAndSwap(last, now) {
 		c.touch()
 	}
 }

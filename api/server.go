@@ -33,6 +33,10 @@ type Options struct {
 	LocalIssuerPath string
 	// Admins are emails that become admins when they sign in.
 	Admins []string
+	// FirstUserAdmin makes the first account of a fresh install an admin,
+	// so that one person on their own machine can run a whole workshop in
+	// the browser. Only for the built-in, loopback-only sign-in.
+	FirstUserAdmin bool
 	// Tracker hears of use seen by the proxy (nil: not tracked).
 	Tracker Toucher
 	// Sweeper enforces deadlines for the scheduler endpoints, which admit
@@ -55,28 +59,29 @@ type Options struct {
 
 // Server serves the API and the notebook proxy.
 type Server struct {
-	store     cohort.Store
-	enqueuer  Enqueuer
-	auth      *auth.RelyingParty
-	admins    []string
-	entries   entryLog
-	tracker   Toucher
-	sweeper   Sweeper
-	scheduler CallerVerifier
-	driver    string
-	filesNote string
-	publicURL string
-	log       *slog.Logger
-	now       func() time.Time
-	eventPoll time.Duration
-	proxy     *notebookProxy
-	engine    *gin.Engine
+	store      cohort.Store
+	enqueuer   Enqueuer
+	auth       *auth.RelyingParty
+	admins     []string
+	firstAdmin bool
+	entries    entryLog
+	tracker    Toucher
+	sweeper    Sweeper
+	scheduler  CallerVerifier
+	driver     string
+	filesNote  string
+	publicURL  string
+	log        *slog.Logger
+	now        func() time.Time
+	eventPoll  time.Duration
+	proxy      *notebookProxy
+	engine     *gin.Engine
 }
 
 // New returns a Server with its routes.
 func New(opts Options) *Server {
 	s := &Server{
-		store: opts.Store, enqueuer: opts.Enqueuer, auth: opts.Auth, admins: normalizeAdmins(opts.Admins), driver: opts.Driver,
+		store: opts.Store, enqueuer: opts.Enqueuer, auth: opts.Auth, admins: normalizeAdmins(opts.Admins), firstAdmin: opts.FirstUserAdmin, driver: opts.Driver,
 		tracker: opts.Tracker, sweeper: opts.Sweeper, scheduler: opts.Scheduler, filesNote: opts.FilesNote,
 		publicURL: opts.PublicURL, log: opts.Logger, now: opts.Now, eventPoll: opts.EventPoll,
 	}

@@ -113,16 +113,28 @@ func (s *Server) callback(c *gin.Context) {
 
 // signInUser finds or creates the user and applies the bootstrap admin list.
 func (s *Server) signInUser(ctx context.Context, email, hostedDomain string) (*cohort.User, error) {
+	first := false
+	if s.firstAdmin {
+		users, err := s.store.ListUsers(ctx)
+		if err != nil {
+			return nil, err
+		}
+		first = len(users) == 0
+	}
 	u, err := s.store.EnsureUser(ctx, email, cohort.RoleParticipant)
 	if err != nil {
 		return nil, err
 	}
-	if slices.Contains(s.admins, u.Email) && u.Role != cohort.RoleAdmin {
+	if (first || slices.Contains(s.admins, u.Email)) && u.Role != cohort.RoleAdmin {
 		if err := s.store.SetUserRole(ctx, u.ID, cohort.RoleAdmin); err != nil {
 			return nil, err
 		}
+		why := "bootstrap admin list"
+		if first {
+			why = "first account of this install"
+		}
 		s.audit(ctx, nil, cohort.AuditEvent{Action: cohort.AuditRoleChanged, Subject: u.Email,
-			Detail: string(u.Role) + " -> admin (bootstrap admin list)"})
+			Detail: string(u.Role) + " -> admin (" + why + ")"})
 		u.Role = cohort.RoleAdmin
 	}
 	if u.HostedDomain != hostedDomain {

@@ -20,6 +20,7 @@ import (
 	"github.com/cohortdev/cohort"
 	"github.com/cohortdev/cohort/api"
 	"github.com/cohortdev/cohort/auth"
+	"github.com/cohortdev/cohort/auth/localissuer"
 	"github.com/cohortdev/cohort/store/sqlite"
 )
 
@@ -326,5 +327,28 @@ func TestSignInVerifiesIDToken(t *testing.T) {
 				t.Fatalf("users after sign-in = %+v", users)
 			}
 		})
+	}
+}
+
+func TestFirstAccountBecomesAdmin(t *testing.T) {
+	t.Parallel()
+	store, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "cohort.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	e := &env{t: t, store: store}
+	var handler http.Handler
+	e.http = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
+	defer e.http.Close()
+	issuer, _ := localissuer.New(e.http.URL+"/local-oidc", func(string) bool { return true }, nil)
+	handler = api.New(api.Options{Store: store, Enqueuer: &recorder{}, FirstUserAdmin: true,
+		Auth:        auth.New(auth.Options{Issuer: issuer.URL(), ClientID: localissuer.ClientID, Endpoints: issuer.Endpoints()}),
+		LocalIssuer: issuer, LocalIssuerPath: "/local-oidc"})
+	if _, body := signIn(t, e, newBrowser(t), "first@example.com", "/v1/me"); !strings.Contains(body, `"role":"admin"`) {
+		t.Fatalf("first account: %s", body)
+	}
+	if _, body := signIn(t, e, newBrowser(t), "second@example.com", "/v1/me"); !strings.Contains(body, `"role":"participant"`) {
+		t.Fatalf("second account: %s", body)
 	}
 }

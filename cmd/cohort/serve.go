@@ -155,9 +155,10 @@ func (m *Main) Run(ctx context.Context) error {
 	server := api.New(api.Options{
 		Store: store, Enqueuer: queue, Driver: driver.Name(), FilesNote: driver.FilesNote(), PublicURL: m.Config.PublicURL, Logger: log,
 		Auth: signIn.rp, LocalIssuer: signIn.local, LocalIssuerPath: localIssuerPath,
-		Admins:  strings.Split(m.Config.Admins, ","),
-		Tracker: timeouts.NewTracker(store, nil, 30*time.Second, log),
-		Sweeper: sweeper, Scheduler: scheduler,
+		Admins:         strings.Split(m.Config.Admins, ","),
+		FirstUserAdmin: signIn.local != nil,
+		Tracker:        timeouts.NewTracker(store, nil, 30*time.Second, log),
+		Sweeper:        sweeper, Scheduler: scheduler,
 	})
 	if err := queue.Start(ctx); err != nil {
 		return err
