@@ -128,8 +128,9 @@ func New(ctx context.Context, opts Options) (*Queue, error) {
 		// SQLite has no LISTEN/NOTIFY: poll often, it is a cheap query.
 		FetchPollInterval: 100 * time.Millisecond,
 		FetchCooldown:     20 * time.Millisecond,
-		JobTimeout:        5 * time.Minute,
-		Logger:            quiet(opts.Logger),
+		// A GCE start may try several zones, minutes each.
+		JobTimeout: 30 * time.Minute,
+		Logger:     quiet(opts.Logger),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("river client: %w", err)

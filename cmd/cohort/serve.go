@@ -16,11 +16,13 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cohortdev/cohort"
 	"github.com/cohortdev/cohort/api"
 	"github.com/cohortdev/cohort/auth"
 	"github.com/cohortdev/cohort/auth/localissuer"
 	"github.com/cohortdev/cohort/jobs"
 	"github.com/cohortdev/cohort/provisioner"
+	"github.com/cohortdev/cohort/provisioner/gce"
 	"github.com/cohortdev/cohort/provisioner/local"
 	"github.com/cohortdev/cohort/store/sqlite"
 	"github.com/cohortdev/cohort/timeouts"
@@ -46,6 +48,18 @@ type Config struct {
 	SchedulerAccount  string
 	SchedulerAudience string
 	SchedulerIssuer   string
+	// Driver runs notebooks: "local" (this machine) or "gce".
+	Driver string
+	GCE    GCEConfig
+}
+
+// GCEConfig is where and as whom the gce driver runs sessions.
+type GCEConfig struct {
+	Project, ImageProject, Network, Subnetwork, NetworkTag string
+	SessionAccount, SchedulerRegion                        string
+	// PulumiState is the state backend (file:// or gs://); PulumiRoot the
+	// directory whose bin/pulumi is the CLI (empty: the installed one).
+	PulumiState, PulumiRoot string
 }
 
 func defaultDataDir() string {
@@ -89,6 +103,17 @@ func newServeCmd() *cobra.Command {
 	f.StringVar(&cfg.SchedulerAccount, "scheduler-service-account", os.Getenv("COHORT_SCHEDULER_SERVICE_ACCOUNT"), "service account whose OIDC tokens may call /v1/scheduler/... (env COHORT_SCHEDULER_SERVICE_ACCOUNT)")
 	f.StringVar(&cfg.SchedulerAudience, "scheduler-audience", os.Getenv("COHORT_SCHEDULER_AUDIENCE"), "audience of those tokens; default: the public URL (env COHORT_SCHEDULER_AUDIENCE)")
 	f.StringVar(&cfg.SchedulerIssuer, "scheduler-issuer", envOr("COHORT_SCHEDULER_ISSUER", "https://accounts.google.com"), "issuer of those tokens (env COHORT_SCHEDULER_ISSUER)")
+	f.StringVar(&cfg.Driver, "driver", envOr("COHORT_DRIVER", "local"), "where notebooks run: local (this machine) or gce (env COHORT_DRIVER)")
+	g := &cfg.GCE
+	f.StringVar(&g.Project, "gce-project", os.Getenv("COHORT_GCE_PROJECT"), "Google Cloud project for session VMs (env COHORT_GCE_PROJECT)")
+	f.StringVar(&g.ImageProject, "gce-image-project", os.Getenv("COHORT_GCE_IMAGE_PROJECT"), "project of the image families; default: --gce-project (env COHORT_GCE_IMAGE_PROJECT)")
+	f.StringVar(&g.Network, "gce-network", os.Getenv("COHORT_GCE_NETWORK"), "VPC network of session VMs (env COHORT_GCE_NETWORK)")
+	f.StringVar(&g.Subnetwork, "gce-subnetwork", os.Getenv("COHORT_GCE_SUBNETWORK"), "subnetwork of session VMs (env COHORT_GCE_SUBNETWORK)")
+	f.StringVar(&g.NetworkTag, "gce-network-tag", envOr("COHORT_GCE_NETWORK_TAG", "cohort-session"), "tag the firewall rule admitting cohort targets (env COHORT_GCE_NETWORK_TAG)")
+	f.StringVar(&g.SessionAccount, "gce-session-account", os.Getenv("COHORT_GCE_SESSION_ACCOUNT"), "service account session VMs run as (env COHORT_GCE_SESSION_ACCOUNT)")
+	f.StringVar(&g.SchedulerRegion, "gce-scheduler-region", envOr("COHORT_GCE_SCHEDULER_REGION", "us-central1"), "region of the Cloud Scheduler jobs (env COHORT_GCE_SCHEDULER_REGION)")
+	f.StringVar(&g.PulumiState, "pulumi-state", os.Getenv("COHORT_PULUMI_STATE"), "Pulumi state backend, file:// or gs://; default: file://DATA_DIR/pulumi-state (env COHORT_PULUMI_STATE)")
+	f.StringVar(&g.PulumiRoot, "pulumi-root", os.Getenv("COHORT_PULUMI_ROOT"), "directory whose bin/pulumi is the CLI; default: the installed CLI (env COHORT_PULUMI_ROOT)")
 	// The client secret comes from the environment only: flags show in ps.
 	cfg.OIDCClientSecret = os.Getenv("COHORT_OIDC_CLIENT_SECRET")
 	return cmd
@@ -136,11 +161,11 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 
-	driver, err := local.New(local.Options{Root: filepath.Join(m.Config.DataDir, "sessions"), Bin: m.Config.JupyterBin, Logger: log})
+	driver, timing, err := m.driver(log)
 	if err != nil {
 		return err
 	}
-	rec := provisioner.New(provisioner.Options{Store: store, Driver: driver, Logger: log})
+	rec := provisioner.New(provisioner.Options{Store: store, Driver: driver, Logger: log, Timing: timing})
 	enqueuer := &lateEnqueuer{}
 	sweeper := timeouts.New(timeouts.Options{Store: store, Driver: driver, Enqueuer: enqueuer, Logger: log})
 	queue, err := jobs.New(ctx, jobs.Options{DB: riverDB, Reconciler: rec, Sweeper: sweeper, SweepEvery: m.Config.SweepEvery, Logger: log})
@@ -198,6 +223,56 @@ func (m *Main) Run(ctx context.Context) error {
 }
 
 const localIssuerPath = "/local-oidc"
+
+// driver makes the configured provisioner driver, with how long a start
+// may take on it.
+func (m *Main) driver(log *slog.Logger) (cohort.Driver, provisioner.Timing, error) {
+	c := m.Config
+	switch c.Driver {
+	case "local":
+		d, err := local.New(local.Options{Root: filepath.Join(c.DataDir, "sessions"), Bin: c.JupyterBin, Logger: log})
+		return d, provisioner.Timing{}, err
+	case "gce":
+	default:
+		return nil, provisioner.Timing{}, fmt.Errorf("--driver must be local or gce, not %q", c.Driver)
+	}
+	g := c.GCE
+	if g.Project == "" || g.SessionAccount == "" {
+		return nil, provisioner.Timing{}, errors.New("--driver gce needs --gce-project and --gce-session-account (see docs/gcp.md)")
+	}
+	state := g.PulumiState
+	if state == "" {
+		state = "file://" + filepath.Join(c.DataDir, "pulumi-state")
+	}
+	passphrase, err := secretFile(filepath.Join(c.DataDir, "pulumi-passphrase"))
+	if err != nil {
+		return nil, provisioner.Timing{}, err
+	}
+	stacks, err := gce.NewStacks(gce.StackOptions{WorkRoot: filepath.Join(c.DataDir, "pulumi-work"), StateURL: state,
+		Passphrase: passphrase, PulumiRoot: g.PulumiRoot})
+	if err != nil {
+		return nil, provisioner.Timing{}, err
+	}
+	d, err := gce.New(gce.Options{Stacks: stacks, Project: g.Project, ImageProject: g.ImageProject, Network: g.Network,
+		Subnetwork: g.Subnetwork, NetworkTag: g.NetworkTag, SessionAccount: g.SessionAccount,
+		SchedulerAccount: c.SchedulerAccount, SchedulerRegion: g.SchedulerRegion, PublicURL: c.PublicURL})
+	// A VM boots and starts Jupyter in minutes, not seconds.
+	return d, provisioner.Timing{StartTimeout: 15 * time.Minute, Poll: 2 * time.Second}, err
+}
+
+// secretFile returns the secret kept in path, making one on first use.
+// (The Pulumi passphrase: losing it makes the stacks' secrets unreadable,
+// so it lives with the data, not in a flag.)
+func secretFile(path string) (string, error) {
+	if b, err := os.ReadFile(path); err == nil {
+		return strings.TrimSpace(string(b)), nil
+	}
+	secret := cohort.NewSecret("")
+	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("store the Pulumi passphrase: %w", err)
+	}
+	return secret, nil
+}
 
 // lateEnqueuer lets the sweeper, made before the queue that runs it, queue
 // sessions on it.

@@ -2,57 +2,19 @@ package gce_test
 
 import (
 	"context"
-	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
-	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/cohortdev/cohort"
-	"github.com/cohortdev/cohort/infra"
-	"github.com/cohortdev/cohort/jupyter"
 	"github.com/cohortdev/cohort/provisioner/gce"
+	"github.com/cohortdev/cohort/provisioner/gce/gcptest"
 )
-
-var nextIP atomic.Int32
-
-// bootJupyter is what a session VM does at boot, on this machine: it
-// serves Jupyter on its "internal address" (a loopback address of its own)
-// at the notebook port, with the settings from the instance's metadata.
-func bootJupyter(t *testing.T) func(string, map[string]any) (string, func(), error) {
-	return func(name string, meta map[string]any) (string, func(), error) {
-		ip := fmt.Sprintf("127.0.%d.%d", 10+nextIP.Load()/200, 2+nextIP.Add(1)%200)
-		port, _ := strconv.Atoi(fmt.Sprint(meta[infra.MetaPort]))
-		dir := filepath.Join(t.TempDir(), name)
-		s := jupyter.Settings{Port: port, IP: ip, BasePath: fmt.Sprint(meta[infra.MetaBasePath]), Token: fmt.Sprint(meta[infra.MetaToken]),
-			NotebookDir: filepath.Join(dir, "work"), ConfigDir: filepath.Join(dir, "jupyter")}
-		if err := os.MkdirAll(s.NotebookDir, 0o700); err != nil {
-			return "", nil, err
-		}
-		if err := jupyter.WriteConfig(s); err != nil {
-			return "", nil, err
-		}
-		cmd := exec.Command("/usr/bin/jupyter-notebook", jupyter.Args(s)...)
-		cmd.Env = append([]string{"PATH=/usr/bin:/bin", "HOME=" + dir}, jupyter.Env(s)...)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		if err := cmd.Start(); err != nil {
-			return "", nil, err
-		}
-		halt := func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); cmd.Wait() }
-		t.Cleanup(halt)
-		return ip, halt, nil
-	}
-}
 
 func TestDriverRunsSessionOnFakeGCE(t *testing.T) {
 	t.Parallel()
 	stacks, fake := newStacks(t)
-	fake.Boot = bootJupyter(t)
+	fake.Boot = gcptest.JupyterBoot(t.TempDir(), t.Cleanup)
 	d, err := gce.New(gce.Options{Stacks: stacks, Project: "workshop-123", SessionAccount: "s@x", SchedulerAccount: "sched@x",
 		SchedulerRegion: "us-central1", PublicURL: "https://cohort.example.org"})
 	if err != nil {
