@@ -39,6 +39,9 @@ type NotebookSpec struct {
 	// lifetime plus its extensions): drivers that can enforce it without
 	// cohort (GCE's max run duration) do.
 	MaxLifetime time.Duration
+	// Progress, if set, receives steps of a long start for the participant
+	// ("creating the VM in us-central1-b"). Drivers call it from Start.
+	Progress func(message string)
 }
 
 // InstanceState is what a driver observes of a notebook.

@@ -94,6 +94,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, sessionID string) (Result, e
 		log.Info("session state changed", "to", step.State, "reason", step.Reason)
 	}
 	if step.Action == ActStart {
+		spec.Progress = func(msg string) {
+			err := r.store.AppendEvent(ctx, &cohort.Event{SessionID: s.ID, Time: r.now().UTC(), State: s.State, Message: msg})
+			if err != nil {
+				log.Error("record progress", "error", err)
+			}
+		}
 		if err := r.driver.Start(ctx, spec); err != nil {
 			log.Error("start notebook", "error", err)
 			reason := "the notebook could not be started; an administrator can find the cause in cohort's log"

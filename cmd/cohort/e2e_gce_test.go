@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/cohortdev/cohort"
@@ -51,6 +52,21 @@ func TestE2EGCEDriver(t *testing.T) {
 	vms := fake.Instances()
 	if len(vms) != 1 || vms[0].Inputs["zone"] != "us-central1-b" {
 		t.Fatalf("instances = %+v, want one in us-central1-b (a is out of stock)", vms)
+	}
+	var progress []string
+	err = teacher.FollowEvents(ctx, s.ID, 0, func(e cohort.Event) bool {
+		progress = append(progress, e.Message)
+		return e.State != cohort.StateReady
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := strings.Join(progress, "\n")
+	for _, want := range []string{"us-central1-a: the zone has no GPUs of this type left right now; trying us-central1-b",
+		"creating the VM in us-central1-b", "waiting for it to boot", "notebook ready"} {
+		if !strings.Contains(seen, want) {
+			t.Errorf("the participant's progress lacks %q:\n%s", want, seen)
+		}
 	}
 	if out := runKernel(t, srv.url, teacher.Token, s.ID, "print(6*7)"); out != "42\n" {
 		t.Fatalf("kernel on the GCE path printed %q", out)

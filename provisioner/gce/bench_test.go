@@ -25,7 +25,7 @@ func BenchmarkClassStart(b *testing.B) {
 				errs := make(chan error, seats)
 				for s := range seats {
 					wg.Go(func() {
-						_, _, err := stacks.Provision(ctx, spec(fmt.Sprintf("ses_b%d_%d", i, s)), []string{"us-central1-a"})
+						_, _, err := stacks.Provision(ctx, spec(fmt.Sprintf("ses_b%d_%d", i, s)), []string{"us-central1-a"}, nil)
 						errs <- err
 					})
 				}

@@ -107,7 +107,10 @@ func (d *Driver) SessionSpec(spec cohort.NotebookSpec, now time.Time) infra.Sess
 // has capacity. An impossible request (quota, stockout everywhere) is a
 // user-facing error naming what to do.
 func (d *Driver) Start(ctx context.Context, spec cohort.NotebookSpec) error {
-	_, _, err := d.opts.Stacks.Provision(ctx, d.SessionSpec(spec, time.Now()), spec.Runtime.Zones)
+	_, _, err := d.opts.Stacks.Provision(ctx, d.SessionSpec(spec, time.Now()), spec.Runtime.Zones, spec.Progress)
+	if err == nil && spec.Progress != nil {
+		spec.Progress("the VM is up; waiting for it to boot and start Jupyter")
+	}
 	var pe *ProvisionError
 	if errors.As(err, &pe) {
 		return cohort.Errorf(cohort.EUNAVAILABLE, "%s", pe.Failure.Message)

@@ -10,8 +10,10 @@ import (
 	"time"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
+	"github.com/pulumi/pulumi/sdk/v3/go/auto/events"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optdestroy"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optup"
+	"github.com/pulumi/pulumi/sdk/v3/go/common/apitype"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/workspace"
 
 	"github.com/cohortdev/cohort/infra"
@@ -90,21 +92,52 @@ type Outputs struct {
 	Instance, Zone, InternalIP string
 }
 
-// Up creates or updates a session's resources.
-func (s *Stacks) Up(ctx context.Context, spec infra.SessionSpec) (Outputs, error) {
+// Up creates or updates a session's resources, telling progress (may be
+// nil) what the engine is doing.
+func (s *Stacks) Up(ctx context.Context, spec infra.SessionSpec, progress func(string)) (Outputs, error) {
 	st, err := s.stack(ctx, spec.SessionID, spec)
 	if err != nil {
 		return Outputs{}, fmt.Errorf("stack %s: %w", spec.SessionID, err)
 	}
-	res, err := st.Up(ctx, optup.SuppressProgress())
+	up := func() (auto.UpResult, error) {
+		stream := make(chan events.EngineEvent)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for ev := range stream {
+				if msg := describe(ev, spec.Zone); msg != "" && progress != nil {
+					progress(msg)
+				}
+			}
+		}()
+		res, err := st.Up(ctx, optup.SuppressProgress(), optup.EventStreams(stream))
+		<-done // the engine closes the channel when the update ends
+		return res, err
+	}
+	res, err := up()
 	if err != nil && s.recoverLock(err, spec.SessionID) {
-		res, err = st.Up(ctx, optup.SuppressProgress())
+		res, err = up()
 	}
 	if err != nil {
 		return Outputs{}, fmt.Errorf("up %s: %w", spec.SessionID, err)
 	}
 	str := func(k string) string { v, _ := res.Outputs[k].Value.(string); return v }
 	return Outputs{Instance: str("instance"), Zone: str("zone"), InternalIP: str("internalIP")}, nil
+}
+
+// describe turns the engine's events into the steps a participant sees.
+func describe(ev events.EngineEvent, zone string) string {
+	pre := ev.ResourcePreEvent
+	if pre == nil || pre.Planning || pre.Metadata.Op != apitype.OpCreate {
+		return ""
+	}
+	switch pre.Metadata.Type {
+	case "gcp:compute/instance:Instance":
+		return "creating the VM in " + zone
+	case "gcp:cloudscheduler/job:Job":
+		return "scheduling the session's stop at its maximum lifetime"
+	}
+	return ""
 }
 
 // Destroy deletes a session's resources and its stack; a stack that does
@@ -158,12 +191,15 @@ type Attempt struct {
 // capacity. Stockouts move on to the next zone, transient errors are
 // retried, quota and other errors stop at once. Whatever a failed attempt
 // left is destroyed, so a failure leaves nothing billing.
-func (s *Stacks) Provision(ctx context.Context, spec infra.SessionSpec, zones []string) (Outputs, []Attempt, error) {
+func (s *Stacks) Provision(ctx context.Context, spec infra.SessionSpec, zones []string, progress func(string)) (Outputs, []Attempt, error) {
 	var attempts []Attempt
-	for _, zone := range zones {
+	for i, zone := range zones {
 		spec.Zone = zone
+		if i > 0 && progress != nil {
+			progress(fmt.Sprintf("%s: %s; trying %s", zones[i-1], attempts[len(attempts)-1].Failure.Message, zone))
+		}
 		for try := 0; ; try++ {
-			out, err := s.Up(ctx, spec)
+			out, err := s.Up(ctx, spec, progress)
 			if err == nil {
 				return out, attempts, nil
 			}

@@ -62,7 +62,7 @@ func TestEngineZoneFallbackAndDestroy(t *testing.T) {
 	s, fake := newStacks(t)
 	fake.Stockout("us-central1-a", true)
 	ctx := context.Background()
-	out, attempts, err := s.Provision(ctx, spec("ses_one"), []string{"us-central1-a", "us-central1-b"})
+	out, attempts, err := s.Provision(ctx, spec("ses_one"), []string{"us-central1-a", "us-central1-b"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +92,7 @@ func TestEngineQuotaFailsWithNothingLeft(t *testing.T) {
 	t.Parallel()
 	s, fake := newStacks(t)
 	fake.SetGPUQuota(0)
-	_, _, err := s.Provision(context.Background(), spec("ses_two"), []string{"us-central1-a", "us-central1-b"})
+	_, _, err := s.Provision(context.Background(), spec("ses_two"), []string{"us-central1-a", "us-central1-b"}, nil)
 	var pe *gce.ProvisionError
 	if !errors.As(err, &pe) || pe.Failure.Kind != gce.FailQuota || len(pe.Attempts) != 1 {
 		t.Fatalf("Provision = %v, want one quota failure (no second zone tried)", err)
