@@ -5,14 +5,14 @@ GO      ?= go
 BIN     := bin/cohort
 ADDR    ?= 127.0.0.1:8080
 
-.PHONY: run test deps test-deps build vet bench screenshots pulumi clean
+.PHONY: run test deps test-deps build vet bench screenshots pulumi lint-images image agent clean
 
 ## run: build and serve on $(ADDR) with SQLite and local notebooks
 run: deps build
 	$(BIN) serve --addr $(ADDR)
 
 ## test: vet and run all tests (real SQLite, Jupyter, Chromium, the Pulumi engine and cohort processes)
-test: test-deps pulumi vet
+test: test-deps pulumi vet lint-images
 	$(GO) test -race -count=1 ./...
 
 ## bench: measure start-to-ready, memory and expiry with the local driver, and the sweep
@@ -44,6 +44,19 @@ bin/pulumi: tools/pulumi/go.mod
 	cd tools/pulumi && $(GO) mod tidy && $(GO) build -o ../../bin/pulumi \
 		-ldflags "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$(PULUMI_VERSION)" \
 		github.com/pulumi/pulumi/pkg/v3/cmd/pulumi
+
+## agent: the session agent for the image (Linux, amd64)
+agent:
+	GOOS=linux GOARCH=amd64 CGO_ENABLED=0 $(GO) build -o bin/cohort-agent-linux-amd64 ./cmd/cohort-agent
+
+## lint-images: check the image template and its scripts (no cloud needed)
+lint-images: agent
+	shellcheck images/scripts/*.sh
+	cd images && packer validate -var project_id=lint cohort-notebook.json
+
+## image: build the runtime image in your project (PROJECT=...; see docs/gcp.md)
+image: agent
+	cd images && packer build -var project_id=$(PROJECT) cohort-notebook.json
 
 clean:
 	rm -rf bin

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Installs the Debian packages cohort needs, if they are missing: the local
 # driver's Jupyter, and with "test" also what the tests use (Chromium for
-# the browser tests). Safe to run again: it does nothing when all is there.
+# the browser tests, packer and shellcheck for the image template). Safe to run again: it does nothing when all is there.
 set -eu
 
 missing=""
@@ -10,6 +10,8 @@ missing=""
 command -v pgrep >/dev/null 2>&1 || missing="$missing procps"
 if [ "${1:-}" = test ]; then
 	[ -x /usr/bin/chromium ] || missing="$missing chromium"
+	command -v packer >/dev/null 2>&1 || missing="$missing packer"
+	command -v shellcheck >/dev/null 2>&1 || missing="$missing shellcheck"
 fi
 
 [ -z "$missing" ] && exit 0

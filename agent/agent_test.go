@@ -1,0 +1,170 @@
+package agent_test
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/cohortdev/cohort/agent"
+	"github.com/cohortdev/cohort/infra"
+	"github.com/cohortdev/cohort/jupyter"
+)
+
+// metadataServer fakes GCE's: instance attributes, and guest attributes
+// the VM sets.
+type metadataServer struct {
+	*httptest.Server
+	mu     sync.Mutex
+	attrs  map[string]string
+	guests map[string]string
+}
+
+func newMetadataServer(t *testing.T, attrs map[string]string) *metadataServer {
+	m := &metadataServer{attrs: attrs, guests: map[string]string{}}
+	m.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Metadata-Flavor") != "Google" {
+			http.Error(w, "missing Metadata-Flavor", http.StatusForbidden)
+			return
+		}
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		switch {
+		case r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/instance/attributes/"):
+			v, ok := m.attrs[strings.TrimPrefix(r.URL.Path, "/instance/attributes/")]
+			if !ok {
+				http.NotFound(w, r)
+				return
+			}
+			io.WriteString(w, v)
+		case r.Method == http.MethodPut && strings.HasPrefix(r.URL.Path, "/instance/guest-attributes/"):
+			b, _ := io.ReadAll(r.Body)
+			m.guests[strings.TrimPrefix(r.URL.Path, "/instance/guest-attributes/")] = string(b)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(m.Close)
+	return m
+}
+
+func (m *metadataServer) guest(key string) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.guests[key]
+}
+
+// programMetadata is the metadata the session program gives a VM: the
+// agent must understand exactly that.
+func programMetadata(t *testing.T, token, basePath string) map[string]string {
+	t.Helper()
+	var meta map[string]string
+	mocks := mockFunc(func(args pulumi.MockResourceArgs) (string, resource.PropertyMap, error) {
+		if args.TypeToken == "gcp:compute/instance:Instance" {
+			meta = map[string]string{}
+			for k, v := range args.Inputs["metadata"].ObjectValue() {
+				meta[string(k)] = v.StringValue()
+			}
+		}
+		return args.Name, args.Inputs, nil
+	})
+	spec := infra.SessionSpec{Project: "p", Zone: "us-central1-a", Name: "cohort-ses-a", SessionID: "ses_a", MachineType: "n1-standard-4",
+		GPUType: "nvidia-tesla-t4", GPUCount: 1, Image: "img", DiskGB: 50, MaxRunDuration: time.Hour, NotebookToken: token, BasePath: basePath}
+	if err := pulumi.RunErr(infra.SessionProgram(spec), pulumi.WithMocks("cohort", "s", mocks)); err != nil {
+		t.Fatal(err)
+	}
+	return meta
+}
+
+type mockFunc func(pulumi.MockResourceArgs) (string, resource.PropertyMap, error)
+
+func (f mockFunc) NewResource(a pulumi.MockResourceArgs) (string, resource.PropertyMap, error) {
+	return f(a)
+}
+func (f mockFunc) Call(pulumi.MockCallArgs) (resource.PropertyMap, error) { return resource.PropertyMap{}, nil }
+
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func TestAgentServesTheProgramsSettings(t *testing.T) {
+	t.Parallel()
+	meta := programMetadata(t, "tok-123", "/s/ses_a/")
+	port := freePort(t)
+	meta[infra.MetaPort] = strconv.Itoa(port) // the VM's port 8888 is taken on this machine
+	md := newMetadataServer(t, meta)
+	home, hooks := t.TempDir(), t.TempDir()
+	marker := filepath.Join(home, "hook-ran")
+	if err := os.WriteFile(filepath.Join(hooks, "10-save"), []byte("#!/bin/sh\ntouch "+marker+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	a := agent.New(agent.Options{MetadataURL: md.URL, Jupyter: "/usr/bin/jupyter-notebook", Home: home, IP: "127.0.0.1", HooksDir: hooks})
+
+	s, err := a.Settings(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Token != "tok-123" || s.BasePath != "/s/ses_a/" || s.Port != port {
+		t.Fatalf("the agent read %+v from the program's metadata", s)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	deadline := time.Now().Add(60 * time.Second)
+	for md.guest("cohort/state") != "ready" {
+		if time.Now().After(deadline) {
+			t.Fatalf("never ready (guest state %q)", md.guest("cohort/state"))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	addr := "http://127.0.0.1:" + strconv.Itoa(port)
+	client := &http.Client{Timeout: 5 * time.Second}
+	if _, err := jupyter.GetStatus(context.Background(), client, addr, "/s/ses_a/", "tok-123"); err != nil {
+		t.Fatalf("Jupyter does not answer with the token at the base path: %v", err)
+	}
+	if _, err := jupyter.GetStatus(context.Background(), client, addr, "/s/ses_a/", "wrong"); err == nil {
+		t.Fatal("Jupyter answers a wrong token")
+	}
+	cancel() // the VM shuts down
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(marker); err != nil {
+		t.Fatal("the pre-stop hook did not run")
+	}
+	if _, err := jupyter.GetStatus(context.Background(), client, addr, "/s/ses_a/", "tok-123"); err == nil {
+		t.Fatal("Jupyter still answers after shutdown")
+	}
+}
+
+func TestAgentRefusesBadMetadata(t *testing.T) {
+	t.Parallel()
+	for name, meta := range map[string]map[string]string{
+		"missing token": {infra.MetaSessionID: "s", infra.MetaBasePath: "/s/s/", infra.MetaPort: "8888", infra.MetaToken: ""},
+		"bad port":      {infra.MetaSessionID: "s", infra.MetaBasePath: "/s/s/", infra.MetaPort: "http", infra.MetaToken: "t"},
+		"no metadata":   {},
+	} {
+		md := newMetadataServer(t, meta)
+		a := agent.New(agent.Options{MetadataURL: md.URL, Home: t.TempDir()})
+		if err := a.Run(context.Background()); err == nil {
+			t.Errorf("%s: the agent ran", name)
+		}
+	}
+}
