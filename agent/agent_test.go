@@ -92,7 +92,9 @@ type mockFunc func(pulumi.MockResourceArgs) (string, resource.PropertyMap, error
 func (f mockFunc) NewResource(a pulumi.MockResourceArgs) (string, resource.PropertyMap, error) {
 	return f(a)
 }
-func (f mockFunc) Call(pulumi.MockCallArgs) (resource.PropertyMap, error) { return resource.PropertyMap{}, nil }
+func (f mockFunc) Call(pulumi.MockCallArgs) (resource.PropertyMap, error) {
+	return resource.PropertyMap{}, nil
+}
 
 func freePort(t *testing.T) int {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
