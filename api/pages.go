@@ -14,6 +14,7 @@ import (
 
 	"github.com/cohortdev/cohort"
 	"github.com/cohortdev/cohort/catalog"
+	"github.com/cohortdev/cohort/timeouts"
 )
 
 // The web pages are rendered here, with their assets embedded: no CDN, no
@@ -107,13 +108,11 @@ func stateLabel(s cohort.SessionState) string {
 func warningText(c cohort.EndCause) string {
 	switch c {
 	case cohort.CauseIdle:
-		return "because nobody has used it. Use the notebook, or:"
+		return timeouts.Why(c) + ". Use the notebook, or:"
 	case cohort.CauseMaxLifetime:
-		return "because it reaches the class's maximum session length. Download your work now; an instructor can give you more time."
-	case cohort.CauseClassEnded:
-		return "because the class ends. Download your work now."
+		return timeouts.Why(c) + ". Download your work now; an instructor can give you more time."
 	}
-	return ""
+	return timeouts.Why(c) + ". Download your work now."
 }
 
 func stopText(c cohort.EndCause) string {

@@ -192,7 +192,7 @@ func (s *Sweeper) kernelActivity(ctx context.Context, sess *cohort.Session, clas
 }
 
 func (s *Sweeper) warn(ctx context.Context, sess *cohort.Session, cause cohort.EndCause, at, now time.Time) error {
-	msg := fmt.Sprintf("this session will stop at %s (in %s) %s", at.UTC().Format("15:04 UTC"), at.Sub(now).Round(time.Minute), why(cause))
+	msg := fmt.Sprintf("this session will stop at %s (in %s) %s", at.UTC().Format("15:04 UTC"), at.Sub(now).Round(time.Minute), Why(cause))
 	switch cause {
 	case cohort.CauseIdle:
 		msg += "; use the notebook, or keep it alive (`cohort session keepalive`), to keep going"
@@ -205,7 +205,8 @@ func (s *Sweeper) warn(ctx context.Context, sess *cohort.Session, cause cohort.E
 	return s.store.AppendEvent(ctx, &cohort.Event{SessionID: sess.ID, Time: now.UTC(), State: sess.State, Message: msg})
 }
 
-func why(cause cohort.EndCause) string {
+// Why says in words why a session stops for cause.
+func Why(cause cohort.EndCause) string {
 	switch cause {
 	case cohort.CauseIdle:
 		return "because nobody has used it"
