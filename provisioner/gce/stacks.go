@@ -2,11 +2,13 @@ package gce
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
@@ -162,8 +164,9 @@ func (s *Stacks) Destroy(ctx context.Context, sessionID string) error {
 
 // recoverLock removes the lock a crashed update left on a stack of a
 // file:// backend (pulumi/pulumi#9253), so that the next operation can run.
-// Only one cohort process operates on a session at a time, so a lock it
-// finds is stale. It reports whether it removed one.
+// A lock whose pulumi process still runs on this host is not stale (an
+// update cohort started before it was killed may still be finishing) and
+// stays. It reports whether it removed one.
 func (s *Stacks) recoverLock(err error, sessionID string) bool {
 	if !auto.IsConcurrentUpdateError(err) && !strings.Contains(err.Error(), "currently locked") {
 		return false
@@ -176,9 +179,31 @@ func (s *Stacks) recoverLock(err error, sessionID string) bool {
 	more, _ := filepath.Glob(filepath.Join(dir, ".pulumi", "locks", project, sessionID, "*.json"))
 	removed := false
 	for _, l := range append(locks, more...) {
+		if lockHeld(l) {
+			continue
+		}
 		removed = os.Remove(l) == nil || removed
 	}
 	return removed
+}
+
+// lockHeld reports whether the process that took a lock still runs here.
+func lockHeld(path string) bool {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	var lock struct {
+		Pid      int    `json:"pid"`
+		Hostname string `json:"hostname"`
+	}
+	if json.Unmarshal(b, &lock) != nil || lock.Pid <= 0 {
+		return false
+	}
+	if host, _ := os.Hostname(); host != lock.Hostname {
+		return false // taken elsewhere: only one cohort operates on a session
+	}
+	return syscall.Kill(lock.Pid, 0) == nil
 }
 
 // Attempt is one zone tried by Provision.

@@ -3,6 +3,7 @@ package gce_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -99,5 +100,41 @@ func TestEngineQuotaFailsWithNothingLeft(t *testing.T) {
 	}
 	if inv := fake.Inventory(); len(inv) != 0 {
 		t.Fatalf("a refused session left %+v", inv)
+	}
+}
+
+func TestEngineFlakyCloudEndsEverySeat(t *testing.T) {
+	t.Parallel()
+	s, fake := newStacks(t)
+	fake.Latency = 50 * time.Millisecond
+	fake.SetFailRate(0.3)
+	ctx := context.Background()
+	const seats = 6
+	results := make(chan error, seats)
+	for i := range seats {
+		go func() {
+			_, _, err := s.Provision(ctx, spec(fmt.Sprintf("ses_f%d", i)), []string{"us-central1-a", "us-central1-b"}, nil)
+			results <- err
+		}()
+	}
+	ready := 0
+	for range seats {
+		err := <-results
+		var pe *gce.ProvisionError
+		switch {
+		case err == nil:
+			ready++
+		case errors.As(err, &pe) && pe.Failure.Message != "":
+			// failed with a reason: acceptable
+		default:
+			t.Fatalf("a seat ended without a reason: %v", err)
+		}
+	}
+	// What exists is exactly the ready seats' VMs and jobs: no orphans.
+	if got := len(fake.Instances()); got != ready {
+		t.Fatalf("%d instances exist for %d ready seats", got, ready)
+	}
+	if ready == 0 {
+		t.Fatal("no seat came up: transient failures are not retried")
 	}
 }
