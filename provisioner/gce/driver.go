@@ -150,16 +150,11 @@ func (d *Driver) List(ctx context.Context) ([]string, error) {
 }
 
 // Outputs returns a session stack's outputs; ok is false when it has none.
+// A session has a stack only while its workspace directory exists (Up
+// makes it, Destroy removes it), which spares a `pulumi stack ls` on every
+// readiness poll.
 func (s *Stacks) Outputs(ctx context.Context, sessionID string) (Outputs, bool, error) {
-	ids, err := s.List(ctx)
-	if err != nil {
-		return Outputs{}, false, err
-	}
-	found := false
-	for _, id := range ids {
-		found = found || id == sessionID
-	}
-	if !found {
+	if _, err := os.Stat(filepath.Join(s.opts.WorkRoot, sessionID)); errors.Is(err, os.ErrNotExist) {
 		return Outputs{}, false, nil
 	}
 	st, err := s.stack(ctx, sessionID, infra.SessionSpec{})
