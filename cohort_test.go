@@ -29,9 +29,13 @@ func TestDurationJSON(t *testing.T) {
 			t.Errorf("Unmarshal(%s) = %s, %v; want %s (ok %v)", tt.in, d, err, tt.want, tt.ok)
 		}
 	}
-	b, _ := json.Marshal(cohort.Duration(90 * time.Minute))
-	if string(b) != `"1h30m0s"` {
-		t.Errorf("Marshal(90m) = %s", b)
+	for d, want := range map[time.Duration]string{90 * time.Minute: `"1h30m"`, 12 * time.Hour: `"12h"`, 10 * time.Minute: `"10m"`,
+		45 * time.Second: `"45s"`, time.Hour + 30*time.Second: `"1h0m30s"`, 0: `"0s"`} {
+		b, _ := json.Marshal(cohort.Duration(d))
+		var back cohort.Duration
+		if string(b) != want || json.Unmarshal(b, &back) != nil || back.D() != d {
+			t.Errorf("Marshal(%s) = %s, want %s (and back)", d, b, want)
+		}
 	}
 }
 

@@ -3,6 +3,7 @@ package cohort
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -13,11 +14,22 @@ type Duration time.Duration
 // D returns d as a time.Duration.
 func (d Duration) D() time.Duration { return time.Duration(d) }
 
-func (d Duration) String() string { return time.Duration(d).String() }
+// String writes the duration as people type it: "90m" as "1h30m", "12h"
+// as "12h" (time.Duration would say "1h30m0s" and "12h0m0s").
+func (d Duration) String() string {
+	s := time.Duration(d).String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
 
-// MarshalJSON writes the duration as text, e.g. "1h30m0s".
+// MarshalJSON writes the duration as text, e.g. "1h30m".
 func (d Duration) MarshalJSON() ([]byte, error) {
-	return json.Marshal(time.Duration(d).String())
+	return json.Marshal(d.String())
 }
 
 // UnmarshalJSON reads "90m"-style text or a number of seconds.

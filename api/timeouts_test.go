@@ -156,7 +156,7 @@ func TestSessionDeadlinesInAPI(t *testing.T) {
 		t.Fatalf("extend 45m = %d %s", r.status, r.body)
 	}
 	r = e.do("teacher", "POST", "/v1/sessions/"+s.ID+"/extend", `{"by": "30m"}`)
-	if _, field, msg := r.errorCode(); r.status != 400 || field != "by" || !strings.Contains(msg, "15m0s left") {
+	if _, field, msg := r.errorCode(); r.status != 400 || field != "by" || !strings.Contains(msg, "15m left") {
 		t.Fatalf("extension past the limit = %d %s", r.status, r.body)
 	}
 	// A policy change reaches the running session, and its participant hears of it.

@@ -192,7 +192,7 @@ func (s *Sweeper) kernelActivity(ctx context.Context, sess *cohort.Session, clas
 }
 
 func (s *Sweeper) warn(ctx context.Context, sess *cohort.Session, cause cohort.EndCause, at, now time.Time) error {
-	msg := fmt.Sprintf("this session will stop at %s (in %s) %s", at.UTC().Format("15:04 UTC"), at.Sub(now).Round(time.Minute), Why(cause))
+	msg := fmt.Sprintf("this session will stop at %s (in %s) %s", at.UTC().Format("15:04 UTC"), cohort.Duration(at.Sub(now).Round(time.Minute)), Why(cause))
 	switch cause {
 	case cohort.CauseIdle:
 		msg += "; use the notebook, or keep it alive (`cohort session keepalive`), to keep going"

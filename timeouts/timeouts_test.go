@@ -227,7 +227,7 @@ func TestIdleExpiry(t *testing.T) {
 		t.Fatalf("at 90m: %+v, want expiry", st)
 	}
 	got := w.session(s.ID)
-	if got.State != cohort.StateStopping || got.EndCause != cohort.CauseIdle || !strings.Contains(got.Reason, "1h30m0s without use") {
+	if got.State != cohort.StateStopping || got.EndCause != cohort.CauseIdle || !strings.Contains(got.Reason, "1h30m without use") {
 		t.Fatalf("expired session = %s %s %q", got.State, got.EndCause, got.Reason)
 	}
 	if len(w.queue.ids) != 1 || w.queue.ids[0] != s.ID {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
@@ -45,6 +46,36 @@ type Options struct {
 type Driver struct {
 	opts Options
 	http *http.Client
+
+	// One engine operation per session at a time: the reconciler may run
+	// a session's start again while the first still creates the VM (it
+	// looks absent until the update ends), and two updates of one stack
+	// must never overlap. (In one process; several replicas need a lease.)
+	mu       sync.Mutex
+	sessions map[string]*sessionOps
+}
+
+type sessionOps struct {
+	sync.Mutex
+	starting bool
+}
+
+func (d *Driver) ops(id string) *sessionOps {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	o, ok := d.sessions[id]
+	if !ok {
+		o = &sessionOps{}
+		d.sessions[id] = o
+	}
+	return o
+}
+
+func (d *Driver) starting(id string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	o, ok := d.sessions[id]
+	return ok && o.starting
 }
 
 // New returns a Driver.
@@ -64,7 +95,7 @@ func New(opts Options) (*Driver, error) {
 	if opts.NetworkTag == "" {
 		opts.NetworkTag = "cohort-session"
 	}
-	return &Driver{opts: opts, http: &http.Client{Timeout: 5 * time.Second}}, nil
+	return &Driver{opts: opts, http: &http.Client{Timeout: 5 * time.Second}, sessions: map[string]*sessionOps{}}, nil
 }
 
 // Name returns "gce".
@@ -107,6 +138,21 @@ func (d *Driver) SessionSpec(spec cohort.NotebookSpec, now time.Time) infra.Sess
 // has capacity. An impossible request (quota, stockout everywhere) is a
 // user-facing error naming what to do.
 func (d *Driver) Start(ctx context.Context, spec cohort.NotebookSpec) error {
+	o := d.ops(spec.SessionID)
+	d.mu.Lock()
+	if o.starting {
+		d.mu.Unlock()
+		return nil // a start of this session is under way
+	}
+	o.starting = true
+	d.mu.Unlock()
+	o.Lock()
+	defer func() {
+		o.Unlock()
+		d.mu.Lock()
+		o.starting = false
+		d.mu.Unlock()
+	}()
 	_, _, err := d.opts.Stacks.Provision(ctx, d.SessionSpec(spec, time.Now()), spec.Runtime.Zones, spec.Progress)
 	if err == nil && spec.Progress != nil {
 		spec.Progress("the VM is up; waiting for it to boot and start Jupyter")
@@ -121,6 +167,9 @@ func (d *Driver) Start(ctx context.Context, spec cohort.NotebookSpec) error {
 // Inspect reads the stack's outputs and asks the notebook at the VM's
 // internal address whether it answers.
 func (d *Driver) Inspect(ctx context.Context, spec cohort.NotebookSpec) (cohort.Instance, error) {
+	if d.starting(spec.SessionID) {
+		return cohort.Instance{State: cohort.InstanceStarting, Progress: "creating the VM"}, nil
+	}
 	out, ok, err := d.opts.Stacks.Outputs(ctx, spec.SessionID)
 	if err != nil {
 		return cohort.Instance{}, err
@@ -139,9 +188,21 @@ func (d *Driver) Inspect(ctx context.Context, spec cohort.NotebookSpec) (cohort.
 	return in, nil
 }
 
-// Stop destroys the session's VM, disk and scheduler job.
+// Stop destroys the session's VM, disk and scheduler job, after a start
+// under way has ended.
 func (d *Driver) Stop(ctx context.Context, sessionID string) error {
-	return d.opts.Stacks.Destroy(ctx, sessionID)
+	o := d.ops(sessionID)
+	o.Lock()
+	defer o.Unlock()
+	if err := d.opts.Stacks.Destroy(ctx, sessionID); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	if !o.starting {
+		delete(d.sessions, sessionID) // ended: forget it
+	}
+	d.mu.Unlock()
+	return nil
 }
 
 // List returns the sessions that have a stack.

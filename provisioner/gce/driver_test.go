@@ -74,3 +74,36 @@ func TestDriverQuotaIsAnActionableError(t *testing.T) {
 		t.Fatalf("Start with no quota = %v", err)
 	}
 }
+
+func TestDriverOneStartAtATime(t *testing.T) {
+	t.Parallel()
+	stacks, fake := newStacks(t)
+	fake.Latency = time.Second
+	d, _ := gce.New(gce.Options{Stacks: stacks, Project: "workshop-123"})
+	class := cohort.DefaultClass()
+	spec := cohort.NotebookSpec{SessionID: "ses_twice", Token: "t", BasePath: "/s/ses_twice/", Runtime: class.Runtime, MaxLifetime: time.Hour}
+	ctx := context.Background()
+	errs := make(chan error, 2)
+	go func() { errs <- d.Start(ctx, spec) }()
+	for fake.Instances() == nil && len(fake.Inventory()) == 0 {
+		if in, _ := d.Inspect(ctx, spec); in.State == cohort.InstanceStarting {
+			break // the first start is under way and says so
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	go func() { errs <- d.Start(ctx, spec) }() // a second reconcile pass
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(fake.Instances()); n != 1 {
+		t.Fatalf("%d instances after two concurrent starts, want 1", n)
+	}
+	if err := d.Stop(ctx, "ses_twice"); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(fake.Inventory()); n != 0 {
+		t.Fatalf("%d resources after stop", n)
+	}
+}
