@@ -135,7 +135,7 @@ func (s *Server) extendSession(c *gin.Context) {
 	ext := sess.Extension + in.By
 	if ext > p.MaxExtension {
 		s.fail(c, cohort.Invalid("by", "the class allows extending a session by %s in all; this one has %s left",
-			p.MaxExtension, (p.MaxExtension-sess.Extension).D()))
+			p.MaxExtension, p.MaxExtension-sess.Extension))
 		return
 	}
 	if before, ok := timeouts.Compute(sess, p); ok && before.HardCause == cohort.CauseClassEnded {

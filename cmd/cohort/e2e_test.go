@@ -168,7 +168,9 @@ func notebookProcs(t *testing.T, dataDir, sessionID string) int {
 // waitState follows the session's events until it reaches want (or ends).
 func waitState(t *testing.T, c *client.Client, id string, want cohort.SessionState) *client.Session {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	// Generous: the whole suite runs at once on two cores, and a GCE start
+	// runs the Pulumi engine several times.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	for {
 		s, err := c.GetSession(ctx, id)

@@ -113,7 +113,12 @@ func (s *Stacks) Up(ctx context.Context, spec infra.SessionSpec, progress func(s
 			}
 		}()
 		res, err := st.Up(ctx, optup.SuppressProgress(), optup.EventStreams(stream))
-		<-done // the engine closes the channel when the update ends
+		// The SDK closes the stream once it has read the engine's log to
+		// the end; an update that failed before starting has none.
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+		}
 		return res, err
 	}
 	res, err := up()
