@@ -32,6 +32,7 @@ var pages = template.Must(template.New("").Funcs(template.FuncMap{
 	"stopText":    stopText,
 	"join":        strings.Join,
 	"localTime":   localTime,
+	"duration":    func(d time.Duration) string { return cohort.Duration(d).String() },
 }).ParseFS(pageFiles, "pages/*.html"))
 
 type pageData struct {

@@ -75,7 +75,7 @@ func printClass(cmd *cobra.Command, cl *cohort.Class) {
 	}
 	fmt.Fprintf(w, "\nZones:         %s\n", strings.Join(cl.Runtime.Zones, ", "))
 	fmt.Fprintf(w, "Seats:         %d\nIdle timeout:  %s (warned %s before)\nMax lifetime:  %s (+ up to %s by instructors)\n",
-		cl.Policy.Seats, cl.Policy.IdleTimeout, cl.Policy.Warn(), cl.Policy.MaxLifetime, cl.Policy.MaxExtension)
+		cl.Policy.Seats, cl.Policy.IdleTimeout, cohort.Duration(cl.Policy.Warn()), cl.Policy.MaxLifetime, cl.Policy.MaxExtension)
 	if cl.Policy.IgnoreBusyKernels {
 		fmt.Fprintln(w, "Busy kernels:  do not count as use")
 	}
