@@ -53,6 +53,17 @@ func (s *Server) refreshDeadlines(ctx context.Context, sess *cohort.Session, p c
 	return s.store.SetDeadlines(ctx, sess.ID, d.Stored(warned))
 }
 
+// retimed stores a session's deadlines after one of their inputs changed
+// and returns its view with them.
+func (s *Server) retimed(c *gin.Context, sess *cohort.Session, p cohort.Policy) (sessionView, error) {
+	if err := s.refreshDeadlines(c.Request.Context(), sess, p); err != nil {
+		return sessionView{}, err
+	}
+	v := s.view(c, sess)
+	s.withDeadlines(&v, p)
+	return v, nil
+}
+
 // keepAlive counts as use of the session: for a participant who got an
 // idle warning while reading, not typing.
 func (s *Server) keepAlive(c *gin.Context) {
@@ -78,12 +89,11 @@ func (s *Server) keepAlive(c *gin.Context) {
 		return
 	}
 	sess.LastActivityAt = &now
-	if err := s.refreshDeadlines(ctx, sess, class.Policy); err != nil {
+	v, err := s.retimed(c, sess, class.Policy)
+	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	v := s.view(c, sess)
-	s.withDeadlines(&v, class.Policy)
 	msg := "kept alive by " + u.Email
 	if v.StopsAt != nil {
 		msg += fmt.Sprintf("; it now stops at %s if unused", v.StopsAt.UTC().Format("15:04 UTC"))
@@ -148,12 +158,11 @@ func (s *Server) extendSession(c *gin.Context) {
 		return
 	}
 	sess.Extension = ext
-	if err := s.refreshDeadlines(ctx, sess, p); err != nil {
+	v, err := s.retimed(c, sess, p)
+	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	v := s.view(c, sess)
-	s.withDeadlines(&v, p)
 	msg := fmt.Sprintf("%s extended this session by %s", u.Email, in.By)
 	if v.HardDeadline != nil {
 		msg += fmt.Sprintf("; it now stops at %s at the latest", v.HardDeadline.UTC().Format("15:04 UTC"))
