@@ -53,6 +53,13 @@ func (s *Server) sessionEvents(c *gin.Context) {
 	defer poll.Stop()
 	lastWrite := time.Now()
 	for {
+		// Read the state before the events: the event that ends a session
+		// is committed with its state, so once the state read says ended,
+		// the listing that follows holds every event there will be.
+		cur, err := s.store.GetSession(ctx, sess.ID)
+		if err != nil {
+			return
+		}
 		events, err := s.store.ListEvents(ctx, sess.ID, after)
 		if err != nil {
 			if ctx.Err() == nil {
@@ -69,19 +76,10 @@ func (s *Server) sessionEvents(c *gin.Context) {
 			w.Flush()
 			lastWrite = time.Now()
 		}
-		// The stream ends once the session has ended and all its events
-		// are out; read the state after the events so none is missed.
-		cur, err := s.store.GetSession(ctx, sess.ID)
-		if err != nil || !cur.State.Active() {
-			if err == nil && len(events) == 0 {
-				fmt.Fprint(w, "event: end\ndata: {}\n\n")
-				w.Flush()
-				return
-			}
-			if err != nil {
-				return
-			}
-			continue
+		if !cur.State.Active() {
+			fmt.Fprint(w, "event: end\ndata: {}\n\n")
+			w.Flush()
+			return
 		}
 		if time.Since(lastWrite) > 15*time.Second {
 			fmt.Fprint(w, ": keep-alive\n\n") // keeps idle proxies from cutting the stream
