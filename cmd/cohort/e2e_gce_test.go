@@ -2,13 +2,16 @@ package main
 
 import (
 	"context"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cohortdev/cohort"
 	"github.com/cohortdev/cohort/client"
+	"github.com/cohortdev/cohort/provisioner/gce"
 	"github.com/cohortdev/cohort/provisioner/gce/gcptest"
 )
 
@@ -19,23 +22,12 @@ import (
 // leaves nothing in the fake's inventory.
 func TestE2EGCEDriver(t *testing.T) {
 	t.Parallel()
-	root, _ := filepath.Abs("../..")
-	if _, err := os.Stat(filepath.Join(root, "bin", "pulumi")); err != nil {
-		t.Fatal("bin/pulumi is missing: run `make pulumi` (make test does)")
-	}
-	fake, err := gcptest.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fake.Stop()
-	fake.Boot = gcptest.JupyterBoot(t.TempDir(), t.Cleanup)
+	fake := startFakeGCE(t)
 	fake.Stockout("us-central1-a", true) // the class's first zone is out of T4s
 
 	ctx := context.Background()
 	dataDir := t.TempDir()
-	srv := startServer(t, dataDir, "COHORT_DRIVER=gce", "COHORT_GCE_PROJECT=workshop-123",
-		"COHORT_GCE_SESSION_ACCOUNT=cohort-session@workshop-123.iam.gserviceaccount.com",
-		"COHORT_PULUMI_ROOT="+root, "PULUMI_DEBUG_PROVIDERS="+fake.DebugProviders(), "PULUMI_HOME="+t.TempDir())
+	srv := startServer(t, dataDir, gceEnv(t, fake)...)
 	teacher := client.New(srv.url, token(t, dataDir, "teacher@example.com", cohort.RoleInstructor))
 	class, err := teacher.CreateClass(ctx, map[string]any{"name": "GPU class"})
 	if err != nil {
@@ -77,5 +69,107 @@ func TestE2EGCEDriver(t *testing.T) {
 	waitState(t, teacher, s.ID, cohort.StateStopped)
 	if len(fake.Inventory()) != 0 {
 		t.Fatalf("left in the cloud after stop: %+v", fake.Inventory())
+	}
+}
+
+// startFakeGCE serves the fake gcp provider; its VMs boot a real Jupyter.
+func startFakeGCE(t *testing.T) *gcptest.Fake {
+	t.Helper()
+	root, _ := filepath.Abs("../..")
+	if _, err := os.Stat(filepath.Join(root, "bin", "pulumi")); err != nil {
+		t.Fatal("bin/pulumi is missing: run `make pulumi` (make test does)")
+	}
+	fake, err := gcptest.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(fake.Stop)
+	fake.Boot = gcptest.JupyterBoot(t.TempDir(), t.Cleanup)
+	return fake
+}
+
+// gceEnv configures `cohort serve` for the fake's project.
+func gceEnv(t *testing.T, fake *gcptest.Fake) []string {
+	root, _ := filepath.Abs("../..")
+	return []string{"COHORT_DRIVER=gce", "COHORT_GCE_PROJECT=workshop-123",
+		"COHORT_GCE_SESSION_ACCOUNT=cohort-session@workshop-123.iam.gserviceaccount.com",
+		"COHORT_PULUMI_ROOT=" + root, "PULUMI_DEBUG_PROVIDERS=" + fake.DebugProviders(), "PULUMI_HOME=" + t.TempDir()}
+}
+
+// TestE2EGCEKilledMidUpdate kills cohort while the engine creates a
+// session's VM. GCE finishes the create anyway; the engine dies with
+// cohort and leaves its lock and a pending create. After a restart the
+// lock is recovered, the VM found and adopted rather than created twice,
+// and the cloud holds exactly what the store says should run.
+func TestE2EGCEKilledMidUpdate(t *testing.T) {
+	t.Parallel()
+	fake := startFakeGCE(t)
+	fake.Latency = 3 * time.Second
+	ctx := context.Background()
+	dataDir := t.TempDir()
+	env := gceEnv(t, fake)
+	srv := startServer(t, dataDir, env...)
+	tok := token(t, dataDir, "teacher@example.com", cohort.RoleInstructor)
+	teacher := client.New(srv.url, tok)
+	class, err := teacher.CreateClass(ctx, map[string]any{"name": "crash"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _, err := teacher.StartSession(ctx, class.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the VM's create to begin", func() bool { return fake.CreatesInFlight() > 0 })
+	srv.kill()
+	waitFor(t, "GCE to finish the create", func() bool { return fake.CreatesInFlight() == 0 })
+	if n := len(fake.Instances()); n != 1 {
+		t.Fatalf("%d instances exist after the kill, want the one GCE finished", n)
+	}
+	if len(lockFiles(dataDir)) == 0 {
+		t.Fatal("the killed update left no lock; the test proves nothing")
+	}
+
+	srv = startServer(t, dataDir, env...)
+	teacher = client.New(srv.url, tok)
+	waitState(t, teacher, s.ID, cohort.StateReady)
+	vms := fake.Instances()
+	if len(vms) != 1 || vms[0].Inputs["name"] != gce.InstanceName(s.ID) {
+		t.Fatalf("instances after the restart = %+v, want only %s", vms, gce.InstanceName(s.ID))
+	}
+	if out := runKernel(t, srv.url, tok, s.ID, "print(6*7)"); out != "42\n" {
+		t.Fatalf("kernel printed %q", out)
+	}
+	if _, err := teacher.StopSession(ctx, s.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, teacher, s.ID, cohort.StateStopped)
+	if inv := fake.Inventory(); len(inv) != 0 {
+		t.Fatalf("left in the cloud after stop: %+v", inv)
+	}
+	if locks := lockFiles(dataDir); len(locks) != 0 {
+		t.Fatalf("locks left: %v", locks)
+	}
+}
+
+// lockFiles lists the stack locks in the data dir's file:// backend.
+func lockFiles(dataDir string) []string {
+	var locks []string
+	filepath.WalkDir(filepath.Join(dataDir, "pulumi-state", ".pulumi", "locks"), func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			locks = append(locks, path)
+		}
+		return nil
+	})
+	return locks
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

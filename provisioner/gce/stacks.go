@@ -14,6 +14,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/events"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optdestroy"
+	"github.com/pulumi/pulumi/sdk/v3/go/auto/optrefresh"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optup"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/apitype"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/workspace"
@@ -59,7 +60,7 @@ func NewStacks(opts StackOptions) (*Stacks, error) {
 			return nil, err
 		}
 	}
-	cli, err := auto.NewPulumiCommand(&auto.PulumiCommandOptions{Root: opts.PulumiRoot, SkipVersionCheck: opts.PulumiRoot != ""})
+	cli, err := newCommand(opts.PulumiRoot)
 	if err != nil {
 		return nil, fmt.Errorf("find the pulumi CLI (make pulumi builds one into bin/): %w", err)
 	}
@@ -79,8 +80,11 @@ func (s *Stacks) env() map[string]string {
 	return env
 }
 
+// WorkDir is the workspace directory of a session's stack.
+func (s *Stacks) WorkDir(sessionID string) string { return filepath.Join(s.opts.WorkRoot, sessionID) }
+
 func (s *Stacks) stack(ctx context.Context, sessionID string, prog infra.SessionSpec) (auto.Stack, error) {
-	dir := filepath.Join(s.opts.WorkRoot, sessionID)
+	dir := s.WorkDir(sessionID)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return auto.Stack{}, err
 	}
@@ -121,10 +125,8 @@ func (s *Stacks) Up(ctx context.Context, spec infra.SessionSpec, progress func(s
 		}
 		return res, err
 	}
-	res, err := up()
-	if err != nil && s.recoverLock(err, spec.SessionID) {
-		res, err = up()
-	}
+	var res auto.UpResult
+	err = s.locked(ctx, st, func() (err error) { res, err = up(); return err })
 	if err != nil {
 		return Outputs{}, fmt.Errorf("up %s: %w", spec.SessionID, err)
 	}
@@ -154,10 +156,7 @@ func (s *Stacks) Destroy(ctx context.Context, sessionID string) error {
 	if err != nil {
 		return fmt.Errorf("stack %s: %w", sessionID, err)
 	}
-	_, err = st.Destroy(ctx, optdestroy.SuppressProgress())
-	if err != nil && s.recoverLock(err, sessionID) {
-		_, err = st.Destroy(ctx, optdestroy.SuppressProgress())
-	}
+	err = s.locked(ctx, st, func() error { _, err := st.Destroy(ctx, optdestroy.SuppressProgress()); return err })
 	if err != nil {
 		return fmt.Errorf("destroy %s: %w", sessionID, err)
 	}
@@ -167,29 +166,127 @@ func (s *Stacks) Destroy(ctx context.Context, sessionID string) error {
 	return os.RemoveAll(filepath.Join(s.opts.WorkRoot, sessionID))
 }
 
-// recoverLock removes the lock a crashed update left on a stack of a
-// file:// backend (pulumi/pulumi#9253), so that the next operation can run.
-// A lock whose pulumi process still runs on this host is not stale (an
-// update cohort started before it was killed may still be finishing) and
-// stays. It reports whether it removed one.
-func (s *Stacks) recoverLock(err error, sessionID string) bool {
-	if !auto.IsConcurrentUpdateError(err) && !strings.Contains(err.Error(), "currently locked") {
-		return false
+// locked runs op on a stack and deals with a lock another operation left.
+// A lock whose pulumi process is gone was left by a crash (cohort killed
+// mid-update, which kills its engine too): it is removed, the state is
+// repaired, and op runs again. A lock whose process still runs is waited
+// for, up to lockWait.
+func (s *Stacks) locked(ctx context.Context, st auto.Stack, op func() error) error {
+	deadline := time.Now().Add(lockWait)
+	for {
+		err := op()
+		if err == nil || !auto.IsConcurrentUpdateError(err) && !strings.Contains(err.Error(), "currently locked") {
+			return err
+		}
+		stale, held := s.locks(st.Name())
+		switch {
+		case len(stale) > 0:
+			for _, l := range stale {
+				if err := os.Remove(l); err != nil && !errors.Is(err, os.ErrNotExist) {
+					return fmt.Errorf("remove the stale lock %s: %w", l, err)
+				}
+				os.Remove(l + ".attrs") // the file backend's metadata of it
+			}
+			if err := s.repair(ctx, st); err != nil {
+				return fmt.Errorf("repair %s after a crashed update: %w", st.Name(), err)
+			}
+		case held && time.Now().Before(deadline):
+			select {
+			case <-ctx.Done():
+				return err
+			case <-time.After(time.Second):
+			}
+		default:
+			return err
+		}
 	}
+}
+
+// lockWait is how long an operation waits for another one's lock.
+const lockWait = 10 * time.Minute
+
+// locks returns the lock files of a stack on a file:// backend whose
+// process is gone (pulumi/pulumi#9253), and whether one is still held.
+// Locks on other backends are not looked at.
+func (s *Stacks) locks(stack string) (stale []string, held bool) {
 	dir, ok := strings.CutPrefix(s.opts.StateURL, "file://")
 	if !ok {
-		return false
+		return nil, false
 	}
-	locks, _ := filepath.Glob(filepath.Join(dir, ".pulumi", "locks", "*", project, sessionID, "*.json"))
-	more, _ := filepath.Glob(filepath.Join(dir, ".pulumi", "locks", project, sessionID, "*.json"))
-	removed := false
+	locks, _ := filepath.Glob(filepath.Join(dir, ".pulumi", "locks", "*", project, stack, "*.json"))
+	more, _ := filepath.Glob(filepath.Join(dir, ".pulumi", "locks", project, stack, "*.json"))
 	for _, l := range append(locks, more...) {
 		if lockHeld(l) {
-			continue
+			held = true
+		} else {
+			stale = append(stale, l)
 		}
-		removed = os.Remove(l) == nil || removed
 	}
-	return removed
+	return stale, held
+}
+
+// repair makes a stack's state true again after its last operation was
+// killed. A create the engine had sent may have completed in the cloud
+// (GCE finishes an accepted insert whoever waits for it) while the state
+// only records it as pending, and the next update would create a second
+// one. Each pending create goes into the state under the ID GCE gives it,
+// and a refresh asks the provider whether it exists: kept if so, dropped
+// if not.
+func (s *Stacks) repair(ctx context.Context, st auto.Stack) error {
+	dep, err := st.Export(ctx)
+	if err != nil {
+		return err
+	}
+	var d map[string]json.RawMessage
+	if err := json.Unmarshal(dep.Deployment, &d); err != nil {
+		return fmt.Errorf("read the state: %w", err)
+	}
+	var ops []struct {
+		Resource map[string]any `json:"resource"`
+		Type     string         `json:"type"`
+	}
+	if err := json.Unmarshal(d["pending_operations"], &ops); err != nil || len(ops) == 0 {
+		return err
+	}
+	var resources []any
+	if err := json.Unmarshal(d["resources"], &resources); err != nil {
+		return fmt.Errorf("read the state: %w", err)
+	}
+	for _, op := range ops {
+		if op.Type != "creating" {
+			continue // updates and deletes keep their resource in the state
+		}
+		if id := createdID(op.Resource); id != "" {
+			op.Resource["id"] = id
+			resources = append(resources, op.Resource)
+		}
+	}
+	if d["resources"], err = json.Marshal(resources); err != nil {
+		return err
+	}
+	delete(d, "pending_operations")
+	if dep.Deployment, err = json.Marshal(d); err != nil {
+		return err
+	}
+	if err := st.Import(ctx, dep); err != nil {
+		return err
+	}
+	_, err = st.Refresh(ctx, optrefresh.SuppressProgress())
+	return err
+}
+
+// createdID is the ID GCE gives a resource the session program creates,
+// from its inputs; "" for other types.
+func createdID(res map[string]any) string {
+	in, _ := res["inputs"].(map[string]any)
+	str := func(k string) string { v, _ := in[k].(string); return v }
+	switch res["type"] {
+	case "gcp:compute/instance:Instance":
+		return fmt.Sprintf("projects/%s/zones/%s/instances/%s", str("project"), str("zone"), str("name"))
+	case "gcp:cloudscheduler/job:Job":
+		return fmt.Sprintf("projects/%s/locations/%s/jobs/%s", str("project"), str("region"), str("name"))
+	}
+	return ""
 }
 
 // lockHeld reports whether the process that took a lock still runs here.

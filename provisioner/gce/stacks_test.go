@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -137,4 +139,72 @@ func TestEngineFlakyCloudEndsEverySeat(t *testing.T) {
 	if ready == 0 {
 		t.Fatal("no seat came up: transient failures are not retried")
 	}
+}
+
+// TestEngineKilledBeforeTheCreateLanded kills the engine while GCE works
+// on a create that then fails: the state holds a pending create of a VM
+// that does not exist. The next update removes the stale lock, finds
+// (by refresh) that there is nothing to adopt, and creates the VM.
+func TestEngineKilledBeforeTheCreateLanded(t *testing.T) {
+	t.Parallel()
+	stacks, fake := newStacks(t)
+	fake.Latency = 2 * time.Second
+	work := stacks.WorkDir("ses_kill")
+	done := make(chan error, 1)
+	go func() {
+		_, err := stacks.Up(context.Background(), spec("ses_kill"), nil)
+		done <- err
+	}()
+	waitUntil(t, func() bool { return fake.CreatesInFlight() > 0 })
+	fake.Stockout("us-central1-a", true) // the create in flight fails
+	if n := killEngines(t, work); n == 0 {
+		t.Fatal("no engine ran in the stack's workspace")
+	}
+	if err := <-done; err == nil {
+		t.Fatal("an update whose engine was killed succeeded")
+	}
+	waitUntil(t, func() bool { return fake.CreatesInFlight() == 0 })
+	fake.Stockout("us-central1-a", false)
+
+	out, err := stacks.Up(context.Background(), spec("ses_kill"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if vms := fake.Instances(); len(vms) != 1 || out.Instance != "cohort-ses_kill" {
+		t.Fatalf("after the repair: outputs %+v, instances %+v", out, vms)
+	}
+	if err := stacks.Destroy(context.Background(), "ses_kill"); err != nil {
+		t.Fatal(err)
+	}
+	if inv := fake.Inventory(); len(inv) != 0 {
+		t.Fatalf("left after destroy: %+v", inv)
+	}
+}
+
+func waitUntil(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// killEngines SIGKILLs the pulumi processes working in dir, as a crash of
+// the machine would, and says how many it found.
+func killEngines(t *testing.T, dir string) int {
+	t.Helper()
+	procs, _ := filepath.Glob("/proc/[0-9]*/cwd")
+	n := 0
+	for _, p := range procs {
+		if cwd, err := os.Readlink(p); err == nil && cwd == dir {
+			pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
+			if syscall.Kill(pid, syscall.SIGKILL) == nil {
+				n++
+			}
+		}
+	}
+	return n
 }

@@ -32,6 +32,8 @@ type Resource struct {
 	Type   string // e.g. "gcp:compute/instance:Instance"
 	ID     string
 	Inputs map[string]any
+	// Outputs are what a read returns (with the internal address).
+	Outputs map[string]any
 }
 
 // Fake is the fake provider and its cloud.
@@ -53,6 +55,7 @@ type Fake struct {
 	quota     int             // GPUs that may exist at once; <0 unlimited
 	failRate  float64         // share of creates that fail transiently
 	creates   int
+	inFlight  int // creates accepted and not yet done
 
 	lis net.Listener
 	srv *grpc.Server
@@ -175,19 +178,40 @@ func typeOf(urn string) string {
 	return t
 }
 
+// Create creates like GCE: an accepted insert completes even if the caller
+// goes away (a killed engine), and a name that exists is refused.
 func (f *Fake) Create(ctx context.Context, req *pulumirpc.CreateRequest) (*pulumirpc.CreateResponse, error) {
 	typ, props := typeOf(req.GetUrn()), req.GetProperties().AsMap()
 	if req.GetPreview() {
 		return &pulumirpc.CreateResponse{Properties: req.GetProperties()}, nil
 	}
-	if err := f.wait(ctx); err != nil {
-		return nil, err
+	name, _ := props["name"].(string)
+	var id string
+	switch typ {
+	case "gcp:compute/instance:Instance":
+		id = fmt.Sprintf("projects/%v/zones/%v/instances/%s", props["project"], props["zone"], name)
+	case "gcp:cloudscheduler/job:Job":
+		id = fmt.Sprintf("projects/%v/locations/%v/jobs/%s", props["project"], props["region"], name)
+	default:
+		return nil, status.Errorf(codes.Unimplemented, "the fake gcp provider has no %s", typ)
 	}
+	f.mu.Lock()
+	_, exists := f.inventory[id]
+	f.inFlight++
+	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		f.inFlight--
+		f.mu.Unlock()
+	}()
+	if exists {
+		return nil, status.Errorf(codes.Unknown, "Error creating %s: googleapi: Error 409: The resource '%s' already exists, alreadyExists", typ, id)
+	}
+	time.Sleep(f.Latency)
+
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.creates++
-	name, _ := props["name"].(string)
-	var id string
 	switch typ {
 	case "gcp:compute/instance:Instance":
 		zone, _ := props["zone"].(string)
@@ -195,7 +219,6 @@ func (f *Fake) Create(ctx context.Context, req *pulumirpc.CreateRequest) (*pulum
 		if err := f.admitInstance(project, zone, props); err != nil {
 			return nil, err
 		}
-		id = fmt.Sprintf("projects/%s/zones/%s/instances/%s", project, zone, name)
 		ip := f.InternalIP
 		if f.Boot != nil {
 			meta, _ := props["metadata"].(map[string]any)
@@ -208,17 +231,21 @@ func (f *Fake) Create(ctx context.Context, req *pulumirpc.CreateRequest) (*pulum
 		props["networkInterfaces"] = []any{map[string]any{"networkIp": ip}}
 		props["instanceId"] = fmt.Sprint(1000000 + f.creates)
 	case "gcp:cloudscheduler/job:Job":
-		id = fmt.Sprintf("projects/%v/locations/%v/jobs/%s", props["project"], props["region"], name)
 		props["state"] = "ENABLED"
-	default:
-		return nil, status.Errorf(codes.Unimplemented, "the fake gcp provider has no %s", typ)
 	}
-	f.inventory[id] = Resource{Type: typ, ID: id, Inputs: req.GetProperties().AsMap()}
 	out, err := structpb.NewStruct(props)
 	if err != nil {
 		return nil, err
 	}
+	f.inventory[id] = Resource{Type: typ, ID: id, Inputs: req.GetProperties().AsMap(), Outputs: props}
 	return &pulumirpc.CreateResponse{Id: id, Properties: out}, nil
+}
+
+// CreatesInFlight says how many creates were accepted and are not done.
+func (f *Fake) CreatesInFlight() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.inFlight
 }
 
 // admitInstance fails a create the way GCE does. f.mu is held.
@@ -277,7 +304,15 @@ func (f *Fake) Read(_ context.Context, req *pulumirpc.ReadRequest) (*pulumirpc.R
 	if !ok {
 		return &pulumirpc.ReadResponse{}, nil // gone
 	}
-	return &pulumirpc.ReadResponse{Id: r.ID, Properties: req.GetProperties(), Inputs: req.GetInputs()}, nil
+	props, err := structpb.NewStruct(r.Outputs)
+	if err != nil {
+		return nil, err
+	}
+	inputs, err := structpb.NewStruct(r.Inputs)
+	if err != nil {
+		return nil, err
+	}
+	return &pulumirpc.ReadResponse{Id: r.ID, Properties: props, Inputs: inputs}, nil
 }
 
 func (f *Fake) Update(_ context.Context, req *pulumirpc.UpdateRequest) (*pulumirpc.UpdateResponse, error) {
