@@ -1,4 +1,4 @@
-// Package infra holds cohort's Pulumi programs. SessionProgram is the
+// Package infra holds cohort's Pulumi programs. Session declares the
 // cloud side of one session: a GCE VM with its GPU booted from the class's
 // image, and the Cloud Scheduler job that stops it at its hard deadline.
 // It is a pure function of its spec, so the gce driver runs it through the
@@ -90,42 +90,69 @@ func (s SessionSpec) Check() error {
 	return nil
 }
 
-// SessionProgram returns the Pulumi program of one session.
+// SessionProgram returns the Pulumi program of one session, with its
+// VM's name, zone and internal address as outputs (for the root project
+// and tests; the gce driver runs ShardProgram).
 func SessionProgram(s SessionSpec) pulumi.RunFunc {
 	return func(ctx *pulumi.Context) error {
-		if err := s.Check(); err != nil {
-			return err
-		}
-		vm, err := compute.NewInstance(ctx, "vm", instanceArgs(s))
+		vm, err := Session(ctx, s)
 		if err != nil {
 			return err
 		}
 		ctx.Export("instance", vm.Name)
 		ctx.Export("zone", vm.Zone)
 		ctx.Export("internalIP", vm.NetworkInterfaces.Index(pulumi.Int(0)).NetworkIp())
-		if s.ExpireURL == "" {
-			return nil
-		}
-		_, err = cloudscheduler.NewJob(ctx, "expire", &cloudscheduler.JobArgs{
-			Project:     pulumi.String(s.Project),
-			Region:      pulumi.String(s.SchedulerRegion),
-			Name:        pulumi.String("cohort-expire-" + labelValue(s.SessionID)),
-			Description: pulumi.String("cohort: stop session " + s.SessionID + " at its hard deadline"),
-			Schedule:    pulumi.String(OneShot(s.HardDeadline)),
-			TimeZone:    pulumi.String("Etc/UTC"),
-			HttpTarget: &cloudscheduler.JobHttpTargetArgs{
-				Uri:        pulumi.String(s.ExpireURL),
-				HttpMethod: pulumi.String("POST"),
-				OidcToken: &cloudscheduler.JobHttpTargetOidcTokenArgs{
-					ServiceAccountEmail: pulumi.String(s.SchedulerAccount),
-					Audience:            pulumi.String(s.Audience),
-				},
-			},
-			// Delivery is at least once; cohort's endpoint is idempotent.
-			RetryConfig: &cloudscheduler.JobRetryConfigArgs{RetryCount: pulumi.Int(5), MinBackoffDuration: pulumi.String("30s")},
-		})
-		return err
+		return nil
 	}
+}
+
+// ShardProgram returns the program of a shard: one stack holding the
+// resources of many sessions, so that one update creates many VMs at
+// once. Each session's resources are named after it (Session).
+func ShardProgram(specs []SessionSpec) pulumi.RunFunc {
+	return func(ctx *pulumi.Context) error {
+		for _, s := range specs {
+			if _, err := Session(ctx, s); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+// ExpireSuffix ends the name of a session's Cloud Scheduler job resource;
+// its VM resource is named the session ID.
+const ExpireSuffix = "-expire"
+
+// Session declares one session's resources: its VM, and the Cloud
+// Scheduler job that stops it at its hard deadline when ExpireURL is set.
+func Session(ctx *pulumi.Context, s SessionSpec) (*compute.Instance, error) {
+	if err := s.Check(); err != nil {
+		return nil, err
+	}
+	vm, err := compute.NewInstance(ctx, s.SessionID, instanceArgs(s))
+	if err != nil || s.ExpireURL == "" {
+		return vm, err
+	}
+	_, err = cloudscheduler.NewJob(ctx, s.SessionID+ExpireSuffix, &cloudscheduler.JobArgs{
+		Project:     pulumi.String(s.Project),
+		Region:      pulumi.String(s.SchedulerRegion),
+		Name:        pulumi.String("cohort-expire-" + labelValue(s.SessionID)),
+		Description: pulumi.String("cohort: stop session " + s.SessionID + " at its hard deadline"),
+		Schedule:    pulumi.String(OneShot(s.HardDeadline)),
+		TimeZone:    pulumi.String("Etc/UTC"),
+		HttpTarget: &cloudscheduler.JobHttpTargetArgs{
+			Uri:        pulumi.String(s.ExpireURL),
+			HttpMethod: pulumi.String("POST"),
+			OidcToken: &cloudscheduler.JobHttpTargetOidcTokenArgs{
+				ServiceAccountEmail: pulumi.String(s.SchedulerAccount),
+				Audience:            pulumi.String(s.Audience),
+			},
+		},
+		// Delivery is at least once; cohort's endpoint is idempotent.
+		RetryConfig: &cloudscheduler.JobRetryConfigArgs{RetryCount: pulumi.Int(5), MinBackoffDuration: pulumi.String("30s")},
+	})
+	return vm, err
 }
 
 func instanceArgs(s SessionSpec) *compute.InstanceArgs {

@@ -168,7 +168,14 @@ func (m *Main) Run(ctx context.Context) error {
 	rec := provisioner.New(provisioner.Options{Store: store, Driver: driver, Logger: log, Timing: timing})
 	enqueuer := &lateEnqueuer{}
 	sweeper := timeouts.New(timeouts.Options{Store: store, Driver: driver, Enqueuer: enqueuer, Logger: log})
-	queue, err := jobs.New(ctx, jobs.Options{DB: riverDB, Reconciler: rec, Sweeper: sweeper, SweepEvery: m.Config.SweepEvery, Logger: log})
+	workers := 0 // the default
+	if driver.Name() == "gce" {
+		// A GCE start waits for its shard's update: a class of 100 starting
+		// at once needs 100 jobs in flight to be batched, not queued.
+		workers = 200
+	}
+	queue, err := jobs.New(ctx, jobs.Options{DB: riverDB, Reconciler: rec, Sweeper: sweeper, SweepEvery: m.Config.SweepEvery,
+		Workers: workers, Logger: log})
 	if err != nil {
 		return err
 	}

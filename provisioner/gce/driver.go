@@ -4,16 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
-	"os"
-	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/pulumi/pulumi/sdk/v3/go/auto"
-	"github.com/pulumi/pulumi/sdk/v3/go/common/workspace"
 
 	"github.com/cohortdev/cohort"
 	"github.com/cohortdev/cohort/infra"
@@ -40,42 +37,23 @@ type Options struct {
 	// MaxRunMargin is added to a session's maximum lifetime for GCE's own
 	// hard stop, so that it only acts when cohort could not; 30m if zero.
 	MaxRunMargin time.Duration
+	// SeatsPerShard is how many sessions one stack holds at most; 25 if
+	// zero. Gather is how long a shard waits for more sessions before its
+	// update begins; 500ms if zero.
+	SeatsPerShard int
+	Gather        time.Duration
 }
 
-// Driver runs each session as a GCE VM with a GPU, one stack per session.
+// Driver runs each session as a GCE VM with a GPU. Sessions are members
+// of shards: stacks of one class holding up to SeatsPerShard sessions,
+// updated as a batch (shards.go).
 type Driver struct {
 	opts Options
 	http *http.Client
 
-	// One engine operation per session at a time: the reconciler may run
-	// a session's start again while the first still creates the VM (it
-	// looks absent until the update ends), and two updates of one stack
-	// must never overlap. (In one process; several replicas need a lease.)
-	mu       sync.Mutex
-	sessions map[string]*sessionOps
-}
-
-type sessionOps struct {
-	sync.Mutex
-	starting bool
-}
-
-func (d *Driver) ops(id string) *sessionOps {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	o, ok := d.sessions[id]
-	if !ok {
-		o = &sessionOps{}
-		d.sessions[id] = o
-	}
-	return o
-}
-
-func (d *Driver) starting(id string) bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	o, ok := d.sessions[id]
-	return ok && o.starting
+	mu     sync.Mutex
+	loaded bool
+	shards map[string]*shard // by stack name
 }
 
 // New returns a Driver.
@@ -95,7 +73,13 @@ func New(opts Options) (*Driver, error) {
 	if opts.NetworkTag == "" {
 		opts.NetworkTag = "cohort-session"
 	}
-	return &Driver{opts: opts, http: &http.Client{Timeout: 5 * time.Second}, sessions: map[string]*sessionOps{}}, nil
+	if opts.SeatsPerShard == 0 {
+		opts.SeatsPerShard = 25
+	}
+	if opts.Gather == 0 {
+		opts.Gather = 500 * time.Millisecond
+	}
+	return &Driver{opts: opts, http: &http.Client{Timeout: 5 * time.Second}, shards: map[string]*shard{}}, nil
 }
 
 // Name returns "gce".
@@ -135,45 +119,87 @@ func (d *Driver) SessionSpec(spec cohort.NotebookSpec, now time.Time) infra.Sess
 }
 
 // Start provisions the session's VM in the first of the class's zones that
-// has capacity. An impossible request (quota, stockout everywhere) is a
+// has capacity, as a member of one of its class's shards, and returns when
+// the VM exists. An impossible request (quota, stockout everywhere) is a
 // user-facing error naming what to do.
 func (d *Driver) Start(ctx context.Context, spec cohort.NotebookSpec) error {
-	o := d.ops(spec.SessionID)
+	if len(spec.Runtime.Zones) == 0 {
+		return cohort.Errorf(cohort.EINVALID, "the class has no zones")
+	}
+	is := d.SessionSpec(spec, time.Now())
+	is.Zone = spec.Runtime.Zones[0]
+	if err := is.Check(); err != nil {
+		return cohort.Errorf(cohort.EINVALID, "%v", err)
+	}
+	if _, err := d.List(ctx); err != nil { // every shard's state is known
+		return err
+	}
 	d.mu.Lock()
-	if o.starting {
-		d.mu.Unlock()
-		return nil // a start of this session is under way
+	sh, m := d.find(spec.SessionID)
+	if m != nil {
+		if _, up := sh.exists[spec.SessionID]; up {
+			d.mu.Unlock()
+			return nil
+		}
+	} else {
+		sh = d.place(spec.ClassID)
+		sh.members[spec.SessionID] = &member{Spec: is, Zones: spec.Runtime.Zones}
 	}
-	o.starting = true
+	if spec.Progress != nil {
+		sh.progress[spec.SessionID] = spec.Progress
+	}
+	sh.dirty = true
+	r := d.kick(sh)
 	d.mu.Unlock()
-	o.Lock()
-	defer func() {
-		o.Unlock()
+	for {
+		select {
+		case <-r.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 		d.mu.Lock()
-		o.starting = false
+		_, up := sh.exists[spec.SessionID]
+		failed, member := r.failed[spec.SessionID], sh.members[spec.SessionID] != nil
+		r = r.then
 		d.mu.Unlock()
-	}()
-	_, _, err := d.opts.Stacks.Provision(ctx, d.SessionSpec(spec, time.Now()), spec.Runtime.Zones, spec.Progress)
-	if err == nil && spec.Progress != nil {
-		spec.Progress("the VM is up; waiting for it to boot and start Jupyter")
+		switch {
+		case failed != nil:
+			return failed
+		case up && member:
+			if spec.Progress != nil {
+				spec.Progress("the VM is up; waiting for it to boot and start Jupyter")
+			}
+			return nil
+		case !member:
+			return nil // stopped while it started
+		}
+		// Retried in the next update (another zone, a transient error).
 	}
-	var pe *ProvisionError
-	if errors.As(err, &pe) {
-		return cohort.Errorf(cohort.EUNAVAILABLE, "%s", pe.Failure.Message)
-	}
-	return err
 }
 
-// Inspect reads the stack's outputs and asks the notebook at the VM's
-// internal address whether it answers.
+// Inspect says whether the session's VM is being created, and once it
+// exists, asks the notebook at its internal address whether it answers.
 func (d *Driver) Inspect(ctx context.Context, spec cohort.NotebookSpec) (cohort.Instance, error) {
-	if d.starting(spec.SessionID) {
+	d.mu.Lock()
+	if err := d.load(); err != nil {
+		d.mu.Unlock()
+		return cohort.Instance{}, err
+	}
+	sh, m := d.find(spec.SessionID)
+	if sh == nil {
+		d.mu.Unlock()
+		return cohort.Instance{State: cohort.InstanceAbsent}, nil
+	}
+	if _, ok := sh.exists[spec.SessionID]; !ok && m != nil && (sh.running || sh.dirty) {
+		d.mu.Unlock()
 		return cohort.Instance{State: cohort.InstanceStarting, Progress: "creating the VM"}, nil
 	}
-	out, ok, err := d.opts.Stacks.Outputs(ctx, spec.SessionID)
+	d.mu.Unlock()
+	exists, err := d.exists(ctx, sh)
 	if err != nil {
 		return cohort.Instance{}, err
 	}
+	out, ok := exists[spec.SessionID]
 	if !ok || out.InternalIP == "" {
 		return cohort.Instance{State: cohort.InstanceAbsent}, nil
 	}
@@ -188,67 +214,70 @@ func (d *Driver) Inspect(ctx context.Context, spec cohort.NotebookSpec) (cohort.
 	return in, nil
 }
 
-// Stop destroys the session's VM, disk and scheduler job, after a start
-// under way has ended.
+// Stop removes the session from its shard and returns once an update has
+// deleted its VM, disk and scheduler job. A session whose VM is being
+// created is deleted by the update after that one.
 func (d *Driver) Stop(ctx context.Context, sessionID string) error {
-	o := d.ops(sessionID)
-	o.Lock()
-	defer o.Unlock()
-	if err := d.opts.Stacks.Destroy(ctx, sessionID); err != nil {
+	if _, err := d.List(ctx); err != nil { // every shard's state is known
 		return err
 	}
 	d.mu.Lock()
-	if !o.starting {
-		delete(d.sessions, sessionID) // ended: forget it
+	sh, m := d.find(sessionID)
+	if sh == nil {
+		d.mu.Unlock()
+		return nil
 	}
+	delete(sh.members, sessionID)
+	delete(sh.progress, sessionID)
+	_, exists := sh.exists[sessionID]
+	creating := m != nil && sh.busy // the update in flight may be making it
+	if !exists && !creating && len(sh.members) > 0 {
+		err := d.persist(sh)
+		d.mu.Unlock()
+		return err // nothing of it was made
+	}
+	sh.dirty = true
+	r := d.kick(sh) // an empty shard is removed after its update
 	d.mu.Unlock()
+	select {
+	case <-r.done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, ok := sh.exists[sessionID]; ok {
+		return fmt.Errorf("stop %s: its VM still exists after an update of %s: %w", sessionID, sh.name, r.err)
+	}
 	return nil
 }
 
-// List returns the sessions that have a stack.
+// List returns the sessions that are members of a shard or have a VM.
 func (d *Driver) List(ctx context.Context) ([]string, error) {
-	return d.opts.Stacks.List(ctx)
-}
-
-// Outputs returns a session stack's outputs; ok is false when it has none.
-// A session has a stack only while its workspace directory exists (Up
-// makes it, Destroy removes it), which spares a `pulumi stack ls` on every
-// readiness poll.
-func (s *Stacks) Outputs(ctx context.Context, sessionID string) (Outputs, bool, error) {
-	if _, err := os.Stat(filepath.Join(s.opts.WorkRoot, sessionID)); errors.Is(err, os.ErrNotExist) {
-		return Outputs{}, false, nil
-	}
-	st, err := s.stack(ctx, sessionID, infra.SessionSpec{})
-	if err != nil {
-		return Outputs{}, false, err
-	}
-	outs, err := st.Outputs(ctx)
-	if err != nil {
-		return Outputs{}, false, fmt.Errorf("outputs of %s: %w", sessionID, err)
-	}
-	str := func(k string) string { v, _ := outs[k].Value.(string); return v }
-	o := Outputs{Instance: str("instance"), Zone: str("zone"), InternalIP: str("internalIP")}
-	return o, o.Instance != "", nil
-}
-
-// List returns the session IDs that have stacks in the backend.
-func (s *Stacks) List(ctx context.Context) ([]string, error) {
-	dir := filepath.Join(s.opts.WorkRoot, ".list")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	d.mu.Lock()
+	if err := d.load(); err != nil {
+		d.mu.Unlock()
 		return nil, err
 	}
-	ws, err := auto.NewLocalWorkspace(ctx, auto.WorkDir(dir), auto.Pulumi(s.cli),
-		auto.EnvVars(s.env()), auto.Project(workspace.Project{Name: project, Runtime: workspace.NewProjectRuntimeInfo("go", nil)}))
-	if err != nil {
-		return nil, fmt.Errorf("list stacks: %w", err)
+	shards := make([]*shard, 0, len(d.shards))
+	for _, sh := range d.shards {
+		shards = append(shards, sh)
 	}
-	stacks, err := ws.ListStacks(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("list stacks: %w", err)
+	d.mu.Unlock()
+	seen := map[string]bool{}
+	for _, sh := range shards {
+		exists, err := d.exists(ctx, sh)
+		if err != nil {
+			return nil, err
+		}
+		d.mu.Lock()
+		for id := range sh.members {
+			seen[id] = true
+		}
+		d.mu.Unlock()
+		for id := range exists {
+			seen[id] = true
+		}
 	}
-	ids := make([]string, 0, len(stacks))
-	for _, st := range stacks {
-		ids = append(ids, st.Name[strings.LastIndex(st.Name, "/")+1:]) // file backends may say org/project/stack
-	}
-	return ids, nil
+	return slices.Sorted(maps.Keys(seen)), nil
 }

@@ -2,7 +2,10 @@ package gce_test
 
 import (
 	"context"
+	"fmt"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -105,5 +108,204 @@ func TestDriverOneStartAtATime(t *testing.T) {
 	}
 	if n := len(fake.Inventory()); n != 0 {
 		t.Fatalf("%d resources after stop", n)
+	}
+}
+
+// newDriver is a driver over newStacks with the default class's runtime.
+func newDriver(t testing.TB) (*gce.Driver, *gce.Stacks, *gcptest.Fake) {
+	t.Helper()
+	stacks, fake := newStacks(t)
+	d, err := gce.New(gce.Options{Stacks: stacks, Project: "workshop-123", SeatsPerShard: 25, Gather: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d, stacks, fake
+}
+
+func seat(id, class string, zones ...string) cohort.NotebookSpec {
+	rt := cohort.DefaultClass().Runtime
+	if len(zones) > 0 {
+		rt.Zones = zones
+	}
+	return cohort.NotebookSpec{SessionID: id, ClassID: class, UserEmail: id + "@example.org", Token: "t-" + id,
+		BasePath: "/s/" + id + "/", Runtime: rt, MaxLifetime: time.Hour}
+}
+
+// startAll starts the seats at once and returns each one's error.
+func startAll(d *gce.Driver, seats []cohort.NotebookSpec) map[string]error {
+	var mu sync.Mutex
+	errs := map[string]error{}
+	var wg sync.WaitGroup
+	for _, s := range seats {
+		wg.Go(func() {
+			err := d.Start(context.Background(), s)
+			mu.Lock()
+			errs[s.SessionID] = err
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	return errs
+}
+
+func TestDriverZoneFallback(t *testing.T) {
+	t.Parallel()
+	d, _, fake := newDriver(t)
+	fake.Stockout("us-central1-a", true)
+	var mu sync.Mutex
+	var progress []string
+	s := seat("ses_z", "cls_z", "us-central1-a", "us-central1-b")
+	s.Progress = func(m string) { mu.Lock(); progress = append(progress, m); mu.Unlock() }
+	if err := d.Start(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	vms := fake.Instances()
+	if len(vms) != 1 || vms[0].Inputs["zone"] != "us-central1-b" {
+		t.Fatalf("instances %+v, want one in b", vms)
+	}
+	mu.Lock()
+	seen := strings.Join(progress, "\n")
+	mu.Unlock()
+	for _, want := range []string{"creating the VM in us-central1-a", "us-central1-a: the zone has no GPUs of this type left right now; trying us-central1-b",
+		"creating the VM in us-central1-b", "the VM is up"} {
+		if !strings.Contains(seen, want) {
+			t.Errorf("progress lacks %q:\n%s", want, seen)
+		}
+	}
+	fake.Stockout("us-central1-b", true)
+	err := d.Start(context.Background(), seat("ses_none", "cls_z", "us-central1-a", "us-central1-b"))
+	if cohort.ErrorCode(err) != cohort.EUNAVAILABLE || !strings.Contains(cohort.ErrorMessage(err), "no zone of us-central1-a, us-central1-b had capacity") {
+		t.Fatalf("Start with every zone out of stock = %v", err)
+	}
+	if err := d.Stop(context.Background(), "ses_z"); err != nil {
+		t.Fatal(err)
+	}
+	if inv := fake.Inventory(); len(inv) != 0 {
+		t.Fatalf("inventory after stop = %+v", inv)
+	}
+}
+
+// TestDriverFlakyCloudEndsEverySeat: with 30% of creates failing
+// transiently, every seat ends up or failed with a reason, and what
+// exists is exactly the seats that came up.
+func TestDriverFlakyCloudEndsEverySeat(t *testing.T) {
+	t.Parallel()
+	d, _, fake := newDriver(t)
+	fake.Latency = 50 * time.Millisecond
+	fake.SetFailRate(0.3)
+	var seats []cohort.NotebookSpec
+	for i := range 6 {
+		seats = append(seats, seat(fmt.Sprintf("ses_f%d", i), "cls_f"))
+	}
+	up := 0
+	for id, err := range startAll(d, seats) {
+		switch {
+		case err == nil:
+			up++
+		case cohort.ErrorCode(err) == cohort.EUNAVAILABLE && cohort.ErrorMessage(err) != "":
+		default:
+			t.Fatalf("%s ended without a reason: %v", id, err)
+		}
+	}
+	if up == 0 {
+		t.Fatal("no seat came up: transient failures are not retried")
+	}
+	if n := len(fake.Instances()); n != up {
+		t.Fatalf("%d instances exist for %d seats up", n, up)
+	}
+	fake.SetFailRate(0)
+	for _, s := range seats {
+		if err := d.Stop(context.Background(), s.SessionID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if inv := fake.Inventory(); len(inv) != 0 {
+		t.Fatalf("inventory after stopping every seat = %+v", inv)
+	}
+}
+
+// TestDriverBatchesAClass: seats that start together share a few
+// updates; a seat that starts while they are busy opens its own shard
+// instead of waiting for theirs; a new driver over the same stacks (cohort
+// restarted) knows them all.
+func TestDriverBatchesAClass(t *testing.T) {
+	t.Parallel()
+	d, stacks, fake := newDriver(t)
+	fake.Latency = time.Second
+	var seats []cohort.NotebookSpec
+	for i := range 10 {
+		seats = append(seats, seat(fmt.Sprintf("ses_b%d", i), "cls_b"))
+	}
+	late := make(chan error, 1)
+	go func() {
+		for fake.CreatesInFlight() == 0 {
+			time.Sleep(10 * time.Millisecond)
+		}
+		late <- d.Start(context.Background(), seat("ses_late", "cls_b"))
+	}()
+	for id, err := range startAll(d, seats) {
+		if err != nil {
+			t.Fatalf("%s: %v", id, err)
+		}
+	}
+	if err := <-late; err != nil {
+		t.Fatal(err)
+	}
+	shards, _ := filepath.Glob(filepath.Join(stacks.WorkDir("*"), "members.json"))
+	if len(shards) < 2 || len(shards) > 4 {
+		t.Fatalf("%d shards for 10 seats started at once and one late: want the 10 batched and the late one apart", len(shards))
+	}
+	if n := len(fake.Instances()); n != 11 {
+		t.Fatalf("%d instances, want 11", n)
+	}
+	again, err := gce.New(gce.Options{Stacks: stacks, Project: "workshop-123"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, err := again.List(context.Background())
+	if err != nil || len(ids) != 11 {
+		t.Fatalf("List after a restart = %v, %v", ids, err)
+	}
+	if in, err := again.Inspect(context.Background(), seats[3]); err != nil || in.State != cohort.InstanceStarting || in.Address == "" {
+		t.Fatalf("Inspect after a restart = %+v, %v (the VM exists; its fake notebook does not answer)", in, err)
+	}
+	var wg sync.WaitGroup
+	for _, id := range ids { // stop all: batched as well
+		wg.Go(func() {
+			if err := again.Stop(context.Background(), id); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if inv := fake.Inventory(); len(inv) != 0 {
+		t.Fatalf("inventory after stopping every seat = %+v", inv)
+	}
+	// Empty shards are removed after their last update.
+	waitUntil(t, func() bool { left, _ := filepath.Glob(stacks.WorkDir("*")); return len(left) == 0 })
+}
+
+// TestDriverStopWhileCreating: a participant stops while the VM is being
+// created; the VM is deleted by the next update and Start returns.
+func TestDriverStopWhileCreating(t *testing.T) {
+	t.Parallel()
+	d, _, fake := newDriver(t)
+	fake.Latency = time.Second
+	started := make(chan error, 1)
+	go func() { started <- d.Start(context.Background(), seat("ses_s", "cls_s")) }()
+	for fake.CreatesInFlight() == 0 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := d.Stop(context.Background(), "ses_s"); err != nil {
+		t.Fatal(err)
+	}
+	if inv := fake.Inventory(); len(inv) != 0 {
+		t.Fatalf("inventory after a stop during the create = %+v", inv)
+	}
+	if err := <-started; err != nil {
+		t.Fatalf("Start of a session stopped while it started = %v", err)
+	}
+	if in, _ := d.Inspect(context.Background(), seat("ses_s", "cls_s")); in.State != cohort.InstanceAbsent {
+		t.Fatalf("after stop: %+v", in)
 	}
 }

@@ -1,6 +1,6 @@
 // Package gce runs sessions as GCE VMs with GPUs through the Pulumi
-// Automation API: one stack per session, each in its own workspace
-// directory, the program infra.SessionProgram.
+// Automation API: shard stacks of a class's sessions (shards.go), each in
+// its own workspace directory, the program infra.ShardProgram.
 package gce
 
 import (

@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -22,7 +24,7 @@ import (
 	"github.com/cohortdev/cohort/infra"
 )
 
-// project is the Pulumi project of session stacks.
+// project is the Pulumi project of cohort's stacks.
 const project = "cohort-sessions"
 
 // StackOptions configure Stacks.
@@ -41,7 +43,8 @@ type StackOptions struct {
 	Env map[string]string
 }
 
-// Stacks runs session programs, one stack per session.
+// Stacks runs shard stacks: each holds the resources of many sessions
+// (infra.ShardProgram), so that one engine run creates many VMs at once.
 type Stacks struct {
 	opts StackOptions
 	cli  auto.PulumiCommand
@@ -80,90 +83,172 @@ func (s *Stacks) env() map[string]string {
 	return env
 }
 
-// WorkDir is the workspace directory of a session's stack.
-func (s *Stacks) WorkDir(sessionID string) string { return filepath.Join(s.opts.WorkRoot, sessionID) }
+// WorkDir is the workspace directory of a stack.
+func (s *Stacks) WorkDir(stack string) string { return filepath.Join(s.opts.WorkRoot, stack) }
 
-func (s *Stacks) stack(ctx context.Context, sessionID string, prog infra.SessionSpec) (auto.Stack, error) {
-	dir := s.WorkDir(sessionID)
+func (s *Stacks) stack(ctx context.Context, name string, specs []infra.SessionSpec) (auto.Stack, error) {
+	dir := s.WorkDir(name)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return auto.Stack{}, err
 	}
-	return auto.UpsertStackInlineSource(ctx, sessionID, project, infra.SessionProgram(prog),
+	return auto.UpsertStackInlineSource(ctx, name, project, infra.ShardProgram(specs),
 		auto.WorkDir(dir), auto.Pulumi(s.cli), auto.EnvVars(s.env()), auto.SecretsProvider("passphrase"),
 		auto.Project(workspace.Project{Name: project, Runtime: workspace.NewProjectRuntimeInfo("go", nil)}))
 }
 
-// Outputs are what a session's stack reports.
+// Outputs are what exists of a session.
 type Outputs struct {
 	Instance, Zone, InternalIP string
 }
 
-// Up creates or updates a session's resources, telling progress (may be
-// nil) what the engine is doing.
-func (s *Stacks) Up(ctx context.Context, spec infra.SessionSpec, progress func(string)) (Outputs, error) {
-	st, err := s.stack(ctx, spec.SessionID, spec)
+// Report is the outcome of an update for each of its sessions.
+type Report struct {
+	// Exists holds the sessions whose VM exists after the update.
+	Exists map[string]Outputs
+	// Failed holds the provider's errors by session.
+	Failed map[string]error
+}
+
+// Update makes a stack hold exactly the resources of specs. It goes on
+// when one session's resource fails, so one participant's stockout does
+// not hold up the others, and reports each session's outcome. progress
+// (may be nil) hears what the engine does for each session. An error
+// means the update as a whole failed; the report still says what exists.
+func (s *Stacks) Update(ctx context.Context, name string, specs []infra.SessionSpec, progress func(sessionID, msg string)) (Report, error) {
+	rep := Report{Failed: map[string]error{}}
+	st, err := s.stack(ctx, name, specs)
 	if err != nil {
-		return Outputs{}, fmt.Errorf("stack %s: %w", spec.SessionID, err)
+		return rep, fmt.Errorf("stack %s: %w", name, err)
 	}
-	up := func() (auto.UpResult, error) {
+	zones := map[string]string{}
+	for _, sp := range specs {
+		zones[sp.SessionID] = sp.Zone
+	}
+	var mu sync.Mutex // the stream's reader writes rep.Failed
+	up := func() error {
 		stream := make(chan events.EngineEvent)
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
 			for ev := range stream {
-				if msg := describe(ev, spec.Zone); msg != "" && progress != nil {
-					progress(msg)
+				if d := ev.DiagnosticEvent; d != nil && d.Severity == "error" && d.URN != "" {
+					id := sessionOf(d.URN)
+					mu.Lock()
+					rep.Failed[id] = errors.Join(rep.Failed[id], errors.New(strings.TrimSpace(d.Message)))
+					mu.Unlock()
+				}
+				if id, msg := describe(ev, zones); msg != "" && progress != nil {
+					progress(id, msg)
 				}
 			}
 		}()
-		res, err := st.Up(ctx, optup.SuppressProgress(), optup.EventStreams(stream))
+		_, err := st.Up(ctx, optup.SuppressProgress(), optup.ContinueOnError(), optup.EventStreams(stream))
 		// The SDK closes the stream once it has read the engine's log to
 		// the end; an update that failed before starting has none.
 		select {
 		case <-done:
 		case <-time.After(5 * time.Second):
 		}
-		return res, err
+		return err
 	}
-	var res auto.UpResult
-	err = s.locked(ctx, st, func() (err error) { res, err = up(); return err })
-	if err != nil {
-		return Outputs{}, fmt.Errorf("up %s: %w", spec.SessionID, err)
+	if err = s.locked(ctx, st, up); err != nil {
+		err = fmt.Errorf("update %s: %w", name, err)
 	}
-	str := func(k string) string { v, _ := res.Outputs[k].Value.(string); return v }
-	return Outputs{Instance: str("instance"), Zone: str("zone"), InternalIP: str("internalIP")}, nil
+	exists, serr := s.state(ctx, st)
+	mu.Lock()
+	defer mu.Unlock()
+	rep.Exists, rep.Failed = exists, maps.Clone(rep.Failed)
+	return rep, errors.Join(err, serr)
+}
+
+// sessionOf reads the session ID from a resource's URN: resources are
+// named after their session (infra.Session).
+func sessionOf(urn string) string {
+	name := urn[strings.LastIndex(urn, "::")+2:]
+	return strings.TrimSuffix(name, infra.ExpireSuffix)
 }
 
 // describe turns the engine's events into the steps a participant sees.
-func describe(ev events.EngineEvent, zone string) string {
+func describe(ev events.EngineEvent, zones map[string]string) (sessionID, msg string) {
 	pre := ev.ResourcePreEvent
 	if pre == nil || pre.Planning || pre.Metadata.Op != apitype.OpCreate {
-		return ""
+		return "", ""
 	}
+	id := sessionOf(pre.Metadata.URN)
 	switch pre.Metadata.Type {
 	case "gcp:compute/instance:Instance":
-		return "creating the VM in " + zone
+		return id, "creating the VM in " + zones[id]
 	case "gcp:cloudscheduler/job:Job":
-		return "scheduling the session's stop at its maximum lifetime"
+		return id, "scheduling the session's stop at its maximum lifetime"
 	}
-	return ""
+	return "", ""
 }
 
-// Destroy deletes a session's resources and its stack; a stack that does
-// not exist is already destroyed.
-func (s *Stacks) Destroy(ctx context.Context, sessionID string) error {
-	st, err := s.stack(ctx, sessionID, infra.SessionSpec{})
+// State reads which sessions' VMs a stack holds; none if it has no
+// workspace (it was never created, or was removed).
+func (s *Stacks) State(ctx context.Context, name string) (map[string]Outputs, error) {
+	if _, err := os.Stat(s.WorkDir(name)); errors.Is(err, os.ErrNotExist) {
+		return map[string]Outputs{}, nil
+	}
+	st, err := s.stack(ctx, name, nil)
 	if err != nil {
-		return fmt.Errorf("stack %s: %w", sessionID, err)
+		return nil, fmt.Errorf("stack %s: %w", name, err)
+	}
+	return s.state(ctx, st)
+}
+
+func (s *Stacks) state(ctx context.Context, st auto.Stack) (map[string]Outputs, error) {
+	dep, err := st.Export(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read the state of %s: %w", st.Name(), err)
+	}
+	var d struct {
+		Resources []struct {
+			URN     string `json:"urn"`
+			Type    string `json:"type"`
+			Outputs struct {
+				Name              string `json:"name"`
+				Zone              string `json:"zone"`
+				NetworkInterfaces []struct {
+					NetworkIP string `json:"networkIp"`
+				} `json:"networkInterfaces"`
+			} `json:"outputs"`
+		} `json:"resources"`
+	}
+	if len(dep.Deployment) > 0 {
+		if err := json.Unmarshal(dep.Deployment, &d); err != nil {
+			return nil, fmt.Errorf("read the state of %s: %w", st.Name(), err)
+		}
+	}
+	out := map[string]Outputs{}
+	for _, r := range d.Resources {
+		if r.Type != "gcp:compute/instance:Instance" {
+			continue
+		}
+		o := Outputs{Instance: r.Outputs.Name, Zone: r.Outputs.Zone}
+		if len(r.Outputs.NetworkInterfaces) > 0 {
+			o.InternalIP = r.Outputs.NetworkInterfaces[0].NetworkIP
+		}
+		out[sessionOf(r.URN)] = o
+	}
+	return out, nil
+}
+
+// Remove deletes whatever a stack still holds, then the stack and its
+// workspace. A stack that does not exist is already removed.
+func (s *Stacks) Remove(ctx context.Context, name string) error {
+	st, err := s.stack(ctx, name, nil)
+	if err != nil {
+		return fmt.Errorf("stack %s: %w", name, err)
 	}
 	err = s.locked(ctx, st, func() error { _, err := st.Destroy(ctx, optdestroy.SuppressProgress()); return err })
 	if err != nil {
-		return fmt.Errorf("destroy %s: %w", sessionID, err)
+		return fmt.Errorf("destroy %s: %w", name, err)
 	}
-	if err := st.Workspace().RemoveStack(ctx, sessionID); err != nil {
-		return fmt.Errorf("remove stack %s: %w", sessionID, err)
+	if err := st.Workspace().RemoveStack(ctx, name); err != nil {
+		return fmt.Errorf("remove stack %s: %w", name, err)
 	}
-	return os.RemoveAll(filepath.Join(s.opts.WorkRoot, sessionID))
+	return os.RemoveAll(s.WorkDir(name))
 }
 
 // locked runs op on a stack and deals with a lock another operation left.
@@ -307,52 +392,3 @@ func lockHeld(path string) bool {
 	}
 	return syscall.Kill(lock.Pid, 0) == nil
 }
-
-// Attempt is one zone tried by Provision.
-type Attempt struct {
-	Zone    string
-	Failure Failure
-}
-
-// Provision brings a session up in the first zone of zones that has
-// capacity. Stockouts move on to the next zone, transient errors are
-// retried, quota and other errors stop at once. Whatever a failed attempt
-// left is destroyed, so a failure leaves nothing billing.
-func (s *Stacks) Provision(ctx context.Context, spec infra.SessionSpec, zones []string, progress func(string)) (Outputs, []Attempt, error) {
-	var attempts []Attempt
-	for i, zone := range zones {
-		spec.Zone = zone
-		if i > 0 && progress != nil {
-			progress(fmt.Sprintf("%s: %s; trying %s", zones[i-1], attempts[len(attempts)-1].Failure.Message, zone))
-		}
-		for try := 0; ; try++ {
-			out, err := s.Up(ctx, spec, progress)
-			if err == nil {
-				return out, attempts, nil
-			}
-			f := Classify(err)
-			attempts = append(attempts, Attempt{Zone: zone, Failure: f})
-			if derr := s.Destroy(context.WithoutCancel(ctx), spec.SessionID); derr != nil {
-				return Outputs{}, attempts, fmt.Errorf("clean up after a failed attempt: %w (after: %w)", derr, err)
-			}
-			if f.Kind == FailTransient && try < 3 && ctx.Err() == nil {
-				time.Sleep(time.Duration(1<<try) * time.Second)
-				continue
-			}
-			if f.Kind == FailStockout || f.Kind == FailTransient {
-				break // next zone
-			}
-			return Outputs{}, attempts, &ProvisionError{Failure: f, Attempts: attempts}
-		}
-	}
-	return Outputs{}, attempts, &ProvisionError{Failure: Failure{FailStockout,
-		fmt.Sprintf("no zone of %s had capacity; add zones to the class or try again later", strings.Join(zones, ", "))}, Attempts: attempts}
-}
-
-// ProvisionError is a session that could not be provisioned anywhere.
-type ProvisionError struct {
-	Failure  Failure
-	Attempts []Attempt
-}
-
-func (e *ProvisionError) Error() string { return e.Failure.Message }

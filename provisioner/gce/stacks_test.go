@@ -2,8 +2,6 @@ package gce_test
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -60,84 +58,37 @@ func spec(id string) infra.SessionSpec {
 	}
 }
 
-func TestEngineZoneFallbackAndDestroy(t *testing.T) {
+func TestStacksUpdateReportsEachSession(t *testing.T) {
 	t.Parallel()
-	s, fake := newStacks(t)
-	fake.Stockout("us-central1-a", true)
+	stacks, fake := newStacks(t)
+	fake.Stockout("us-central1-b", true)
 	ctx := context.Background()
-	out, attempts, err := s.Provision(ctx, spec("ses_one"), []string{"us-central1-a", "us-central1-b"}, nil)
-	if err != nil {
-		t.Fatal(err)
+	inB := spec("ses_b")
+	inB.Zone = "us-central1-b"
+	rep, err := stacks.Update(ctx, "cls-x-1", []infra.SessionSpec{spec("ses_a"), inB}, nil)
+	if err == nil {
+		t.Fatal("an update with a failed create reported success")
 	}
-	if out.Zone != "us-central1-b" || out.InternalIP != fake.InternalIP || out.Instance != "cohort-ses_one" {
-		t.Fatalf("outputs = %+v", out)
+	if a := rep.Exists["ses_a"]; a.Zone != "us-central1-a" || a.InternalIP != fake.InternalIP || a.Instance != "cohort-ses_a" {
+		t.Fatalf("ses_a: %+v (the stockout of another session's zone must not hold it up)", rep.Exists)
 	}
-	if len(attempts) != 1 || attempts[0].Zone != "us-central1-a" || attempts[0].Failure.Kind != gce.FailStockout {
-		t.Fatalf("attempts = %+v, want one stockout in zone a", attempts)
+	if _, ok := rep.Exists["ses_b"]; ok || gce.Classify(rep.Failed["ses_b"]).Kind != gce.FailStockout {
+		t.Fatalf("ses_b: exists %v, failure %v", rep.Exists, rep.Failed["ses_b"])
 	}
-	inv := fake.Inventory()
-	instances := fake.Instances()
-	if len(inv) != 2 || len(instances) != 1 || instances[0].Inputs["zone"] != "us-central1-b" {
-		t.Fatalf("inventory = %+v, want one instance in zone b and its expiry job", inv)
+	if len(rep.Failed) != 1 {
+		t.Fatalf("failures %v, want only ses_b's", rep.Failed)
 	}
-	if err := s.Destroy(ctx, "ses_one"); err != nil {
+	if got, err := stacks.State(ctx, "cls-x-1"); err != nil || len(got) != 1 {
+		t.Fatalf("State = %v, %v", got, err)
+	}
+	if err := stacks.Remove(ctx, "cls-x-1"); err != nil {
 		t.Fatal(err)
 	}
 	if inv := fake.Inventory(); len(inv) != 0 {
-		t.Fatalf("inventory after destroy = %+v", inv)
+		t.Fatalf("inventory after remove = %+v", inv)
 	}
-	if err := s.Destroy(ctx, "ses_one"); err != nil {
-		t.Fatalf("destroying again: %v", err)
-	}
-}
-
-func TestEngineQuotaFailsWithNothingLeft(t *testing.T) {
-	t.Parallel()
-	s, fake := newStacks(t)
-	fake.SetGPUQuota(0)
-	_, _, err := s.Provision(context.Background(), spec("ses_two"), []string{"us-central1-a", "us-central1-b"}, nil)
-	var pe *gce.ProvisionError
-	if !errors.As(err, &pe) || pe.Failure.Kind != gce.FailQuota || len(pe.Attempts) != 1 {
-		t.Fatalf("Provision = %v, want one quota failure (no second zone tried)", err)
-	}
-	if inv := fake.Inventory(); len(inv) != 0 {
-		t.Fatalf("a refused session left %+v", inv)
-	}
-}
-
-func TestEngineFlakyCloudEndsEverySeat(t *testing.T) {
-	t.Parallel()
-	s, fake := newStacks(t)
-	fake.Latency = 50 * time.Millisecond
-	fake.SetFailRate(0.3)
-	ctx := context.Background()
-	const seats = 6
-	results := make(chan error, seats)
-	for i := range seats {
-		go func() {
-			_, _, err := s.Provision(ctx, spec(fmt.Sprintf("ses_f%d", i)), []string{"us-central1-a", "us-central1-b"}, nil)
-			results <- err
-		}()
-	}
-	ready := 0
-	for range seats {
-		err := <-results
-		var pe *gce.ProvisionError
-		switch {
-		case err == nil:
-			ready++
-		case errors.As(err, &pe) && pe.Failure.Message != "":
-			// failed with a reason: acceptable
-		default:
-			t.Fatalf("a seat ended without a reason: %v", err)
-		}
-	}
-	// What exists is exactly the ready seats' VMs and jobs: no orphans.
-	if got := len(fake.Instances()); got != ready {
-		t.Fatalf("%d instances exist for %d ready seats", got, ready)
-	}
-	if ready == 0 {
-		t.Fatal("no seat came up: transient failures are not retried")
+	if got, err := stacks.State(ctx, "cls-x-1"); err != nil || len(got) != 0 {
+		t.Fatalf("State after remove = %v, %v", got, err)
 	}
 }
 
@@ -149,10 +100,10 @@ func TestEngineKilledBeforeTheCreateLanded(t *testing.T) {
 	t.Parallel()
 	stacks, fake := newStacks(t)
 	fake.Latency = 2 * time.Second
-	work := stacks.WorkDir("ses_kill")
+	work := stacks.WorkDir("shard")
 	done := make(chan error, 1)
 	go func() {
-		_, err := stacks.Up(context.Background(), spec("ses_kill"), nil)
+		_, err := stacks.Update(context.Background(), "shard", []infra.SessionSpec{spec("ses_kill")}, nil)
 		done <- err
 	}()
 	waitUntil(t, func() bool { return fake.CreatesInFlight() > 0 })
@@ -166,14 +117,14 @@ func TestEngineKilledBeforeTheCreateLanded(t *testing.T) {
 	waitUntil(t, func() bool { return fake.CreatesInFlight() == 0 })
 	fake.Stockout("us-central1-a", false)
 
-	out, err := stacks.Up(context.Background(), spec("ses_kill"), nil)
+	rep, err := stacks.Update(context.Background(), "shard", []infra.SessionSpec{spec("ses_kill")}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if vms := fake.Instances(); len(vms) != 1 || out.Instance != "cohort-ses_kill" {
-		t.Fatalf("after the repair: outputs %+v, instances %+v", out, vms)
+	if vms := fake.Instances(); len(vms) != 1 || rep.Exists["ses_kill"].Instance != "cohort-ses_kill" {
+		t.Fatalf("after the repair: %+v, instances %+v", rep.Exists, vms)
 	}
-	if err := stacks.Destroy(context.Background(), "ses_kill"); err != nil {
+	if err := stacks.Remove(context.Background(), "shard"); err != nil {
 		t.Fatal(err)
 	}
 	if inv := fake.Inventory(); len(inv) != 0 {
