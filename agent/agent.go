@@ -132,9 +132,33 @@ func (a *Agent) Settings(ctx context.Context) (jupyter.Settings, error) {
 	}, nil
 }
 
+// Guest attributes the agent publishes under cohort/: State is
+// "starting", then "ready", or "failed" with Error saying why; cohort reads
+// them while the notebook does not answer yet, so a participant sees the
+// boot's progress, and a failed start at once rather than at the timeout.
+const (
+	GuestState = "state"
+	GuestError = "error"
+)
+
 // Run serves the notebook until ctx ends (the VM shuts down), then runs
-// the pre-stop hooks and stops Jupyter.
+// the pre-stop hooks and stops Jupyter. If the notebook cannot be served,
+// it publishes why before it returns.
 func (a *Agent) Run(ctx context.Context) error {
+	err := a.run(ctx)
+	if err != nil && ctx.Err() == nil {
+		ctx := context.WithoutCancel(ctx)
+		msg := err.Error()
+		if len(msg) > 500 {
+			msg = msg[:500]
+		}
+		a.setGuestAttribute(ctx, GuestError, msg)
+		a.setGuestAttribute(ctx, GuestState, "failed")
+	}
+	return err
+}
+
+func (a *Agent) run(ctx context.Context) error {
 	s, err := a.Settings(ctx)
 	if err != nil {
 		return err
@@ -155,12 +179,12 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	a.setGuestAttribute(ctx, "state", "starting")
+	a.setGuestAttribute(ctx, GuestState, "starting")
 	if err := a.waitReady(ctx, s, exited); err != nil {
 		a.stop(cmd, exited)
 		return err
 	}
-	if err := a.setGuestAttribute(ctx, "state", "ready"); err != nil {
+	if err := a.setGuestAttribute(ctx, GuestState, "ready"); err != nil {
 		a.log.Warn("publish readiness", "error", err)
 	}
 	a.log.Info("notebook ready", "port", s.Port, "base_path", s.BasePath)

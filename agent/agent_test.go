@@ -170,3 +170,20 @@ func TestAgentRefusesBadMetadata(t *testing.T) {
 		}
 	}
 }
+
+func TestAgentPublishesAFailedStart(t *testing.T) {
+	t.Parallel()
+	meta := programMetadata(t, "tok-123", "/s/ses_f/")
+	meta[infra.MetaPort] = strconv.Itoa(freePort(t))
+	md := newMetadataServer(t, meta)
+	a := agent.New(agent.Options{MetadataURL: md.URL, Jupyter: "/bin/false", Home: t.TempDir(), IP: "127.0.0.1"})
+	if err := a.Run(context.Background()); err == nil {
+		t.Fatal("Run with a notebook server that exits at once succeeded")
+	}
+	if got := md.guest("cohort/state"); got != "failed" {
+		t.Fatalf("guest state %q, want failed", got)
+	}
+	if got := md.guest("cohort/error"); !strings.Contains(got, "exited while starting") {
+		t.Fatalf("guest error %q does not say what happened", got)
+	}
+}

@@ -202,6 +202,9 @@ func instanceArgs(s SessionSpec) *compute.InstanceArgs {
 			MetaBasePath:  pulumi.String(s.BasePath),
 			MetaPort:      pulumi.String(fmt.Sprint(NotebookPort)),
 			MetaPublicURL: pulumi.String(s.PublicURL),
+			// The agent publishes its progress as guest attributes,
+			// which GCE accepts only when this is set.
+			"enable-guest-attributes": pulumi.String("TRUE"),
 		},
 		AllowStoppingForUpdate: pulumi.Bool(true),
 	}

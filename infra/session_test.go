@@ -158,6 +158,7 @@ func TestSessionProgramInstance(t *testing.T) {
 	for k, want := range map[string]string{
 		infra.MetaToken: "tok", infra.MetaBasePath: "/s/ses_abc/", infra.MetaSessionID: "ses_abc",
 		infra.MetaPort: "8888", infra.MetaPublicURL: "https://cohort.example.org",
+		"enable-guest-attributes": "TRUE", // else the agent cannot publish its progress
 	} {
 		if got := str(vm, "metadata", k); got != want {
 			t.Errorf("metadata %s = %q, want %q", k, got, want)

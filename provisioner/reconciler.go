@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/cohortdev/cohort"
@@ -28,11 +29,15 @@ type Reconciler struct {
 	now    func() time.Time
 	timing Timing
 	log    *slog.Logger
+
+	mu       sync.Mutex
+	progress map[string]string // the last progress recorded, by provisioning session
 }
 
 // New returns a Reconciler with defaults filled in.
 func New(opts Options) *Reconciler {
-	r := &Reconciler{store: opts.Store, driver: opts.Driver, now: opts.Now, timing: opts.Timing, log: opts.Logger}
+	r := &Reconciler{store: opts.Store, driver: opts.Driver, now: opts.Now, timing: opts.Timing, log: opts.Logger,
+		progress: map[string]string{}}
 	if r.now == nil {
 		r.now = time.Now
 	}
@@ -75,6 +80,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, sessionID string) (Result, e
 	}
 	step := Plan(s, in, r.now(), r.timing)
 	log := r.log.With("session_id", s.ID, "state", s.State, "observed", in.State)
+	if r.newProgress(s, in) {
+		err := r.store.AppendEvent(ctx, &cohort.Event{SessionID: s.ID, Time: r.now().UTC(), State: s.State, Message: in.Progress})
+		if err != nil {
+			log.Error("record progress", "error", err)
+		}
+	}
 
 	// Stop before recording: a crash in between leaves a state that says
 	// "stop" again. Start after recording: a crash in between leaves
@@ -110,6 +121,22 @@ func (r *Reconciler) Reconcile(ctx context.Context, sessionID string) (Result, e
 		}
 	}
 	return Result{RequeueAfter: step.RequeueAfter}, nil
+}
+
+// newProgress says whether the driver reports a step of a start the
+// participant has not been told yet (a VM's boot, say).
+func (r *Reconciler) newProgress(s *cohort.Session, in cohort.Instance) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if s.State != cohort.StateProvisioning {
+		delete(r.progress, s.ID)
+		return false
+	}
+	if in.Progress == "" || in.Progress == r.progress[s.ID] {
+		return false
+	}
+	r.progress[s.ID] = in.Progress
+	return true
 }
 
 func (r *Reconciler) spec(ctx context.Context, s *cohort.Session) (cohort.NotebookSpec, error) {
@@ -153,6 +180,11 @@ func (r *Reconciler) record(ctx context.Context, s *cohort.Session, step Step) e
 		}
 	case cohort.StateStopped, cohort.StateFailed:
 		s.EndedAt = &now
+	}
+	if s.State != cohort.StateProvisioning {
+		r.mu.Lock()
+		delete(r.progress, s.ID)
+		r.mu.Unlock()
 	}
 	return r.store.UpdateSession(ctx, s, &cohort.Event{Time: now, State: s.State, Message: msg})
 }

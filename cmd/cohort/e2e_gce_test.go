@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cohortdev/cohort"
+	"github.com/cohortdev/cohort/agent"
 	"github.com/cohortdev/cohort/client"
 	"github.com/cohortdev/cohort/provisioner/gce"
 	"github.com/cohortdev/cohort/provisioner/gce/gcptest"
@@ -84,7 +85,7 @@ func startFakeGCE(t *testing.T) *gcptest.Fake {
 		t.Fatal(err)
 	}
 	t.Cleanup(fake.Stop)
-	fake.Boot = gcptest.JupyterBoot(t.TempDir(), t.Cleanup)
+	fake.Boot = gcptest.AgentBoot(agent.Options{Home: t.TempDir()}, t.Cleanup)
 	return fake
 }
 
@@ -93,7 +94,8 @@ func gceEnv(t *testing.T, fake *gcptest.Fake) []string {
 	root, _ := filepath.Abs("../..")
 	return []string{"COHORT_DRIVER=gce", "COHORT_GCE_PROJECT=workshop-123",
 		"COHORT_GCE_SESSION_ACCOUNT=cohort-session@workshop-123.iam.gserviceaccount.com",
-		"COHORT_PULUMI_ROOT=" + root, "PULUMI_DEBUG_PROVIDERS=" + fake.DebugProviders(), "PULUMI_HOME=" + t.TempDir()}
+		"COHORT_PULUMI_ROOT=" + root, "PULUMI_DEBUG_PROVIDERS=" + fake.DebugProviders(), "PULUMI_HOME=" + t.TempDir(),
+		"COHORT_GCE_COMPUTE_ENDPOINT=" + fake.ComputeURL()}
 }
 
 // TestE2EGCEKilledMidUpdate kills cohort while the engine creates a

@@ -60,6 +60,8 @@ type GCEConfig struct {
 	// PulumiState is the state backend (file:// or gs://); PulumiRoot the
 	// directory whose bin/pulumi is the CLI (empty: the installed one).
 	PulumiState, PulumiRoot string
+	// ComputeEndpoint is the Compute Engine API (tests: a fake).
+	ComputeEndpoint string
 }
 
 func defaultDataDir() string {
@@ -113,6 +115,7 @@ func newServeCmd() *cobra.Command {
 	f.StringVar(&g.SessionAccount, "gce-session-account", os.Getenv("COHORT_GCE_SESSION_ACCOUNT"), "service account session VMs run as (env COHORT_GCE_SESSION_ACCOUNT)")
 	f.StringVar(&g.SchedulerRegion, "gce-scheduler-region", envOr("COHORT_GCE_SCHEDULER_REGION", "us-central1"), "region of the Cloud Scheduler jobs (env COHORT_GCE_SCHEDULER_REGION)")
 	f.StringVar(&g.PulumiState, "pulumi-state", os.Getenv("COHORT_PULUMI_STATE"), "Pulumi state backend, file:// or gs://; default: file://DATA_DIR/pulumi-state (env COHORT_PULUMI_STATE)")
+	f.StringVar(&g.ComputeEndpoint, "gce-compute-endpoint", envOr("COHORT_GCE_COMPUTE_ENDPOINT", "https://compute.googleapis.com"), "Compute Engine API, read for the VMs' boot progress (env COHORT_GCE_COMPUTE_ENDPOINT)")
 	f.StringVar(&g.PulumiRoot, "pulumi-root", os.Getenv("COHORT_PULUMI_ROOT"), "directory whose bin/pulumi is the CLI; default: the installed CLI (env COHORT_PULUMI_ROOT)")
 	// The client secret comes from the environment only: flags show in ps.
 	cfg.OIDCClientSecret = os.Getenv("COHORT_OIDC_CLIENT_SECRET")
@@ -260,9 +263,13 @@ func (m *Main) driver(log *slog.Logger) (cohort.Driver, provisioner.Timing, erro
 	if err != nil {
 		return nil, provisioner.Timing{}, err
 	}
+	guests, err := gce.NewGuests(context.Background(), g.ComputeEndpoint)
+	if err != nil {
+		return nil, provisioner.Timing{}, fmt.Errorf("%w (cohort reads the VMs' boot progress with the control plane's credentials; see docs/gcp.md)", err)
+	}
 	d, err := gce.New(gce.Options{Stacks: stacks, Project: g.Project, ImageProject: g.ImageProject, Network: g.Network,
 		Subnetwork: g.Subnetwork, NetworkTag: g.NetworkTag, SessionAccount: g.SessionAccount,
-		SchedulerAccount: c.SchedulerAccount, SchedulerRegion: g.SchedulerRegion, PublicURL: c.PublicURL})
+		SchedulerAccount: c.SchedulerAccount, SchedulerRegion: g.SchedulerRegion, PublicURL: c.PublicURL, Guests: guests})
 	// A VM boots and starts Jupyter in minutes, not seconds.
 	return d, provisioner.Timing{StartTimeout: 15 * time.Minute, Poll: 2 * time.Second}, err
 }

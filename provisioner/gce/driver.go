@@ -42,6 +42,8 @@ type Options struct {
 	// update begins; 500ms if zero.
 	SeatsPerShard int
 	Gather        time.Duration
+	// Guests, if set, reads the session agents' boot progress.
+	Guests *Guests
 }
 
 // Driver runs each session as a GCE VM with a GPU. Sessions are members
@@ -205,7 +207,20 @@ func (d *Driver) Inspect(ctx context.Context, spec cohort.NotebookSpec) (cohort.
 	}
 	addr := fmt.Sprintf("http://%s:%d", out.InternalIP, d.opts.NotebookPort)
 	if _, err := jupyter.GetStatus(ctx, d.http, addr, spec.BasePath, spec.Token); err != nil {
-		return cohort.Instance{State: cohort.InstanceStarting, Address: addr, Progress: "booting the VM and starting Jupyter"}, nil
+		in := cohort.Instance{State: cohort.InstanceStarting, Address: addr, Progress: "booting the VM and starting Jupyter"}
+		if d.opts.Guests == nil {
+			return in, nil
+		}
+		attrs, err := d.opts.Guests.Read(ctx, d.opts.Project, out.Zone, out.Instance)
+		if err != nil {
+			return in, nil // the VM's own progress is a nicety; its readiness is what counts
+		}
+		if state, msg := boot(attrs); state == cohort.InstanceExited {
+			in.State, in.Reason, in.Progress = state, msg, ""
+		} else {
+			in.Progress = msg
+		}
+		return in, nil
 	}
 	in := cohort.Instance{State: cohort.InstanceReady, Address: addr}
 	if a, err := jupyter.GetActivity(ctx, d.http, addr, spec.BasePath, spec.Token); err == nil {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cohortdev/cohort"
+	"github.com/cohortdev/cohort/agent"
 	"github.com/cohortdev/cohort/provisioner/gce"
 	"github.com/cohortdev/cohort/provisioner/gce/gcptest"
 )
@@ -17,9 +18,13 @@ import (
 func TestDriverRunsSessionOnFakeGCE(t *testing.T) {
 	t.Parallel()
 	stacks, fake := newStacks(t)
-	fake.Boot = gcptest.JupyterBoot(t.TempDir(), t.Cleanup)
+	fake.Boot = gcptest.AgentBoot(agent.Options{Home: t.TempDir()}, t.Cleanup)
+	guests, err := gce.NewGuests(context.Background(), fake.ComputeURL())
+	if err != nil {
+		t.Fatal(err)
+	}
 	d, err := gce.New(gce.Options{Stacks: stacks, Project: "workshop-123", SessionAccount: "s@x", SchedulerAccount: "sched@x",
-		SchedulerRegion: "us-central1", PublicURL: "https://cohort.example.org"})
+		SchedulerRegion: "us-central1", PublicURL: "https://cohort.example.org", Guests: guests})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,6 +49,16 @@ func TestDriverRunsSessionOnFakeGCE(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	vmName, zone := fake.Instances()[0].Inputs["name"].(string), fake.Instances()[0].Inputs["zone"].(string)
+	// The agent publishes "ready" when it sees Jupyter answer, which may
+	// be a moment after cohort does.
+	waitUntil(t, func() bool {
+		attrs, err := guests.Read(ctx, "workshop-123", zone, vmName)
+		if err != nil {
+			t.Fatalf("the agent's guest attributes through the compute API: %v", err)
+		}
+		return attrs[agent.GuestState] == "ready"
+	})
 	if ids, _ := d.List(ctx); len(ids) != 1 || ids[0] != "ses_gce1" {
 		t.Fatalf("List = %v", ids)
 	}
@@ -307,5 +322,34 @@ func TestDriverStopWhileCreating(t *testing.T) {
 	}
 	if in, _ := d.Inspect(context.Background(), seat("ses_s", "cls_s")); in.State != cohort.InstanceAbsent {
 		t.Fatalf("after stop: %+v", in)
+	}
+}
+
+// TestDriverReportsAFailedBoot: the agent on the VM cannot start Jupyter;
+// Inspect says so, with the agent's reason, instead of "starting" until
+// the start timeout.
+func TestDriverReportsAFailedBoot(t *testing.T) {
+	t.Parallel()
+	stacks, fake := newStacks(t)
+	fake.Boot = gcptest.AgentBoot(agent.Options{Home: t.TempDir(), Jupyter: "/bin/false"}, t.Cleanup)
+	guests, err := gce.NewGuests(context.Background(), fake.ComputeURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, _ := gce.New(gce.Options{Stacks: stacks, Project: "workshop-123", Guests: guests})
+	s := seat("ses_broken", "cls_broken")
+	if err := d.Start(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	var in cohort.Instance
+	waitUntil(t, func() bool {
+		in, err = d.Inspect(context.Background(), s)
+		return err != nil || in.State != cohort.InstanceStarting
+	})
+	if err != nil || in.State != cohort.InstanceExited || !strings.Contains(in.Reason, "the notebook could not start on the VM: the notebook server exited while starting") {
+		t.Fatalf("Inspect of a VM whose agent failed = %+v, %v", in, err)
+	}
+	if err := d.Stop(context.Background(), s.SessionID); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -1,55 +1,41 @@
 package gcptest
 
 import (
+	"context"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
+	"sync"
 	"sync/atomic"
-	"syscall"
 
-	"github.com/cohortdev/cohort/infra"
-	"github.com/cohortdev/cohort/jupyter"
+	"github.com/cohortdev/cohort/agent"
 )
 
 var nextIP atomic.Int32
 
-// JupyterBoot returns a Boot that does what a session VM does at boot, on
-// this machine: it serves Jupyter with the settings of the instance's
-// metadata, at the notebook port of a loopback address of its own (its
-// "internal IP"). Files go under dir; cleanup registers the final halt.
-func JupyterBoot(dir string, cleanup func(func())) func(string, map[string]any) (string, func(), error) {
-	return func(name string, meta map[string]any) (string, func(), error) {
+// AgentBoot returns a Boot that does what a session VM does at boot, on
+// this machine: the image's session agent (package agent, the same code)
+// reads the instance's metadata from the fake's metadata server, serves
+// Jupyter at a loopback address of its own (the VM's "internal IP"), and
+// publishes its progress as guest attributes. opts.Home is the directory
+// of the VMs' homes; the other options are the agent's. cleanup registers
+// the final halt.
+func AgentBoot(opts agent.Options, cleanup func(func())) func(name, metadataURL string) (string, func(), error) {
+	homes := opts.Home
+	return func(name, metadataURL string) (string, func(), error) {
 		n := nextIP.Add(1)
-		ip := fmt.Sprintf("127.0.%d.%d", 10+n/200, 2+n%200)
-		port, err := strconv.Atoi(fmt.Sprint(meta[infra.MetaPort]))
-		if err != nil {
-			return "", nil, fmt.Errorf("metadata %s: %w", infra.MetaPort, err)
-		}
-		home := filepath.Join(dir, name)
-		s := jupyter.Settings{Port: port, IP: ip, BasePath: fmt.Sprint(meta[infra.MetaBasePath]), Token: fmt.Sprint(meta[infra.MetaToken]),
-			NotebookDir: filepath.Join(home, "work"), ConfigDir: filepath.Join(home, "jupyter")}
-		if err := os.MkdirAll(s.NotebookDir, 0o700); err != nil {
-			return "", nil, err
-		}
-		if err := jupyter.WriteConfig(s); err != nil {
-			return "", nil, err
-		}
-		cmd := exec.Command("/usr/bin/jupyter-notebook", jupyter.Args(s)...)
-		cmd.Env = append([]string{"PATH=/usr/bin:/bin", "HOME=" + home}, jupyter.Env(s)...)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		if err := cmd.Start(); err != nil {
-			return "", nil, err
-		}
-		var halted atomic.Bool
-		halt := func() {
-			if halted.CompareAndSwap(false, true) {
-				syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-				cmd.Wait()
-			}
-		}
+		opts := opts
+		opts.IP = fmt.Sprintf("127.0.%d.%d", 10+n/200, 2+n%200)
+		opts.MetadataURL, opts.Home = metadataURL, filepath.Join(homes, name)
+		a := agent.New(opts)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			a.Run(ctx) // a failure is published as a guest attribute
+		}()
+		var once sync.Once
+		halt := func() { once.Do(func() { cancel(); <-done }) }
 		cleanup(halt)
-		return ip, halt, nil
+		return opts.IP, halt, nil
 	}
 }

@@ -4,7 +4,8 @@
 // PULUMI_DEBUG_PROVIDERS=gcp:PORT). It behaves like GCE where cohort cares:
 // creates and deletes take time, instances get an internal address, a zone
 // can be out of stock, a GPU quota can be exhausted, a call can fail
-// transiently. Its inventory says what "exists".
+// transiently. Its inventory says what "exists". Its HTTP side (api.go)
+// is each VM's metadata server and Compute Engine's guest attributes.
 package gcptest
 
 import (
@@ -12,6 +13,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -44,9 +46,10 @@ type Fake struct {
 	Latency    time.Duration
 	InternalIP string
 	// Boot, if set, runs when an instance is created, as the VM's boot
-	// would: it gets the instance's name and metadata and returns the
-	// internal address where the VM now serves, and how to halt it.
-	Boot func(name string, metadata map[string]any) (ip string, halt func(), err error)
+	// would: it gets the instance's name and the URL of its metadata server
+	// and returns the internal address where the VM serves, and how to
+	// halt it.
+	Boot func(name, metadataURL string) (ip string, halt func(), err error)
 
 	mu        sync.Mutex
 	inventory map[string]Resource
@@ -55,10 +58,13 @@ type Fake struct {
 	quota     int             // GPUs that may exist at once; <0 unlimited
 	failRate  float64         // share of creates that fail transiently
 	creates   int
-	inFlight  int // creates accepted and not yet done
+	inFlight  int                          // creates accepted and not yet done
+	guests    map[string]map[string]string // guest attributes by instance name
 
-	lis net.Listener
-	srv *grpc.Server
+	lis     net.Listener
+	srv     *grpc.Server
+	httpLis net.Listener
+	httpSrv *http.Server
 }
 
 // Start serves a fake on a loopback port until Stop.
@@ -67,15 +73,26 @@ func Start() (*Fake, error) {
 	if err != nil {
 		return nil, err
 	}
+	httpLis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		lis.Close()
+		return nil, err
+	}
 	f := &Fake{Latency: 200 * time.Millisecond, InternalIP: "10.128.0.2", inventory: map[string]Resource{}, halts: map[string]func(){},
-		stockout: map[string]bool{}, quota: -1, lis: lis, srv: grpc.NewServer()}
+		stockout: map[string]bool{}, quota: -1, guests: map[string]map[string]string{},
+		lis: lis, srv: grpc.NewServer(), httpLis: httpLis}
+	f.httpSrv = &http.Server{Handler: f.routes(), ReadHeaderTimeout: 5 * time.Second}
 	pulumirpc.RegisterResourceProviderServer(f.srv, f)
 	go f.srv.Serve(lis)
+	go f.httpSrv.Serve(httpLis)
 	return f, nil
 }
 
-// Stop ends the server.
-func (f *Fake) Stop() { f.srv.Stop() }
+// Stop ends the servers.
+func (f *Fake) Stop() {
+	f.srv.Stop()
+	f.httpSrv.Close()
+}
 
 // DebugProviders is the value of PULUMI_DEBUG_PROVIDERS that points the
 // engine at this fake.
@@ -221,8 +238,7 @@ func (f *Fake) Create(ctx context.Context, req *pulumirpc.CreateRequest) (*pulum
 		}
 		ip := f.InternalIP
 		if f.Boot != nil {
-			meta, _ := props["metadata"].(map[string]any)
-			booted, halt, err := f.Boot(name, meta)
+			booted, halt, err := f.Boot(name, f.metadataURL(name))
 			if err != nil {
 				return nil, status.Errorf(codes.Unknown, "boot %s: %v", name, err)
 			}
@@ -324,6 +340,9 @@ func (f *Fake) Delete(ctx context.Context, req *pulumirpc.DeleteRequest) (*empty
 		return nil, err
 	}
 	f.mu.Lock()
+	if r, ok := f.inventory[req.GetId()]; ok {
+		delete(f.guests, fmt.Sprint(r.Inputs["name"]))
+	}
 	delete(f.inventory, req.GetId())
 	halt := f.halts[req.GetId()]
 	delete(f.halts, req.GetId())

@@ -1,0 +1,76 @@
+package provisioner_test
+
+import (
+	"context"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/cohortdev/cohort"
+	"github.com/cohortdev/cohort/provisioner"
+	"github.com/cohortdev/cohort/store/sqlite"
+)
+
+// bootingDriver reports a start's progress as a VM's boot would, one
+// observation per Inspect.
+type bootingDriver struct {
+	cohort.Driver
+	steps []string
+	seen  int
+}
+
+func (d *bootingDriver) Inspect(context.Context, cohort.NotebookSpec) (cohort.Instance, error) {
+	step := d.steps[min(d.seen, len(d.steps)-1)]
+	d.seen++
+	if step == "ready" {
+		return cohort.Instance{State: cohort.InstanceReady, Address: "http://10.0.0.2:8888"}, nil
+	}
+	return cohort.Instance{State: cohort.InstanceStarting, Progress: step}, nil
+}
+
+func (d *bootingDriver) Name() string      { return "fake" }
+func (d *bootingDriver) FilesNote() string { return "" }
+
+// TestReconcileRecordsBootProgress: what the driver observes of a start
+// becomes the participant's events, each step once.
+func TestReconcileRecordsBootProgress(t *testing.T) {
+	ctx := context.Background()
+	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "cohort.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	u, err := store.EnsureUser(ctx, "ada@example.org", cohort.RoleInstructor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := cohort.DefaultClass()
+	c.Name, c.OwnerID = "boot", u.ID
+	if err := store.CreateClass(ctx, &c); err != nil {
+		t.Fatal(err)
+	}
+	s, _, err := store.StartSession(ctx, &cohort.Session{ID: cohort.NewID("ses"), ClassID: c.ID, UserID: u.ID,
+		State: cohort.StateProvisioning, Driver: "fake", NotebookToken: "t"}, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &bootingDriver{steps: []string{"booting the VM", "booting the VM", "the VM is up; starting Jupyter", "the VM is up; starting Jupyter", "ready"}}
+	r := provisioner.New(provisioner.Options{Store: store, Driver: d})
+	for range d.steps {
+		if _, err := r.Reconcile(ctx, s.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	events, err := store.ListEvents(ctx, s.ID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range events {
+		got = append(got, e.Message)
+	}
+	want := []string{"booting the VM", "the VM is up; starting Jupyter", "notebook ready"}
+	if len(got) < len(want) || !slices.Equal(got[len(got)-len(want):], want) {
+		t.Fatalf("events %q, want them to end with %q", got, want)
+	}
+}
