@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"path/filepath"
@@ -20,6 +21,10 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optup"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/apitype"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/workspace"
+	"gocloud.dev/blob"
+	_ "gocloud.dev/blob/fileblob" // file:// state
+	_ "gocloud.dev/blob/gcsblob"  // gs:// state
+	"gocloud.dev/gcerrors"
 
 	"github.com/cohortdev/cohort/infra"
 )
@@ -41,6 +46,9 @@ type StackOptions struct {
 	// Env is added to the engine's environment (tests attach the fake
 	// provider with PULUMI_DEBUG_PROVIDERS).
 	Env map[string]string
+	// LockWait is how long an operation waits for a lock whose process
+	// still runs; 10 minutes if zero.
+	LockWait time.Duration
 }
 
 // Stacks runs shard stacks: each holds the resources of many sessions
@@ -62,6 +70,9 @@ func NewStacks(opts StackOptions) (*Stacks, error) {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, err
 		}
+	}
+	if opts.LockWait == 0 {
+		opts.LockWait = 10 * time.Minute
 	}
 	cli, err := newCommand(opts.PulumiRoot)
 	if err != nil {
@@ -255,23 +266,19 @@ func (s *Stacks) Remove(ctx context.Context, name string) error {
 // A lock whose pulumi process is gone was left by a crash (cohort killed
 // mid-update, which kills its engine too): it is removed, the state is
 // repaired, and op runs again. A lock whose process still runs is waited
-// for, up to lockWait.
+// for, up to LockWait.
 func (s *Stacks) locked(ctx context.Context, st auto.Stack, op func() error) error {
-	deadline := time.Now().Add(lockWait)
+	deadline := time.Now().Add(s.opts.LockWait)
 	for {
 		err := op()
 		if err == nil || !auto.IsConcurrentUpdateError(err) && !strings.Contains(err.Error(), "currently locked") {
 			return err
 		}
-		stale, held := s.locks(st.Name())
+		removed, held, lerr := s.unlock(ctx, st.Name())
 		switch {
-		case len(stale) > 0:
-			for _, l := range stale {
-				if err := os.Remove(l); err != nil && !errors.Is(err, os.ErrNotExist) {
-					return fmt.Errorf("remove the stale lock %s: %w", l, err)
-				}
-				os.Remove(l + ".attrs") // the file backend's metadata of it
-			}
+		case lerr != nil:
+			return fmt.Errorf("%w (and the stack's lock could not be read: %v)", err, lerr)
+		case removed:
 			if err := s.repair(ctx, st); err != nil {
 				return fmt.Errorf("repair %s after a crashed update: %w", st.Name(), err)
 			}
@@ -287,27 +294,45 @@ func (s *Stacks) locked(ctx context.Context, st auto.Stack, op func() error) err
 	}
 }
 
-// lockWait is how long an operation waits for another one's lock.
-const lockWait = 10 * time.Minute
-
-// locks returns the lock files of a stack on a file:// backend whose
-// process is gone (pulumi/pulumi#9253), and whether one is still held.
-// Locks on other backends are not looked at.
-func (s *Stacks) locks(stack string) (stale []string, held bool) {
-	dir, ok := strings.CutPrefix(s.opts.StateURL, "file://")
-	if !ok {
-		return nil, false
+// unlock removes the locks of a stack whose process is gone, on any state
+// backend (through gocloud.dev, as Pulumi's own file:// and gs:// backends
+// do; pulumi/pulumi#9253), and says whether it removed one and whether a
+// live one remains.
+func (s *Stacks) unlock(ctx context.Context, stack string) (removed, held bool, err error) {
+	bucket, err := blob.OpenBucket(ctx, s.opts.StateURL)
+	if err != nil {
+		return false, false, err
 	}
-	locks, _ := filepath.Glob(filepath.Join(dir, ".pulumi", "locks", "*", project, stack, "*.json"))
-	more, _ := filepath.Glob(filepath.Join(dir, ".pulumi", "locks", project, stack, "*.json"))
-	for _, l := range append(locks, more...) {
-		if lockHeld(l) {
-			held = true
-		} else {
-			stale = append(stale, l)
+	defer bucket.Close()
+	// Pulumi's backends have put locks under both layouts.
+	for _, prefix := range []string{".pulumi/locks/organization/" + project + "/" + stack + "/", ".pulumi/locks/" + project + "/" + stack + "/"} {
+		it := bucket.List(&blob.ListOptions{Prefix: prefix})
+		for {
+			obj, err := it.Next(ctx)
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				return removed, held, err
+			}
+			if !strings.HasSuffix(obj.Key, ".json") {
+				continue
+			}
+			b, err := bucket.ReadAll(ctx, obj.Key)
+			if err != nil {
+				return removed, held, err
+			}
+			if lockHeld(b) {
+				held = true
+				continue
+			}
+			if err := bucket.Delete(ctx, obj.Key); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
+				return removed, held, fmt.Errorf("remove the stale lock %s: %w", obj.Key, err)
+			}
+			removed = true
 		}
 	}
-	return stale, held
+	return removed, held, nil
 }
 
 // repair makes a stack's state true again after its last operation was
@@ -374,12 +399,10 @@ func createdID(res map[string]any) string {
 	return ""
 }
 
-// lockHeld reports whether the process that took a lock still runs here.
-func lockHeld(path string) bool {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return false
-	}
+// lockHeld reports whether the process that took a lock still runs. A
+// lock taken on another host is not held: one cohort runs the sessions,
+// so the host that took it has gone (the control plane was replaced).
+func lockHeld(b []byte) bool {
 	var lock struct {
 		Pid      int    `json:"pid"`
 		Hostname string `json:"hostname"`
@@ -388,7 +411,7 @@ func lockHeld(path string) bool {
 		return false
 	}
 	if host, _ := os.Hostname(); host != lock.Hostname {
-		return false // taken elsewhere: only one cohort operates on a session
+		return false
 	}
 	return syscall.Kill(lock.Pid, 0) == nil
 }

@@ -2,10 +2,12 @@ package gce_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -27,7 +29,7 @@ func repoRoot(t testing.TB) string {
 
 // newStacks runs the real Pulumi engine on a file:// backend against the
 // fake gcp provider.
-func newStacks(t testing.TB) (*gce.Stacks, *gcptest.Fake) {
+func newStacks(t testing.TB, mods ...func(*gce.StackOptions)) (*gce.Stacks, *gcptest.Fake) {
 	t.Helper()
 	fake, err := gcptest.Start()
 	if err != nil {
@@ -35,11 +37,15 @@ func newStacks(t testing.TB) (*gce.Stacks, *gcptest.Fake) {
 	}
 	t.Cleanup(fake.Stop)
 	dir := t.TempDir()
-	s, err := gce.NewStacks(gce.StackOptions{
+	opts := gce.StackOptions{
 		WorkRoot: filepath.Join(dir, "work"), StateURL: "file://" + filepath.Join(dir, "state"), Passphrase: "test",
 		PulumiRoot: repoRoot(t),
 		Env:        map[string]string{"PULUMI_DEBUG_PROVIDERS": fake.DebugProviders(), "PULUMI_HOME": filepath.Join(dir, "home")},
-	})
+	}
+	for _, mod := range mods {
+		mod(&opts)
+	}
+	s, err := gce.NewStacks(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,4 +164,38 @@ func killEngines(t *testing.T, dir string) int {
 		}
 	}
 	return n
+}
+
+// TestStacksWaitForALiveLock: a lock whose process runs on this host is
+// another operation's, not a crash's: it is waited for and never removed.
+func TestStacksWaitForALiveLock(t *testing.T) {
+	t.Parallel()
+	var state string
+	stacks, fake := newStacks(t, func(o *gce.StackOptions) {
+		o.LockWait, state = 2*time.Second, strings.TrimPrefix(o.StateURL, "file://")
+	})
+	ctx := context.Background()
+	if _, err := stacks.Update(ctx, "held", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	host, _ := os.Hostname()
+	lock := filepath.Join(state, ".pulumi", "locks", "organization", "cohort-sessions", "held", "other.json")
+	if err := os.MkdirAll(filepath.Dir(lock), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	body := fmt.Sprintf(`{"pid":%d,"username":"root","hostname":%q,"timestamp":"2026-11-26T12:00:00Z"}`, os.Getpid(), host)
+	if err := os.WriteFile(lock, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err := stacks.Update(ctx, "held", []infra.SessionSpec{spec("ses_held")}, nil)
+	if err == nil || time.Since(start) < 2*time.Second {
+		t.Fatalf("Update on a stack another live process holds = %v after %s, want a wait, then the lock error", err, time.Since(start))
+	}
+	if _, err := os.Stat(lock); err != nil {
+		t.Fatalf("a live process's lock was removed: %v", err)
+	}
+	if n := len(fake.Instances()); n != 0 {
+		t.Fatalf("%d instances made under another operation's lock", n)
+	}
 }
