@@ -62,6 +62,8 @@ type GCEConfig struct {
 	PulumiState, PulumiRoot string
 	// ComputeEndpoint is the Compute Engine API (tests: a fake).
 	ComputeEndpoint string
+	// SecretsProvider is "passphrase" or a gcpkms:// key for Pulumi.
+	SecretsProvider string
 }
 
 func defaultDataDir() string {
@@ -116,6 +118,7 @@ func newServeCmd() *cobra.Command {
 	f.StringVar(&g.SchedulerRegion, "gce-scheduler-region", envOr("COHORT_GCE_SCHEDULER_REGION", "us-central1"), "region of the Cloud Scheduler jobs (env COHORT_GCE_SCHEDULER_REGION)")
 	f.StringVar(&g.PulumiState, "pulumi-state", os.Getenv("COHORT_PULUMI_STATE"), "Pulumi state backend, file:// or gs://; default: file://DATA_DIR/pulumi-state (env COHORT_PULUMI_STATE)")
 	f.StringVar(&g.ComputeEndpoint, "gce-compute-endpoint", envOr("COHORT_GCE_COMPUTE_ENDPOINT", "https://compute.googleapis.com"), "Compute Engine API, read for the VMs' boot progress (env COHORT_GCE_COMPUTE_ENDPOINT)")
+	f.StringVar(&g.SecretsProvider, "pulumi-secrets-provider", envOr("COHORT_PULUMI_SECRETS_PROVIDER", "passphrase"), "what encrypts notebook tokens in the Pulumi state: passphrase (kept in DATA_DIR/pulumi-passphrase) or gcpkms://projects/P/locations/L/keyRings/R/cryptoKeys/K (env COHORT_PULUMI_SECRETS_PROVIDER)")
 	f.StringVar(&g.PulumiRoot, "pulumi-root", os.Getenv("COHORT_PULUMI_ROOT"), "directory whose bin/pulumi is the CLI; default: the installed CLI (env COHORT_PULUMI_ROOT)")
 	// The client secret comes from the environment only: flags show in ps.
 	cfg.OIDCClientSecret = os.Getenv("COHORT_OIDC_CLIENT_SECRET")
@@ -259,7 +262,7 @@ func (m *Main) driver(log *slog.Logger) (cohort.Driver, provisioner.Timing, erro
 		return nil, provisioner.Timing{}, err
 	}
 	stacks, err := gce.NewStacks(gce.StackOptions{WorkRoot: filepath.Join(c.DataDir, "pulumi-work"), StateURL: state,
-		Passphrase: passphrase, PulumiRoot: g.PulumiRoot})
+		SecretsProvider: g.SecretsProvider, Passphrase: passphrase, PulumiRoot: g.PulumiRoot})
 	if err != nil {
 		return nil, provisioner.Timing{}, err
 	}

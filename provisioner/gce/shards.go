@@ -87,7 +87,7 @@ func (d *Driver) load() error {
 	if d.loaded {
 		return nil
 	}
-	files, err := filepath.Glob(filepath.Join(d.opts.Stacks.opts.WorkRoot, "*", membersFile))
+	files, err := filepath.Glob(filepath.Join(d.opts.Stacks.WorkDir("*"), membersFile))
 	if err != nil {
 		return err
 	}

@@ -39,8 +39,10 @@ type StackOptions struct {
 	WorkRoot string
 	// StateURL is the backend: file:///dir locally, gs://bucket in production.
 	StateURL string
-	// Passphrase encrypts the stacks' secrets (the notebook token).
-	Passphrase string
+	// SecretsProvider encrypts the stacks' secrets (notebook tokens):
+	// "passphrase" (the default, with Passphrase) or a Cloud KMS key,
+	// "gcpkms://projects/P/locations/L/keyRings/R/cryptoKeys/K".
+	SecretsProvider, Passphrase string
 	// PulumiRoot is where bin/pulumi is; empty for the installed CLI.
 	PulumiRoot string
 	// Env is added to the engine's environment (tests attach the fake
@@ -60,8 +62,16 @@ type Stacks struct {
 
 // NewStacks checks the options and finds the Pulumi CLI.
 func NewStacks(opts StackOptions) (*Stacks, error) {
-	if opts.WorkRoot == "" || opts.StateURL == "" || opts.Passphrase == "" {
-		return nil, errors.New("gce stacks: WorkRoot, StateURL and Passphrase are required")
+	if opts.SecretsProvider == "" {
+		opts.SecretsProvider = "passphrase"
+	}
+	switch {
+	case opts.WorkRoot == "" || opts.StateURL == "":
+		return nil, errors.New("gce stacks: WorkRoot and StateURL are required")
+	case opts.SecretsProvider == "passphrase" && opts.Passphrase == "":
+		return nil, errors.New("gce stacks: the passphrase secrets provider needs a passphrase")
+	case opts.SecretsProvider != "passphrase" && !strings.HasPrefix(opts.SecretsProvider, "gcpkms://projects/"):
+		return nil, fmt.Errorf("gce stacks: secrets provider %q is neither passphrase nor gcpkms://projects/.../cryptoKeys/KEY", opts.SecretsProvider)
 	}
 	if err := os.MkdirAll(opts.WorkRoot, 0o700); err != nil {
 		return nil, err
@@ -103,7 +113,7 @@ func (s *Stacks) stack(ctx context.Context, name string, specs []infra.SessionSp
 		return auto.Stack{}, err
 	}
 	return auto.UpsertStackInlineSource(ctx, name, project, infra.ShardProgram(specs),
-		auto.WorkDir(dir), auto.Pulumi(s.cli), auto.EnvVars(s.env()), auto.SecretsProvider("passphrase"),
+		auto.WorkDir(dir), auto.Pulumi(s.cli), auto.EnvVars(s.env()), auto.SecretsProvider(s.opts.SecretsProvider),
 		auto.Project(workspace.Project{Name: project, Runtime: workspace.NewProjectRuntimeInfo("go", nil)}))
 }
 

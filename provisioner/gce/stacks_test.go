@@ -199,3 +199,21 @@ func TestStacksWaitForALiveLock(t *testing.T) {
 		t.Fatalf("%d instances made under another operation's lock", n)
 	}
 }
+
+func TestNewStacksChecksTheSecretsProvider(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	opts := gce.StackOptions{WorkRoot: filepath.Join(dir, "work"), StateURL: "file://" + filepath.Join(dir, "state"), PulumiRoot: repoRoot(t)}
+	for provider, want := range map[string]string{
+		"":                 "needs a passphrase",
+		"passphrase":       "needs a passphrase",
+		"awskms://alias/x": `"awskms://alias/x" is neither passphrase nor gcpkms://`,
+		"gcpkms://projects/p/locations/global/keyRings/r/cryptoKeys/k": "",
+	} {
+		opts.SecretsProvider = provider
+		_, err := gce.NewStacks(opts)
+		if want == "" && err != nil || want != "" && (err == nil || !strings.Contains(err.Error(), want)) {
+			t.Errorf("secrets provider %q: %v, want %q", provider, err, want)
+		}
+	}
+}
