@@ -141,6 +141,28 @@ func (c *Client) StartSession(ctx context.Context, classID string) (s *Session, 
 	return s, status == http.StatusCreated, err
 }
 
+// StartAllResult is what starting every seat of a class did.
+type StartAllResult struct {
+	Started, Running int
+	NoSeat           int `json:"no_seat"`
+}
+
+// StartAll starts a session for every participant of a class who has
+// none (instructors).
+func (c *Client) StartAll(ctx context.Context, classID string) (StartAllResult, error) {
+	var r StartAllResult
+	_, err := c.do(ctx, http.MethodPost, "/v1/classes/"+url.PathEscape(classID)+"/start-all", nil, &r)
+	return r, err
+}
+
+// StopAll asks every active session of a class to stop and says how many
+// it asked (instructors).
+func (c *Client) StopAll(ctx context.Context, classID string) (int, error) {
+	var r struct{ Stopped int }
+	_, err := c.do(ctx, http.MethodPost, "/v1/classes/"+url.PathEscape(classID)+"/stop-all", nil, &r)
+	return r.Stopped, err
+}
+
 // GetSession returns a session.
 func (c *Client) GetSession(ctx context.Context, id string) (*Session, error) {
 	var s Session

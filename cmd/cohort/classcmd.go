@@ -37,6 +37,48 @@ func newClassCmd() *cobra.Command {
 			return table(cmd.OutOrStdout(), "ID\tNAME\tRUNTIME\tSEATS\tIDLE\tMAX", rows)
 		},
 	}, &cobra.Command{
+		Use:   "start-all CLASS",
+		Short: "Start a session for every participant who has none (say, before the class begins)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			r, err := c.StartAll(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if cf.json {
+				return printJSON(cmd.OutOrStdout(), r)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "started %d, already running %d, without a seat %d\n", r.Started, r.Running, r.NoSeat)
+			return nil
+		},
+	}, &cobra.Command{
+		Use:   "stop-all CLASS",
+		Short: "Stop every session of the class",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			n, err := c.StopAll(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if cf.json {
+				return printJSON(cmd.OutOrStdout(), map[string]int{"stopped": n})
+			}
+			noun := "sessions"
+			if n == 1 {
+				noun = "session"
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "stopping %d %s\n", n, noun)
+			return nil
+		},
+	}, &cobra.Command{
 		Use:   "show CLASS",
 		Short: "Show a class",
 		Args:  cobra.ExactArgs(1),

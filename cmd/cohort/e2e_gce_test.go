@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -173,5 +174,56 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestE2EGCEStartAllSeats: an instructor starts every seat of a class at
+// once; the seats go up batched in shard stacks, each reaches its own
+// notebook, and stop-all leaves nothing in the cloud.
+func TestE2EGCEStartAllSeats(t *testing.T) {
+	t.Parallel()
+	fake := startFakeGCE(t)
+	fake.Latency = time.Second
+	ctx := context.Background()
+	dataDir := t.TempDir()
+	srv := startServer(t, dataDir, gceEnv(t, fake)...)
+	teacher := client.New(srv.url, token(t, dataDir, "teacher@example.com", cohort.RoleInstructor))
+	class, err := teacher.CreateClass(ctx, map[string]any{"name": "start all"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var roster []string
+	for i := range 6 {
+		roster = append(roster, fmt.Sprintf("p%d@example.org", i))
+	}
+	if _, err := teacher.AddMembers(ctx, class.ID, roster, cohort.MemberParticipant); err != nil {
+		t.Fatal(err)
+	}
+	r, err := teacher.StartAll(ctx, class.ID)
+	if err != nil || r.Started != 6 {
+		t.Fatalf("start-all = %+v, %v", r, err)
+	}
+	seats, err := teacher.ListSessions(ctx, class.ID)
+	if err != nil || len(seats) != 6 {
+		t.Fatalf("sessions = %d, %v", len(seats), err)
+	}
+	for _, s := range seats {
+		waitState(t, teacher, s.ID, cohort.StateReady)
+	}
+	if n := len(fake.Instances()); n != 6 {
+		t.Fatalf("%d instances for 6 seats", n)
+	}
+	shards, _ := filepath.Glob(filepath.Join(dataDir, "pulumi-work", "*", "members.json"))
+	if len(shards) == 0 || len(shards) > 3 {
+		t.Fatalf("%d shard stacks for 6 seats started at once, want them batched", len(shards))
+	}
+	if n, err := teacher.StopAll(ctx, class.ID); err != nil || n != 6 {
+		t.Fatalf("stop-all = %d, %v", n, err)
+	}
+	for _, s := range seats {
+		waitState(t, teacher, s.ID, cohort.StateStopped)
+	}
+	if inv := fake.Inventory(); len(inv) != 0 {
+		t.Fatalf("left in the cloud after stop-all: %+v", inv)
 	}
 }

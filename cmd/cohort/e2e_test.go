@@ -475,6 +475,15 @@ func TestE2ECLI(t *testing.T) {
 	if out, err := run("session", "stop", "ses_missing"); err == nil || !strings.Contains(out, "not found") {
 		t.Fatalf("stop of an unknown session = %v\n%s", err, out)
 	}
+	if out, err := run("class", "enroll", class.ID, "--email", "ada@example.org"); err != nil {
+		t.Fatalf("class enroll = %v\n%s", err, out)
+	}
+	if out, err := run("class", "start-all", class.ID); err != nil || !strings.Contains(out, "started 1, already running 0, without a seat 0") {
+		t.Fatalf("class start-all = %v\n%s", err, out)
+	}
+	if out, err := run("class", "stop-all", class.ID); err != nil || !strings.Contains(out, "stopping 1 session\n") {
+		t.Fatalf("class stop-all = %v\n%s", err, out)
+	}
 	env = append(env, "COHORT_TOKEN=")
 	if out, err := run("class", "list"); err == nil || !strings.Contains(out, "not signed in") {
 		t.Fatalf("without a token = %v\n%s", err, out)

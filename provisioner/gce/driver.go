@@ -56,6 +56,7 @@ type Driver struct {
 	mu     sync.Mutex
 	loaded bool
 	shards map[string]*shard // by stack name
+	runs   sync.WaitGroup    // shards' update goroutines
 }
 
 // New returns a Driver.
@@ -83,6 +84,9 @@ func New(opts Options) (*Driver, error) {
 	}
 	return &Driver{opts: opts, http: &http.Client{Timeout: 5 * time.Second}, shards: map[string]*shard{}}, nil
 }
+
+// Wait returns when no shard has an update or a removal under way.
+func (d *Driver) Wait() { d.runs.Wait() }
 
 // Name returns "gce".
 func (d *Driver) Name() string { return "gce" }

@@ -23,11 +23,8 @@ func TestDriverRunsSessionOnFakeGCE(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := gce.New(gce.Options{Stacks: stacks, Project: "workshop-123", SessionAccount: "s@x", SchedulerAccount: "sched@x",
+	d := driver(t, gce.Options{Stacks: stacks, Project: "workshop-123", SessionAccount: "s@x", SchedulerAccount: "sched@x",
 		SchedulerRegion: "us-central1", PublicURL: "https://cohort.example.org", Guests: guests})
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx := context.Background()
 	class := cohort.DefaultClass()
 	spec := cohort.NotebookSpec{SessionID: "ses_gce1", ClassID: "cls_1", UserEmail: "ada@example.org", Token: cohort.NewSecret(""),
@@ -85,7 +82,7 @@ func TestDriverQuotaIsAnActionableError(t *testing.T) {
 	t.Parallel()
 	stacks, fake := newStacks(t)
 	fake.SetGPUQuota(0)
-	d, _ := gce.New(gce.Options{Stacks: stacks, Project: "workshop-123"})
+	d := driver(t, gce.Options{Stacks: stacks, Project: "workshop-123"})
 	class := cohort.DefaultClass()
 	err := d.Start(context.Background(), cohort.NotebookSpec{SessionID: "ses_q", Token: "t", BasePath: "/s/ses_q/", Runtime: class.Runtime, MaxLifetime: time.Hour})
 	if cohort.ErrorCode(err) != cohort.EUNAVAILABLE || !strings.Contains(cohort.ErrorMessage(err), "GPUS_ALL_REGIONS") {
@@ -97,7 +94,7 @@ func TestDriverOneStartAtATime(t *testing.T) {
 	t.Parallel()
 	stacks, fake := newStacks(t)
 	fake.Latency = time.Second
-	d, _ := gce.New(gce.Options{Stacks: stacks, Project: "workshop-123"})
+	d := driver(t, gce.Options{Stacks: stacks, Project: "workshop-123"})
 	class := cohort.DefaultClass()
 	spec := cohort.NotebookSpec{SessionID: "ses_twice", Token: "t", BasePath: "/s/ses_twice/", Runtime: class.Runtime, MaxLifetime: time.Hour}
 	ctx := context.Background()
@@ -130,11 +127,19 @@ func TestDriverOneStartAtATime(t *testing.T) {
 func newDriver(t testing.TB) (*gce.Driver, *gce.Stacks, *gcptest.Fake) {
 	t.Helper()
 	stacks, fake := newStacks(t)
-	d, err := gce.New(gce.Options{Stacks: stacks, Project: "workshop-123", SeatsPerShard: 25, Gather: 300 * time.Millisecond})
+	return driver(t, gce.Options{Stacks: stacks, Project: "workshop-123", SeatsPerShard: 25, Gather: 300 * time.Millisecond}), stacks, fake
+}
+
+// driver is gce.New whose background work ends before the test's
+// directories are removed.
+func driver(t testing.TB, opts gce.Options) *gce.Driver {
+	t.Helper()
+	d, err := gce.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return d, stacks, fake
+	t.Cleanup(d.Wait)
+	return d
 }
 
 func seat(id, class string, zones ...string) cohort.NotebookSpec {
@@ -273,10 +278,7 @@ func TestDriverBatchesAClass(t *testing.T) {
 	if n := len(fake.Instances()); n != 11 {
 		t.Fatalf("%d instances, want 11", n)
 	}
-	again, err := gce.New(gce.Options{Stacks: stacks, Project: "workshop-123"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	again := driver(t, gce.Options{Stacks: stacks, Project: "workshop-123"})
 	ids, err := again.List(context.Background())
 	if err != nil || len(ids) != 11 {
 		t.Fatalf("List after a restart = %v, %v", ids, err)
@@ -336,7 +338,7 @@ func TestDriverReportsAFailedBoot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, _ := gce.New(gce.Options{Stacks: stacks, Project: "workshop-123", Guests: guests})
+	d := driver(t, gce.Options{Stacks: stacks, Project: "workshop-123", Guests: guests})
 	s := seat("ses_broken", "cls_broken")
 	if err := d.Start(context.Background(), s); err != nil {
 		t.Fatal(err)

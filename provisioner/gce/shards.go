@@ -167,7 +167,7 @@ func (d *Driver) place(class string) *shard {
 func (d *Driver) kick(sh *shard) *round {
 	if !sh.running {
 		sh.running = true
-		go d.run(sh)
+		d.runs.Go(func() { d.run(sh) })
 	}
 	return sh.next
 }
