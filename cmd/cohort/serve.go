@@ -266,13 +266,13 @@ func (m *Main) driver(log *slog.Logger) (cohort.Driver, provisioner.Timing, erro
 	if err != nil {
 		return nil, provisioner.Timing{}, err
 	}
-	guests, err := gce.NewGuests(context.Background(), g.ComputeEndpoint)
+	vms, err := gce.NewCompute(context.Background(), g.ComputeEndpoint)
 	if err != nil {
-		return nil, provisioner.Timing{}, fmt.Errorf("%w (cohort reads the VMs' boot progress with the control plane's credentials; see docs/gcp.md)", err)
+		return nil, provisioner.Timing{}, fmt.Errorf("%w (cohort reads the VMs' status and boot progress with the control plane's credentials; see docs/gcp.md)", err)
 	}
 	d, err := gce.New(gce.Options{Stacks: stacks, Project: g.Project, ImageProject: g.ImageProject, Network: g.Network,
 		Subnetwork: g.Subnetwork, NetworkTag: g.NetworkTag, SessionAccount: g.SessionAccount,
-		SchedulerAccount: c.SchedulerAccount, SchedulerRegion: g.SchedulerRegion, PublicURL: c.PublicURL, Guests: guests})
+		SchedulerAccount: c.SchedulerAccount, SchedulerRegion: g.SchedulerRegion, PublicURL: c.PublicURL, Compute: vms})
 	// A VM boots and starts Jupyter in minutes, not seconds.
 	return d, provisioner.Timing{StartTimeout: 15 * time.Minute, Poll: 2 * time.Second}, err
 }

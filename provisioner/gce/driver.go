@@ -42,8 +42,9 @@ type Options struct {
 	// update begins; 500ms if zero.
 	SeatsPerShard int
 	Gather        time.Duration
-	// Guests, if set, reads the session agents' boot progress.
-	Guests *Guests
+	// Compute, if set, says what became of a VM whose notebook does not
+	// answer: its boot progress, a failed boot, a stop by GCE.
+	Compute *Compute
 }
 
 // Driver runs each session as a GCE VM with a GPU. Sessions are members
@@ -211,19 +212,8 @@ func (d *Driver) Inspect(ctx context.Context, spec cohort.NotebookSpec) (cohort.
 	}
 	addr := fmt.Sprintf("http://%s:%d", out.InternalIP, d.opts.NotebookPort)
 	if _, err := jupyter.GetStatus(ctx, d.http, addr, spec.BasePath, spec.Token); err != nil {
-		in := cohort.Instance{State: cohort.InstanceStarting, Address: addr, Progress: "booting the VM and starting Jupyter"}
-		if d.opts.Guests == nil {
-			return in, nil
-		}
-		attrs, err := d.opts.Guests.Read(ctx, d.opts.Project, out.Zone, out.Instance)
-		if err != nil {
-			return in, nil // the VM's own progress is a nicety; its readiness is what counts
-		}
-		if state, msg := boot(attrs); state == cohort.InstanceExited {
-			in.State, in.Reason, in.Progress = state, msg, ""
-		} else {
-			in.Progress = msg
-		}
+		in := d.opts.Compute.notAnswering(ctx, d.opts.Project, out)
+		in.Address = addr
 		return in, nil
 	}
 	in := cohort.Instance{State: cohort.InstanceReady, Address: addr}

@@ -19,12 +19,12 @@ func TestDriverRunsSessionOnFakeGCE(t *testing.T) {
 	t.Parallel()
 	stacks, fake := newStacks(t)
 	fake.Boot = gcptest.AgentBoot(agent.Options{Home: t.TempDir()}, t.Cleanup)
-	guests, err := gce.NewGuests(context.Background(), fake.ComputeURL())
+	guests, err := gce.NewCompute(context.Background(), fake.ComputeURL())
 	if err != nil {
 		t.Fatal(err)
 	}
 	d := driver(t, gce.Options{Stacks: stacks, Project: "workshop-123", SessionAccount: "s@x", SchedulerAccount: "sched@x",
-		SchedulerRegion: "us-central1", PublicURL: "https://cohort.example.org", Guests: guests})
+		SchedulerRegion: "us-central1", PublicURL: "https://cohort.example.org", Compute: guests})
 	ctx := context.Background()
 	class := cohort.DefaultClass()
 	spec := cohort.NotebookSpec{SessionID: "ses_gce1", ClassID: "cls_1", UserEmail: "ada@example.org", Token: cohort.NewSecret(""),
@@ -50,7 +50,7 @@ func TestDriverRunsSessionOnFakeGCE(t *testing.T) {
 	// The agent publishes "ready" when it sees Jupyter answer, which may
 	// be a moment after cohort does.
 	waitUntil(t, func() bool {
-		attrs, err := guests.Read(ctx, "workshop-123", zone, vmName)
+		attrs, err := guests.Guests(ctx, "workshop-123", zone, vmName)
 		if err != nil {
 			t.Fatalf("the agent's guest attributes through the compute API: %v", err)
 		}
@@ -334,11 +334,11 @@ func TestDriverReportsAFailedBoot(t *testing.T) {
 	t.Parallel()
 	stacks, fake := newStacks(t)
 	fake.Boot = gcptest.AgentBoot(agent.Options{Home: t.TempDir(), Jupyter: "/bin/false"}, t.Cleanup)
-	guests, err := gce.NewGuests(context.Background(), fake.ComputeURL())
+	guests, err := gce.NewCompute(context.Background(), fake.ComputeURL())
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := driver(t, gce.Options{Stacks: stacks, Project: "workshop-123", Guests: guests})
+	d := driver(t, gce.Options{Stacks: stacks, Project: "workshop-123", Compute: guests})
 	s := seat("ses_broken", "cls_broken")
 	if err := d.Start(context.Background(), s); err != nil {
 		t.Fatal(err)
@@ -353,5 +353,35 @@ func TestDriverReportsAFailedBoot(t *testing.T) {
 	}
 	if err := d.Stop(context.Background(), s.SessionID); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestDriverNoticesAStoppedVM: GCE takes back a spot VM; the session's
+// notebook is gone at once, not after the idle timeout.
+func TestDriverNoticesAStoppedVM(t *testing.T) {
+	t.Parallel()
+	stacks, fake := newStacks(t)
+	fake.Boot = gcptest.AgentBoot(agent.Options{Home: t.TempDir()}, t.Cleanup)
+	vms, err := gce.NewCompute(context.Background(), fake.ComputeURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := driver(t, gce.Options{Stacks: stacks, Project: "workshop-123", Compute: vms})
+	s := seat("ses_spot", "cls_spot")
+	s.Runtime.Spot = true
+	if err := d.Start(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, func() bool { in, _ := d.Inspect(context.Background(), s); return in.State == cohort.InstanceReady })
+	fake.Preempt(gce.InstanceName(s.SessionID))
+	in, err := d.Inspect(context.Background(), s)
+	if err != nil || in.State != cohort.InstanceExited || !strings.Contains(in.Reason, "Google Cloud stopped the VM (terminated)") {
+		t.Fatalf("Inspect of a preempted VM = %+v, %v", in, err)
+	}
+	if err := d.Stop(context.Background(), s.SessionID); err != nil {
+		t.Fatal(err)
+	}
+	if inv := fake.Inventory(); len(inv) != 0 {
+		t.Fatalf("a stopped VM's disk is still there after the session's stop: %+v", inv)
 	}
 }

@@ -17,7 +17,30 @@ func (f *Fake) routes() http.Handler {
 	mux.HandleFunc("GET /metadata/{name}/computeMetadata/v1/instance/attributes/{key}", f.metadataAttribute)
 	mux.HandleFunc("PUT /metadata/{name}/computeMetadata/v1/instance/guest-attributes/{ns}/{key}", f.putGuestAttribute)
 	mux.HandleFunc("GET /compute/v1/projects/{project}/zones/{zone}/instances/{name}/getGuestAttributes", f.getGuestAttributes)
+	mux.HandleFunc("GET /compute/v1/projects/{project}/zones/{zone}/instances/{name}", f.getInstance)
 	return mux
+}
+
+// notFound answers as the Compute API does for a missing resource.
+func notFound(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusNotFound)
+	fmt.Fprintf(w, `{"error":{"code":404,"message":"The resource 'projects/%s/zones/%s/instances/%s' was not found","errors":[{"reason":"notFound"}]}}`,
+		r.PathValue("project"), r.PathValue("zone"), r.PathValue("name"))
+}
+
+func (f *Fake) getInstance(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	vm, ok := f.instance(r.PathValue("name"))
+	status := f.status[r.PathValue("name")]
+	f.mu.Unlock()
+	if !ok || vm.Inputs["zone"] != r.PathValue("zone") {
+		notFound(w, r)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(map[string]any{"kind": "compute#instance", "name": r.PathValue("name"), "status": status,
+		"zone": "https://www.googleapis.com/compute/v1/projects/" + r.PathValue("project") + "/zones/" + r.PathValue("zone")})
 }
 
 // ComputeURL is the endpoint of the fake Compute Engine API.
@@ -100,13 +123,11 @@ func (f *Fake) getGuestAttributes(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	f.mu.Unlock()
-	w.Header().Set("Content-Type", "application/json")
 	if !exists || len(items) == 0 {
-		w.WriteHeader(http.StatusNotFound)
-		fmt.Fprintf(w, `{"error":{"code":404,"message":"The resource 'projects/%s/zones/%s/instances/%s' was not found","errors":[{"reason":"notFound"}]}}`,
-			r.PathValue("project"), r.PathValue("zone"), name)
+		notFound(w, r)
 		return
 	}
+	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(map[string]any{
 		"kind": "compute#guestAttributes", "queryPath": path,
 		"queryValue": map[string]any{"items": items},

@@ -60,6 +60,7 @@ type Fake struct {
 	creates   int
 	inFlight  int                          // creates accepted and not yet done
 	guests    map[string]map[string]string // guest attributes by instance name
+	status    map[string]string            // instances' status by name
 
 	lis     net.Listener
 	srv     *grpc.Server
@@ -79,7 +80,7 @@ func Start() (*Fake, error) {
 		return nil, err
 	}
 	f := &Fake{Latency: 200 * time.Millisecond, InternalIP: "10.128.0.2", inventory: map[string]Resource{}, halts: map[string]func(){},
-		stockout: map[string]bool{}, quota: -1, guests: map[string]map[string]string{},
+		stockout: map[string]bool{}, quota: -1, guests: map[string]map[string]string{}, status: map[string]string{},
 		lis: lis, srv: grpc.NewServer(), httpLis: httpLis}
 	f.httpSrv = &http.Server{Handler: f.routes(), ReadHeaderTimeout: 5 * time.Second}
 	pulumirpc.RegisterResourceProviderServer(f.srv, f)
@@ -245,6 +246,7 @@ func (f *Fake) Create(ctx context.Context, req *pulumirpc.CreateRequest) (*pulum
 			ip, f.halts[id] = booted, halt
 		}
 		props["networkInterfaces"] = []any{map[string]any{"networkIp": ip}}
+		f.status[name] = "RUNNING"
 		props["instanceId"] = fmt.Sprint(1000000 + f.creates)
 	case "gcp:cloudscheduler/job:Job":
 		props["state"] = "ENABLED"
@@ -255,6 +257,24 @@ func (f *Fake) Create(ctx context.Context, req *pulumirpc.CreateRequest) (*pulum
 	}
 	f.inventory[id] = Resource{Type: typ, ID: id, Inputs: req.GetProperties().AsMap(), Outputs: props}
 	return &pulumirpc.CreateResponse{Id: id, Properties: out}, nil
+}
+
+// Preempt stops an instance as GCE takes back a spot VM: it halts (its
+// notebook with it), loses its guest attributes and is TERMINATED, but
+// still exists until deleted.
+func (f *Fake) Preempt(name string) {
+	f.mu.Lock()
+	vm, ok := f.instance(name)
+	halt := f.halts[vm.ID]
+	delete(f.halts, vm.ID)
+	delete(f.guests, name)
+	if ok {
+		f.status[name] = "TERMINATED"
+	}
+	f.mu.Unlock()
+	if halt != nil {
+		halt()
+	}
 }
 
 // CreatesInFlight says how many creates were accepted and are not done.
@@ -342,6 +362,7 @@ func (f *Fake) Delete(ctx context.Context, req *pulumirpc.DeleteRequest) (*empty
 	f.mu.Lock()
 	if r, ok := f.inventory[req.GetId()]; ok {
 		delete(f.guests, fmt.Sprint(r.Inputs["name"]))
+		delete(f.status, fmt.Sprint(r.Inputs["name"]))
 	}
 	delete(f.inventory, req.GetId())
 	halt := f.halts[req.GetId()]
