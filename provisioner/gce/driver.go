@@ -256,7 +256,7 @@ func (d *Driver) Stop(ctx context.Context, sessionID string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if _, ok := sh.exists[sessionID]; ok {
-		return fmt.Errorf("stop %s: its VM still exists after an update of %s: %w", sessionID, sh.name, r.err)
+		return errors.Join(fmt.Errorf("stop %s: its VM still exists after an update of %s", sessionID, sh.name), r.err)
 	}
 	return nil
 }
