@@ -69,7 +69,7 @@ func New(opts Options) *Agent {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Agent{opts: opts, http: &http.Client{Timeout: 10 * time.Second}, log: opts.Logger}
+	return &Agent{opts: opts, http: jupyter.NewClient(10 * time.Second), log: opts.Logger}
 }
 
 // metadata reads one instance attribute.

@@ -87,10 +87,14 @@ type Status struct {
 	Kernels      int       `json:"kernels"`
 }
 
-// GetStatus asks the notebook at address (scheme://host:port) under
+// GetStatus asks the notebook at address (see BaseURL) under
 // basePath for its status. It answers only when the server is ready.
 func GetStatus(ctx context.Context, client *http.Client, address, basePath, token string) (*Status, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, address+basePath+"api/status", nil)
+	base, err := BaseURL(address)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+basePath+"api/status", nil)
 	if err != nil {
 		return nil, err
 	}
@@ -130,7 +134,11 @@ type Activity struct {
 // counts the /api/kernels request itself as API activity, so the
 // last_activity of /api/status would see this poll as use.
 func GetActivity(ctx context.Context, client *http.Client, address, basePath, token string) (Activity, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, address+basePath+"api/kernels", nil)
+	base, err := BaseURL(address)
+	if err != nil {
+		return Activity{}, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+basePath+"api/kernels", nil)
 	if err != nil {
 		return Activity{}, err
 	}

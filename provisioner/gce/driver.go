@@ -83,7 +83,7 @@ func New(opts Options) (*Driver, error) {
 	if opts.Gather == 0 {
 		opts.Gather = 500 * time.Millisecond
 	}
-	return &Driver{opts: opts, http: &http.Client{Timeout: 5 * time.Second}, shards: map[string]*shard{}}, nil
+	return &Driver{opts: opts, http: jupyter.NewClient(5 * time.Second), shards: map[string]*shard{}}, nil
 }
 
 // Wait returns when no shard has an update or a removal under way.

@@ -73,7 +73,7 @@ func New(opts Options) (*Driver, error) {
 		stopGrace: opts.StopGrace,
 		log:       opts.Logger,
 		// A notebook whose kernel saturates the CPU answers slowly.
-		http:  &http.Client{Timeout: 5 * time.Second},
+		http:  jupyter.NewClient(5 * time.Second),
 		locks: map[string]*sync.Mutex{},
 	}
 	if d.stopGrace == 0 {
