@@ -10,6 +10,7 @@ const (
 	AuditRoleChanged        = "role_changed"
 	AuditCredentialsRevoked = "credentials_revoked"
 	AuditTokenCreated       = "token_created"
+	AuditDeviceApproved     = "device_approved"
 	AuditTokenRevoked       = "token_revoked"
 	AuditMembersAdded       = "members_added"
 	AuditMemberRemoved      = "member_removed"
@@ -17,6 +18,7 @@ const (
 	AuditInviteRevoked      = "invite_revoked"
 	AuditInviteRedeemed     = "invite_redeemed"
 	AuditInviteRefused      = "invite_refused"
+	AuditSessionOpened      = "session_opened"
 	AuditSessionEntered     = "session_entered"
 	AuditSessionStopped     = "session_stopped"
 	AuditSessionExtended    = "session_extended"
@@ -35,6 +37,8 @@ type AuditEvent struct {
 	// Subject is whom or what the action was about (an email, a token).
 	Subject string `json:"subject,omitempty"`
 	Detail  string `json:"detail,omitempty"`
+	// ClientAddr is the address the request came from.
+	ClientAddr string `json:"client_addr,omitempty"`
 }
 
 // AuditFilter selects audit events: a class's, or all (ClassID empty),

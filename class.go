@@ -1,6 +1,7 @@
 package cohort
 
 import (
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -75,6 +76,7 @@ const (
 	MaxDiskGB      = 2000
 	MinDiskGB      = 10
 	MaxWarnBefore  = time.Hour
+	MaxZones       = 16
 )
 
 // DefaultClass returns the class a workshop gets when it names nothing but
@@ -125,6 +127,18 @@ func (r *Runtime) validate() error {
 	if r.DiskGB < MinDiskGB || r.DiskGB > MaxDiskGB {
 		return Invalid("runtime.disk_gb", "disk_gb must be between %d and %d, not %d", MinDiskGB, MaxDiskGB, r.DiskGB)
 	}
+	// Zones are tried in order, each once: a repeat would only retry a
+	// stocked-out zone, and every zone costs a failed create.
+	var zones []string
+	for _, z := range r.Zones {
+		if z = strings.ToLower(strings.TrimSpace(z)); z != "" && !slices.Contains(zones, z) {
+			zones = append(zones, z)
+		}
+	}
+	if len(zones) > MaxZones {
+		return Invalid("runtime.zones", "at most %d zones, not %d", MaxZones, len(zones))
+	}
+	r.Zones = zones
 	if p := catalog.Check(r.MachineType, r.GPUType, r.GPUCount, r.Zones); p != nil {
 		return Invalid(p.Field, "%s", p.Message)
 	}

@@ -22,6 +22,12 @@ func TestDurationJSON(t *testing.T) {
 		{`5400`, 90 * time.Minute, true},
 		{`"soon"`, 0, false},
 		{`true`, 0, false},
+		// Beyond what a duration holds: refused, never wrapped around.
+		{`1e300`, 0, false},
+		{`-1e19`, 0, false},
+		{`9300000000`, 0, false},
+		{`"2562048h"`, 0, false},
+		{`"9999999999999999999ns"`, 0, false},
 	} {
 		var d cohort.Duration
 		err := json.Unmarshal([]byte(tt.in), &d)
@@ -95,5 +101,26 @@ func TestSecrets(t *testing.T) {
 	}
 	if h := cohort.HashSecret(a); h == a || len(h) != 64 || h != cohort.HashSecret(a) {
 		t.Fatalf("hash %q", h)
+	}
+}
+
+func TestZonesAreDeduplicatedAndBounded(t *testing.T) {
+	t.Parallel()
+	c := cohort.DefaultClass()
+	c.Name = "NLP"
+	c.Runtime.Zones = []string{"us-central1-a", " US-CENTRAL1-A", "us-central1-b", "us-central1-a"}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(c.Runtime.Zones); got != "[us-central1-a us-central1-b]" {
+		t.Fatalf("zones after validation = %s, want each once, in order", got)
+	}
+	c.Runtime.GPUType, c.Runtime.GPUCount = "", 0
+	c.Runtime.Zones = nil
+	for i := range cohort.MaxZones + 1 {
+		c.Runtime.Zones = append(c.Runtime.Zones, fmt.Sprintf("us-central%d-a", i))
+	}
+	if err := c.Validate(); cohort.ErrorField(err) != "runtime.zones" {
+		t.Fatalf("%d zones = %v, want refused", len(c.Runtime.Zones), err)
 	}
 }

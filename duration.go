@@ -3,6 +3,7 @@ package cohort
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 )
@@ -40,11 +41,16 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	}
 	switch v := v.(type) {
 	case float64:
+		// Beyond ±292 years a time.Duration overflows (and a conversion
+		// from float64 is then undefined): refuse rather than wrap.
+		if math.Abs(v) > maxSeconds {
+			return fmt.Errorf("%g seconds is too long for a duration", v)
+		}
 		*d = Duration(time.Duration(v * float64(time.Second)))
 	case string:
-		p, err := time.ParseDuration(v)
+		p, err := time.ParseDuration(v) // refuses what would overflow
 		if err != nil {
-			return fmt.Errorf("%q is not a duration such as \"90m\" or \"12h\"", v)
+			return fmt.Errorf("%q is not a duration such as \"90m\" or \"12h\" (at most 2562047h)", v)
 		}
 		*d = Duration(p)
 	default:
@@ -52,3 +58,6 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	}
 	return nil
 }
+
+// maxSeconds is the longest duration, in seconds, that time.Duration holds.
+const maxSeconds = float64(math.MaxInt64 / int64(time.Second))

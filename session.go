@@ -99,8 +99,9 @@ const (
 	CauseFailure     EndCause = "failure"      // the notebook failed
 )
 
-// BasePath is the proxy path under which the session's notebook is served.
-func (s *Session) BasePath() string { return "/s/" + s.ID + "/" }
+// BasePath is the path under which the session's notebook is served: the
+// root, since every session has an origin of its own.
+func (s *Session) BasePath() string { return "/" }
 
 // Event is one step in a session's progress, as shown to its participant.
 type Event struct {

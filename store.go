@@ -45,15 +45,23 @@ type CredentialStore interface {
 	// CreateLoginCode stores a one-time code that opens sessionID in a
 	// browser for userID until expires.
 	CreateLoginCode(ctx context.Context, codeHash, userID, sessionID string, expires time.Time) error
-	// RedeemLoginCode uses up a code and returns its user and session. A
-	// used, expired or unknown code is EUNAUTHORIZED.
-	RedeemLoginCode(ctx context.Context, codeHash string) (userID, sessionID string, err error)
+	// LoginCode returns the user and session of a live, unused code,
+	// without using it up. A used, expired or unknown code is
+	// EUNAUTHORIZED.
+	LoginCode(ctx context.Context, codeHash string) (userID, sessionID string, err error)
+	// UseLoginCode uses a live code up, once: a second use (or a used,
+	// expired or unknown code) is EUNAUTHORIZED.
+	UseLoginCode(ctx context.Context, codeHash string) error
 
-	// CreateBrowserSession stores a browser sign-in by the hash of its cookie.
-	CreateBrowserSession(ctx context.Context, cookieHash, userID, csrfToken string, expires time.Time) error
+	// CreateBrowserSession stores a browser sign-in by the hash of its
+	// cookie: b.User.ID, b.CSRFToken, b.SessionID and b.ExpiresAt.
+	CreateBrowserSession(ctx context.Context, cookieHash string, b *BrowserSession) error
 	// GetBrowserSession returns a live browser sign-in.
 	GetBrowserSession(ctx context.Context, cookieHash string) (*BrowserSession, error)
 	RevokeBrowserSession(ctx context.Context, cookieHash string) error
+	// RevokeNotebookCookies revokes every notebook origin's cookie of a
+	// user (on sign-out: a shared computer must not keep them).
+	RevokeNotebookCookies(ctx context.Context, userID string) error
 
 	// CreateLoginAttempt records a sign-in in progress.
 	CreateLoginAttempt(ctx context.Context, a *LoginAttempt) error
@@ -63,7 +71,11 @@ type CredentialStore interface {
 
 	// CreateDeviceCode starts a CLI sign-in: the CLI polls with the device
 	// code (stored hashed); the person approves the short user code.
-	CreateDeviceCode(ctx context.Context, deviceHash, userCode string, expires time.Time) error
+	CreateDeviceCode(ctx context.Context, deviceHash string, d *DeviceCode) error
+	// DeviceCode returns the live, unapproved sign-in with this user code,
+	// for the approval page to describe. Unknown, expired or approved is
+	// EFORBIDDEN.
+	DeviceCode(ctx context.Context, userCode string) (*DeviceCode, error)
 	// ApproveDeviceCode marks a live user code as approved by userID.
 	ApproveDeviceCode(ctx context.Context, userCode, userID string) error
 	// ClaimDeviceCode returns the approving user once, when approved.

@@ -64,7 +64,20 @@ type Token struct {
 type BrowserSession struct {
 	User      *User
 	CSRFToken string
+	// SessionID is empty for a sign-in to the app. A notebook origin's
+	// cookie has the one session it opens, and is good for nothing else.
+	SessionID string
 	ExpiresAt time.Time
+}
+
+// DeviceCode is a CLI sign-in waiting for approval in a browser, as the
+// approval page describes it.
+type DeviceCode struct {
+	UserCode string
+	// ClientName is what the CLI says it is, e.g. "cohort login on
+	// ada-laptop"; ClientAddr is the address it asked from.
+	ClientName, ClientAddr string
+	CreatedAt, ExpiresAt   time.Time
 }
 
 // LoginAttempt is a sign-in in progress: what the callback must match.

@@ -123,7 +123,7 @@ func (a *Agent) Settings(ctx context.Context) (jupyter.Settings, error) {
 	if err != nil || port <= 0 {
 		return jupyter.Settings{}, fmt.Errorf("metadata %s = %q is not a port", infra.MetaPort, get[infra.MetaPort])
 	}
-	if get[infra.MetaToken] == "" || !strings.HasPrefix(get[infra.MetaBasePath], "/s/") {
+	if get[infra.MetaToken] == "" || !strings.HasPrefix(get[infra.MetaBasePath], "/") {
 		return jupyter.Settings{}, errors.New("metadata lacks the notebook token or base path")
 	}
 	return jupyter.Settings{

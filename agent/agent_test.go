@@ -107,7 +107,7 @@ func freePort(t *testing.T) int {
 
 func TestAgentServesTheProgramsSettings(t *testing.T) {
 	t.Parallel()
-	meta := programMetadata(t, "tok-123", "/s/ses_a/")
+	meta := programMetadata(t, "tok-123", "/")
 	port := freePort(t)
 	meta[infra.MetaPort] = strconv.Itoa(port) // the VM's port 8888 is taken on this machine
 	md := newMetadataServer(t, meta)
@@ -122,7 +122,7 @@ func TestAgentServesTheProgramsSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Token != "tok-123" || s.BasePath != "/s/ses_a/" || s.Port != port {
+	if s.Token != "tok-123" || s.BasePath != "/" || s.Port != port {
 		t.Fatalf("the agent read %+v from the program's metadata", s)
 	}
 
@@ -138,10 +138,10 @@ func TestAgentServesTheProgramsSettings(t *testing.T) {
 	}
 	addr := "http://127.0.0.1:" + strconv.Itoa(port)
 	client := &http.Client{Timeout: 5 * time.Second}
-	if _, err := jupyter.GetStatus(context.Background(), client, addr, "/s/ses_a/", "tok-123"); err != nil {
+	if _, err := jupyter.GetStatus(context.Background(), client, addr, "/", "tok-123"); err != nil {
 		t.Fatalf("Jupyter does not answer with the token at the base path: %v", err)
 	}
-	if _, err := jupyter.GetStatus(context.Background(), client, addr, "/s/ses_a/", "wrong"); err == nil {
+	if _, err := jupyter.GetStatus(context.Background(), client, addr, "/", "wrong"); err == nil {
 		t.Fatal("Jupyter answers a wrong token")
 	}
 	cancel() // the VM shuts down
@@ -151,7 +151,7 @@ func TestAgentServesTheProgramsSettings(t *testing.T) {
 	if _, err := os.Stat(marker); err != nil {
 		t.Fatal("the pre-stop hook did not run")
 	}
-	if _, err := jupyter.GetStatus(context.Background(), client, addr, "/s/ses_a/", "tok-123"); err == nil {
+	if _, err := jupyter.GetStatus(context.Background(), client, addr, "/", "tok-123"); err == nil {
 		t.Fatal("Jupyter still answers after shutdown")
 	}
 }
@@ -159,8 +159,8 @@ func TestAgentServesTheProgramsSettings(t *testing.T) {
 func TestAgentRefusesBadMetadata(t *testing.T) {
 	t.Parallel()
 	for name, meta := range map[string]map[string]string{
-		"missing token": {infra.MetaSessionID: "s", infra.MetaBasePath: "/s/s/", infra.MetaPort: "8888", infra.MetaToken: ""},
-		"bad port":      {infra.MetaSessionID: "s", infra.MetaBasePath: "/s/s/", infra.MetaPort: "http", infra.MetaToken: "t"},
+		"missing token": {infra.MetaSessionID: "s", infra.MetaBasePath: "/", infra.MetaPort: "8888", infra.MetaToken: ""},
+		"bad port":      {infra.MetaSessionID: "s", infra.MetaBasePath: "/", infra.MetaPort: "http", infra.MetaToken: "t"},
 		"no metadata":   {},
 	} {
 		md := newMetadataServer(t, meta)
@@ -173,7 +173,7 @@ func TestAgentRefusesBadMetadata(t *testing.T) {
 
 func TestAgentPublishesAFailedStart(t *testing.T) {
 	t.Parallel()
-	meta := programMetadata(t, "tok-123", "/s/ses_f/")
+	meta := programMetadata(t, "tok-123", "/")
 	meta[infra.MetaPort] = strconv.Itoa(freePort(t))
 	md := newMetadataServer(t, meta)
 	a := agent.New(agent.Options{MetadataURL: md.URL, Jupyter: "/bin/false", Home: t.TempDir(), IP: "127.0.0.1"})

@@ -16,6 +16,7 @@ import (
 	"github.com/cohortdev/cohort/api"
 	"github.com/cohortdev/cohort/auth"
 	"github.com/cohortdev/cohort/auth/localissuer"
+	"github.com/cohortdev/cohort/client"
 	"github.com/cohortdev/cohort/store/sqlite"
 )
 
@@ -56,7 +57,8 @@ type env struct {
 	users  map[string]*cohort.User
 }
 
-func newEnv(t *testing.T) *env {
+// newEnv starts a server with the users above; mods change its options.
+func newEnv(t *testing.T, mods ...func(*api.Options)) *env {
 	t.Helper()
 	store, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "cohort.db"))
 	if err != nil {
@@ -64,21 +66,25 @@ func newEnv(t *testing.T) *env {
 	}
 	t.Cleanup(func() { store.Close() })
 	e := &env{t: t, store: store, queue: &recorder{}, tokens: map[string]string{}, users: map[string]*cohort.User{}}
-	// The server is made after the listener: the local issuer needs its URL.
-	var handler http.Handler
-	e.http = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
-	t.Cleanup(e.http.Close)
-	issuer, err := localissuer.New(e.http.URL+"/local-oidc", func(uri string) bool { return strings.HasPrefix(uri, e.http.URL+"/auth/callback") }, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.issuer = issuer
-	e.server = api.New(api.Options{
-		Store: store, Enqueuer: e.queue, Driver: "local", EventPoll: 10 * time.Millisecond,
-		Auth:        auth.New(auth.Options{Issuer: issuer.URL(), ClientID: localissuer.ClientID, Endpoints: issuer.Endpoints()}),
-		LocalIssuer: issuer, LocalIssuerPath: "/local-oidc", Admins: []string{"boss@example.com"},
+	var issuer *localissuer.Issuer
+	e.http, e.server = serve(t, func(url string) api.Options {
+		var err error
+		issuer, err = localissuer.New(localissuer.Options{URL: url + "/local-oidc", AfterLink: "/auth/login",
+			RedirectOK: func(uri string) bool { return strings.HasPrefix(uri, url+"/auth/callback") }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts := api.Options{
+			Store: store, Enqueuer: e.queue, Driver: "local", EventPoll: 10 * time.Millisecond,
+			Auth:        auth.New(auth.Options{Issuer: issuer.URL(), ClientID: localissuer.ClientID, Endpoints: issuer.Endpoints()}),
+			LocalIssuer: issuer, LocalIssuerPath: "/local-oidc", Admins: []string{"boss@example.com"},
+		}
+		for _, mod := range mods {
+			mod(&opts)
+		}
+		return opts
 	})
-	handler = e.server
+	e.issuer = issuer
 	for name, role := range map[string]cohort.Role{
 		"admin": cohort.RoleAdmin, "teacher": cohort.RoleInstructor, "teacher2": cohort.RoleInstructor,
 		"alice": cohort.RoleParticipant, "bob": cohort.RoleParticipant,
@@ -95,6 +101,38 @@ func newEnv(t *testing.T) *env {
 	}
 	return e
 }
+
+// serve starts an API server on a loopback port: the app at its URL, each
+// notebook at http://ses-....localhost:PORT. options gets the app's URL
+// (the built-in issuer needs it) and returns the rest.
+func serve(t *testing.T, options func(url string) api.Options) (*httptest.Server, *api.Server) {
+	t.Helper()
+	var handler http.Handler
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
+	t.Cleanup(srv.Close)
+	opts := options(srv.URL)
+	opts.PublicURL = srv.URL
+	opts.NotebookDomain = "localhost:" + srv.URL[strings.LastIndex(srv.URL, ":")+1:]
+	s, err := api.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	handler = s
+	return srv, s
+}
+
+// nb returns the URL of path on a session's notebook origin.
+func (e *env) nb(sessionID, path string) string {
+	return e.server.NotebookOrigin(sessionID) + path
+}
+
+// noRedirects is a client that dials *.localhost on loopback, as browsers
+// do, and shows redirects rather than following them.
+var noRedirects = func() *http.Client {
+	c := client.HTTPClient()
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return c
+}()
 
 type response struct {
 	status int
@@ -117,22 +155,25 @@ func (r response) errorCode() (code, field, message string) {
 	return b.Error.Code, b.Error.Field, b.Error.Message
 }
 
-// do sends a request as the named user ("" for anonymous).
+// do sends a request as the named user ("" for anonymous) to a path of
+// the app, or to a full URL (a notebook origin's).
 func (e *env) do(user, method, path, body string) response {
 	e.t.Helper()
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
 	}
-	req, err := http.NewRequest(method, e.http.URL+path, rd)
+	if !strings.HasPrefix(path, "http") {
+		path = e.http.URL + path
+	}
+	req, err := http.NewRequest(method, path, rd)
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	if user != "" {
 		req.Header.Set("Authorization", "Bearer "+e.tokens[user])
 	}
-	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := client.Do(req)
+	resp, err := noRedirects.Do(req)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -196,12 +237,20 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	}
 	routes := map[string]bool{}
 	for _, r := range e.server.Routes() {
-		key := r.Method + " " + openAPIPath(r.Path)
-		routes[key] = true
-		if !documented[key] {
-			t.Errorf("route %s %s is not in openapi.json", r.Method, r.Path)
+		methods := []string{r.Method}
+		if r.Method == "ANY" { // the notebook proxy takes every method
+			methods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+		}
+		for _, m := range methods {
+			key := m + " " + openAPIPath(r.Path)
+			routes[key] = true
+			if !documented[key] {
+				t.Errorf("route %s %s is not in openapi.json", m, r.Path)
+			}
 		}
 	}
+	delete(documented, "SERVERS /_cohort/open") // per-path servers: the notebook origins
+	delete(documented, "SERVERS /{path}")
 	for key := range documented {
 		if !routes[key] {
 			t.Errorf("openapi.json documents %s, which is not a route", key)
@@ -400,7 +449,7 @@ func TestOthersSessionsAreHidden(t *testing.T) {
 		{"POST", "/v1/sessions/" + s.ID + "/stop"},
 		{"POST", "/v1/sessions/" + s.ID + "/open"},
 		{"GET", "/v1/sessions/" + s.ID + "/events"},
-		{"GET", "/s/" + s.ID + "/api/status"},
+		{"GET", e.nb(s.ID, "/api/status")},
 	}
 	for _, p := range paths {
 		if r := e.do("bob", p.method, p.path, ""); r.status != http.StatusNotFound {

@@ -10,11 +10,17 @@ import (
 	"github.com/cohortdev/cohort"
 )
 
-// audit records an event. A failure to record is logged, not shown: the
-// action itself has happened.
+// audit records an event, with the address the request came from. A
+// failure to record is logged, not shown: the action itself has happened.
+// Rows of anonymous requests (failed sign-ins, refused invites) are
+// limited per address, so that nobody can fill the log from outside.
 func (s *Server) audit(ctx context.Context, actor *cohort.User, e cohort.AuditEvent) {
+	e.ClientAddr = clientAddrOf(ctx)
 	if actor != nil {
 		e.ActorID, e.ActorEmail = actor.ID, actor.Email
+	} else if !s.auditLimit.allow(e.ClientAddr, s.now()) {
+		s.log.Warn("audit: too many anonymous events from one address; not recorded", "action", e.Action, "client_addr", e.ClientAddr)
+		return
 	}
 	e.Time = s.now().UTC()
 	if err := s.store.AppendAudit(context.WithoutCancel(ctx), &e); err != nil {

@@ -13,10 +13,6 @@ import (
 	"github.com/cohortdev/cohort"
 )
 
-// cookieName is the browser sign-in cookie. It holds a random secret whose
-// hash is the key of a server-side, revocable browser session.
-const cookieName = "cohort_session"
-
 // csrfHeader (or the csrfField form field) must carry the browser
 // session's CSRF token on every state-changing cookie-authenticated request.
 const (
@@ -38,21 +34,27 @@ func bearer(r *http.Request) string {
 	return ""
 }
 
-// identify returns who sent the request: an API token (scripts, the CLI)
-// or the browser's sign-in cookie. It returns the browser session's CSRF
-// token too ("" for API tokens, which browsers do not send by themselves).
+// identify returns who sent the request to the app: an API token
+// (scripts, the CLI) or the browser's sign-in cookie (a random secret
+// whose hash keys a server-side, revocable browser session). It returns
+// the browser session's CSRF token too ("" for API tokens, which browsers
+// do not send by themselves). A notebook origin's cookie is no sign-in to
+// the app, whatever its name.
 func (s *Server) identify(r *http.Request) (*cohort.User, string, error) {
 	if tok := bearer(r); tok != "" {
 		u, err := s.store.UserByTokenHash(r.Context(), cohort.HashSecret(tok))
 		return u, "", err
 	}
-	ck, err := r.Cookie(cookieName)
+	ck, err := r.Cookie(s.appCookie)
 	if err != nil || ck.Value == "" {
 		return nil, "", cohort.Errorf(cohort.EUNAUTHORIZED, "sign in first (in a browser at /auth/login, or with an API token: \"Authorization: Bearer TOKEN\")")
 	}
 	bs, err := s.store.GetBrowserSession(r.Context(), cohort.HashSecret(ck.Value))
 	if err != nil {
 		return nil, "", err
+	}
+	if bs.SessionID != "" {
+		return nil, "", cohort.Errorf(cohort.EUNAUTHORIZED, "sign in first: a notebook's cookie does not sign in to cohort")
 	}
 	return bs.User, bs.CSRFToken, nil
 }

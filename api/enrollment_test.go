@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -190,12 +191,18 @@ func TestDeviceSignIn(t *testing.T) {
 	var dev struct {
 		DeviceCode              string `json:"device_code"`
 		UserCode                string `json:"user_code"`
+		VerificationURI         string `json:"verification_uri"`
 		VerificationURIComplete string `json:"verification_uri_complete"`
 	}
-	r := e.do("", "POST", "/v1/auth/device", "")
+	r := e.do("", "POST", "/v1/auth/device", `{"client_name": "cohort login on ada-laptop\u0007"}`)
 	r.json(t, &dev)
 	if r.status != http.StatusCreated || len(dev.UserCode) != 9 || dev.DeviceCode == "" {
 		t.Fatalf("device = %d %s", r.status, r.body)
+	}
+	// No link with the code in it: whoever approves types what their own
+	// terminal shows.
+	if dev.VerificationURIComplete != "" || strings.Contains(dev.VerificationURI, dev.UserCode) {
+		t.Fatalf("the device answer pre-fills the code: %s", r.body)
 	}
 	poll := func() response {
 		return e.do("", "POST", "/v1/auth/device/token", `{"device_code": "`+dev.DeviceCode+`"}`)
@@ -203,24 +210,44 @@ func TestDeviceSignIn(t *testing.T) {
 	if r := poll(); r.status != http.StatusConflict {
 		t.Fatalf("poll before approval = %d %s", r.status, r.body)
 	}
+	// Polling again at once is too fast: slow_down, as RFC 8628 says.
+	if r := poll(); r.status != http.StatusTooManyRequests {
+		t.Fatalf("poll without waiting = %d %s, want 429", r.status, r.body)
+	} else if code, _, _ := r.errorCode(); code != "slow_down" {
+		t.Fatalf("poll without waiting: code %q, want slow_down", code)
+	}
 	b := newBrowser(t)
-	resp, page := signIn(t, e, b, "ada@example.com", strings.TrimPrefix(dev.VerificationURIComplete, e.http.URL))
-	if resp.StatusCode != http.StatusOK || !strings.Contains(page, dev.UserCode) {
-		t.Fatalf("device page = %d %s", resp.StatusCode, page)
+	resp, page := signIn(t, e, b, "ada@example.com", "/auth/device?code="+dev.UserCode)
+	if resp.StatusCode != http.StatusOK || strings.Contains(page, dev.UserCode) {
+		t.Fatalf("device page = %d, must not show a code from its link: %s", resp.StatusCode, page)
 	}
 	csrf := csrfOf(t, e, b)
 	if resp, page := b.postForm(e.http.URL+"/auth/device", url.Values{"code": {"BBBB-CCCC"}, "csrf_token": {csrf}}); resp.StatusCode != 400 || !strings.Contains(page, "unknown, expired") {
 		t.Fatalf("approving a wrong code = %d", resp.StatusCode)
 	}
-	if resp, page := b.postForm(e.http.URL+"/auth/device", url.Values{"code": {strings.ToLower(dev.UserCode)}, "csrf_token": {csrf}}); resp.StatusCode != 200 || !strings.Contains(page, "now signed in") {
+	// The typed code first shows who asks: the client as it names itself
+	// (printable characters only), its address, and when.
+	resp, page = b.postForm(e.http.URL+"/auth/device", url.Values{"code": {strings.ToLower(dev.UserCode)}, "csrf_token": {csrf}})
+	if resp.StatusCode != 200 || !strings.Contains(page, "<dd>cohort login on ada-laptop <span") || !strings.Contains(page, "127.0.0.1") ||
+		!strings.Contains(page, "Asked at") || strings.Contains(page, "now signed in") {
+		t.Fatalf("the code's first step = %d %s", resp.StatusCode, page)
+	}
+	time.Sleep(2 * time.Second) // the CLI's interval
+	if r := poll(); r.status != http.StatusConflict {
+		t.Fatalf("a code only looked at is approved: poll = %d %s", r.status, r.body)
+	}
+	resp, page = b.postForm(e.http.URL+"/auth/device", url.Values{"code": {dev.UserCode}, "confirm": {"yes"}, "csrf_token": {csrf}})
+	if resp.StatusCode != 200 || !strings.Contains(page, "now signed in") {
 		t.Fatalf("approve = %d %s", resp.StatusCode, page)
 	}
+	time.Sleep(2 * time.Second)
 	r = poll()
 	var got struct{ Token string }
 	r.json(t, &got)
 	if r.status != http.StatusCreated || !strings.HasPrefix(got.Token, cohort.TokenPrefix) {
 		t.Fatalf("poll after approval = %d %s", r.status, r.body)
 	}
+	time.Sleep(2 * time.Second)
 	if r := poll(); r.status != http.StatusUnauthorized {
 		t.Fatalf("second claim = %d, want 401", r.status)
 	}
@@ -230,6 +257,43 @@ func TestDeviceSignIn(t *testing.T) {
 	if me.Email != "ada@example.com" {
 		t.Fatalf("the CLI token belongs to %q", me.Email)
 	}
+	audit, _ := e.store.ListAudit(context.Background(), cohort.AuditFilter{})
+	if !slices.ContainsFunc(audit, func(a *cohort.AuditEvent) bool {
+		return a.Action == cohort.AuditDeviceApproved && a.Subject == "cohort login on ada-laptop" && a.ClientAddr == "127.0.0.1"
+	}) {
+		t.Fatalf("the approval is not in the audit log with the client and address: %+v", audit)
+	}
+}
+
+// TestDeviceSignInIsRateLimited: one address cannot start sign-ins or try
+// codes without bound.
+func TestDeviceSignInIsRateLimited(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	limited := false
+	for range 12 {
+		if r := e.do("", "POST", "/v1/auth/device", ""); r.status == http.StatusTooManyRequests {
+			limited = true
+			break
+		}
+	}
+	if !limited {
+		t.Fatal("12 sign-ins started from one address in a row were all accepted")
+	}
+	b := newBrowser(t)
+	signIn(t, e, b, "ada@example.com", "/")
+	csrf := csrfOf(t, e, b)
+	limited = false
+	for range 12 {
+		resp, _ := b.postForm(e.http.URL+"/auth/device", url.Values{"code": {"BBBB-CCCC"}, "csrf_token": {csrf}})
+		if resp.StatusCode == http.StatusTooManyRequests {
+			limited = true
+			break
+		}
+	}
+	if !limited {
+		t.Fatal("12 codes tried from one address in a row were all looked up")
+	}
 }
 
 func TestInstructorEntryIsRecorded(t *testing.T) {
@@ -238,11 +302,11 @@ func TestInstructorEntryIsRecorded(t *testing.T) {
 	b := newBackend(t)
 	s := readySession(t, e, b)
 	for range 3 { // three requests, one visit
-		if r := e.do("teacher", "GET", "/s/"+s.ID+"/tree", ""); r.status != http.StatusOK {
+		if r := e.do("teacher", "GET", e.nb(s.ID, "/tree"), ""); r.status != http.StatusOK {
 			t.Fatalf("instructor through the proxy = %d", r.status)
 		}
 	}
-	if r := e.do("alice", "GET", "/s/"+s.ID+"/tree", ""); r.status != http.StatusOK {
+	if r := e.do("alice", "GET", e.nb(s.ID, "/tree"), ""); r.status != http.StatusOK {
 		t.Fatalf("participant through the proxy = %d", r.status)
 	}
 	var events struct{ Events []cohort.Event }

@@ -8,8 +8,16 @@ import (
 	"github.com/cohortdev/cohort"
 )
 
-// EMETHOD is the code of a known path asked with the wrong method.
-const EMETHOD = "method_not_allowed"
+// Codes of the HTTP layer, beyond the domain's.
+const (
+	// EMETHOD: a known path asked with the wrong method.
+	EMETHOD = "method_not_allowed"
+	// ETOOMANY: a client sent too many requests of a kind; wait.
+	ETOOMANY = "too_many_requests"
+	// ESLOWDOWN: a CLI sign-in polled too fast; poll 5 seconds slower
+	// from now on (RFC 8628's slow_down).
+	ESLOWDOWN = "slow_down"
+)
 
 var statusOf = map[string]int{
 	cohort.EINVALID:      http.StatusBadRequest,
@@ -20,6 +28,8 @@ var statusOf = map[string]int{
 	cohort.EUNAVAILABLE:  http.StatusServiceUnavailable,
 	cohort.EINTERNAL:     http.StatusInternalServerError,
 	EMETHOD:              http.StatusMethodNotAllowed,
+	ETOOMANY:             http.StatusTooManyRequests,
+	ESLOWDOWN:            http.StatusTooManyRequests,
 }
 
 // errorBody is the JSON of every error response.

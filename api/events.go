@@ -13,6 +13,10 @@ import (
 	"github.com/cohortdev/cohort"
 )
 
+// maxStreamsPerUser bounds the event streams one user keeps open: each
+// holds a connection and polls the store.
+const maxStreamsPerUser = 20
+
 // sessionEvents returns a session's progress. With "Accept:
 // text/event-stream" it streams Server-Sent Events until the session ends
 // (or the client goes); otherwise it returns the events as a JSON list.
@@ -41,6 +45,12 @@ func (s *Server) sessionEvents(c *gin.Context) {
 		return
 	}
 
+	release, ok := s.streams.acquire(currentUser(c).ID)
+	if !ok {
+		s.fail(c, cohort.Errorf(ETOOMANY, "you have %d event streams open; close some (other tabs) first", maxStreamsPerUser))
+		return
+	}
+	defer release()
 	w := c.Writer
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")

@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -12,31 +13,36 @@ import (
 	"github.com/cohortdev/cohort/api"
 )
 
-// The authorisation matrix: every registered route, with every kind of
-// caller, allowed or denied. A route nobody classified here fails the test.
+// The authorisation matrix: every registered route, of the app and of the
+// notebook origins, with every kind of caller, allowed or denied, each
+// with an API token and again with a browser cookie (plus the CSRF token
+// where one is needed). A route nobody classified here fails the test.
 //
-// Callers: anonymous; alice, participant of class A; bob, participant of
-// class B; teacher, instructor of class A; teacher2, instructor of class B;
-// admin. Paths name class A, alice's session in it, alice's token, an
-// invite of class A.
+// Callers: anonymous; alice, participant of class A with a ready session;
+// bob, participant of class B; teacher, who created class A; cotutor, a
+// co-instructor of class A; teacher2, instructor of class B; removed, a
+// participant taken off class A's roster; demoted, an instructor made a
+// participant again; admin. Paths name class A, alice's session in it,
+// alice's token, an invite of class A.
 
-var callers = []string{"", "alice", "bob", "teacher", "teacher2", "admin"}
+var callers = []string{"", "alice", "bob", "teacher", "cotutor", "teacher2", "removed", "demoted", "admin"}
 
 type rule struct {
 	// public routes answer anonymous callers (their own checks, if any,
-	// are tested elsewhere); browser pages send the anonymous to sign in;
-	// scheduler routes take only Cloud Scheduler's OIDC tokens: every
-	// user's API token is refused.
+	// are tested elsewhere); browser routes are pages, which send the
+	// anonymous to sign in and take only cookies; scheduler routes take
+	// only Cloud Scheduler's OIDC tokens: every user's token is refused.
 	public, browser, scheduler bool
 	allow                      []string
 	body                       string
 }
 
 var (
-	everyone     = []string{"alice", "bob", "teacher", "teacher2", "admin"}
-	classMembers = []string{"alice", "teacher", "admin"}
-	classTeach   = []string{"teacher", "admin"}
-	sessionSeers = []string{"alice", "teacher", "admin"}
+	everyone     = []string{"alice", "bob", "teacher", "cotutor", "teacher2", "removed", "demoted", "admin"}
+	creators     = []string{"teacher", "cotutor", "teacher2", "admin"}
+	classMembers = []string{"alice", "teacher", "cotutor", "admin"}
+	classTeach   = []string{"teacher", "cotutor", "admin"}
+	sessionSeers = []string{"alice", "teacher", "cotutor", "admin"}
 )
 
 var matrix = map[string]rule{
@@ -45,20 +51,23 @@ var matrix = map[string]rule{
 	"GET /v1/openapi.json":              {public: true},
 	"GET /":                             {public: true},
 	"GET /assets/*file":                 {public: true},
-	"GET /classes/new":                  {browser: true},
-	"GET /classes/:class/manage":        {browser: true},
-	"GET /admin":                        {browser: true},
+	"GET /classes/new":                  {browser: true, allow: creators},
+	"GET /classes/:class/manage":        {browser: true, allow: classTeach},
+	"GET /admin":                        {browser: true, allow: []string{"admin"}},
 	"POST /v1/classes/:class/stop-all":  {allow: classTeach},
 	"POST /v1/classes/:class/start-all": {allow: classTeach},
 	"GET /auth/login":                   {public: true},
 	"GET /auth/callback":                {public: true},
 	"POST /auth/logout":                 {public: true},
-	"GET /auth/device":                  {browser: true},
-	"POST /auth/device":                 {browser: true},
-	"GET /join/:code":                   {browser: true},
-	"POST /join/:code":                  {browser: true},
+	"GET /auth/device":                  {browser: true, allow: everyone},
+	"POST /auth/device":                 {browser: true, allow: everyone},
+	"GET /join/:code":                   {browser: true, allow: everyone},
+	"POST /join/:code":                  {browser: true, allow: everyone},
+	"GET /sessions/:session/open":       {browser: true, allow: sessionSeers},
+	"POST /sessions/:session/open":      {browser: true, allow: sessionSeers},
 	"GET /local-oidc/.well-known/openid-configuration": {public: true},
 	"GET /local-oidc/jwks":                             {public: true},
+	"GET /local-oidc/link":                             {public: true},
 	"GET /local-oidc/authorize":                        {public: true},
 	"POST /local-oidc/authorize":                       {public: true},
 	"POST /local-oidc/token":                           {public: true},
@@ -73,7 +82,7 @@ var matrix = map[string]rule{
 	"DELETE /v1/tokens/:token":                         {allow: []string{"alice", "admin"}},
 	"GET /v1/audit":                                    {allow: []string{"admin"}},
 	"POST /v1/join":                                    {allow: everyone, body: `{"code": "CODE"}`},
-	"POST /v1/classes":                                 {allow: []string{"teacher", "teacher2", "admin"}, body: `{"name": "New"}`},
+	"POST /v1/classes":                                 {allow: creators, body: `{"name": "New"}`},
 	"GET /v1/classes":                                  {allow: everyone},
 	"GET /v1/classes/:class":                           {allow: classMembers},
 	"PATCH /v1/classes/:class":                         {allow: classTeach, body: `{"name": "Renamed"}`},
@@ -95,24 +104,37 @@ var matrix = map[string]rule{
 	"POST /v1/scheduler/sweep":                         {scheduler: true},
 	"POST /v1/scheduler/sessions/:session/expire":      {scheduler: true},
 	"GET /v1/sessions/:session/events":                 {allow: sessionSeers},
-	"GET /s/:session/*path":                            {allow: sessionSeers},
-	"HEAD /s/:session/*path":                           {allow: sessionSeers},
-	"POST /s/:session/*path":                           {allow: sessionSeers},
-	"PUT /s/:session/*path":                            {allow: sessionSeers},
-	"PATCH /s/:session/*path":                          {allow: sessionSeers},
-	"DELETE /s/:session/*path":                         {allow: sessionSeers},
-	"OPTIONS /s/:session/*path":                        {allow: sessionSeers},
+	// Notebook origins: the one-time code is the credential of /_cohort/open
+	// (tested in notebook_test.go); everything else goes to the notebook.
+	"notebook GET /_cohort/open":  {public: true},
+	"notebook POST /_cohort/open": {public: true},
+	"notebook ANY /*path":         {allow: sessionSeers},
 }
 
 // fixture builds the world of the matrix in a fresh environment.
 type fixture struct {
 	*env
-	params map[string]string
+	params  map[string]string
+	session string
+	// Each caller's browser cookies: the app's (with its CSRF token) and
+	// one for alice's notebook origin.
+	appCookie, csrf, nbCookie map[string]string
 }
 
 func newFixture(t *testing.T) *fixture {
 	e := newEnv(t)
 	ctx := context.Background()
+	for name, role := range map[string]cohort.Role{"cotutor": cohort.RoleInstructor, "removed": cohort.RoleParticipant, "demoted": cohort.RoleInstructor} {
+		u := must(e.store.EnsureUser(ctx, name+"@example.com", role))
+		secret := cohort.NewSecret(cohort.TokenPrefix)
+		if err := e.store.CreateToken(ctx, &cohort.Token{ID: cohort.NewID("tok"), UserID: u.ID, Name: "test"}, cohort.HashSecret(secret)); err != nil {
+			t.Fatal(err)
+		}
+		e.tokens[name], e.users[name] = secret, u
+	}
+	if err := e.store.SetUserRole(ctx, e.users["demoted"].ID, cohort.RoleParticipant); err != nil {
+		t.Fatal(err)
+	}
 	classA := &cohort.Class{Name: "A", OwnerID: e.users["teacher"].ID}
 	classB := &cohort.Class{Name: "B", OwnerID: e.users["teacher2"].ID}
 	for _, c := range []*cohort.Class{classA, classB} {
@@ -122,10 +144,16 @@ func newFixture(t *testing.T) *fixture {
 			t.Fatal(err)
 		}
 	}
-	if _, err := e.store.AddMembers(ctx, classA.ID, []string{"alice@example.com"}, cohort.MemberParticipant, "t"); err != nil {
-		t.Fatal(err)
+	enroll := func(class, email string, role cohort.MemberRole) {
+		if _, err := e.store.AddMembers(ctx, class, []string{email}, role, "t"); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if _, err := e.store.AddMembers(ctx, classB.ID, []string{"bob@example.com"}, cohort.MemberParticipant, "t"); err != nil {
+	enroll(classA.ID, "alice@example.com", cohort.MemberParticipant)
+	enroll(classA.ID, "cotutor@example.com", cohort.MemberInstructor)
+	enroll(classA.ID, "removed@example.com", cohort.MemberParticipant)
+	enroll(classB.ID, "bob@example.com", cohort.MemberParticipant)
+	if err := e.store.RemoveMember(ctx, classA.ID, "removed@example.com"); err != nil {
 		t.Fatal(err)
 	}
 	b := newBackend(t)
@@ -143,10 +171,23 @@ func newFixture(t *testing.T) *fixture {
 	if err := e.store.CreateInvite(ctx, inv, cohort.HashSecret("CODE")); err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{env: e, params: map[string]string{
-		":class": classA.ID, ":session": sess.ID, ":user": e.users["alice"].ID, ":token": tokens[0].ID,
-		":email": "alice@example.com", ":invite": inv.ID, ":code": "CODE", "*path": "api/status", "*file": "app.css",
-	}}
+	f := &fixture{env: e, session: sess.ID, appCookie: map[string]string{}, csrf: map[string]string{}, nbCookie: map[string]string{},
+		params: map[string]string{
+			":class": classA.ID, ":session": sess.ID, ":user": e.users["alice"].ID, ":token": tokens[0].ID,
+			":email": "alice@example.com", ":invite": inv.ID, ":code": "CODE", "*path": "api/status", "*file": "app.css",
+		}}
+	for name, u := range e.users {
+		app, csrf, nb := cohort.NewSecret(""), cohort.NewSecret(""), cohort.NewSecret("")
+		expires := time.Now().Add(time.Hour)
+		if err := e.store.CreateBrowserSession(ctx, cohort.HashSecret(app), &cohort.BrowserSession{User: u, CSRFToken: csrf, ExpiresAt: expires}); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.store.CreateBrowserSession(ctx, cohort.HashSecret(nb), &cohort.BrowserSession{User: u, SessionID: sess.ID, ExpiresAt: expires}); err != nil {
+			t.Fatal(err)
+		}
+		f.appCookie[name], f.csrf[name], f.nbCookie[name] = app, csrf, nb
+	}
+	return f
 }
 
 func (f *fixture) path(route string) string {
@@ -159,11 +200,68 @@ func (f *fixture) path(route string) string {
 	return strings.Join(parts, "/")
 }
 
+// credential is how a matrix request proves who sends it.
+type credential int
+
+const (
+	viaToken      credential = iota // Authorization: Bearer
+	viaCookie                       // the browser's cookie, and the CSRF token
+	viaBareCookie                   // the cookie without the CSRF token
+)
+
+// send makes one matrix request: to the app, or to alice's notebook
+// origin, as caller with the given credential.
+func (f *fixture) send(r api.Route, caller string, cred credential, body string) response {
+	f.t.Helper()
+	u := f.http.URL + f.path(r.Path)
+	if r.Notebook {
+		u = f.nb(f.session, f.path(r.Path))
+	}
+	method := r.Method
+	if method == "ANY" {
+		method = http.MethodPost
+	}
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, _ := http.NewRequest(method, u, rd)
+	switch {
+	case caller == "":
+	case cred == viaToken:
+		req.Header.Set("Authorization", "Bearer "+f.tokens[caller])
+	case r.Notebook:
+		// The notebook's own page, as a browser sends it.
+		req.AddCookie(&http.Cookie{Name: "cohort_nb", Value: f.nbCookie[caller]})
+		req.Header.Set("Origin", f.nb(f.session, ""))
+		req.Header.Set("Sec-Fetch-Site", "same-origin")
+	default:
+		req.AddCookie(&http.Cookie{Name: "cohort_session", Value: f.appCookie[caller]})
+		if cred == viaCookie {
+			req.Header.Set("X-CSRF-Token", f.csrf[caller])
+		}
+	}
+	resp, err := noRedirects.Do(req)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return response{resp.StatusCode, resp.Header, b}
+}
+
+func denied(status int) bool {
+	return status == http.StatusUnauthorized || status == http.StatusForbidden || status == http.StatusNotFound
+}
+
 func TestAuthorizationMatrix(t *testing.T) {
 	t.Parallel()
 	routes := newEnv(t).server.Routes()
 	for _, r := range routes {
 		key := r.Method + " " + r.Path
+		if r.Notebook {
+			key = "notebook " + key
+		}
 		rule, ok := matrix[key]
 		if !ok {
 			t.Errorf("route %s is not in the authorisation matrix: classify it", key)
@@ -176,39 +274,68 @@ func TestAuthorizationMatrix(t *testing.T) {
 			}
 			t.Run(key+"/"+name, func(t *testing.T) {
 				t.Parallel()
+				for _, cred := range []credential{viaToken, viaCookie} {
+					checkRule(t, newFixture(t), r, key, rule, caller, cred)
+				}
+			})
+		}
+		unsafe := r.Method != http.MethodGet && r.Method != http.MethodHead
+		if !rule.public && !rule.scheduler && !r.Notebook && unsafe {
+			// A cookie without its CSRF token changes nothing (notebook
+			// origins check Origin instead; see notebook_test.go).
+			t.Run(key+"/cookie without CSRF token", func(t *testing.T) {
+				t.Parallel()
 				f := newFixture(t)
-				resp := f.do(caller, r.Method, f.path(r.Path), rule.body)
-				switch {
-				case resp.status >= 500:
-					t.Fatalf("%s as %s = %d %s", key, name, resp.status, resp.body)
-				case rule.public:
-					return
-				case rule.browser && caller == "":
-					if resp.status != http.StatusSeeOther || !strings.HasPrefix(resp.header.Get("Location"), "/auth/login") {
-						t.Fatalf("%s anonymous = %d (Location %q), want a redirect to sign in", key, resp.status, resp.header.Get("Location"))
-					}
-				case rule.browser:
-					return // pages take browser sessions; tested with them
-				case rule.scheduler:
-					if resp.status != http.StatusUnauthorized {
-						t.Fatalf("%s as %s = %d, want 401", key, name, resp.status)
-					}
-				case caller == "":
-					if resp.status != http.StatusUnauthorized {
-						t.Fatalf("%s anonymous = %d, want 401", key, resp.status)
-					}
-				default:
-					denied := resp.status == http.StatusUnauthorized || resp.status == http.StatusForbidden || resp.status == http.StatusNotFound
-					if want := slices.Contains(rule.allow, caller); want == denied {
-						t.Fatalf("%s as %s = %d %s; allowed: %v", key, name, resp.status, resp.body, want)
+				for _, caller := range rule.allow {
+					if resp := f.send(r, caller, viaBareCookie, rule.body); resp.status != http.StatusForbidden {
+						t.Fatalf("%s as %s with a cookie and no CSRF token = %d %s, want 403", key, caller, resp.status, resp.body)
 					}
 				}
 			})
 		}
 	}
 	for key := range matrix {
-		if !slices.ContainsFunc(routes, func(r api.Route) bool { return r.Method+" "+r.Path == key }) {
+		if !slices.ContainsFunc(routes, func(r api.Route) bool {
+			k := r.Method + " " + r.Path
+			if r.Notebook {
+				k = "notebook " + k
+			}
+			return k == key
+		}) {
 			t.Errorf("the matrix classifies %s, which is not a route", key)
+		}
+	}
+}
+
+func checkRule(t *testing.T, f *fixture, r api.Route, key string, rule rule, caller string, cred credential) {
+	t.Helper()
+	how := map[credential]string{viaToken: "token", viaCookie: "cookie"}[cred]
+	resp := f.send(r, caller, cred, rule.body)
+	switch {
+	case resp.status >= 500:
+		t.Fatalf("%s as %s (%s) = %d %s", key, caller, how, resp.status, resp.body)
+	case rule.public:
+		return
+	case rule.scheduler:
+		if resp.status != http.StatusUnauthorized {
+			t.Fatalf("%s as %s (%s) = %d, want 401", key, caller, how, resp.status)
+		}
+	case rule.browser && caller == "":
+		if resp.status != http.StatusSeeOther || !strings.HasPrefix(resp.header.Get("Location"), "/auth/login") {
+			t.Fatalf("%s anonymous = %d (Location %q), want a redirect to sign in", key, resp.status, resp.header.Get("Location"))
+		}
+	case rule.browser && cred == viaToken:
+		// Pages are for browsers: an API token does not sign one in.
+		if resp.status != http.StatusSeeOther || !strings.HasPrefix(resp.header.Get("Location"), "/auth/login") {
+			t.Fatalf("%s as %s with a token = %d, want a redirect to sign in", key, caller, resp.status)
+		}
+	case caller == "":
+		if resp.status != http.StatusUnauthorized {
+			t.Fatalf("%s anonymous = %d, want 401", key, resp.status)
+		}
+	default:
+		if want := slices.Contains(rule.allow, caller); want == denied(resp.status) {
+			t.Fatalf("%s as %s (%s) = %d %s; allowed: %v", key, caller, how, resp.status, resp.body, want)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -123,12 +124,46 @@ func (s *Server) removeMember(c *gin.Context) {
 		s.fail(c, cohort.Invalid("email", "you cannot remove yourself from a class you teach; ask another instructor or an admin"))
 		return
 	}
+	if !a.admin {
+		if owner, err := s.store.GetUser(ctx, a.class.OwnerID); err == nil && owner.Email == email {
+			s.fail(c, cohort.Errorf(cohort.EFORBIDDEN, "%s created this class; only an admin can remove them", email))
+			return
+		}
+	}
 	if err := s.store.RemoveMember(ctx, a.class.ID, email); err != nil {
 		s.fail(c, err)
 		return
 	}
 	s.audit(ctx, currentUser(c), cohort.AuditEvent{Action: cohort.AuditMemberRemoved, ClassID: a.class.ID, Subject: email})
+	// Off the roster means out of the class's notebooks: their own session
+	// stops (a co-instructor's access to others' ends with the roster row).
+	if err := s.stopMembersSessions(ctx, currentUser(c), a.class.ID, email); err != nil {
+		s.fail(c, err)
+		return
+	}
 	c.Status(http.StatusNoContent)
+}
+
+// stopMembersSessions stops the active sessions of email in a class.
+func (s *Server) stopMembersSessions(ctx context.Context, by *cohort.User, classID, email string) error {
+	u, err := s.store.GetUserByEmail(ctx, email)
+	if cohort.ErrorCode(err) == cohort.ENOTFOUND {
+		return nil // never signed in: no session
+	}
+	if err != nil {
+		return err
+	}
+	running, err := s.store.ListSessions(ctx, cohort.SessionFilter{ClassID: classID, UserID: u.ID,
+		States: []cohort.SessionState{cohort.StateRequested, cohort.StateProvisioning, cohort.StateReady}})
+	if err != nil {
+		return err
+	}
+	for _, sess := range running {
+		if _, _, err := s.stop(ctx, by, sessionAccess{session: sess, owner: sess.UserID == by.ID}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Invite lifetimes: a week unless asked otherwise, at most a season.
@@ -170,7 +205,7 @@ func (s *Server) createInvite(c *gin.Context) {
 	}
 	s.audit(ctx, me, cohort.AuditEvent{Action: cohort.AuditInviteCreated, ClassID: a.class.ID, Subject: inv.ID,
 		Detail: "expires " + inv.ExpiresAt.Format(time.RFC3339) + domainNote(domain)})
-	c.JSON(http.StatusCreated, gin.H{"invite": inv, "code": code, "url": s.baseURL(c) + "/join/" + code})
+	c.JSON(http.StatusCreated, gin.H{"invite": inv, "code": code, "url": s.publicURL + "/join/" + code})
 }
 
 func domainNote(d string) string {

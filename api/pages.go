@@ -41,6 +41,13 @@ type pageData struct {
 	CSRF                          string
 	Done                          bool
 	FilesNote                     string
+	// Opening a notebook: whose it is (Other), where in it to go (Next),
+	// and on a notebook origin, who the browser is signed in as there
+	// (Visitor) and the app's URL for links back (App).
+	Other, Next, SessionID, Visitor, App string
+	// The CLI sign-in waiting for approval, and this browser's address.
+	Device     *cohort.DeviceCode
+	ClientAddr string
 
 	Cards   []card
 	events  map[string][]*cohort.Event
@@ -138,7 +145,10 @@ func localTime(t *time.Time) string {
 func (s *Server) render(c *gin.Context, status int, name string, d pageData) {
 	c.Header("Content-Type", "text/html; charset=utf-8")
 	c.Header("Cache-Control", "no-store")
-	c.Header("X-Frame-Options", "DENY")
+	if notebookSession(c) != "" {
+		s.notebookPageHeaders(c.Writer.Header())
+		d.App = s.publicURL
+	}
 	c.Status(status)
 	if err := pages.ExecuteTemplate(c.Writer, name, d); err != nil {
 		s.log.Error("render page", "page", name, "error", err)
@@ -156,7 +166,11 @@ func (s *Server) failPage(c *gin.Context, err error) {
 	if !ok {
 		status = http.StatusInternalServerError
 	}
-	s.render(c, status, "error", pageData{Title: "Sign-in problem", Heading: http.StatusText(status), Message: cohort.ErrorMessage(err)})
+	page := "error"
+	if notebookSession(c) != "" {
+		page = "nberror"
+	}
+	s.render(c, status, page, pageData{Title: "Sign-in problem", Heading: http.StatusText(status), Message: cohort.ErrorMessage(err)})
 	c.Abort()
 }
 
@@ -225,7 +239,7 @@ func (s *Server) home(c *gin.Context) {
 		// The active session, else the latest, to show why it ended.
 		for _, sess := range mine {
 			if sess.ClassID == class.ID && (cd.Session == nil || sess.State.Active()) {
-				v := s.view(c, sess)
+				v := s.view(sess)
 				s.withDeadlines(&v, class.Policy)
 				cd.Session = &v
 				if sess.State.Active() {
@@ -293,7 +307,7 @@ func (s *Server) managePage(c *gin.Context) {
 				emails[sess.UserID] = owner.Email
 			}
 		}
-		v := s.view(c, sess)
+		v := s.view(sess)
 		s.withDeadlines(&v, a.class.Policy)
 		latest := sess.Reason
 		if ev, err := s.store.ListEvents(ctx, sess.ID, 0); err == nil && len(ev) > 0 {

@@ -12,17 +12,15 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/cohortdev/cohort"
+	"github.com/cohortdev/cohort/jupyter"
 )
 
-// codeParam carries a one-time "open in browser" code on a proxy URL.
-const codeParam = "cohort_code"
-
-func isProxyPath(p string) bool { return strings.HasPrefix(p, "/s/") }
-
-// notebookProxy forwards /s/{session}/... to the session's notebook, HTTP
-// and WebSocket alike, after checking who asks. It adds the notebook's
-// token itself and strips cohort's credentials, so the participant never
-// sees the token and the notebook never sees cohort's secrets.
+// notebookProxy forwards a notebook origin's requests to the session's
+// notebook, HTTP and WebSocket alike, after checking who asks. It adds the
+// notebook's token itself and strips cohort's credentials, so the
+// participant never sees the token and the notebook never sees cohort's
+// secrets; and it keeps the notebook from answering for other origins
+// (CORS) or setting cookies beyond its own host.
 type notebookProxy struct {
 	s         *Server
 	transport *http.Transport
@@ -31,7 +29,7 @@ type notebookProxy struct {
 func newNotebookProxy(s *Server) *notebookProxy {
 	return &notebookProxy{s: s, transport: &http.Transport{
 		Proxy:                 nil, // notebooks are reached directly, never through an HTTP proxy
-		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:           jupyter.DialContext((&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext),
 		MaxIdleConnsPerHost:   32,
 		IdleConnTimeout:       90 * time.Second,
 		ResponseHeaderTimeout: 5 * time.Minute, // large notebook saves take a while
@@ -40,17 +38,24 @@ func newNotebookProxy(s *Server) *notebookProxy {
 
 func (p *notebookProxy) serve(c *gin.Context) {
 	s := p.s
-	id := c.Param("session")
-	if code := c.Query(codeParam); code != "" {
-		p.redeem(c, id, code)
-		return
-	}
-	// The proxy is for browsers and scripts alike; CSRF does not apply:
-	// the cookie is SameSite=Lax and the notebook runs its own XSRF check.
-	u, _, err := s.identify(c.Request)
+	id := notebookSession(c)
+	own := s.origins.origin(id)
+	u, viaCookie, err := s.notebookCaller(c, id)
 	if err != nil {
+		if wantsPage(c.Request) && bearer(c.Request) == "" {
+			// A browser without this notebook's cookie: the app signs it in
+			// (or asks it to) and sends it back here with a code.
+			c.Redirect(http.StatusSeeOther, s.openURL(id, c.Request.URL.RequestURI()))
+			return
+		}
 		s.fail(c, err)
 		return
+	}
+	if viaCookie {
+		if err := checkFetchSite(c.Request, own); err != nil {
+			s.fail(c, err)
+			return
+		}
 	}
 	a, err := s.sessionFor(c.Request.Context(), u, id)
 	if err != nil {
@@ -58,23 +63,22 @@ func (p *notebookProxy) serve(c *gin.Context) {
 		return
 	}
 	sess := a.session
-	switch {
-	case !sess.State.Active():
-		s.fail(c, cohort.Errorf(cohort.ECONFLICT, "session %s has ended (%s); start a new one", id, sess.State))
-		return
-	case sess.State != cohort.StateReady:
-		c.Header("Retry-After", "2")
-		s.fail(c, cohort.Errorf(cohort.EUNAVAILABLE, "session %s is %s; the notebook is not ready yet", id, sess.State))
-		return
-	}
-	if isWebSocket(c.Request) && !sameOrigin(c.Request) {
-		s.fail(c, cohort.Errorf(cohort.EFORBIDDEN, "cross-origin WebSocket refused"))
+	if err := notebookUsable(sess); err != nil {
+		if cohort.ErrorCode(err) == cohort.EUNAVAILABLE {
+			c.Header("Retry-After", "2")
+		}
+		s.fail(c, err)
 		return
 	}
 	if !a.owner {
 		p.recordEntry(c, u, sess)
 	}
-	target, err := url.Parse(sess.Address)
+	base, err := jupyter.BaseURL(sess.Address)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	target, err := url.Parse(base)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -92,16 +96,21 @@ func (p *notebookProxy) serve(c *gin.Context) {
 		Transport: transport,
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
-			// Jupyter checks that Origin matches Host; both are cohort's.
+			// Jupyter checks that a WebSocket's Origin matches Host: both
+			// are the notebook's own origin.
 			pr.Out.Host = pr.In.Host
 			pr.SetXForwarded()
-			stripCredentials(pr.Out)
+			p.stripCredentials(pr.Out)
 			pr.Out.Header.Set("Authorization", "token "+sess.NotebookToken)
 		},
+		ModifyResponse: p.scrubResponse,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if r.Context().Err() != nil {
+				return // the client went away; the notebook is not to blame
+			}
 			s.log.Warn("notebook did not answer", "session_id", sess.ID, "error", err)
 			// Let the provisioner find out whether the notebook died.
-			if err := s.enqueuer.Enqueue(r.Context(), sess.ID); err != nil {
+			if err := s.enqueuer.Enqueue(context.WithoutCancel(r.Context()), sess.ID); err != nil {
 				s.log.Error("enqueue session", "session_id", sess.ID, "error", err)
 			}
 			s.fail(c, cohort.Errorf(cohort.EUNAVAILABLE, "the notebook of session %s did not answer; it may have stopped", sess.ID))
@@ -127,59 +136,40 @@ func (p *notebookProxy) recordEntry(c *gin.Context, u *cohort.User, sess *cohort
 	}
 }
 
-// redeem turns a one-time code into a browser sign-in cookie and sends the
-// browser on to the same URL without the code, so the code does not stay
-// in its history.
-func (p *notebookProxy) redeem(c *gin.Context, id, code string) {
-	s := p.s
-	ctx := c.Request.Context()
-	userID, sessionID, err := s.store.RedeemLoginCode(ctx, cohort.HashSecret(code))
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	if sessionID != id {
-		s.fail(c, cohort.Errorf(cohort.EUNAUTHORIZED, "this link belongs to another session"))
-		return
-	}
-	secret := cohort.NewSecret("")
-	if err := s.store.CreateBrowserSession(ctx, cohort.HashSecret(secret), userID, cohort.NewSecret(""), s.now().Add(browserTTL)); err != nil {
-		s.fail(c, err)
-		return
-	}
-	s.setCookie(c, cookieName, secret, "/", browserTTL)
-	u := *c.Request.URL
-	q := u.Query()
-	q.Del(codeParam)
-	u.RawQuery = q.Encode()
-	c.Header("Cache-Control", "no-store")
-	c.Redirect(http.StatusSeeOther, u.RequestURI())
-}
-
 // stripCredentials removes cohort's own credentials from a request bound
 // for a notebook, which runs the participant's code.
-func stripCredentials(r *http.Request) {
+func (p *notebookProxy) stripCredentials(r *http.Request) {
 	r.Header.Del("Authorization")
 	cookies := r.Cookies()
 	r.Header.Del("Cookie")
 	for _, ck := range cookies {
-		if ck.Name != cookieName {
+		if !p.s.isCohortCookie(ck.Name) {
 			r.AddCookie(ck)
 		}
 	}
 }
 
-func isWebSocket(r *http.Request) bool {
-	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket")
+// scrubResponse keeps a notebook's answer to its own origin: no CORS
+// headers (no other origin may read it with the visitor's cookie), and no
+// cookie for a parent domain or under one of cohort's names.
+func (p *notebookProxy) scrubResponse(resp *http.Response) error {
+	for k := range resp.Header {
+		if strings.HasPrefix(k, "Access-Control-") {
+			resp.Header.Del(k)
+		}
+	}
+	lines := resp.Header.Values("Set-Cookie")
+	resp.Header.Del("Set-Cookie")
+	for _, line := range lines {
+		ck, err := http.ParseSetCookie(line)
+		if err != nil || ck.Domain != "" || p.s.isCohortCookie(ck.Name) {
+			continue
+		}
+		resp.Header.Add("Set-Cookie", line)
+	}
+	return nil
 }
 
-// sameOrigin reports whether a browser's Origin (if any) is this host: a
-// page elsewhere must not open a WebSocket to a participant's kernel.
-func sameOrigin(r *http.Request) bool {
-	origin := r.Header.Get("Origin")
-	if origin == "" {
-		return true // not a browser
-	}
-	u, err := url.Parse(origin)
-	return err == nil && strings.EqualFold(u.Host, r.Host)
+func isWebSocket(r *http.Request) bool {
+	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket")
 }

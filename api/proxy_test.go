@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"strings"
@@ -14,10 +13,12 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/cohortdev/cohort"
+	"github.com/cohortdev/cohort/client"
 )
 
-// backend stands in for a notebook server: it records what reached it and
-// echoes WebSocket messages.
+// backend stands in for a notebook server: it records what reached it
+// (the first 16 requests), echoes WebSocket messages, and at /evil
+// answers as a hostile notebook would.
 type backend struct {
 	*httptest.Server
 	got chan *http.Request
@@ -26,7 +27,21 @@ type backend struct {
 func newBackend(t *testing.T) *backend {
 	b := &backend{got: make(chan *http.Request, 16)}
 	b.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b.got <- r.Clone(context.Background())
+		select {
+		case b.got <- r.Clone(context.Background()):
+		default: // nobody is looking at requests this far in
+		}
+		if r.URL.Path == "/evil" {
+			// A hostile notebook server: it answers for every origin and
+			// sets cookies for the parent domain and under cohort's names.
+			h := w.Header()
+			h.Set("Access-Control-Allow-Origin", "*")
+			h.Set("Access-Control-Allow-Credentials", "true")
+			h.Add("Set-Cookie", "_xsrf=fine; Path=/")
+			h.Add("Set-Cookie", "tossed=1; Domain=localhost; Path=/")
+			h.Add("Set-Cookie", "cohort_nb=planted; Path=/")
+			h.Add("Set-Cookie", "__Host-cohort_session=planted; Path=/; Secure")
+		}
 		if strings.HasSuffix(r.URL.Path, "/channels") {
 			c, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
 			if err != nil {
@@ -66,11 +81,12 @@ func TestProxyAddsTokenAndStripsCredentials(t *testing.T) {
 	e := newEnv(t)
 	b := newBackend(t)
 	s := readySession(t, e, b)
-	req, _ := http.NewRequest("GET", e.http.URL+"/s/"+s.ID+"/tree?x=1", nil)
+	req, _ := http.NewRequest("GET", e.nb(s.ID, "/tree?x=1"), nil)
 	req.Header.Set("Authorization", "Bearer "+e.tokens["alice"])
 	req.AddCookie(&http.Cookie{Name: "cohort_session", Value: "secret-cookie"})
+	req.AddCookie(&http.Cookie{Name: "cohort_nb", Value: "notebook-cookie"})
 	req.AddCookie(&http.Cookie{Name: "_xsrf", Value: "jupyters-own"})
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := noRedirects.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,17 +95,17 @@ func TestProxyAddsTokenAndStripsCredentials(t *testing.T) {
 		t.Fatalf("proxy = %d", resp.StatusCode)
 	}
 	got := <-b.got
-	if got.URL.Path != "/s/"+s.ID+"/tree" || got.URL.RawQuery != "x=1" {
+	if got.URL.Path != "/tree" || got.URL.RawQuery != "x=1" {
 		t.Errorf("notebook got %s, want the path and query unchanged", got.URL)
 	}
 	if h := got.Header.Get("Authorization"); h != "token "+s.NotebookToken {
 		t.Errorf("notebook got Authorization %q, want its token", h)
 	}
-	if ck := got.Header.Get("Cookie"); strings.Contains(ck, "secret-cookie") || !strings.Contains(ck, "_xsrf=jupyters-own") {
+	if ck := got.Header.Get("Cookie"); strings.Contains(ck, "secret-cookie") || strings.Contains(ck, "notebook-cookie") || !strings.Contains(ck, "_xsrf=jupyters-own") {
 		t.Errorf("notebook got cookies %q: cohort's must go, Jupyter's stay", ck)
 	}
-	if got.Host != strings.TrimPrefix(e.http.URL, "http://") {
-		t.Errorf("notebook got Host %q, want cohort's (Jupyter compares it with Origin)", got.Host)
+	if want := strings.TrimPrefix(e.nb(s.ID, ""), "http://"); got.Host != want {
+		t.Errorf("notebook got Host %q, want its own origin's %q (Jupyter compares it with Origin)", got.Host, want)
 	}
 }
 
@@ -100,9 +116,9 @@ func TestProxyWebSocket(t *testing.T) {
 	s := readySession(t, e, b)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	wsURL := "ws" + strings.TrimPrefix(e.http.URL, "http") + "/s/" + s.ID + "/api/kernels/k1/channels"
+	wsURL := "ws" + strings.TrimPrefix(e.nb(s.ID, "/api/kernels/k1/channels"), "http")
 	h := http.Header{"Authorization": {"Bearer " + e.tokens["alice"]}}
-	c, _, err := websocket.Dial(ctx, wsURL, &websocket.DialOptions{HTTPHeader: h})
+	c, _, err := websocket.Dial(ctx, wsURL, &websocket.DialOptions{HTTPHeader: h, HTTPClient: client.HTTPClient()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,14 +134,21 @@ func TestProxyWebSocket(t *testing.T) {
 		t.Fatalf("WebSocket upgrade reached the notebook without its token")
 	}
 
-	// A page on another site must not reach the kernel with the
-	// participant's credentials.
-	h.Set("Origin", "https://evil.example")
-	_, resp, err := websocket.Dial(ctx, wsURL, &websocket.DialOptions{HTTPHeader: h})
+	// A page of another origin must not reach the kernel with the
+	// participant's browser cookie.
+	browser := openedBy(t, e, "alice", s.ID)
+	_, resp, err := websocket.Dial(ctx, wsURL, &websocket.DialOptions{HTTPClient: browser.client,
+		HTTPHeader: http.Header{"Origin": {e.nb("ses_other", "")}}})
 	if err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("cross-origin WebSocket = %v, %v; want 403", resp, err)
 	}
-	if r := e.do("bob", "GET", "/s/"+s.ID+"/api/kernels/k1/channels", ""); r.status != http.StatusNotFound {
+	c, _, err = websocket.Dial(ctx, wsURL, &websocket.DialOptions{HTTPClient: browser.client,
+		HTTPHeader: http.Header{"Origin": {e.nb(s.ID, "")}}})
+	if err != nil {
+		t.Fatalf("the notebook's own page opening its kernel: %v", err)
+	}
+	c.CloseNow()
+	if r := e.do("bob", "GET", e.nb(s.ID, "/api/kernels/k1/channels"), ""); r.status != http.StatusNotFound {
 		t.Fatalf("bob through the proxy = %d", r.status)
 	}
 }
@@ -135,7 +158,7 @@ func TestProxyStates(t *testing.T) {
 	e := newEnv(t)
 	c := e.createClass("teacher", `{"name": "NLP"}`)
 	s, _ := e.startSession("alice", c.ID)
-	r := e.do("alice", "GET", "/s/"+s.ID+"/tree", "")
+	r := e.do("alice", "GET", e.nb(s.ID, "/tree"), "")
 	if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" {
 		t.Fatalf("proxy to a requested session = %d %s", r.status, r.body)
 	}
@@ -147,16 +170,33 @@ func TestProxyStates(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := e.queue.count(s.ID)
-	if r := e.do("alice", "GET", "/s/"+s.ID+"/tree", ""); r.status != http.StatusServiceUnavailable {
+	if r := e.do("alice", "GET", e.nb(s.ID, "/tree"), ""); r.status != http.StatusServiceUnavailable {
 		t.Fatalf("proxy to a dead notebook = %d %s", r.status, r.body)
 	}
 	if e.queue.count(s.ID) != before+1 {
 		t.Fatal("a dead notebook did not queue the session for a look")
 	}
 	markEnded(t, e, s.ID)
-	if r := e.do("alice", "GET", "/s/"+s.ID+"/tree", ""); r.status != http.StatusConflict {
+	if r := e.do("alice", "GET", e.nb(s.ID, "/tree"), ""); r.status != http.StatusConflict {
 		t.Fatalf("proxy to an ended session = %d", r.status)
 	}
+}
+
+// openedBy returns a browser that followed user's open link of a session:
+// it holds that notebook origin's cookie and nothing of the app.
+func openedBy(t *testing.T, e *env, user, sessionID string) *browser {
+	t.Helper()
+	var link struct{ URL string }
+	r := e.do(user, "POST", "/v1/sessions/"+sessionID+"/open", "")
+	r.json(t, &link)
+	if r.status != http.StatusCreated {
+		t.Fatalf("open = %d %s", r.status, r.body)
+	}
+	b := newBrowser(t)
+	if resp, body := b.get(link.URL); resp.StatusCode != http.StatusOK {
+		t.Fatalf("following the open link = %d %s", resp.StatusCode, body)
+	}
+	return b
 }
 
 func TestOpenLinkSignsBrowserIn(t *testing.T) {
@@ -170,73 +210,53 @@ func TestOpenLinkSignsBrowserIn(t *testing.T) {
 	}
 	r := e.do("alice", "POST", "/v1/sessions/"+s.ID+"/open", "")
 	r.json(t, &link)
-	if r.status != http.StatusCreated || !strings.Contains(link.URL, "cohort_code=") {
-		t.Fatalf("open = %d %s", r.status, r.body)
+	if r.status != http.StatusCreated || !strings.HasPrefix(link.URL, e.nb(s.ID, "/_cohort/open?code=")) {
+		t.Fatalf("open = %d %s, want a link on the notebook's own origin", r.status, r.body)
 	}
-	jar, _ := cookiejar.New(nil)
-	browser := &http.Client{Jar: jar}
-	resp, err := browser.Get(link.URL)
-	if err != nil {
-		t.Fatal(err)
+	browser := newBrowser(t)
+	resp, _ := browser.get(link.URL)
+	if resp.StatusCode != http.StatusOK || resp.Request.URL.String() != e.nb(s.ID, "/tree") {
+		t.Fatalf("following the link = %d at %s, want the notebook's tree without the code", resp.StatusCode, resp.Request.URL)
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || strings.Contains(resp.Request.URL.RawQuery, "cohort_code") {
-		t.Fatalf("following the link = %d at %s, want the page without the code in the URL", resp.StatusCode, resp.Request.URL)
+	nbCookie := browser.cookie(e.nb(s.ID, "/"), "cohort_nb")
+	if nbCookie == "" || browser.cookie(e.http.URL, "cohort_nb") != "" || browser.cookie(e.http.URL, "cohort_session") != "" {
+		t.Fatalf("cookies after the link: the notebook origin's alone must be set")
 	}
-	u, _ := url.Parse(e.http.URL)
-	cookies := jar.Cookies(u)
-	if len(cookies) != 1 || cookies[0].Name != "cohort_session" {
-		t.Fatalf("cookies after the link = %v", cookies)
+	if other := browser.cookie(e.nb("ses_aaaaaaaaaaaaaaaa", "/"), "cohort_nb"); other != "" {
+		t.Fatal("the notebook cookie reaches another notebook's origin")
 	}
 	// The cookie alone now opens the notebook; the link is spent.
-	resp, err = browser.Get(e.http.URL + "/s/" + s.ID + "/api/status")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
+	if resp, _ := browser.get(e.nb(s.ID, "/api/status")); resp.StatusCode != http.StatusOK {
 		t.Fatalf("with the cookie = %d", resp.StatusCode)
 	}
-	resp, err = http.Get(link.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusUnauthorized {
+	if resp, _ := newBrowser(t).get(link.URL); resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("reusing the link = %d, want 401", resp.StatusCode)
 	}
-	// On the API the cookie reads, but changes nothing without the CSRF token.
-	req, _ := http.NewRequest("GET", e.http.URL+"/v1/me", nil)
-	req.AddCookie(cookies[0])
-	resp, err = http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	// The notebook's cookie is nothing to the app, whatever it is called.
+	for _, name := range []string{"cohort_session", "cohort_nb"} {
+		req, _ := http.NewRequest("GET", e.http.URL+"/v1/me", nil)
+		req.AddCookie(&http.Cookie{Name: name, Value: nbCookie})
+		resp, err := noRedirects.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("the notebook cookie as %s on the app = %d, want 401", name, resp.StatusCode)
+		}
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("cookie GET on the API = %d, want 200", resp.StatusCode)
-	}
-	req, _ = http.NewRequest("POST", e.http.URL+"/v1/sessions/"+s.ID+"/stop", nil)
-	req.AddCookie(cookies[0])
-	resp, err = http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusForbidden {
-		t.Fatalf("cookie POST without CSRF token = %d, want 403", resp.StatusCode)
-	}
-	// A link of one session does not open another.
+	// A link of one session does not open another, and is not used up by
+	// trying.
 	other := e.createClass("teacher", `{"name": "Other"}`)
 	s2, _ := e.startSession("alice", other.ID)
 	e.do("alice", "POST", "/v1/sessions/"+s.ID+"/open", "").json(t, &link)
-	resp, err = http.Get(strings.Replace(link.URL, s.ID, s2.ID, 1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusUnauthorized {
+	u, _ := url.Parse(link.URL)
+	u.Host = strings.Replace(u.Host, strings.ReplaceAll(s.ID, "_", "-"), strings.ReplaceAll(s2.ID, "_", "-"), 1)
+	if resp, _ := newBrowser(t).get(u.String()); resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("a link used on another session = %d, want 401", resp.StatusCode)
+	}
+	if resp, _ := newBrowser(t).get(link.URL); resp.StatusCode != http.StatusOK {
+		t.Fatalf("the link on its own session after a wrong use = %d, want 200", resp.StatusCode)
 	}
 }
 

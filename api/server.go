@@ -1,13 +1,17 @@
 // Package api is cohort's HTTP face: the JSON API under /v1 (used by the
-// CLI and, later, the web pages), health checks, and the notebook proxy
-// under /s/. Handlers record what is wanted and queue work; they never
-// provision anything themselves.
+// CLI and the web pages), the pages, health checks, and the notebook proxy,
+// which serves each session on an origin of its own (see origins.go).
+// Handlers record what is wanted and queue work; they never provision
+// anything themselves.
 package api
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -47,10 +51,17 @@ type Options struct {
 	// what it tells participants about their files.
 	Driver    string
 	FilesNote string
-	// PublicURL is how browsers reach cohort (e.g. https://cohort.example.org);
-	// derived from each request when empty.
+	// PublicURL is how browsers reach the app (e.g.
+	// https://cohort.example.org); required.
 	PublicURL string
-	Logger    *slog.Logger
+	// NotebookDomain is where notebooks live: session S is served at
+	// {label of S}.{NotebookDomain}, e.g. nb.example.org or localhost:8080;
+	// required, and never the app's host or a parent of it.
+	NotebookDomain string
+	// TrustedProxies are the addresses (or CIDR ranges) whose
+	// X-Forwarded-For is believed; none by default.
+	TrustedProxies []string
+	Logger         *slog.Logger
 	// Now returns the current time; time.Now if nil.
 	Now func() time.Time
 	// EventPoll is how often an event stream looks for news; 250ms if zero.
@@ -71,19 +82,41 @@ type Server struct {
 	driver     string
 	filesNote  string
 	publicURL  string
+	origins    origins
+	appCookie  string
+	nbCookie   string
 	log        *slog.Logger
 	now        func() time.Time
 	eventPoll  time.Duration
 	proxy      *notebookProxy
-	engine     *gin.Engine
+	engine     *gin.Engine // the app's origin
+	notebooks  *gin.Engine // every notebook origin
+
+	auditLimit   *limiter // audit rows of anonymous requests, per address
+	deviceLimit  *limiter // CLI sign-ins started, per address
+	approveLimit *limiter // device codes tried in the approval page, per address
+	pollLimit    *limiter // device token polls, per device code
+	streams      gauge    // open event streams, per user
 }
 
 // New returns a Server with its routes.
-func New(opts Options) *Server {
+func New(opts Options) (*Server, error) {
+	if opts.PublicURL == "" {
+		return nil, errors.New("api: PublicURL is required")
+	}
+	publicURL := strings.TrimRight(opts.PublicURL, "/")
+	o, err := newOrigins(publicURL, opts.NotebookDomain)
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{
 		store: opts.Store, enqueuer: opts.Enqueuer, auth: opts.Auth, admins: normalizeAdmins(opts.Admins), firstAdmin: opts.FirstUserAdmin, driver: opts.Driver,
 		tracker: opts.Tracker, sweeper: opts.Sweeper, scheduler: opts.Scheduler, filesNote: opts.FilesNote,
-		publicURL: opts.PublicURL, log: opts.Logger, now: opts.Now, eventPoll: opts.EventPoll,
+		publicURL: publicURL, origins: o, log: opts.Logger, now: opts.Now, eventPoll: opts.EventPoll,
+		appCookie: cookieName(appCookieName, o.secure()), nbCookie: cookieName(notebookCookieName, o.secure()),
+		auditLimit: newLimiter(30, time.Minute), deviceLimit: newLimiter(10, time.Minute),
+		approveLimit: newLimiter(10, time.Minute), pollLimit: newLimiter(1, deviceInterval*3/4),
+		streams: gauge{max: maxStreamsPerUser},
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -97,7 +130,11 @@ func New(opts Options) *Server {
 	s.proxy = newNotebookProxy(s)
 	gin.SetMode(gin.ReleaseMode)
 	s.engine = gin.New()
-	s.engine.Use(s.recoverer, s.limitBody)
+	// gin believes X-Forwarded-For from anyone unless told otherwise.
+	if err := s.engine.SetTrustedProxies(opts.TrustedProxies); err != nil {
+		return nil, fmt.Errorf("--trusted-proxies: %w", err)
+	}
+	s.engine.Use(s.recoverer, s.clientAddr, s.appHeaders, guardBody(appBodyTime, appBodyTime), s.limitBody)
 	s.engine.HandleMethodNotAllowed = true
 	s.engine.NoRoute(func(c *gin.Context) {
 		s.fail(c, cohort.Errorf(cohort.ENOTFOUND, "no such route: %s %s", c.Request.Method, c.Request.URL.Path))
@@ -106,7 +143,15 @@ func New(opts Options) *Server {
 		s.fail(c, cohort.Errorf(EMETHOD, "%s is not allowed on %s", c.Request.Method, c.Request.URL.Path))
 	})
 	s.routes(opts.LocalIssuer, opts.LocalIssuerPath)
-	return s
+	s.notebooks = s.notebookRoutes()
+	if err := s.notebooks.SetTrustedProxies(opts.TrustedProxies); err != nil {
+		return nil, fmt.Errorf("--trusted-proxies: %w", err)
+	}
+	if o.sharesSite(publicURL) {
+		s.log.Warn("notebooks share a registrable domain with the app: cookies are host-only, but a separate domain is safer (docs/security.md)",
+			"app", publicURL, "notebook_domain", opts.NotebookDomain)
+	}
+	return s, nil
 }
 
 func normalizeAdmins(emails []string) []string {
@@ -119,20 +164,45 @@ func normalizeAdmins(emails []string) []string {
 	return out
 }
 
-// ServeHTTP makes Server an http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.engine.ServeHTTP(w, r) }
+// ServeHTTP makes Server an http.Handler: a notebook origin's requests go
+// to the notebook side, all others to the app.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if id, ok := s.origins.session(r.Host); ok {
+		s.notebooks.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), sessionKey{}, id)))
+		return
+	}
+	if s.origins.isDomain(r.Host) {
+		// The notebook domain itself (localhost:8080 with the defaults) is
+		// no notebook and not the app's origin: the app is elsewhere.
+		http.Redirect(w, r, s.publicURL+"/", http.StatusSeeOther)
+		return
+	}
+	s.engine.ServeHTTP(w, r)
+}
 
-// Route is one registered route, as gin spells it.
-type Route struct{ Method, Path string }
+// Route is one registered route, as gin spells it. Notebook is true for
+// the routes of notebook origins.
+type Route struct {
+	Method, Path string
+	Notebook     bool
+}
 
-// Routes lists every registered route (for the OpenAPI and auth tests).
+// Routes lists every registered route (for the OpenAPI and auth tests);
+// the notebook origins' proxy, which takes every other path and method,
+// is listed as ANY /*path.
 func (s *Server) Routes() []Route {
 	var out []Route
 	for _, r := range s.engine.Routes() {
-		out = append(out, Route{r.Method, r.Path})
+		out = append(out, Route{Method: r.Method, Path: r.Path})
 	}
-	return out
+	for _, r := range s.notebooks.Routes() {
+		out = append(out, Route{Method: r.Method, Path: r.Path, Notebook: true})
+	}
+	return append(out, Route{Method: "ANY", Path: "/*path", Notebook: true})
 }
+
+// NotebookOrigin returns the origin a session's notebook is served from.
+func (s *Server) NotebookOrigin(sessionID string) string { return s.origins.origin(sessionID) }
 
 func (s *Server) routes(localIssuer http.Handler, localIssuerPath string) {
 	r := s.engine
@@ -153,10 +223,13 @@ func (s *Server) routes(localIssuer http.Handler, localIssuerPath string) {
 	r.POST("/auth/device", s.deviceApprove)
 	r.GET("/join/:code", s.joinPage)
 	r.POST("/join/:code", s.joinSubmit)
+	r.GET("/sessions/:session/open", s.openPage)
+	r.POST("/sessions/:session/open", s.openConfirm)
 	if localIssuer != nil {
 		h, p := gin.WrapH(localIssuer), localIssuerPath
 		r.GET(p+"/.well-known/openid-configuration", h)
 		r.GET(p+"/jwks", h)
+		r.GET(p+"/link", h)
 		r.GET(p+"/authorize", h)
 		r.POST(p+"/authorize", h)
 		r.POST(p+"/token", h)
@@ -204,10 +277,6 @@ func (s *Server) routes(localIssuer http.Handler, localIssuerPath string) {
 	v1.POST("/sessions/:session/keepalive", s.keepAlive)
 	v1.POST("/sessions/:session/extend", s.extendSession)
 	v1.GET("/sessions/:session/events", s.sessionEvents)
-
-	for _, m := range proxyMethods {
-		r.Handle(m, "/s/:session/*path", s.proxy.serve)
-	}
 }
 
 func (s *Server) healthz(c *gin.Context) {
@@ -225,18 +294,12 @@ func (s *Server) readyz(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"status": "ready"})
 }
 
-// proxyMethods are the methods the notebook proxy forwards.
-var proxyMethods = []string{
-	http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
-	http.MethodPatch, http.MethodDelete, http.MethodOptions,
-}
-
-// maxBody bounds request bodies on the API; the proxy streams uploads to
-// the notebook without a bound of cohort's.
+// maxBody bounds request bodies on the app; the notebook proxy streams
+// uploads to the notebook without a bound of cohort's.
 const maxBody = 1 << 20
 
 func (s *Server) limitBody(c *gin.Context) {
-	if c.Request.Body != nil && !isProxyPath(c.Request.URL.Path) {
+	if c.Request.Body != nil {
 		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, maxBody)
 	}
 	c.Next()

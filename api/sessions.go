@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/url"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -15,7 +14,8 @@ import (
 // sessionView is a session as clients see it: no address, no token.
 type sessionView struct {
 	*cohort.Session
-	// URL opens the notebook through the proxy once the session is ready.
+	// URL opens the notebook, on its own origin, once the session is ready:
+	// a browser without its cookie is sent through the app to get one.
 	URL string `json:"url,omitempty"`
 	// StopsAt is the next stop and StopCause its reason; Warning is set
 	// (to the cause) once the stop is within the class's warn_before.
@@ -24,24 +24,12 @@ type sessionView struct {
 	Warning   cohort.EndCause `json:"warning,omitempty"`
 }
 
-func (s *Server) view(c *gin.Context, sess *cohort.Session) sessionView {
+func (s *Server) view(sess *cohort.Session) sessionView {
 	v := sessionView{Session: sess}
 	if sess.State == cohort.StateReady {
-		v.URL = s.baseURL(c) + sess.BasePath() + "tree"
+		v.URL = s.origins.origin(sess.ID) + "/tree"
 	}
 	return v
-}
-
-// baseURL is how the client reached cohort, unless configured.
-func (s *Server) baseURL(c *gin.Context) string {
-	if s.publicURL != "" {
-		return s.publicURL
-	}
-	scheme := "http"
-	if c.Request.TLS != nil {
-		scheme = "https"
-	}
-	return scheme + "://" + c.Request.Host
 }
 
 func (s *Server) startSession(c *gin.Context) {
@@ -87,7 +75,7 @@ func (s *Server) startSession(c *gin.Context) {
 		s.log.Info("session requested", "session_id", sess.ID, "class_id", class.ID, "user_id", u.ID)
 	}
 	c.Header("Location", "/v1/sessions/"+sess.ID)
-	c.JSON(status, s.view(c, sess))
+	c.JSON(status, s.view(sess))
 }
 
 // session loads the session named in the path for the current user.
@@ -106,7 +94,7 @@ func (s *Server) getSession(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	v := s.view(c, a.session)
+	v := s.view(a.session)
 	s.withDeadlines(&v, class.Policy)
 	c.JSON(http.StatusOK, v)
 }
@@ -147,7 +135,7 @@ func (s *Server) listSessions(c *gin.Context) {
 	views := make([]sessionView, len(list))
 	classes := map[string]*cohort.Class{}
 	for i, sess := range list {
-		views[i] = s.view(c, sess)
+		views[i] = s.view(sess)
 		class, ok := classes[sess.ClassID]
 		if !ok {
 			if class, err = s.store.GetClass(c.Request.Context(), sess.ClassID); err != nil {
@@ -176,7 +164,7 @@ func (s *Server) stopSession(c *gin.Context) {
 	if stopped {
 		status = http.StatusAccepted
 	}
-	c.JSON(status, s.view(c, sess))
+	c.JSON(status, s.view(sess))
 }
 
 // stop asks for a session to stop on behalf of u. It reports whether it
@@ -241,31 +229,6 @@ func (s *Server) stopAll(c *gin.Context) {
 		}
 	}
 	c.JSON(http.StatusOK, gin.H{"stopped": n})
-}
-
-// loginCodeTTL is how long an "open in browser" link works.
-const loginCodeTTL = 2 * time.Minute
-
-// openSession returns a one-time link that signs a browser in and opens
-// the notebook, for clients (the CLI) that hold an API token.
-//
-// Instructors of the class may open a participant's notebook to help; the
-// proxy records that visibly when they enter.
-func (s *Server) openSession(c *gin.Context) {
-	a, err := s.session(c)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	sess, u := a.session, currentUser(c)
-	code := cohort.NewSecret(cohort.CodePrefix)
-	expires := s.now().Add(loginCodeTTL)
-	if err := s.store.CreateLoginCode(c.Request.Context(), cohort.HashSecret(code), u.ID, sess.ID, expires); err != nil {
-		s.fail(c, err)
-		return
-	}
-	link := s.baseURL(c) + sess.BasePath() + "tree?" + url.Values{codeParam: {code}}.Encode()
-	c.JSON(http.StatusCreated, gin.H{"url": link, "expires_at": expires.UTC()})
 }
 
 // startAll starts a session for every participant on the class's roster

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -26,29 +27,25 @@ const (
 	callbackPath = "/auth/callback"
 )
 
-func (s *Server) secureCookies(c *gin.Context) bool {
-	return c.Request.TLS != nil || strings.HasPrefix(s.publicURL, "https://")
-}
-
-func (s *Server) setCookie(c *gin.Context, name, value, path string, ttl time.Duration) {
-	http.SetCookie(c.Writer, &http.Cookie{
-		Name: name, Value: value, Path: path, MaxAge: int(ttl.Seconds()),
-		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: s.secureCookies(c),
-	})
-}
-
-func (s *Server) clearCookie(c *gin.Context, name, path string) {
-	http.SetCookie(c.Writer, &http.Cookie{Name: name, Value: "", Path: path, MaxAge: -1,
-		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: s.secureCookies(c)})
-}
-
 // localPath keeps a post-sign-in destination on this site: an open
-// redirect would let a link sign someone in and send them anywhere.
+// redirect would let a link sign someone in and send them anywhere. It
+// refuses what browsers read differently from servers (control
+// characters, which they drop; backslashes, which they read as slashes),
+// and rebuilds the path from its parsed parts.
 func localPath(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") || strings.ContainsAny(next, "\r\n") {
+	if next == "" || strings.ContainsFunc(next, func(r rune) bool { return r < 0x20 || r == 0x7f || r == '\\' }) {
 		return "/"
 	}
-	return next
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" ||
+		!strings.HasPrefix(u.Path, "/") || strings.HasPrefix(u.Path, "//") {
+		return "/"
+	}
+	out := (&url.URL{Path: u.Path, RawPath: u.RawPath, RawQuery: u.RawQuery}).String()
+	if !strings.HasPrefix(out, "/") || strings.HasPrefix(out, "//") {
+		return "/"
+	}
+	return out
 }
 
 func (s *Server) login(c *gin.Context) {
@@ -62,12 +59,12 @@ func (s *Server) login(c *gin.Context) {
 		s.failPage(c, err)
 		return
 	}
-	target, err := s.auth.AuthCodeURL(ctx, s.baseURL(c)+callbackPath, state, nonce, verifier)
+	target, err := s.auth.AuthCodeURL(ctx, s.publicURL+callbackPath, state, nonce, verifier)
 	if err != nil {
 		s.failPage(c, err)
 		return
 	}
-	s.setCookie(c, loginCookie, state, "/auth/", loginTTL)
+	s.setPathCookie(c, loginCookie, state, "/auth/", loginTTL)
 	c.Header("Cache-Control", "no-store")
 	c.Redirect(http.StatusSeeOther, target)
 }
@@ -90,7 +87,7 @@ func (s *Server) callback(c *gin.Context) {
 		s.signInFailed(c, "", err)
 		return
 	}
-	id, err := s.auth.Exchange(ctx, s.baseURL(c)+callbackPath, c.Query("code"), attempt.Verifier, attempt.Nonce)
+	id, err := s.auth.Exchange(ctx, s.publicURL+callbackPath, c.Query("code"), attempt.Verifier, attempt.Nonce)
 	if err != nil {
 		s.signInFailed(c, "", err)
 		return
@@ -101,12 +98,12 @@ func (s *Server) callback(c *gin.Context) {
 		return
 	}
 	secret, csrf := cohort.NewSecret(""), cohort.NewSecret("")
-	if err := s.store.CreateBrowserSession(ctx, cohort.HashSecret(secret), u.ID, csrf, s.now().Add(browserTTL)); err != nil {
+	if err := s.store.CreateBrowserSession(ctx, cohort.HashSecret(secret), &cohort.BrowserSession{User: u, CSRFToken: csrf, ExpiresAt: s.now().Add(browserTTL)}); err != nil {
 		s.failPage(c, err)
 		return
 	}
 	s.audit(ctx, u, cohort.AuditEvent{Action: cohort.AuditSignIn, Detail: "via " + s.auth.Issuer()})
-	s.setCookie(c, cookieName, secret, "/", browserTTL)
+	s.setCookie(c, s.appCookie, secret, browserTTL)
 	c.Header("Cache-Control", "no-store")
 	c.Redirect(http.StatusSeeOther, attempt.Next)
 }
@@ -152,7 +149,7 @@ func (s *Server) signInFailed(c *gin.Context, email string, err error) {
 }
 
 func (s *Server) logout(c *gin.Context) {
-	ck, err := c.Cookie(cookieName)
+	ck, err := c.Cookie(s.appCookie)
 	if err == nil && ck != "" {
 		ctx := c.Request.Context()
 		bs, err := s.store.GetBrowserSession(ctx, cohort.HashSecret(ck))
@@ -165,9 +162,15 @@ func (s *Server) logout(c *gin.Context) {
 				s.failPage(c, err)
 				return
 			}
+			// The notebooks this browser opened are signed out too: on a
+			// shared computer the next person must not find them open.
+			if err := s.store.RevokeNotebookCookies(ctx, bs.User.ID); err != nil {
+				s.failPage(c, err)
+				return
+			}
 			s.audit(ctx, bs.User, cohort.AuditEvent{Action: cohort.AuditSignOut})
 		}
 	}
-	s.clearCookie(c, cookieName, "/")
+	s.clearCookie(c, s.appCookie, "/")
 	c.Redirect(http.StatusSeeOther, "/")
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/cohortdev/cohort/api"
 	"github.com/cohortdev/cohort/auth"
 	"github.com/cohortdev/cohort/auth/localissuer"
+	"github.com/cohortdev/cohort/client"
 	"github.com/cohortdev/cohort/store/sqlite"
 )
 
@@ -32,7 +33,9 @@ type browser struct {
 
 func newBrowser(t *testing.T) *browser {
 	jar, _ := cookiejar.New(nil)
-	return &browser{t: t, client: &http.Client{Jar: jar}}
+	c := client.HTTPClient()
+	c.Jar = jar
+	return &browser{t: t, client: c}
 }
 
 func (b *browser) get(u string) (*http.Response, string) {
@@ -67,9 +70,13 @@ func (b *browser) cookie(base, name string) string {
 	return ""
 }
 
-// signIn goes through the local issuer's page as a person would.
+// signIn goes through the local issuer's page as a person would, after
+// opening the sign-in link cohort prints at start.
 func signIn(t *testing.T, e *env, b *browser, email, next string) (*http.Response, string) {
 	t.Helper()
+	if resp, _ := b.get(e.issuer.SignInLink()); resp.StatusCode != http.StatusOK {
+		t.Fatalf("sign-in link = %d", resp.StatusCode)
+	}
 	resp, page := b.get(e.http.URL + "/auth/login?next=" + url.QueryEscape(next))
 	if resp.StatusCode != http.StatusOK || !strings.Contains(page, `name="email"`) {
 		t.Fatalf("sign-in page = %d %s", resp.StatusCode, page)
@@ -146,6 +153,7 @@ func TestSignInRefusesBadInput(t *testing.T) {
 	}
 	// A replayed callback: the state was used up by the first.
 	b := newBrowser(t)
+	b.get(e.issuer.SignInLink())
 	resp, _ = b.get(e.http.URL + "/auth/login")
 	form := url.Values{"email": {"ada@example.com"}}
 	for k, v := range resp.Request.URL.Query() {
@@ -183,7 +191,7 @@ func TestSignInRefusesBadInput(t *testing.T) {
 	// The local issuer refuses to send codes anywhere but cohort.
 	q := resp.Request.URL.Query()
 	q.Set("redirect_uri", "https://evil.example/steal")
-	if resp, _ := newBrowser(t).get(e.http.URL + "/local-oidc/authorize?" + q.Encode()); resp.StatusCode != http.StatusBadRequest {
+	if resp, _ := b.get(e.http.URL + "/local-oidc/authorize?" + q.Encode()); resp.StatusCode != http.StatusBadRequest {
 		t.Fatalf("authorize with a foreign redirect_uri = %d", resp.StatusCode)
 	}
 }
@@ -304,9 +312,10 @@ func TestSignInVerifiesIDToken(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer store.Close()
-			srv := httptest.NewServer(api.New(api.Options{Store: store, Enqueuer: &recorder{},
-				Auth: auth.New(auth.Options{Issuer: ti.URL, ClientID: "cohort-test", ClientSecret: "s", HostedDomain: "uni.edu"})}))
-			defer srv.Close()
+			srv, _ := serve(t, func(string) api.Options {
+				return api.Options{Store: store, Enqueuer: &recorder{},
+					Auth: auth.New(auth.Options{Issuer: ti.URL, ClientID: "cohort-test", ClientSecret: "s", HostedDomain: "uni.edu"})}
+			})
 			b := newBrowser(t)
 			resp, page := b.get(srv.URL + "/auth/login?next=/v1/me")
 			if resp.StatusCode != tt.status || !strings.Contains(page, tt.want) {
@@ -338,13 +347,12 @@ func TestFirstAccountBecomesAdmin(t *testing.T) {
 	}
 	defer store.Close()
 	e := &env{t: t, store: store}
-	var handler http.Handler
-	e.http = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
-	defer e.http.Close()
-	issuer, _ := localissuer.New(e.http.URL+"/local-oidc", func(string) bool { return true }, nil)
-	handler = api.New(api.Options{Store: store, Enqueuer: &recorder{}, FirstUserAdmin: true,
-		Auth:        auth.New(auth.Options{Issuer: issuer.URL(), ClientID: localissuer.ClientID, Endpoints: issuer.Endpoints()}),
-		LocalIssuer: issuer, LocalIssuerPath: "/local-oidc"})
+	e.http, e.server = serve(t, func(url string) api.Options {
+		e.issuer, _ = localissuer.New(localissuer.Options{URL: url + "/local-oidc", RedirectOK: func(string) bool { return true }})
+		return api.Options{Store: store, Enqueuer: &recorder{}, FirstUserAdmin: true,
+			Auth:        auth.New(auth.Options{Issuer: e.issuer.URL(), ClientID: localissuer.ClientID, Endpoints: e.issuer.Endpoints()}),
+			LocalIssuer: e.issuer, LocalIssuerPath: "/local-oidc"}
+	})
 	if _, body := signIn(t, e, newBrowser(t), "first@example.com", "/v1/me"); !strings.Contains(body, `"role":"admin"`) {
 		t.Fatalf("first account: %s", body)
 	}

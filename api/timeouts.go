@@ -59,7 +59,7 @@ func (s *Server) retimed(c *gin.Context, sess *cohort.Session, p cohort.Policy) 
 	if err := s.refreshDeadlines(c.Request.Context(), sess, p); err != nil {
 		return sessionView{}, err
 	}
-	v := s.view(c, sess)
+	v := s.view(sess)
 	s.withDeadlines(&v, p)
 	return v, nil
 }
@@ -142,8 +142,8 @@ func (s *Server) extendSession(c *gin.Context) {
 		return
 	}
 	p := class.Policy
-	ext := sess.Extension + in.By
-	if ext > p.MaxExtension {
+	// Compared before adding: a huge by must not wrap around.
+	if in.By > p.MaxExtension-sess.Extension {
 		s.fail(c, cohort.Invalid("by", "the class allows extending a session by %s in all; this one has %s left",
 			p.MaxExtension, p.MaxExtension-sess.Extension))
 		return
@@ -153,6 +153,7 @@ func (s *Server) extendSession(c *gin.Context) {
 			before.Hard.UTC().Format(time.RFC3339)))
 		return
 	}
+	ext := sess.Extension + in.By
 	if err := s.store.SetExtension(ctx, sess.ID, ext); err != nil {
 		s.fail(c, err)
 		return

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -17,6 +16,7 @@ import (
 	"github.com/cohortdev/cohort"
 	"github.com/cohortdev/cohort/api"
 	"github.com/cohortdev/cohort/auth"
+	"github.com/cohortdev/cohort/client"
 	"github.com/cohortdev/cohort/store/sqlite"
 	"github.com/cohortdev/cohort/timeouts"
 )
@@ -41,12 +41,8 @@ func (t *touches) count(id string) int {
 
 func TestProxyCountsUseNotPolling(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
 	tr := &touches{n: map[string]int{}}
-	e.server = api.New(api.Options{Store: e.store, Enqueuer: e.queue, Tracker: tr})
-	srv := httptest.NewServer(e.server)
-	defer srv.Close()
-	e.http = srv
+	e := newEnv(t, func(o *api.Options) { o.Tracker = tr })
 	b := newBackend(t)
 	s := readySession(t, e, b)
 	for _, tt := range []struct {
@@ -62,7 +58,7 @@ func TestProxyCountsUseNotPolling(t *testing.T) {
 		{"POST", "api/kernels", true},
 	} {
 		before := tr.count(s.ID)
-		e.do("alice", tt.method, "/s/"+s.ID+"/"+tt.path, "{}")
+		e.do("alice", tt.method, e.nb(s.ID, "/"+tt.path), "{}")
 		if got := tr.count(s.ID) > before; got != tt.use {
 			t.Errorf("%s %s counted as use: %v, want %v", tt.method, tt.path, got, tt.use)
 		}
@@ -73,7 +69,8 @@ func TestProxyCountsUseNotPolling(t *testing.T) {
 	defer cancel()
 	h := http.Header{"Authorization": {"Bearer " + e.tokens["alice"]}}
 	before := tr.count(s.ID)
-	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http")+"/s/"+s.ID+"/api/kernels/k/channels", &websocket.DialOptions{HTTPHeader: h})
+	wsURL := "ws" + strings.TrimPrefix(e.nb(s.ID, "/api/kernels/k/channels"), "http")
+	c, _, err := websocket.Dial(ctx, wsURL, &websocket.DialOptions{HTTPHeader: h, HTTPClient: client.HTTPClient()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +82,7 @@ func TestProxyCountsUseNotPolling(t *testing.T) {
 	if tr.count(s.ID) != before {
 		t.Fatalf("a WebSocket handshake and ping counted as use (%d)", tr.count(s.ID)-before)
 	}
-	c2, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http")+"/s/"+s.ID+"/api/kernels/k/channels", &websocket.DialOptions{HTTPHeader: h})
+	c2, _, err := websocket.Dial(ctx, wsURL, &websocket.DialOptions{HTTPHeader: h, HTTPClient: client.HTTPClient()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,12 +100,8 @@ func TestProxyCountsUseNotPolling(t *testing.T) {
 
 func TestSessionDeadlinesInAPI(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
 	clock := time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)
-	e.server = api.New(api.Options{Store: e.store, Enqueuer: e.queue, Now: func() time.Time { return clock }})
-	srv := httptest.NewServer(e.server)
-	defer srv.Close()
-	e.http = srv
+	e := newEnv(t, func(o *api.Options) { o.Now = func() time.Time { return clock } })
 	c := e.createClass("teacher", `{"name": "NLP", "policy": {"max_extension": "1h"}}`)
 	started, _ := e.startSession("alice", c.ID)
 	s, _ := e.store.GetSession(context.Background(), started.ID)
@@ -201,9 +194,10 @@ func TestSchedulerEndpoints(t *testing.T) {
 	defer store.Close()
 	const account = "cohort-scheduler@project.iam.gserviceaccount.com"
 	sweeper := timeouts.New(timeouts.Options{Store: store, Enqueuer: &recorder{}})
-	srv := httptest.NewServer(api.New(api.Options{Store: store, Enqueuer: &recorder{}, Sweeper: sweeper,
-		Scheduler: auth.NewCallerVerifier(auth.CallerOptions{Issuer: ti.URL, Audience: "https://cohort.example.org", Email: account})}))
-	defer srv.Close()
+	srv, _ := serve(t, func(string) api.Options {
+		return api.Options{Store: store, Enqueuer: &recorder{}, Sweeper: sweeper,
+			Scheduler: auth.NewCallerVerifier(auth.CallerOptions{Issuer: ti.URL, Audience: "https://cohort.example.org", Email: account})}
+	})
 	mint := func(email, aud string, key bool, exp time.Duration) string {
 		k := ti.key
 		if !key {
@@ -252,8 +246,7 @@ func TestSchedulerEndpoints(t *testing.T) {
 		t.Errorf("expire of an unknown session = %d %s", status, body)
 	}
 	// Not configured: refused, whatever the token.
-	bare := httptest.NewServer(api.New(api.Options{Store: store, Enqueuer: &recorder{}, Sweeper: sweeper}))
-	defer bare.Close()
+	bare, _ := serve(t, func(string) api.Options { return api.Options{Store: store, Enqueuer: &recorder{}, Sweeper: sweeper} })
 	req, _ := http.NewRequest("POST", bare.URL+"/v1/scheduler/sweep", nil)
 	req.Header.Set("Authorization", "Bearer "+good)
 	resp, err := http.DefaultClient.Do(req)

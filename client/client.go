@@ -27,7 +27,7 @@ type Client struct {
 
 // New returns a client for the server at baseURL.
 func New(baseURL, token string) *Client {
-	return &Client{BaseURL: strings.TrimRight(baseURL, "/"), Token: token, HTTP: http.DefaultClient}
+	return &Client{BaseURL: strings.TrimRight(baseURL, "/"), Token: token, HTTP: HTTPClient()}
 }
 
 // Session is a session as the API returns it.
@@ -209,6 +209,13 @@ func (c *Client) OpenSession(ctx context.Context, id string) (string, error) {
 	return out.URL, err
 }
 
+// ListEvents returns a session's progress so far.
+func (c *Client) ListEvents(ctx context.Context, id string) ([]cohort.Event, error) {
+	var out struct{ Events []cohort.Event }
+	_, err := c.do(ctx, http.MethodGet, "/v1/sessions/"+url.PathEscape(id)+"/events", nil, &out)
+	return out.Events, err
+}
+
 // FollowEvents streams a session's events after the given ID to fn until
 // the session ends, fn returns false, or ctx ends.
 func (c *Client) FollowEvents(ctx context.Context, id string, after int64, fn func(cohort.Event) bool) error {
@@ -337,37 +344,43 @@ func (c *Client) ListAudit(ctx context.Context, classID string, limit int) ([]co
 	return out.Events, err
 }
 
-// DeviceLogin is a CLI sign-in in progress.
+// DeviceLogin is a CLI sign-in in progress: the person types UserCode at
+// VerificationURI in a signed-in browser.
 type DeviceLogin struct {
-	DeviceCode              string `json:"device_code"`
-	UserCode                string `json:"user_code"`
-	VerificationURI         string `json:"verification_uri"`
-	VerificationURIComplete string `json:"verification_uri_complete"`
-	ExpiresIn               int    `json:"expires_in"`
-	Interval                int    `json:"interval"`
+	DeviceCode      string `json:"device_code"`
+	UserCode        string `json:"user_code"`
+	VerificationURI string `json:"verification_uri"`
+	ExpiresIn       int    `json:"expires_in"`
+	Interval        int    `json:"interval"`
 }
 
-// StartLogin begins a CLI sign-in; no token is needed.
-func (c *Client) StartLogin(ctx context.Context) (*DeviceLogin, error) {
+// StartLogin begins a CLI sign-in; no token is needed. clientName is
+// shown to the person who approves it (e.g. "cohort login on ada-laptop").
+func (c *Client) StartLogin(ctx context.Context, clientName string) (*DeviceLogin, error) {
 	var d DeviceLogin
-	_, err := c.do(ctx, http.MethodPost, "/v1/auth/device", nil, &d)
+	_, err := c.do(ctx, http.MethodPost, "/v1/auth/device", map[string]string{"client_name": clientName}, &d)
 	return &d, err
 }
 
 // FinishLogin polls until the sign-in is approved (returning a new API
-// token and its ID), refused, expired, or ctx ends.
+// token and its ID), refused, expired, or ctx ends. Told to slow down, it
+// polls 5 seconds slower from then on (RFC 8628).
 func (c *Client) FinishLogin(ctx context.Context, d *DeviceLogin, tokenName string) (token, id string, err error) {
 	interval := time.Duration(max(d.Interval, 1)) * time.Second
 	for {
-		var out struct{ Token, ID string }
-		_, err := c.do(ctx, http.MethodPost, "/v1/auth/device/token", map[string]string{"device_code": d.DeviceCode, "name": tokenName}, &out)
-		if cohort.ErrorCode(err) != cohort.ECONFLICT {
-			return out.Token, out.ID, err
-		}
 		select {
 		case <-ctx.Done():
 			return "", "", ctx.Err()
 		case <-time.After(interval):
+		}
+		var out struct{ Token, ID string }
+		_, err := c.do(ctx, http.MethodPost, "/v1/auth/device/token", map[string]string{"device_code": d.DeviceCode, "name": tokenName}, &out)
+		switch cohort.ErrorCode(err) {
+		case cohort.ECONFLICT: // not approved yet
+		case "slow_down":
+			interval += 5 * time.Second
+		default:
+			return out.Token, out.ID, err
 		}
 	}
 }

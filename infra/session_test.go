@@ -41,7 +41,7 @@ func baseSpec() infra.SessionSpec {
 		Owner: "Ada@Example.org", MachineType: "n1-standard-4", GPUType: "nvidia-tesla-t4", GPUCount: 1,
 		Image: "projects/workshop-123/global/images/family/cohort-notebook", DiskGB: 100, MaxRunDuration: 12*time.Hour + 30*time.Minute,
 		NetworkTag: "cohort-session", ServiceAccount: "cohort-session@workshop-123.iam.gserviceaccount.com",
-		NotebookToken: "tok", BasePath: "/s/ses_abc/", PublicURL: "https://cohort.example.org",
+		NotebookToken: "tok", BasePath: "/", PublicURL: "https://cohort.example.org",
 		SchedulerRegion: "us-central1", SchedulerAccount: "cohort-scheduler@workshop-123.iam.gserviceaccount.com",
 		Audience: "https://cohort.example.org", ExpireURL: "https://cohort.example.org/v1/scheduler/sessions/ses_abc/expire",
 		HardDeadline: time.Date(2026, 11, 26, 21, 5, 0, 0, time.UTC),
@@ -156,7 +156,7 @@ func TestSessionProgramInstance(t *testing.T) {
 		}
 	}
 	for k, want := range map[string]string{
-		infra.MetaToken: "tok", infra.MetaBasePath: "/s/ses_abc/", infra.MetaSessionID: "ses_abc",
+		infra.MetaToken: "tok", infra.MetaBasePath: "/", infra.MetaSessionID: "ses_abc",
 		infra.MetaPort: "8888", infra.MetaPublicURL: "https://cohort.example.org",
 		"enable-guest-attributes": "TRUE", // else the agent cannot publish its progress
 	} {

@@ -21,8 +21,8 @@ type Settings struct {
 	Port int
 	// IP is the address to bind; "127.0.0.1" for the local driver.
 	IP string
-	// BasePath is the proxy path, e.g. "/s/ses_abc/"; Jupyter serves
-	// everything under it so that links work through the proxy.
+	// BasePath is the path Jupyter serves everything under: "/", since
+	// each session has an origin of its own.
 	BasePath string
 	// Token authenticates cohort's proxy to the notebook.
 	Token string

@@ -1,8 +1,13 @@
 // Package localissuer is a small OpenID Connect issuer for one machine: it
-// lets anyone sign in as any email they type, so that `make run` signs
+// lets a person sign in as any email they type, so that `make run` signs
 // people in through the same code path as Google, with no account and no
-// network. It must only ever be reachable on a loopback address; cohort
-// refuses to start it otherwise.
+// network. Loopback alone does not make that person the operator: a
+// participant's kernel on the same machine reaches loopback too. So the
+// issuer trusts only a browser that came through its sign-in link, which
+// holds a secret made at each start and printed by `cohort serve` (as
+// Jupyter prints its token URL), and it refuses requests that came through
+// a forwarding proxy. cohort also refuses to run it on a non-loopback
+// address.
 package localissuer
 
 import (
@@ -29,19 +34,40 @@ import (
 // ClientID is the one client the local issuer knows: cohort itself.
 const ClientID = "cohort-local"
 
+// keyCookie holds the startup secret in a browser that came through the
+// sign-in link; only the issuer's own paths see it.
+const keyCookie = "cohort_signin_key"
+
+// Options configure an Issuer.
+type Options struct {
+	// URL is the issuer's URL, e.g. http://127.0.0.1:8080/local-oidc.
+	URL string
+	// RedirectOK says where codes may be sent: cohort's own callback only,
+	// so that the issuer cannot be used to hand codes elsewhere. Required.
+	RedirectOK func(uri string) bool
+	// AfterLink is where the sign-in link sends the browser once it holds
+	// the secret (cohort's sign-in start).
+	AfterLink string
+	// Secure marks the secret's cookie Secure (cohort served over https).
+	Secure bool
+	Now    func() time.Time
+}
+
 // Issuer serves the OIDC endpoints under its URL's path.
 type Issuer struct {
-	url   string // e.g. http://127.0.0.1:8080/local-oidc
-	keyID string
-	now   func() time.Time
+	url       string // e.g. http://127.0.0.1:8080/local-oidc
+	path      string // its path, e.g. /local-oidc
+	keyID     string
+	now       func() time.Time
+	key       string // the startup secret of the sign-in link
+	afterLink string
+	secure    bool
 
 	// The signing key is made on first use: most starts never sign anyone in.
-	keyOnce sync.Once
-	key     *rsa.PrivateKey
-	signer  jose.Signer
-	keyErr  error
-	// redirectOK says where codes may be sent: cohort's own callback only,
-	// so that the issuer cannot be used to hand codes elsewhere.
+	keyOnce    sync.Once
+	signingKey *rsa.PrivateKey
+	signer     jose.Signer
+	keyErr     error
 	redirectOK func(uri string) bool
 
 	mu    sync.Mutex
@@ -53,29 +79,45 @@ type grant struct {
 	expires                              time.Time
 }
 
-// New returns an issuer at issuerURL that sends codes only to redirect
-// URIs that redirectOK accepts.
-func New(issuerURL string, redirectOK func(uri string) bool, now func() time.Time) (*Issuer, error) {
-	if now == nil {
-		now = time.Now
+// New returns an issuer with a fresh startup secret.
+func New(opts Options) (*Issuer, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
-	if redirectOK == nil {
-		return nil, fmt.Errorf("local issuer: redirectOK is required")
+	if opts.RedirectOK == nil {
+		return nil, fmt.Errorf("local issuer: RedirectOK is required")
 	}
-	return &Issuer{url: strings.TrimRight(issuerURL, "/"), keyID: cohort.NewID("key"), now: now,
-		redirectOK: redirectOK, codes: map[string]grant{}}, nil
+	u, err := url.Parse(strings.TrimRight(opts.URL, "/"))
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("local issuer: %q is not a URL", opts.URL)
+	}
+	return &Issuer{url: u.String(), path: u.Path, keyID: cohort.NewID("key"), now: opts.Now, key: cohort.NewSecret(""),
+		afterLink: cmpOr(opts.AfterLink, "/"), secure: opts.Secure, redirectOK: opts.RedirectOK, codes: map[string]grant{}}, nil
 }
 
-func (is *Issuer) signingKey() (*rsa.PrivateKey, jose.Signer, error) {
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+func (is *Issuer) keys() (*rsa.PrivateKey, jose.Signer, error) {
 	is.keyOnce.Do(func() {
-		is.key, is.keyErr = rsa.GenerateKey(rand.Reader, 2048)
+		is.signingKey, is.keyErr = rsa.GenerateKey(rand.Reader, 2048)
 		if is.keyErr != nil {
 			return
 		}
-		is.signer, is.keyErr = jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: is.key},
+		is.signer, is.keyErr = jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: is.signingKey},
 			(&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", is.keyID))
 	})
-	return is.key, is.signer, is.keyErr
+	return is.signingKey, is.signer, is.keyErr
+}
+
+// SignInLink returns the link that lets a browser sign in: print it for
+// the operator, never log it where others read.
+func (is *Issuer) SignInLink() string {
+	return is.url + "/link?" + url.Values{"key": {is.key}}.Encode()
 }
 
 // URL returns the issuer URL.
@@ -92,16 +134,26 @@ func (is *Issuer) Endpoints() *oidc.ProviderConfig {
 // ServeHTTP serves the endpoint named by the request path's suffix.
 func (is *Issuer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
+	if forwarded(r) {
+		// A proxy in front can make a distant browser look local (and
+		// rewrite Host to pass cohort's loopback check): refuse it all.
+		http.Error(w, "the built-in sign-in takes only direct requests on this machine, not forwarded ones", http.StatusForbidden)
+		return
+	}
 	switch p := r.URL.Path; {
 	case strings.HasSuffix(p, "/.well-known/openid-configuration"):
 		is.discovery(w)
 	case strings.HasSuffix(p, "/jwks"):
-		key, _, err := is.signingKey()
+		key, _, err := is.keys()
 		if err != nil {
 			http.Error(w, "no signing key", http.StatusInternalServerError)
 			return
 		}
 		writeJSON(w, http.StatusOK, jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: is.keyID, Algorithm: "RS256", Use: "sig"}}})
+	case strings.HasSuffix(p, "/link") && r.Method == http.MethodGet:
+		is.link(w, r)
+	case strings.HasSuffix(p, "/authorize") && !is.holdsKey(r):
+		is.noKey(w)
 	case strings.HasSuffix(p, "/authorize") && r.Method == http.MethodGet:
 		is.form(w, r, "")
 	case strings.HasSuffix(p, "/authorize") && r.Method == http.MethodPost:
@@ -111,6 +163,46 @@ func (is *Issuer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		http.Error(w, "not found", http.StatusNotFound)
 	}
+}
+
+// forwarded reports whether a request came through a proxy that says so.
+func forwarded(r *http.Request) bool {
+	for k := range r.Header {
+		if k == "Forwarded" || strings.HasPrefix(k, "X-Forwarded-") || k == "X-Real-Ip" {
+			return true
+		}
+	}
+	return false
+}
+
+// link takes the startup secret from the sign-in link into a cookie of
+// the issuer's own path, and goes on to sign in.
+func (is *Issuer) link(w http.ResponseWriter, r *http.Request) {
+	if subtle.ConstantTimeCompare([]byte(r.URL.Query().Get("key")), []byte(is.key)) != 1 {
+		w.WriteHeader(http.StatusForbidden)
+		noKeyPage.Execute(w, "This sign-in link is not the current one: cohort makes a new one each time it starts.")
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: keyCookie, Value: is.key, Path: is.path + "/", HttpOnly: true,
+		SameSite: http.SameSiteLaxMode, Secure: is.secure})
+	http.Redirect(w, r, is.afterLink, http.StatusSeeOther)
+}
+
+func (is *Issuer) holdsKey(r *http.Request) bool {
+	ck, err := r.Cookie(keyCookie)
+	return err == nil && subtle.ConstantTimeCompare([]byte(ck.Value), []byte(is.key)) == 1
+}
+
+var noKeyPage = template.Must(template.New("nokey").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Sign in to cohort (local)</title></head>
+<body><h1>Sign in to cohort</h1><p>{{.}}</p>
+<p>This cohort uses its built-in sign-in, which lets in only a browser that opened the sign-in link
+<code>cohort serve</code> printed in its terminal when it started (the line "sign in at ..."). Open that link.</p></body></html>`))
+
+func (is *Issuer) noKey(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(http.StatusForbidden)
+	noKeyPage.Execute(w, "This browser did not come through the sign-in link.")
 }
 
 func (is *Issuer) discovery(w http.ResponseWriter) {
@@ -158,6 +250,8 @@ func (is *Issuer) form(w http.ResponseWriter, r *http.Request, problem string) {
 		params[k] = q.Get(k)
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	// The page's one inline style; nothing else, and forms only to itself.
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
 	if problem != "" {
 		w.WriteHeader(http.StatusBadRequest)
 	}
@@ -248,7 +342,7 @@ func (is *Issuer) token(w http.ResponseWriter, r *http.Request) {
 		"iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix(), "nonce": g.nonce,
 		"email": g.email, "email_verified": true,
 	})
-	_, signer, err := is.signingKey()
+	_, signer, err := is.keys()
 	if err != nil {
 		tokenError(w, "server_error")
 		return

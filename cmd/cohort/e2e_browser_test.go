@@ -89,11 +89,14 @@ func shot(t *testing.T, ctx context.Context, name string) {
 	}
 }
 
-// signInAs signs the browser in through the built-in issuer's page.
-func signInAs(t *testing.T, ctx context.Context, base, email string) {
+// signInAs signs the browser in through the built-in issuer's page, after
+// the sign-in link the server printed (the browser keeps what the link
+// gave it; opening it again does no harm).
+func signInAs(t *testing.T, ctx context.Context, srv *server, email string) {
 	t.Helper()
 	step(t, ctx, "sign in as "+email,
-		chromedp.Navigate(base+"/auth/login?next=/"),
+		chromedp.Navigate(srv.signInLink()),
+		chromedp.Navigate(srv.url+"/auth/login?next=/"),
 		chromedp.WaitVisible(chromedp.ID("email")),
 		chromedp.SendKeys(chromedp.ID("email"), email),
 		chromedp.Click(chromedp.CSS(`form button[type=submit]`)),
@@ -119,7 +122,7 @@ func TestE2EWorkshopInTheBrowser(t *testing.T) {
 	base := srv.url
 
 	// The instructor creates a class; a mistake is shown next to its field.
-	signInAs(t, ctx, base, "teacher@example.com")
+	signInAs(t, ctx, srv, "teacher@example.com")
 	step(t, ctx, "fill the new class form",
 		chromedp.Navigate(base+"/classes/new"),
 		chromedp.WaitVisible(chromedp.ID("name")),
@@ -153,7 +156,7 @@ func TestE2EWorkshopInTheBrowser(t *testing.T) {
 	signOutBrowser(t, ctx)
 
 	// The participant starts a session and watches it become ready.
-	signInAs(t, ctx, base, "alice@example.com")
+	signInAs(t, ctx, srv, "alice@example.com")
 	step(t, ctx, "see the class", chromedp.WaitVisible(chromedp.Search(`//button[text()="Start notebook"]`)))
 	shot(t, ctx, "participant-home")
 	step(t, ctx, "start the notebook",
@@ -169,21 +172,24 @@ func TestE2EWorkshopInTheBrowser(t *testing.T) {
 		t.Fatalf("time left shown: %q", left)
 	}
 	shot(t, ctx, "participant-ready")
-	notebookURL := read(t, ctx, chromedp.AttributeValue(chromedp.Search(`//a[text()="Open notebook"]`), "href")).Value
+	openURL := read(t, ctx, chromedp.AttributeValue(chromedp.Search(`//a[text()="Open notebook"]`), "href")).Value
+	sessionID := strings.TrimSuffix(strings.TrimPrefix(openURL, "/sessions/"), "/open")
 	step(t, ctx, "open the notebook",
-		chromedp.Navigate(base+notebookURL),
+		chromedp.Navigate(base+openURL),
 		chromedp.WaitVisible(chromedp.ID("notebook_list")),
 	)
 	if title := read(t, ctx, chromedp.Title()); !strings.Contains(title, "Home") {
 		t.Fatalf("Jupyter through the proxy has title %q", title)
 	}
+	if at := read(t, ctx, chromedp.Location()); at != srv.notebook(sessionID)+"/tree" {
+		t.Fatalf("the notebook opened at %s, want its own origin %s", at, srv.notebook(sessionID))
+	}
 	shot(t, ctx, "notebook")
-	sessionID := strings.Split(strings.TrimPrefix(notebookURL, "/s/"), "/")[0]
 	step(t, ctx, "back home", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS(`header nav`)))
 	signOutBrowser(t, ctx)
 
 	// The instructor sees the seat in the live table.
-	signInAs(t, ctx, base, "teacher@example.com")
+	signInAs(t, ctx, srv, "teacher@example.com")
 	step(t, ctx, "open the seat table",
 		chromedp.Navigate(base+"/classes/"+classID+"/manage"),
 		chromedp.WaitVisible(chromedp.CSS(`[data-seats] table`)),
@@ -195,19 +201,23 @@ func TestE2EWorkshopInTheBrowser(t *testing.T) {
 	signOutBrowser(t, ctx)
 
 	// Another participant sees neither the class nor the session.
-	signInAs(t, ctx, base, "bob@example.com")
+	signInAs(t, ctx, srv, "bob@example.com")
 	if home := read(t, ctx, chromedp.Text(chromedp.CSS(`main`))); strings.Contains(home, "spaCy") || !strings.Contains(home, "not enrolled") {
 		t.Fatalf("bob's home: %q", home)
 	}
-	step(t, ctx, "bob tries alice's notebook", chromedp.Navigate(base+notebookURL))
-	if body := read(t, ctx, chromedp.Text(chromedp.CSS(`body`))); !strings.Contains(body, "not_found") {
+	step(t, ctx, "bob tries alice's notebook", chromedp.Navigate(base+openURL))
+	if body := read(t, ctx, chromedp.Text(chromedp.CSS(`body`))); !strings.Contains(body, "not found") {
 		t.Fatalf("bob at alice's notebook: %q", body)
+	}
+	step(t, ctx, "bob tries alice's notebook origin", chromedp.Navigate(srv.notebook(sessionID)+"/tree"))
+	if body := read(t, ctx, chromedp.Text(chromedp.CSS(`body`))); !strings.Contains(body, "not found") {
+		t.Fatalf("bob at alice's notebook origin: %q", body)
 	}
 	step(t, ctx, "bob goes home", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS(`header nav`)))
 	signOutBrowser(t, ctx)
 
 	// The participant stops the session.
-	signInAs(t, ctx, base, "alice@example.com")
+	signInAs(t, ctx, srv, "alice@example.com")
 	step(t, ctx, "stop the session",
 		chromedp.Click(chromedp.Search(`//button[text()="Stop session"]`)),
 		chromedp.WaitVisible(chromedp.Search(`//button[text()="Start a new session"]`)),

@@ -62,7 +62,7 @@ func TestE2EGCEDriver(t *testing.T) {
 			t.Errorf("the participant's progress lacks %q:\n%s", want, seen)
 		}
 	}
-	if out := runKernel(t, srv.url, teacher.Token, s.ID, "print(6*7)"); out != "42\n" {
+	if out := runKernel(t, srv.notebook(s.ID), teacher.Token, "print(6*7)"); out != "42\n" {
 		t.Fatalf("kernel on the GCE path printed %q", out)
 	}
 	if _, err := teacher.StopSession(ctx, s.ID); err != nil {
@@ -139,7 +139,7 @@ func TestE2EGCEKilledMidUpdate(t *testing.T) {
 	if len(vms) != 1 || vms[0].Inputs["name"] != gce.InstanceName(s.ID) {
 		t.Fatalf("instances after the restart = %+v, want only %s", vms, gce.InstanceName(s.ID))
 	}
-	if out := runKernel(t, srv.url, tok, s.ID, "print(6*7)"); out != "42\n" {
+	if out := runKernel(t, srv.notebook(s.ID), tok, "print(6*7)"); out != "42\n" {
 		t.Fatalf("kernel printed %q", out)
 	}
 	if _, err := teacher.StopSession(ctx, s.ID); err != nil {

@@ -11,16 +11,24 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cohortdev/cohort/client"
 )
 
 // signInBrowser signs a cookie-keeping HTTP client in through the
 // server's built-in issuer, as a person at the email form would, and
 // returns it at the page it ended on.
-func signInBrowser(t *testing.T, base, email, next string) (*http.Client, *http.Response, string) {
+func signInBrowser(t *testing.T, srv *server, email, next string) (*http.Client, *http.Response, string) {
 	t.Helper()
 	jar, _ := cookiejar.New(nil)
-	b := &http.Client{Jar: jar}
-	resp, err := b.Get(base + "/auth/login?next=" + url.QueryEscape(next))
+	b := client.HTTPClient()
+	b.Jar = jar
+	resp, err := b.Get(srv.signInLink())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	resp, err = b.Get(srv.url + "/auth/login?next=" + url.QueryEscape(next))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +52,7 @@ func TestE2EBrowserAndCLISignIn(t *testing.T) {
 	dataDir := t.TempDir()
 	cleanupNotebooks(t, dataDir)
 	srv := startServer(t, dataDir, "COHORT_ADMINS=boss@example.com")
-	b, resp, body := signInBrowser(t, srv.url, "boss@example.com", "/v1/me")
+	b, resp, body := signInBrowser(t, srv, "boss@example.com", "/v1/me")
 	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `"role":"admin"`) {
 		t.Fatalf("browser sign-in = %d %s", resp.StatusCode, body)
 	}
@@ -61,17 +69,20 @@ func TestE2EBrowserAndCLISignIn(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer login.Process.Kill()
-	link := ""
+	// It prints where to go and, apart, the code to type there.
+	link, code := "", ""
 	sc := bufio.NewScanner(stderr)
-	for sc.Scan() {
-		if l := strings.TrimSpace(sc.Text()); strings.HasPrefix(l, "http") {
+	for sc.Scan() && code == "" {
+		switch l := strings.TrimSpace(sc.Text()); {
+		case strings.HasPrefix(l, "http"):
 			link = l
-			break
+		case len(l) == 9 && l[4] == '-':
+			code = l
 		}
 	}
 	go io.Copy(io.Discard, stderr)
-	if link == "" {
-		t.Fatal("cohort login printed no link")
+	if link != srv.url+"/auth/device" || code == "" {
+		t.Fatalf("cohort login printed link %q and code %q", link, code)
 	}
 	resp, err := b.Get(link)
 	if err != nil {
@@ -79,12 +90,18 @@ func TestE2EBrowserAndCLISignIn(t *testing.T) {
 	}
 	page, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	code := resp.Request.URL.Query().Get("code")
-	if !strings.Contains(string(page), code) {
-		t.Fatalf("approval page does not show the code %s", code)
-	}
 	csrf := between(string(page), `name="csrf_token" value="`, `"`)
 	resp, err = b.PostForm(srv.url+"/auth/device", url.Values{"code": {code}, "csrf_token": {csrf}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	host, _ := os.Hostname()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(page), "cohort login on "+host) {
+		t.Fatalf("the typed code shows = %d %s, want the client's name", resp.StatusCode, page)
+	}
+	resp, err = b.PostForm(srv.url+"/auth/device", url.Values{"code": {code}, "confirm": {"yes"}, "csrf_token": {csrf}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,8 +152,8 @@ func between(s, start, end string) string {
 func TestE2ELocalIssuerOnlyOnLoopback(t *testing.T) {
 	t.Parallel()
 	for _, args := range [][]string{
-		{"--addr", "0.0.0.0:0"},
-		{"--addr", ":0"},
+		{"--addr", "0.0.0.0:0", "--public-url", "http://cohort.example.org"},
+		{"--addr", ":0", "--public-url", "http://cohort.example.org"},
 		{"--addr", "127.0.0.1:0", "--public-url", "https://cohort.example.org"},
 	} {
 		cmd := exec.Command(binary, append([]string{"serve", "--data-dir", t.TempDir()}, args...)...)

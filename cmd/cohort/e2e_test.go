@@ -53,6 +53,26 @@ type server struct {
 	cmd     *exec.Cmd
 	url     string
 	log     *syncBuffer
+	link    chan string // the built-in sign-in link it printed
+}
+
+// signInLink returns the sign-in link the server printed at start.
+func (s *server) signInLink() string {
+	s.t.Helper()
+	select {
+	case l := <-s.link:
+		s.link <- l
+		return l
+	case <-time.After(30 * time.Second):
+		s.t.Fatalf("the server printed no sign-in link:\n%s", s.log)
+		return ""
+	}
+}
+
+// notebook returns the origin of a session's notebook (the server's
+// default notebook domain, localhost:PORT).
+func (s *server) notebook(sessionID string) string {
+	return "http://" + strings.ReplaceAll(sessionID, "_", "-") + ".localhost:" + s.url[strings.LastIndex(s.url, ":")+1:]
 }
 
 type syncBuffer struct {
@@ -76,7 +96,7 @@ func (s *syncBuffer) String() string {
 // until it listens. Extra environment (e.g. COHORT_JUPYTER) may be given.
 func startServer(t *testing.T, dataDir string, env ...string) *server {
 	t.Helper()
-	s := &server{t: t, dataDir: dataDir, log: &syncBuffer{}}
+	s := &server{t: t, dataDir: dataDir, log: &syncBuffer{}, link: make(chan string, 1)}
 	s.cmd = exec.Command(binary, "serve", "--addr", "127.0.0.1:0", "--data-dir", dataDir, "--log-level", "debug")
 	s.cmd.Env = append(os.Environ(), env...)
 	stderr, err := s.cmd.StderrPipe()
@@ -94,6 +114,9 @@ func startServer(t *testing.T, dataDir string, env ...string) *server {
 			fmt.Fprintln(s.log, line)
 			if i := strings.Index(line, "url=http://"); i >= 0 && strings.Contains(line, "cohort is serving") {
 				found <- strings.Fields(line[i+4:])[0]
+			}
+			if l := strings.TrimSpace(line); strings.HasPrefix(l, "http") && strings.Contains(l, "/local-oidc/link?key=") {
+				s.link <- l
 			}
 		}
 	}()
@@ -216,15 +239,15 @@ func TestE2ENotebookRoundTrip(t *testing.T) {
 	}
 	ready := waitState(t, alice, s.ID, cohort.StateReady)
 	t.Logf("local session ready in %s", time.Since(started).Round(time.Millisecond))
-	if !strings.HasSuffix(ready.URL, "/s/"+s.ID+"/tree") {
-		t.Fatalf("ready session URL %q", ready.URL)
+	if ready.URL != srv.notebook(s.ID)+"/tree" {
+		t.Fatalf("ready session URL %q, want its own origin %s", ready.URL, srv.notebook(s.ID))
 	}
 	// A second start reconnects to the same session.
 	if again, created, err := alice.StartSession(ctx, class.ID); err != nil || created || again.ID != s.ID {
 		t.Fatalf("reconnect = %v, created %v, id %s", err, created, again.ID)
 	}
 
-	out := runKernel(t, srv.url, alice.Token, s.ID, "print(6*7)")
+	out := runKernel(t, srv.notebook(s.ID), alice.Token, "print(6*7)")
 	if out != "42\n" {
 		t.Fatalf("kernel printed %q, want 42", out)
 	}
@@ -239,7 +262,7 @@ func TestE2ENotebookRoundTrip(t *testing.T) {
 	if n := notebookProcs(t, dataDir, s.ID); n != 0 {
 		t.Fatalf("%d processes of the session survive its stop", n)
 	}
-	resp, err := http.Get(srv.url + "/s/" + s.ID + "/api/status")
+	resp, err := client.HTTPClient().Get(srv.notebook(s.ID) + "/api/status")
 	if err == nil {
 		resp.Body.Close()
 	}
@@ -248,16 +271,16 @@ func TestE2ENotebookRoundTrip(t *testing.T) {
 	}
 }
 
-// runKernel creates a kernel through the proxy, runs code on it over the
-// kernel WebSocket, and returns what it printed.
-func runKernel(t *testing.T, baseURL, token, sessionID, code string) string {
+// runKernel creates a kernel through the proxy at a notebook origin, runs
+// code on it over the kernel WebSocket, and returns what it printed.
+func runKernel(t *testing.T, notebook, token, code string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	auth := http.Header{"Authorization": {"Bearer " + token}}
-	req, _ := http.NewRequestWithContext(ctx, "POST", baseURL+"/s/"+sessionID+"/api/kernels", strings.NewReader(`{"name": "python3"}`))
+	req, _ := http.NewRequestWithContext(ctx, "POST", notebook+"/api/kernels", strings.NewReader(`{"name": "python3"}`))
 	req.Header = auth.Clone()
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.HTTPClient().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,8 +290,8 @@ func runKernel(t *testing.T, baseURL, token, sessionID, code string) string {
 	if resp.StatusCode != http.StatusCreated || json.Unmarshal(body, &kernel) != nil {
 		t.Fatalf("create kernel = %s %s", resp.Status, body)
 	}
-	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(baseURL, "http")+"/s/"+sessionID+"/api/kernels/"+kernel.ID+"/channels",
-		&websocket.DialOptions{HTTPHeader: auth})
+	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(notebook, "http")+"/api/kernels/"+kernel.ID+"/channels",
+		&websocket.DialOptions{HTTPHeader: auth, HTTPClient: client.HTTPClient()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -370,7 +393,7 @@ func TestE2ERestartWhileProvisioning(t *testing.T) {
 	if servers != 1 {
 		t.Fatalf("%d notebook servers run for the session after the restart, want 1", servers)
 	}
-	if got := runKernel(t, srv.url, tok, s.ID, "print('after restart')"); got != "after restart\n" {
+	if got := runKernel(t, srv.notebook(s.ID), tok, "print('after restart')"); got != "after restart\n" {
 		t.Fatalf("kernel printed %q", got)
 	}
 	if _, err := alice.StopSession(ctx, s.ID); err != nil {
@@ -458,7 +481,7 @@ func TestE2ECLI(t *testing.T) {
 		t.Fatalf("class list = %v\n%s", err, out)
 	}
 	out, err = run("session", "start", "--class", class.ID, "--wait")
-	if err != nil || !strings.Contains(out, "notebook ready") || !strings.Contains(out, "cohort_code=") || !strings.Contains(out, "provisioning") {
+	if err != nil || !strings.Contains(out, "notebook ready") || !strings.Contains(out, "/_cohort/open?code=cohortcode_") || !strings.Contains(out, "provisioning") {
 		t.Fatalf("session start --wait = %v\n%s", err, out)
 	}
 	if out, err := run("session", "list"); err != nil || !strings.Contains(out, "ready") {

@@ -24,19 +24,20 @@ func newLoginCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			c := client.New(cf.url, "")
-			d, err := c.StartLogin(ctx)
+			host, _ := os.Hostname()
+			name := "cohort login on " + host
+			d, err := c.StartLogin(ctx, name)
 			if err != nil {
 				return err
 			}
 			out := cmd.ErrOrStderr()
-			fmt.Fprintf(out, "To sign in, open\n\n    %s\n\nand check that it shows the code %s.\n", d.VerificationURIComplete, d.UserCode)
+			fmt.Fprintf(out, "To sign in, open\n\n    %s\n\nin a browser where you are signed in to cohort, and type the code\n\n    %s\n\n", d.VerificationURI, d.UserCode)
 			if !noBrowser {
-				openBrowser(d.VerificationURIComplete)
+				openBrowser(d.VerificationURI)
 			}
 			ctx, cancel := context.WithTimeout(ctx, time.Duration(d.ExpiresIn)*time.Second)
 			defer cancel()
-			host, _ := os.Hostname()
-			token, id, err := c.FinishLogin(ctx, d, "cohort login on "+host)
+			token, id, err := c.FinishLogin(ctx, d, name)
 			if err != nil {
 				return err
 			}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -31,11 +32,16 @@ import (
 // Config is everything `cohort serve` can be told. Defaults work on a
 // laptop; every field has a flag and an environment variable.
 type Config struct {
-	Addr       string
-	DataDir    string
-	PublicURL  string
-	JupyterBin string
-	LogLevel   string
+	Addr      string
+	DataDir   string
+	PublicURL string
+	// NotebookDomain serves session S at {S}.{NotebookDomain}: a wildcard
+	// DNS name of its own (default localhost:PORT on a loopback address).
+	NotebookDomain string
+	// TrustedProxies are the addresses whose X-Forwarded-For is believed.
+	TrustedProxies string
+	JupyterBin     string
+	LogLevel       string
 	// Sign-in: with no client ID, the embedded local issuer (loopback only).
 	OIDCIssuer       string
 	OIDCClientID     string
@@ -96,7 +102,9 @@ func newServeCmd() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&cfg.Addr, "addr", envOr("COHORT_ADDR", "127.0.0.1:8080"), "listen address HOST:PORT (env COHORT_ADDR)")
 	f.StringVar(&cfg.DataDir, "data-dir", envOr("COHORT_DATA_DIR", defaultDataDir()), "directory for the database and local notebooks (env COHORT_DATA_DIR)")
-	f.StringVar(&cfg.PublicURL, "public-url", os.Getenv("COHORT_PUBLIC_URL"), "URL browsers use to reach cohort, e.g. https://cohort.example.org (env COHORT_PUBLIC_URL; default: from each request)")
+	f.StringVar(&cfg.PublicURL, "public-url", os.Getenv("COHORT_PUBLIC_URL"), "URL browsers use to reach cohort, e.g. https://cohort.example.org (env COHORT_PUBLIC_URL; default: http://ADDR on a loopback address)")
+	f.StringVar(&cfg.NotebookDomain, "notebook-domain", os.Getenv("COHORT_NOTEBOOK_DOMAIN"), "domain whose subdomains serve the notebooks, one origin per session, e.g. nb.example.org (wildcard DNS and TLS; env COHORT_NOTEBOOK_DOMAIN; default: localhost:PORT on a loopback address)")
+	f.StringVar(&cfg.TrustedProxies, "trusted-proxies", os.Getenv("COHORT_TRUSTED_PROXIES"), "comma-separated addresses or CIDR ranges of reverse proxies whose X-Forwarded-For is believed (env COHORT_TRUSTED_PROXIES; default: none)")
 	f.StringVar(&cfg.JupyterBin, "jupyter", envOr("COHORT_JUPYTER", local.DefaultBin), "notebook server of the local driver (env COHORT_JUPYTER)")
 	f.StringVar(&cfg.LogLevel, "log-level", envOr("COHORT_LOG_LEVEL", "info"), "debug, info, warn or error (env COHORT_LOG_LEVEL)")
 	f.StringVar(&cfg.OIDCIssuer, "oidc-issuer", envOr("COHORT_OIDC_ISSUER", "https://accounts.google.com"), "OpenID Connect issuer for sign-in (env COHORT_OIDC_ISSUER)")
@@ -140,7 +148,12 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Only cohort may enter its data: the database holds every session's
+	// notebook token. A directory made earlier (or by hand) is tightened.
 	if err := os.MkdirAll(m.Config.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	if err := os.Chmod(m.Config.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
 	dbPath := filepath.Join(m.Config.DataDir, "cohort.db")
@@ -162,12 +175,21 @@ func (m *Main) Run(ctx context.Context) error {
 		return fmt.Errorf("listen on %s: %w", m.Config.Addr, err)
 	}
 	defer ln.Close()
-	signIn, err := m.signIn(ln.Addr().String())
+	publicURL, err := m.publicURL(ln.Addr().String())
+	if err != nil {
+		return err
+	}
+	signIn, err := m.signIn(publicURL)
+	if err != nil {
+		return err
+	}
+	notebookDomain, err := m.notebookDomain(publicURL)
 	if err != nil {
 		return err
 	}
 
-	driver, timing, err := m.driver(log)
+	audience := m.schedulerAudience(publicURL)
+	driver, timing, err := m.driver(log, publicURL, audience)
 	if err != nil {
 		return err
 	}
@@ -186,33 +208,38 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	enqueuer.q = queue
-	scheduler, err := m.schedulerVerifier()
+	scheduler, err := m.schedulerVerifier(audience)
 	if err != nil {
 		return err
 	}
-	server := api.New(api.Options{
-		Store: store, Enqueuer: queue, Driver: driver.Name(), FilesNote: driver.FilesNote(), PublicURL: m.Config.PublicURL, Logger: log,
+	server, err := api.New(api.Options{
+		Store: store, Enqueuer: queue, Driver: driver.Name(), FilesNote: driver.FilesNote(), Logger: log,
+		PublicURL: publicURL, NotebookDomain: notebookDomain, TrustedProxies: splitList(m.Config.TrustedProxies),
 		Auth: signIn.rp, LocalIssuer: signIn.local, LocalIssuerPath: localIssuerPath,
-		Admins:         strings.Split(m.Config.Admins, ","),
+		Admins:         splitList(m.Config.Admins),
 		FirstUserAdmin: signIn.local != nil,
 		Tracker:        timeouts.NewTracker(store, nil, 30*time.Second, log),
 		Sweeper:        sweeper, Scheduler: scheduler,
 	})
+	if err != nil {
+		return err
+	}
 	if err := queue.Start(ctx); err != nil {
 		return err
 	}
-	httpServer := &http.Server{Handler: server, ReadHeaderTimeout: 10 * time.Second}
+	// Headers and bodies must arrive in time (api bounds bodies per route);
+	// idle keep-alive connections are closed.
+	httpServer := &http.Server{Handler: server, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	served := make(chan error, 1)
 	go func() { served <- httpServer.Serve(ln) }()
-	log.Info("cohort is serving", "url", "http://"+ln.Addr().String(), "data_dir", m.Config.DataDir, "driver", driver.Name())
+	log.Info("cohort is serving", "url", publicURL, "notebooks", server.NotebookOrigin("ses_*"), "data_dir", m.Config.DataDir, "driver", driver.Name())
 	if signIn.local != nil {
-		log.Info("sign-in: built-in local issuer (any email, this machine only); configure --oidc-client-id for Google", "issuer", signIn.rp.Issuer())
+		// The link is for the person who started cohort: it goes to the
+		// terminal (stderr), as Jupyter's token URL does.
+		log.Info("sign-in: built-in local issuer, for this machine only; configure --oidc-client-id for Google")
+		fmt.Fprintf(os.Stderr, "\n    To sign in, open this link in your browser (it changes each time cohort starts):\n    %s\n\n", signIn.local.SignInLink())
 	} else {
-		callback := "(the URL browsers use)/auth/callback"
-		if m.Config.PublicURL != "" {
-			callback = strings.TrimRight(m.Config.PublicURL, "/") + "/auth/callback"
-		}
-		log.Info("sign-in: OpenID Connect", "issuer", signIn.rp.Issuer(), "redirect_uri", callback)
+		log.Info("sign-in: OpenID Connect", "issuer", signIn.rp.Issuer(), "redirect_uri", publicURL+"/auth/callback")
 	}
 	log.Info("to mint an API token, run on this machine: cohort token create --data-dir " + m.Config.DataDir + " --email YOU@EXAMPLE.ORG --role admin")
 	if m.Ready != nil {
@@ -239,7 +266,7 @@ const localIssuerPath = "/local-oidc"
 
 // driver makes the configured provisioner driver, with how long a start
 // may take on it.
-func (m *Main) driver(log *slog.Logger) (cohort.Driver, provisioner.Timing, error) {
+func (m *Main) driver(log *slog.Logger, publicURL, audience string) (cohort.Driver, provisioner.Timing, error) {
 	c := m.Config
 	switch c.Driver {
 	case "local":
@@ -272,7 +299,7 @@ func (m *Main) driver(log *slog.Logger) (cohort.Driver, provisioner.Timing, erro
 	}
 	d, err := gce.New(gce.Options{Stacks: stacks, Project: g.Project, ImageProject: g.ImageProject, Network: g.Network,
 		Subnetwork: g.Subnetwork, NetworkTag: g.NetworkTag, SessionAccount: g.SessionAccount,
-		SchedulerAccount: c.SchedulerAccount, SchedulerRegion: g.SchedulerRegion, PublicURL: c.PublicURL, Compute: vms})
+		SchedulerAccount: c.SchedulerAccount, SchedulerRegion: g.SchedulerRegion, PublicURL: publicURL, SchedulerAudience: audience, Compute: vms})
 	// A VM boots and starts Jupyter in minutes, not seconds.
 	return d, provisioner.Timing{StartTimeout: 15 * time.Minute, Poll: 2 * time.Second}, err
 }
@@ -297,21 +324,21 @@ type lateEnqueuer struct{ q *jobs.Queue }
 
 func (l *lateEnqueuer) Enqueue(ctx context.Context, id string) error { return l.q.Enqueue(ctx, id) }
 
+// schedulerAudience is the audience of Cloud Scheduler's tokens: the
+// scheduler jobs mint them for it and the verifier expects it, from this
+// one value, so the two can never disagree.
+func (m *Main) schedulerAudience(publicURL string) string {
+	return cmp.Or(strings.TrimRight(m.Config.SchedulerAudience, "/"), publicURL)
+}
+
 // schedulerVerifier admits Cloud Scheduler's calls when a service account
 // is configured; without one the scheduler endpoints refuse every call.
-func (m *Main) schedulerVerifier() (api.CallerVerifier, error) {
+func (m *Main) schedulerVerifier(audience string) (api.CallerVerifier, error) {
 	c := m.Config
 	if c.SchedulerAccount == "" {
 		return nil, nil
 	}
-	aud := c.SchedulerAudience
-	if aud == "" {
-		aud = strings.TrimRight(c.PublicURL, "/")
-	}
-	if aud == "" {
-		return nil, errors.New("--scheduler-service-account needs --scheduler-audience or --public-url: the audience Cloud Scheduler's tokens are minted for")
-	}
-	return auth.NewCallerVerifier(auth.CallerOptions{Issuer: c.SchedulerIssuer, Audience: aud, Email: c.SchedulerAccount}), nil
+	return auth.NewCallerVerifier(auth.CallerOptions{Issuer: c.SchedulerIssuer, Audience: audience, Email: c.SchedulerAccount}), nil
 }
 
 func envDuration(name string, def time.Duration) time.Duration {
@@ -327,9 +354,9 @@ type signInSetup struct {
 }
 
 // signIn configures sign-in: the configured OIDC issuer, or the built-in
-// local issuer, which admits anyone as any email and so only ever runs on
-// a loopback address.
-func (m *Main) signIn(listenAddr string) (signInSetup, error) {
+// local issuer, which admits whoever holds its sign-in link as any email
+// and so only ever runs on a loopback address.
+func (m *Main) signIn(publicURL string) (signInSetup, error) {
 	c := m.Config
 	if c.OIDCClientID != "" {
 		if c.OIDCClientSecret == "" {
@@ -339,24 +366,62 @@ func (m *Main) signIn(listenAddr string) (signInSetup, error) {
 			Issuer: c.OIDCIssuer, ClientID: c.OIDCClientID, ClientSecret: c.OIDCClientSecret, HostedDomain: c.OIDCHostedDomain,
 		})}, nil
 	}
-	base := "http://" + listenAddr
-	if c.PublicURL != "" {
-		base = strings.TrimRight(c.PublicURL, "/")
-	}
-	if !isLoopback(c.Addr) || !isLoopbackURL(base) {
-		return signInSetup{}, fmt.Errorf("the built-in sign-in lets anyone sign in as any email, so it runs only on a loopback address, "+
-			"not on %s (public URL %q): serve on 127.0.0.1:PORT, or configure Google sign-in (--oidc-client-id and COHORT_OIDC_CLIENT_SECRET; see docs/signin.md)", c.Addr, c.PublicURL)
+	if !isLoopback(c.Addr) || !isLoopbackURL(publicURL) {
+		return signInSetup{}, fmt.Errorf("the built-in sign-in lets its link's holder sign in as any email, so it runs only on a loopback address, "+
+			"not on %s (public URL %q): serve on 127.0.0.1:PORT, or configure Google sign-in (--oidc-client-id and COHORT_OIDC_CLIENT_SECRET; see docs/signin.md)", c.Addr, publicURL)
 	}
 	callbackOK := func(uri string) bool {
 		u, err := url.Parse(uri)
 		return err == nil && u.Path == "/auth/callback" && isLoopbackURL(uri)
 	}
-	issuer, err := localissuer.New(base+localIssuerPath, callbackOK, nil)
+	issuer, err := localissuer.New(localissuer.Options{URL: publicURL + localIssuerPath, RedirectOK: callbackOK,
+		AfterLink: "/auth/login", Secure: strings.HasPrefix(publicURL, "https://")})
 	if err != nil {
 		return signInSetup{}, err
 	}
 	rp := auth.New(auth.Options{Issuer: issuer.URL(), ClientID: localissuer.ClientID, Endpoints: issuer.Endpoints()})
 	return signInSetup{rp: rp, local: issuer}, nil
+}
+
+// publicURL returns the app's URL: as configured, or on a loopback
+// address http://ADDR.
+func (m *Main) publicURL(listenAddr string) (string, error) {
+	if u := strings.TrimRight(m.Config.PublicURL, "/"); u != "" {
+		return u, nil
+	}
+	if !isLoopback(listenAddr) {
+		return "", fmt.Errorf("--public-url is required when cohort listens on %s: the URL browsers use, e.g. https://cohort.example.org", listenAddr)
+	}
+	return "http://" + listenAddr, nil
+}
+
+// notebookDomain returns the domain whose subdomains serve notebooks: as
+// configured, or with a loopback app localhost:PORT, which browsers
+// resolve to this machine for every subdomain.
+func (m *Main) notebookDomain(publicURL string) (string, error) {
+	if d := m.Config.NotebookDomain; d != "" {
+		return d, nil
+	}
+	u, err := url.Parse(publicURL)
+	if err != nil || !isLoopbackURL(publicURL) {
+		return "", fmt.Errorf("--notebook-domain is required with --public-url %s: each notebook is served on a subdomain of a domain of "+
+			"its own (wildcard DNS and TLS), e.g. nb.example.org; see docs/security.md", publicURL)
+	}
+	if u.Port() == "" {
+		return "localhost", nil
+	}
+	return "localhost:" + u.Port(), nil
+}
+
+// splitList splits a comma-separated flag, dropping empty items.
+func splitList(v string) []string {
+	var out []string
+	for _, item := range strings.Split(v, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
 }
 
 // isLoopback reports whether a listen address binds loopback only.

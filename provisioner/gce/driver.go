@@ -1,6 +1,7 @@
 package gce
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -30,8 +31,10 @@ type Options struct {
 	// SessionAccount runs the VMs; SchedulerAccount signs Cloud Scheduler's
 	// calls to cohort at SchedulerRegion.
 	SessionAccount, SchedulerAccount, SchedulerRegion string
-	// PublicURL is cohort's, the audience of the scheduler's tokens.
-	PublicURL string
+	// PublicURL is cohort's, which the scheduler's jobs call;
+	// SchedulerAudience is the audience of their tokens (the same value
+	// cohort's verifier expects: both come from one setting).
+	PublicURL, SchedulerAudience string
 	// NotebookPort is where the session agent serves Jupyter; infra.NotebookPort.
 	NotebookPort int
 	// MaxRunMargin is added to a session's maximum lifetime for GCE's own
@@ -116,7 +119,7 @@ func (d *Driver) SessionSpec(spec cohort.NotebookSpec, now time.Time) infra.Sess
 		NotebookToken: spec.Token, BasePath: spec.BasePath, PublicURL: o.PublicURL,
 	}
 	if o.SchedulerAccount != "" && o.PublicURL != "" {
-		s.SchedulerRegion, s.SchedulerAccount, s.Audience = o.SchedulerRegion, o.SchedulerAccount, o.PublicURL
+		s.SchedulerRegion, s.SchedulerAccount, s.Audience = o.SchedulerRegion, o.SchedulerAccount, cmp.Or(o.SchedulerAudience, o.PublicURL)
 		s.ExpireURL = strings.TrimRight(o.PublicURL, "/") + "/v1/scheduler/sessions/" + spec.SessionID + "/expire"
 		// A minute after the latest the session may live: cohort's own
 		// sweep acts first; this call is the backstop.

@@ -28,7 +28,7 @@ func TestDriverRunsSessionOnFakeGCE(t *testing.T) {
 	ctx := context.Background()
 	class := cohort.DefaultClass()
 	spec := cohort.NotebookSpec{SessionID: "ses_gce1", ClassID: "cls_1", UserEmail: "ada@example.org", Token: cohort.NewSecret(""),
-		BasePath: "/s/ses_gce1/", Runtime: class.Runtime, MaxLifetime: 12 * time.Hour}
+		BasePath: "/", Runtime: class.Runtime, MaxLifetime: 12 * time.Hour}
 	if in, err := d.Inspect(ctx, spec); err != nil || in.State != cohort.InstanceAbsent {
 		t.Fatalf("before start: %+v, %v", in, err)
 	}
@@ -84,7 +84,7 @@ func TestDriverQuotaIsAnActionableError(t *testing.T) {
 	fake.SetGPUQuota(0)
 	d := driver(t, gce.Options{Stacks: stacks, Project: "workshop-123"})
 	class := cohort.DefaultClass()
-	err := d.Start(context.Background(), cohort.NotebookSpec{SessionID: "ses_q", Token: "t", BasePath: "/s/ses_q/", Runtime: class.Runtime, MaxLifetime: time.Hour})
+	err := d.Start(context.Background(), cohort.NotebookSpec{SessionID: "ses_q", Token: "t", BasePath: "/", Runtime: class.Runtime, MaxLifetime: time.Hour})
 	if cohort.ErrorCode(err) != cohort.EUNAVAILABLE || !strings.Contains(cohort.ErrorMessage(err), "GPUS_ALL_REGIONS") {
 		t.Fatalf("Start with no quota = %v", err)
 	}
@@ -96,7 +96,7 @@ func TestDriverOneStartAtATime(t *testing.T) {
 	fake.Latency = time.Second
 	d := driver(t, gce.Options{Stacks: stacks, Project: "workshop-123"})
 	class := cohort.DefaultClass()
-	spec := cohort.NotebookSpec{SessionID: "ses_twice", Token: "t", BasePath: "/s/ses_twice/", Runtime: class.Runtime, MaxLifetime: time.Hour}
+	spec := cohort.NotebookSpec{SessionID: "ses_twice", Token: "t", BasePath: "/", Runtime: class.Runtime, MaxLifetime: time.Hour}
 	ctx := context.Background()
 	errs := make(chan error, 2)
 	go func() { errs <- d.Start(ctx, spec) }()
@@ -148,7 +148,7 @@ func seat(id, class string, zones ...string) cohort.NotebookSpec {
 		rt.Zones = zones
 	}
 	return cohort.NotebookSpec{SessionID: id, ClassID: class, UserEmail: id + "@example.org", Token: "t-" + id,
-		BasePath: "/s/" + id + "/", Runtime: rt, MaxLifetime: time.Hour}
+		BasePath: "/", Runtime: rt, MaxLifetime: time.Hour}
 }
 
 // startAll starts the seats at once and returns each one's error.

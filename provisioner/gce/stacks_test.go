@@ -58,7 +58,7 @@ func spec(id string) infra.SessionSpec {
 		MachineType: "n1-standard-4", GPUType: "nvidia-tesla-t4", GPUCount: 1,
 		Image: "projects/workshop-123/global/images/family/cohort-notebook", DiskGB: 100, MaxRunDuration: 13 * time.Hour,
 		NetworkTag: "cohort-session", ServiceAccount: "cohort-session@workshop-123.iam.gserviceaccount.com",
-		NotebookToken: "tok", BasePath: "/s/" + id + "/",
+		NotebookToken: "tok", BasePath: "/",
 		SchedulerRegion: "us-central1", SchedulerAccount: "sched@workshop-123.iam.gserviceaccount.com", Audience: "https://cohort.example.org",
 		ExpireURL: "https://cohort.example.org/v1/scheduler/sessions/" + id + "/expire", HardDeadline: time.Now().Add(12 * time.Hour),
 	}

@@ -12,9 +12,9 @@ func (s *Store) AppendAudit(ctx context.Context, e *cohort.AuditEvent) error {
 	if e.Time.IsZero() {
 		e.Time = s.Now().UTC()
 	}
-	err := s.db.QueryRowContext(ctx, `INSERT INTO audit_events (time, actor_id, actor_email, action, class_id, session_id, subject, detail)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-		micros(e.Time), e.ActorID, e.ActorEmail, e.Action, e.ClassID, e.SessionID, e.Subject, e.Detail).Scan(&e.ID)
+	err := s.db.QueryRowContext(ctx, `INSERT INTO audit_events (time, actor_id, actor_email, action, class_id, session_id, subject, detail, client_addr)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		micros(e.Time), e.ActorID, e.ActorEmail, e.Action, e.ClassID, e.SessionID, e.Subject, e.Detail, e.ClientAddr).Scan(&e.ID)
 	if err != nil {
 		return fmt.Errorf("insert audit event: %w", err)
 	}
@@ -26,7 +26,7 @@ func (s *Store) ListAudit(ctx context.Context, f cohort.AuditFilter) ([]*cohort.
 	if f.Limit <= 0 || f.Limit > 1000 {
 		f.Limit = 100
 	}
-	q := `SELECT id, time, actor_id, actor_email, action, class_id, session_id, subject, detail FROM audit_events WHERE 1 = 1`
+	q := `SELECT id, time, actor_id, actor_email, action, class_id, session_id, subject, detail, client_addr FROM audit_events WHERE 1 = 1`
 	var args []any
 	if f.ClassID != "" {
 		q, args = q+` AND class_id = ?`, append(args, f.ClassID)
@@ -41,7 +41,7 @@ func (s *Store) ListAudit(ctx context.Context, f cohort.AuditFilter) ([]*cohort.
 	return collect(rows, func(row interface{ Scan(...any) error }) (*cohort.AuditEvent, error) {
 		var e cohort.AuditEvent
 		var t int64
-		if err := row.Scan(&e.ID, &t, &e.ActorID, &e.ActorEmail, &e.Action, &e.ClassID, &e.SessionID, &e.Subject, &e.Detail); err != nil {
+		if err := row.Scan(&e.ID, &t, &e.ActorID, &e.ActorEmail, &e.Action, &e.ClassID, &e.SessionID, &e.Subject, &e.Detail, &e.ClientAddr); err != nil {
 			return nil, err
 		}
 		e.Time = fromMicros(t)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"time"
 
 	"github.com/cohortdev/cohort"
 )
@@ -116,12 +115,15 @@ func (s *Store) TakeLoginAttempt(ctx context.Context, stateHash string) (*cohort
 }
 
 // CreateDeviceCode starts a CLI sign-in.
-func (s *Store) CreateDeviceCode(ctx context.Context, deviceHash, userCode string, expires time.Time) error {
+func (s *Store) CreateDeviceCode(ctx context.Context, deviceHash string, d *cohort.DeviceCode) error {
 	if _, err := s.db.ExecContext(ctx, `DELETE FROM device_codes WHERE expires_at < ?`, micros(s.Now())); err != nil {
 		return fmt.Errorf("prune device codes: %w", err)
 	}
-	_, err := s.db.ExecContext(ctx, `INSERT INTO device_codes (device_hash, user_code, expires_at) VALUES (?, ?, ?)`,
-		deviceHash, userCode, micros(expires))
+	if d.CreatedAt.IsZero() {
+		d.CreatedAt = s.Now().UTC()
+	}
+	_, err := s.db.ExecContext(ctx, `INSERT INTO device_codes (device_hash, user_code, client_name, client_addr, created_at, expires_at)
+		VALUES (?, ?, ?, ?, ?, ?)`, deviceHash, d.UserCode, d.ClientName, d.ClientAddr, micros(d.CreatedAt), micros(d.ExpiresAt))
 	if isUniqueViolation(err) {
 		return cohort.Errorf(cohort.ECONFLICT, "user code collision; try again")
 	}
@@ -129,6 +131,23 @@ func (s *Store) CreateDeviceCode(ctx context.Context, deviceHash, userCode strin
 		return fmt.Errorf("insert device code: %w", err)
 	}
 	return nil
+}
+
+// DeviceCode returns a live sign-in waiting for approval.
+func (s *Store) DeviceCode(ctx context.Context, userCode string) (*cohort.DeviceCode, error) {
+	d := cohort.DeviceCode{UserCode: userCode}
+	var created, expires int64
+	err := s.db.QueryRowContext(ctx, `SELECT client_name, client_addr, created_at, expires_at FROM device_codes
+		WHERE user_code = ? AND approved_at IS NULL AND expires_at > ?`, userCode, micros(s.Now())).
+		Scan(&d.ClientName, &d.ClientAddr, &created, &expires)
+	if err == sql.ErrNoRows {
+		return nil, cohort.Errorf(cohort.EFORBIDDEN, "code %s is unknown, expired or already used; run `cohort login` again", userCode)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read device code: %w", err)
+	}
+	d.CreatedAt, d.ExpiresAt = fromMicros(created), fromMicros(expires)
+	return &d, nil
 }
 
 // ApproveDeviceCode approves a live, unapproved user code.

@@ -96,19 +96,31 @@ func (s *Store) CreateLoginCode(ctx context.Context, codeHash, userID, sessionID
 	return nil
 }
 
-// RedeemLoginCode uses up a one-time code.
-func (s *Store) RedeemLoginCode(ctx context.Context, codeHash string) (userID, sessionID string, err error) {
-	now := micros(s.Now())
-	err = s.db.QueryRowContext(ctx, `UPDATE login_codes SET used_at = ?
-		WHERE code_hash = ? AND used_at IS NULL AND expires_at > ?
-		RETURNING user_id, session_id`, now, codeHash, now).Scan(&userID, &sessionID)
+// LoginCode reads a live, unused one-time code without using it.
+func (s *Store) LoginCode(ctx context.Context, codeHash string) (userID, sessionID string, err error) {
+	err = s.db.QueryRowContext(ctx, `SELECT user_id, session_id FROM login_codes
+		WHERE code_hash = ? AND used_at IS NULL AND expires_at > ?`, codeHash, micros(s.Now())).Scan(&userID, &sessionID)
 	return userID, sessionID, unauthorized(err, "this link has expired or was already used; ask for a new one")
 }
 
+// UseLoginCode uses a one-time code up, once.
+func (s *Store) UseLoginCode(ctx context.Context, codeHash string) error {
+	now := micros(s.Now())
+	res, err := s.db.ExecContext(ctx, `UPDATE login_codes SET used_at = ?
+		WHERE code_hash = ? AND used_at IS NULL AND expires_at > ?`, now, codeHash, now)
+	if err != nil {
+		return fmt.Errorf("use login code: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return cohort.Errorf(cohort.EUNAUTHORIZED, "this link has expired or was already used; ask for a new one")
+	}
+	return nil
+}
+
 // CreateBrowserSession stores a browser sign-in by the hash of its cookie.
-func (s *Store) CreateBrowserSession(ctx context.Context, cookieHash, userID, csrfToken string, expires time.Time) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO browser_sessions (cookie_hash, user_id, csrf_token, created_at, expires_at) VALUES (?, ?, ?, ?, ?)`,
-		cookieHash, userID, csrfToken, micros(s.Now()), micros(expires))
+func (s *Store) CreateBrowserSession(ctx context.Context, cookieHash string, b *cohort.BrowserSession) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO browser_sessions (cookie_hash, user_id, csrf_token, session_id, created_at, expires_at)
+		VALUES (?, ?, ?, ?, ?, ?)`, cookieHash, b.User.ID, b.CSRFToken, b.SessionID, micros(s.Now()), micros(b.ExpiresAt))
 	if err != nil {
 		return fmt.Errorf("insert browser session: %w", err)
 	}
@@ -121,10 +133,10 @@ func (s *Store) GetBrowserSession(ctx context.Context, cookieHash string) (*coho
 	var expires int64
 	var u cohort.User
 	var created int64
-	err := s.db.QueryRowContext(ctx, `SELECT `+qualifiedUserColumns+`, b.csrf_token, b.expires_at
+	err := s.db.QueryRowContext(ctx, `SELECT `+qualifiedUserColumns+`, b.csrf_token, b.session_id, b.expires_at
 		FROM browser_sessions b JOIN users u ON u.id = b.user_id
 		WHERE b.cookie_hash = ? AND b.revoked_at IS NULL AND b.expires_at > ?`, cookieHash, micros(s.Now())).
-		Scan(&u.ID, &u.Email, &u.Role, &u.HostedDomain, &created, &b.CSRFToken, &expires)
+		Scan(&u.ID, &u.Email, &u.Role, &u.HostedDomain, &created, &b.CSRFToken, &b.SessionID, &expires)
 	if err != nil {
 		return nil, unauthorized(err, "your sign-in has expired or was revoked; sign in again")
 	}
@@ -137,6 +149,16 @@ func (s *Store) RevokeBrowserSession(ctx context.Context, cookieHash string) err
 	_, err := s.db.ExecContext(ctx, `UPDATE browser_sessions SET revoked_at = ? WHERE cookie_hash = ? AND revoked_at IS NULL`,
 		micros(s.Now()), cookieHash)
 	return err
+}
+
+// RevokeNotebookCookies revokes the live notebook cookies of a user.
+func (s *Store) RevokeNotebookCookies(ctx context.Context, userID string) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE browser_sessions SET revoked_at = ? WHERE user_id = ? AND session_id != '' AND revoked_at IS NULL`,
+		micros(s.Now()), userID)
+	if err != nil {
+		return fmt.Errorf("revoke notebook cookies: %w", err)
+	}
+	return nil
 }
 
 func unauthorized(err error, msg string) error {

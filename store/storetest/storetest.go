@@ -166,28 +166,38 @@ func testLoginCodes(t *testing.T, s cohort.Store, clock *Clock) {
 	if err := s.CreateLoginCode(ctx, "h1", u.ID, sess.ID, clock.Now().Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	userID, sessionID, err := s.RedeemLoginCode(ctx, "h1")
-	if err != nil || userID != u.ID || sessionID != sess.ID {
-		t.Fatalf("RedeemLoginCode = %q, %q, %v", userID, sessionID, err)
+	// Reading a code does not use it: a code shown at a session that is
+	// not ready yet still works once it is.
+	for range 2 {
+		userID, sessionID, err := s.LoginCode(ctx, "h1")
+		if err != nil || userID != u.ID || sessionID != sess.ID {
+			t.Fatalf("LoginCode = %q, %q, %v", userID, sessionID, err)
+		}
 	}
-	_, _, err = s.RedeemLoginCode(ctx, "h1")
-	wantCode(t, err, cohort.EUNAUTHORIZED) // single use
+	if err := s.UseLoginCode(ctx, "h1"); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, s.UseLoginCode(ctx, "h1"), cohort.EUNAUTHORIZED) // single use
+	_, _, err := s.LoginCode(ctx, "h1")
+	wantCode(t, err, cohort.EUNAUTHORIZED)
+	wantCode(t, s.UseLoginCode(ctx, "unknown"), cohort.EUNAUTHORIZED)
 
 	if err := s.CreateLoginCode(ctx, "h2", u.ID, sess.ID, clock.Now().Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	clock.Advance(2 * time.Minute)
-	_, _, err = s.RedeemLoginCode(ctx, "h2")
+	_, _, err = s.LoginCode(ctx, "h2")
 	wantCode(t, err, cohort.EUNAUTHORIZED) // expired
+	wantCode(t, s.UseLoginCode(ctx, "h2"), cohort.EUNAUTHORIZED)
 }
 
 func testBrowserSessions(t *testing.T, s cohort.Store, clock *Clock) {
 	ctx := context.Background()
 	u := must(s.EnsureUser(ctx, "ada@example.com", cohort.RoleParticipant))
-	if err := s.CreateBrowserSession(ctx, "c1", u.ID, "csrf1", clock.Now().Add(time.Hour)); err != nil {
+	if err := s.CreateBrowserSession(ctx, "c1", &cohort.BrowserSession{User: u, CSRFToken: "csrf1", ExpiresAt: clock.Now().Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
-	if got := must(s.GetBrowserSession(ctx, "c1")); got.User.ID != u.ID || got.CSRFToken != "csrf1" {
+	if got := must(s.GetBrowserSession(ctx, "c1")); got.User.ID != u.ID || got.CSRFToken != "csrf1" || got.SessionID != "" {
 		t.Fatalf("GetBrowserSession = %+v", got)
 	}
 	if err := s.RevokeBrowserSession(ctx, "c1"); err != nil {
@@ -196,7 +206,25 @@ func testBrowserSessions(t *testing.T, s cohort.Store, clock *Clock) {
 	_, err := s.GetBrowserSession(ctx, "c1")
 	wantCode(t, err, cohort.EUNAUTHORIZED)
 
-	if err := s.CreateBrowserSession(ctx, "c2", u.ID, "csrf2", clock.Now().Add(time.Hour)); err != nil {
+	// A notebook origin's cookie names its one session.
+	if err := s.CreateBrowserSession(ctx, "nb", &cohort.BrowserSession{User: u, SessionID: "ses_x", ExpiresAt: clock.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := must(s.GetBrowserSession(ctx, "nb")); got.SessionID != "ses_x" || got.User.ID != u.ID {
+		t.Fatalf("notebook cookie = %+v", got)
+	}
+	// Signing out ends the notebook cookies, not the other sign-ins.
+	if err := s.CreateBrowserSession(ctx, "app", &cohort.BrowserSession{User: u, CSRFToken: "c", ExpiresAt: clock.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RevokeNotebookCookies(ctx, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.GetBrowserSession(ctx, "nb")
+	wantCode(t, err, cohort.EUNAUTHORIZED)
+	must(s.GetBrowserSession(ctx, "app"))
+
+	if err := s.CreateBrowserSession(ctx, "c2", &cohort.BrowserSession{User: u, CSRFToken: "csrf2", ExpiresAt: clock.Now().Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
 	clock.Advance(2 * time.Hour)
@@ -214,7 +242,7 @@ func testRevokeCredentials(t *testing.T, s cohort.Store, clock *Clock) {
 			t.Fatal(err)
 		}
 	}
-	if err := s.CreateBrowserSession(ctx, "c1", u.ID, "x", clock.Now().Add(time.Hour)); err != nil {
+	if err := s.CreateBrowserSession(ctx, "c1", &cohort.BrowserSession{User: u, CSRFToken: "x", ExpiresAt: clock.Now().Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
 	tokens := must(s.ListTokens(ctx, u.ID))
@@ -264,25 +292,37 @@ func testLoginAttempts(t *testing.T, s cohort.Store, clock *Clock) {
 func testDeviceCodes(t *testing.T, s cohort.Store, clock *Clock) {
 	ctx := context.Background()
 	u := must(s.EnsureUser(ctx, "ada@example.com", cohort.RoleParticipant))
-	if err := s.CreateDeviceCode(ctx, "dev", "ABCD-EFGH", clock.Now().Add(10*time.Minute)); err != nil {
+	d := &cohort.DeviceCode{UserCode: "ABCD-EFGH", ClientName: "cohort login on laptop", ClientAddr: "192.0.2.7",
+		ExpiresAt: clock.Now().Add(10 * time.Minute)}
+	if err := s.CreateDeviceCode(ctx, "dev", d); err != nil {
 		t.Fatal(err)
 	}
-	_, err := s.ClaimDeviceCode(ctx, "dev")
+	got := must(s.DeviceCode(ctx, "ABCD-EFGH"))
+	if got.ClientName != d.ClientName || got.ClientAddr != d.ClientAddr || !got.CreatedAt.Equal(clock.Now().UTC().Truncate(time.Microsecond)) {
+		t.Fatalf("DeviceCode = %+v, want what was stored at %s", got, clock.Now())
+	}
+	_, err := s.DeviceCode(ctx, "WRONG-CODE")
+	wantCode(t, err, cohort.EFORBIDDEN)
+	_, err = s.ClaimDeviceCode(ctx, "dev")
 	wantCode(t, err, cohort.ECONFLICT) // pending
 	wantCode(t, s.ApproveDeviceCode(ctx, "WRONG-CODE", u.ID), cohort.EFORBIDDEN)
 	if err := s.ApproveDeviceCode(ctx, "ABCD-EFGH", u.ID); err != nil {
 		t.Fatal(err)
 	}
 	wantCode(t, s.ApproveDeviceCode(ctx, "ABCD-EFGH", u.ID), cohort.EFORBIDDEN) // once
+	_, err = s.DeviceCode(ctx, "ABCD-EFGH")
+	wantCode(t, err, cohort.EFORBIDDEN) // approved: nothing left to describe
 	if got := must(s.ClaimDeviceCode(ctx, "dev")); got != u.ID {
 		t.Fatalf("ClaimDeviceCode = %q", got)
 	}
 	_, err = s.ClaimDeviceCode(ctx, "dev")
 	wantCode(t, err, cohort.EUNAUTHORIZED) // claimed once
-	if err := s.CreateDeviceCode(ctx, "dev2", "IJKL-MNOP", clock.Now().Add(time.Minute)); err != nil {
+	if err := s.CreateDeviceCode(ctx, "dev2", &cohort.DeviceCode{UserCode: "IJKL-MNOP", ExpiresAt: clock.Now().Add(time.Minute)}); err != nil {
 		t.Fatal(err)
 	}
 	clock.Advance(2 * time.Minute)
+	_, err = s.DeviceCode(ctx, "IJKL-MNOP")
+	wantCode(t, err, cohort.EFORBIDDEN)
 	wantCode(t, s.ApproveDeviceCode(ctx, "IJKL-MNOP", u.ID), cohort.EFORBIDDEN)
 	_, err = s.ClaimDeviceCode(ctx, "dev2")
 	wantCode(t, err, cohort.EUNAUTHORIZED)
@@ -372,14 +412,15 @@ func testInvites(t *testing.T, s cohort.Store, clock *Clock) {
 func testAudit(t *testing.T, s cohort.Store, _ *Clock) {
 	ctx := context.Background()
 	for i, classID := range []string{"cls_a", "cls_b", "cls_a", ""} {
-		e := &cohort.AuditEvent{Action: cohort.AuditMembersAdded, ClassID: classID, ActorEmail: "t@example.com", Detail: string(rune('0' + i))}
+		e := &cohort.AuditEvent{Action: cohort.AuditMembersAdded, ClassID: classID, ActorEmail: "t@example.com", Detail: string(rune('0' + i)),
+			ClientAddr: "192.0.2." + string(rune('0'+i))}
 		if err := s.AppendAudit(ctx, e); err != nil || e.ID == 0 {
 			t.Fatalf("AppendAudit = %v, id %d", err, e.ID)
 		}
 	}
 	all := must(s.ListAudit(ctx, cohort.AuditFilter{}))
-	if len(all) != 4 || all[0].Detail != "3" {
-		t.Fatalf("ListAudit = %d events, first %+v; want 4, newest first", len(all), all[0])
+	if len(all) != 4 || all[0].Detail != "3" || all[0].ClientAddr != "192.0.2.3" {
+		t.Fatalf("ListAudit = %d events, first %+v; want 4, newest first, with their client addresses", len(all), all[0])
 	}
 	a := must(s.ListAudit(ctx, cohort.AuditFilter{ClassID: "cls_a"}))
 	if len(a) != 2 || a[0].Detail != "2" {
