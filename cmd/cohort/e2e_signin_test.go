@@ -52,6 +52,29 @@ func TestE2EBrowserAndCLISignIn(t *testing.T) {
 	dataDir := t.TempDir()
 	cleanupNotebooks(t, dataDir)
 	srv := startServer(t, dataDir, "COHORT_ADMINS=boss@example.com")
+	// A client that did not come through the link cohort printed (a
+	// participant's kernel on this machine, say) signs nobody in, and
+	// neither does a forwarded request.
+	jar, _ := cookiejar.New(nil)
+	stranger := client.HTTPClient()
+	stranger.Jar = jar
+	resp, err := stranger.Get(srv.url + "/auth/login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden || resp.Request.URL.Path != "/local-oidc/authorize" {
+		t.Fatalf("sign-in without the link = %d at %s, want 403 at the issuer", resp.StatusCode, resp.Request.URL)
+	}
+	req, _ := http.NewRequest("GET", srv.signInLink(), nil)
+	req.Header.Set("X-Forwarded-For", "203.0.113.9")
+	if resp, err = stranger.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("the link through a forwarding proxy = %d, want 403", resp.StatusCode)
+	}
 	b, resp, body := signInBrowser(t, srv, "boss@example.com", "/v1/me")
 	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `"role":"admin"`) {
 		t.Fatalf("browser sign-in = %d %s", resp.StatusCode, body)
@@ -84,7 +107,7 @@ func TestE2EBrowserAndCLISignIn(t *testing.T) {
 	if link != srv.url+"/auth/device" || code == "" {
 		t.Fatalf("cohort login printed link %q and code %q", link, code)
 	}
-	resp, err := b.Get(link)
+	resp, err = b.Get(link)
 	if err != nil {
 		t.Fatal(err)
 	}

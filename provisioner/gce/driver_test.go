@@ -385,3 +385,25 @@ func TestDriverNoticesAStoppedVM(t *testing.T) {
 		t.Fatalf("a stopped VM's disk is still there after the session's stop: %+v", inv)
 	}
 }
+
+// TestSchedulerAudienceIsCohorts: the scheduler job mints its tokens for
+// the audience cohort's verifier expects (both are the one setting that
+// cmd/cohort passes to each), and calls cohort's own URL.
+func TestSchedulerAudienceIsCohorts(t *testing.T) {
+	t.Parallel()
+	for _, aud := range []string{"", "https://scheduler-audience.example.org"} {
+		d, err := gce.New(gce.Options{Stacks: &gce.Stacks{}, Project: "p", SchedulerAccount: "sched@x", SchedulerRegion: "us-central1",
+			PublicURL: "https://cohort.example.org", SchedulerAudience: aud})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := d.SessionSpec(cohort.NotebookSpec{SessionID: "ses_a", Runtime: cohort.DefaultClass().Runtime, MaxLifetime: time.Hour}, time.Now())
+		want := aud
+		if want == "" {
+			want = "https://cohort.example.org"
+		}
+		if s.Audience != want || s.ExpireURL != "https://cohort.example.org/v1/scheduler/sessions/ses_a/expire" {
+			t.Errorf("audience setting %q: job audience %q, URL %q", aud, s.Audience, s.ExpireURL)
+		}
+	}
+}
