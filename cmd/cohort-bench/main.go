@@ -214,7 +214,7 @@ func driverOnly(ctx context.Context, root string, n int) (time.Duration, error) 
 	t0 := time.Now()
 	for i := range specs {
 		id := fmt.Sprintf("raw%d", i)
-		specs[i] = cohort.NotebookSpec{SessionID: id, Token: cohort.NewSecret(""), BasePath: "/s/" + id + "/"}
+		specs[i] = cohort.NotebookSpec{SessionID: id, Token: cohort.NewSecret(""), BasePath: "/"}
 		if err := d.Start(ctx, specs[i]); err != nil {
 			return 0, err
 		}
