@@ -158,6 +158,11 @@ func TestExitIsReported(t *testing.T) {
 		if !strings.Contains(in.Reason, "exited: ERROR: no kernel for you") {
 			t.Fatalf("reason %q does not say the server exited", in.Reason)
 		}
+		// As the reconciler does with a notebook that exited: the uid and
+		// cgroup of an isolated session are released.
+		if err := d.Stop(ctx, sp.SessionID); err != nil {
+			t.Fatal(err)
+		}
 	})
 }
 
