@@ -76,34 +76,14 @@ func (d *Driver) prepare(id string, spec cohort.NotebookSpec) (*instance, jupyte
 		}
 	}
 	dir := d.sessionDir(id)
-	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
-		return nil, jupyter.Settings{}, err
-	}
 	// Everything below dir goes through an os.Root: whatever an earlier
 	// run of the session left there (symlinks to anywhere), cohort's
 	// writes stay inside dir.
-	r, err := os.OpenRoot(dir)
+	r, err := d.makeDirs(id, in, owner)
 	if err != nil {
 		return nil, jupyter.Settings{}, err
 	}
 	defer r.Close()
-	for _, sub := range []string{"work", "jupyter", "tmp"} {
-		if err := r.MkdirAll(sub, 0o700); err != nil {
-			return nil, jupyter.Settings{}, err
-		}
-	}
-	if err := r.RemoveAll("run"); err != nil {
-		return nil, jupyter.Settings{}, err
-	}
-	if d.runDirFits(id) {
-		in.RunDir = filepath.Join(dir, "run")
-		err = r.Mkdir("run", 0o700)
-	} else {
-		in.RunDir, err = d.tempRunDir(owner)
-	}
-	if err != nil {
-		return nil, jupyter.Settings{}, err
-	}
 	s := jupyter.Settings{
 		Socket: in.socket(), BasePath: spec.BasePath, Token: spec.Token,
 		NotebookDir: d.WorkDir(id), ConfigDir: filepath.Join(dir, "jupyter"), RuntimeDir: in.RunDir,
@@ -123,6 +103,39 @@ func (d *Driver) prepare(id string, spec cohort.NotebookSpec) (*instance, jupyte
 		}
 	}
 	return in, s, nil
+}
+
+// makeDirs creates the session's directory and what Jupyter needs in it,
+// and its run dir (recorded in in), and returns the directory as an
+// os.Root.
+func (d *Driver) makeDirs(id string, in *instance, owner int) (*os.Root, error) {
+	dir := d.sessionDir(id)
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return nil, err
+	}
+	r, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	for _, sub := range []string{"work", "jupyter", "tmp"} {
+		if err == nil {
+			err = r.MkdirAll(sub, 0o700)
+		}
+	}
+	if err == nil {
+		err = r.RemoveAll("run") // an earlier run's, with its stale sockets
+	}
+	if err == nil && d.runDirFits(id) {
+		in.RunDir = filepath.Join(dir, "run")
+		err = r.Mkdir("run", 0o700)
+	} else if err == nil {
+		in.RunDir, err = d.tempRunDir(owner)
+	}
+	if err != nil {
+		r.Close()
+		return nil, fmt.Errorf("make the session's directories: %w", err)
+	}
+	return r, nil
 }
 
 // takeUID returns the uid session id holds, or claims a free one.
