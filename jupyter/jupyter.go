@@ -17,12 +17,17 @@ import (
 
 // Settings are what cohort decides about a notebook server.
 type Settings struct {
-	// Port is the loopback (or VM-internal) port to listen on.
+	// Port is the loopback (or VM-internal) port to listen on, with IP the
+	// address to bind: the session agent on a GCE VM listens on TCP.
 	Port int
-	// IP is the address to bind; "127.0.0.1" for the local driver.
-	IP string
-	// BasePath is the path Jupyter serves everything under: "/", since
-	// each session has an origin of its own.
+	IP   string
+	// Socket, if set, is the unix socket to listen on instead of TCP
+	// (Port and IP are then unused): the local driver's notebooks, which
+	// only the session's user and cohort may reach. Jupyter creates it
+	// with mode 0600; its directory must be private as well.
+	Socket string
+	// BasePath is the URL prefix Jupyter serves everything under, "/"
+	// when the notebook has an origin of its own.
 	BasePath string
 	// Token authenticates cohort's proxy to the notebook.
 	Token string
@@ -30,24 +35,33 @@ type Settings struct {
 	NotebookDir string
 	// ConfigDir receives the generated configuration (holding the token).
 	ConfigDir string
+	// RuntimeDir holds Jupyter's runtime files: the kernels' connection
+	// files (with their keys) and, on IPC transport, their sockets. Empty
+	// means ConfigDir/runtime.
+	RuntimeDir string
+	// KernelTransport is how the server talks to its kernels: "tcp"
+	// (Jupyter's default, when empty) or "ipc", unix sockets beside the
+	// connection files, so that no other local user can connect to a
+	// kernel's ports.
+	KernelTransport string
 }
 
-// WriteConfig writes the notebook configuration into s.ConfigDir. The token
-// goes into a file readable only by its owner, not onto the command line
-// where every local user could read it in the process list.
-func WriteConfig(s Settings) error {
-	if err := os.MkdirAll(s.ConfigDir, 0o700); err != nil {
-		return err
+// runtimeDir is where Jupyter keeps its runtime files.
+func (s Settings) runtimeDir() string {
+	if s.RuntimeDir != "" {
+		return s.RuntimeDir
 	}
-	cfg := map[string]any{"NotebookApp": map[string]any{
-		"token":    s.Token,
-		"password": "",
-		"base_url": s.BasePath,
-		"ip":       s.IP,
-		"port":     s.Port,
-		// A taken port is an error to report, not a reason to wander off
-		// to another port the proxy does not know about.
-		"port_retries":          0,
+	return filepath.Join(s.ConfigDir, "runtime")
+}
+
+// Config returns the notebook configuration, which holds the token: it
+// belongs in a file readable only by its owner, not on the command line
+// where every local user could read it in the process list.
+func Config(s Settings) ([]byte, error) {
+	app := map[string]any{
+		"token":                 s.Token,
+		"password":              "",
+		"base_url":              s.BasePath,
 		"open_browser":          false,
 		"notebook_dir":          s.NotebookDir,
 		"allow_root":            true,
@@ -56,12 +70,42 @@ func WriteConfig(s Settings) error {
 		// Requests arrive through cohort's proxy with the public Host
 		// header, which Jupyter would otherwise refuse on a loopback bind.
 		"allow_remote_access": true,
-	}}
+	}
+	if s.Socket != "" {
+		app["sock"], app["sock_mode"] = s.Socket, "0600"
+	} else {
+		app["ip"], app["port"] = s.IP, s.Port
+		// A taken port is an error to report, not a reason to wander off
+		// to another port the proxy does not know about.
+		app["port_retries"] = 0
+	}
+	cfg := map[string]any{"NotebookApp": app}
+	if s.KernelTransport != "" {
+		// jupyter_client (7.4) derives an IPC kernel's socket paths from
+		// its connection file, which the server puts in the runtime dir.
+		cfg["KernelManager"] = map[string]any{"transport": s.KernelTransport}
+	}
 	b, err := json.MarshalIndent(cfg, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("encode notebook config: %w", err)
+	}
+	return b, nil
+}
+
+// ConfigFile is the name of the configuration file in ConfigDir.
+const ConfigFile = "jupyter_notebook_config.json"
+
+// WriteConfig writes the notebook configuration (see Config) into
+// s.ConfigDir, readable by its owner only.
+func WriteConfig(s Settings) error {
+	b, err := Config(s)
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(s.ConfigDir, "jupyter_notebook_config.json"), b, 0o600)
+	if err := os.MkdirAll(s.ConfigDir, 0o700); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(s.ConfigDir, ConfigFile), b, 0o600)
 }
 
 // Env returns the environment variables that point Jupyter at the
@@ -69,13 +113,17 @@ func WriteConfig(s Settings) error {
 func Env(s Settings) []string {
 	return []string{
 		"JUPYTER_CONFIG_DIR=" + s.ConfigDir,
-		"JUPYTER_RUNTIME_DIR=" + filepath.Join(s.ConfigDir, "runtime"),
+		"JUPYTER_RUNTIME_DIR=" + s.runtimeDir(),
 	}
 }
 
 // Args returns the command-line arguments for the notebook server beyond
 // its configuration file (none carry secrets).
 func Args(s Settings) []string {
+	if s.Socket != "" {
+		// Jupyter refuses --port together with a socket.
+		return []string{"--no-browser"}
+	}
 	return []string{"--no-browser", "--port=" + strconv.Itoa(s.Port), "--ip=" + s.IP}
 }
 

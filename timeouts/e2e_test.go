@@ -15,8 +15,10 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/cohortdev/cohort"
+	"github.com/cohortdev/cohort/jupyter"
 	"github.com/cohortdev/cohort/provisioner"
 	"github.com/cohortdev/cohort/provisioner/local"
+	"github.com/cohortdev/cohort/provisioner/local/localtest"
 	"github.com/cohortdev/cohort/store/sqlite"
 	"github.com/cohortdev/cohort/timeouts"
 )
@@ -38,7 +40,11 @@ func TestE2EIdleRulesOnLocalNotebook(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	driver, err := local.New(local.Options{Root: filepath.Join(dir, "sessions"), StopGrace: 2 * time.Second})
+	opts := local.Options{Root: localtest.Root(t), StopGrace: 2 * time.Second}
+	if os.Geteuid() == 0 {
+		opts.UIDs = localtest.UIDs(t, 2) // as `cohort serve` runs as root
+	}
+	driver, err := local.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,11 +122,23 @@ func reconcileUntil(t *testing.T, rec *provisioner.Reconciler, store cohort.Stor
 	}
 }
 
+// notebookURL returns the http URL of the session's notebook (the local
+// driver's is a unix socket) and a client that reaches it.
+func notebookURL(t *testing.T, s *cohort.Session) (string, *http.Client) {
+	t.Helper()
+	base, err := jupyter.BaseURL(s.Address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return base + s.BasePath(), jupyter.NewClient(30 * time.Second)
+}
+
 func notebookRequest(t *testing.T, s *cohort.Session, method, path, body string) []byte {
 	t.Helper()
-	req, _ := http.NewRequest(method, s.Address+s.BasePath()+path, strings.NewReader(body))
+	base, client := notebookURL(t, s)
+	req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
 	req.Header.Set("Authorization", "token "+s.NotebookToken)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,8 +158,9 @@ func runCell(t *testing.T, s *cohort.Session, code string) string {
 	json.Unmarshal(notebookRequest(t, s, "POST", "api/kernels", `{"name": "python3"}`), &k)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(s.Address, "http")+s.BasePath()+"api/kernels/"+k.ID+"/channels",
-		&websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"token " + s.NotebookToken}}})
+	base, client := notebookURL(t, s)
+	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(base, "http")+"api/kernels/"+k.ID+"/channels",
+		&websocket.DialOptions{HTTPClient: client, HTTPHeader: http.Header{"Authorization": {"token " + s.NotebookToken}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -22,6 +23,7 @@ import (
 	"github.com/cohortdev/cohort"
 	"github.com/cohortdev/cohort/client"
 	"github.com/cohortdev/cohort/provisioner/local"
+	"github.com/cohortdev/cohort/provisioner/local/localtest"
 	"github.com/cohortdev/cohort/store/sqlite"
 )
 
@@ -97,7 +99,8 @@ func (s *syncBuffer) String() string {
 func startServer(t *testing.T, dataDir string, env ...string) *server {
 	t.Helper()
 	s := &server{t: t, dataDir: dataDir, log: &syncBuffer{}, link: make(chan string, 1)}
-	s.cmd = exec.Command(binary, "serve", "--addr", "127.0.0.1:0", "--data-dir", dataDir, "--log-level", "debug")
+	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--data-dir", dataDir, "--log-level", "debug"}, sessionsOf(t, dataDir).args()...)
+	s.cmd = exec.Command(binary, args...)
 	s.cmd.Env = append(os.Environ(), env...)
 	stderr, err := s.cmd.StderrPipe()
 	if err != nil {
@@ -152,15 +155,54 @@ func token(t *testing.T, dataDir, email string, role cohort.Role) string {
 	return strings.TrimSpace(string(out))
 }
 
+// localSessions is where the servers a test starts over one data dir keep
+// their local sessions, and as root the uids those run as: the same for
+// every server of the test (a restart adopts the notebooks), apart from
+// every other test's.
+type localSessions struct {
+	dir  string
+	uids local.UIDRange
+}
+
+var sessionsByDataDir sync.Map // data dir -> localSessions
+
+func sessionsOf(t *testing.T, dataDir string) localSessions {
+	if v, ok := sessionsByDataDir.Load(dataDir); ok {
+		return v.(localSessions)
+	}
+	ls := localSessions{dir: localtest.Root(t)}
+	if os.Geteuid() == 0 {
+		ls.uids = localtest.UIDs(t, 16)
+	}
+	sessionsByDataDir.Store(dataDir, ls)
+	return ls
+}
+
+// args are the server's flags for these sessions.
+func (ls localSessions) args() []string {
+	uids := "off"
+	if !ls.uids.IsZero() {
+		uids = ls.uids.String()
+	}
+	return []string{"--sessions-dir", ls.dir, "--session-uids", uids}
+}
+
+// driver is a local driver over the same sessions, to look at or stop
+// their processes.
+func (ls localSessions) driver(t *testing.T) *local.Driver {
+	d, err := local.New(local.Options{Root: ls.dir, UIDs: ls.uids})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
 // cleanupNotebooks stops whatever notebook processes a test left behind
-// under dataDir, and fails the test if it found any.
+// under dataDir.
 func cleanupNotebooks(t *testing.T, dataDir string) {
+	ls := sessionsOf(t, dataDir)
 	t.Cleanup(func() {
-		d, err := local.New(local.Options{Root: filepath.Join(dataDir, "sessions")})
-		if err != nil {
-			t.Error(err)
-			return
-		}
+		d := ls.driver(t)
 		ids, _ := d.List(context.Background())
 		for _, id := range ids {
 			d.Stop(context.Background(), id)
@@ -168,14 +210,10 @@ func cleanupNotebooks(t *testing.T, dataDir string) {
 	})
 }
 
-// notebookProcs counts the live processes of a session.
+// notebookProcs reports whether a session has live processes (1) or not (0).
 func notebookProcs(t *testing.T, dataDir, sessionID string) int {
 	t.Helper()
-	d, err := local.New(local.Options{Root: filepath.Join(dataDir, "sessions")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ids, err := d.List(context.Background())
+	ids, err := sessionsOf(t, dataDir).driver(t).List(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -349,7 +387,8 @@ func TestE2ERestartWhileProvisioning(t *testing.T) {
 	cleanupNotebooks(t, dataDir)
 	// A notebook server that takes 3 seconds to begin, so that cohort can be
 	// killed while the session provisions.
-	slow := filepath.Join(t.TempDir(), "slow-jupyter")
+	// Where session uids can run it (t.TempDir is root's alone).
+	slow := filepath.Join(localtest.Root(t), "slow-jupyter")
 	script := "#!/bin/sh\nsleep 3\nexec " + local.DefaultBin + " \"$@\"\n"
 	if err := os.WriteFile(slow, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
@@ -384,10 +423,24 @@ func TestE2ERestartWhileProvisioning(t *testing.T) {
 		t.Fatalf("pgrep: %v", err)
 	}
 	servers := 0
+	uids := sessionsOf(t, dataDir).uids
 	for _, pid := range strings.Fields(string(out)) {
-		env, _ := os.ReadFile("/proc/" + pid + "/environ")
-		if bytes.Contains(env, []byte("COHORT_SESSION_ID="+s.ID)) {
-			servers++
+		if uids.IsZero() { // not root: a session's processes carry its ID
+			env, _ := os.ReadFile("/proc/" + pid + "/environ")
+			if bytes.Contains(env, []byte("COHORT_SESSION_ID="+s.ID)) {
+				servers++
+			}
+			continue
+		}
+		// Isolated: the test's one session is the one uid of its range
+		// that runs anything.
+		status, _ := os.ReadFile("/proc/" + pid + "/status")
+		for _, line := range strings.Split(string(status), "\n") {
+			if f := strings.Fields(line); len(f) > 1 && f[0] == "Uid:" {
+				if uid, err := strconv.ParseUint(f[1], 10, 32); err == nil && uids.Contains(uint32(uid)) {
+					servers++
+				}
+			}
 		}
 	}
 	if servers != 1 {

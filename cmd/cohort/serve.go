@@ -42,6 +42,9 @@ type Config struct {
 	TrustedProxies string
 	JupyterBin     string
 	LogLevel       string
+	// SessionsDir holds the local driver's sessions; SessionUIDs is the
+	// range of uids they run as when cohort runs as root ("off": none).
+	SessionsDir, SessionUIDs string
 	// Sign-in: with no client ID, the embedded local issuer (loopback only).
 	OIDCIssuer       string
 	OIDCClientID     string
@@ -106,6 +109,8 @@ func newServeCmd() *cobra.Command {
 	f.StringVar(&cfg.NotebookDomain, "notebook-domain", os.Getenv("COHORT_NOTEBOOK_DOMAIN"), "domain whose subdomains serve the notebooks, one origin per session, e.g. nb.example.org (wildcard DNS and TLS; env COHORT_NOTEBOOK_DOMAIN; default: localhost:PORT on a loopback address)")
 	f.StringVar(&cfg.TrustedProxies, "trusted-proxies", os.Getenv("COHORT_TRUSTED_PROXIES"), "comma-separated addresses or CIDR ranges of reverse proxies whose X-Forwarded-For is believed (env COHORT_TRUSTED_PROXIES; default: none)")
 	f.StringVar(&cfg.JupyterBin, "jupyter", envOr("COHORT_JUPYTER", local.DefaultBin), "notebook server of the local driver (env COHORT_JUPYTER)")
+	f.StringVar(&cfg.SessionsDir, "sessions-dir", os.Getenv("COHORT_SESSIONS_DIR"), "where the local driver keeps sessions' files (env COHORT_SESSIONS_DIR; default: DATA_DIR/sessions, or /var/lib/cohort/sessions as root)")
+	f.StringVar(&cfg.SessionUIDs, "session-uids", os.Getenv("COHORT_SESSION_UIDS"), "as root, the uids local sessions run as, one each, FIRST-LAST, or off (env COHORT_SESSION_UIDS; default: "+local.DefaultUIDs().String()+")")
 	f.StringVar(&cfg.LogLevel, "log-level", envOr("COHORT_LOG_LEVEL", "info"), "debug, info, warn or error (env COHORT_LOG_LEVEL)")
 	f.StringVar(&cfg.OIDCIssuer, "oidc-issuer", envOr("COHORT_OIDC_ISSUER", "https://accounts.google.com"), "OpenID Connect issuer for sign-in (env COHORT_OIDC_ISSUER)")
 	f.StringVar(&cfg.OIDCClientID, "oidc-client-id", os.Getenv("COHORT_OIDC_CLIENT_ID"), "OAuth client ID; empty: the built-in local sign-in, loopback only (env COHORT_OIDC_CLIENT_ID)")
@@ -270,7 +275,7 @@ func (m *Main) driver(log *slog.Logger, publicURL, audience string) (cohort.Driv
 	c := m.Config
 	switch c.Driver {
 	case "local":
-		d, err := local.New(local.Options{Root: filepath.Join(c.DataDir, "sessions"), Bin: c.JupyterBin, Logger: log})
+		d, err := m.localDriver(log)
 		return d, provisioner.Timing{}, err
 	case "gce":
 	default:
@@ -302,6 +307,44 @@ func (m *Main) driver(log *slog.Logger, publicURL, audience string) (cohort.Driv
 		SchedulerAccount: c.SchedulerAccount, SchedulerRegion: g.SchedulerRegion, PublicURL: publicURL, SchedulerAudience: audience, Compute: vms})
 	// A VM boots and starts Jupyter in minutes, not seconds.
 	return d, provisioner.Timing{StartTimeout: 15 * time.Minute, Poll: 2 * time.Second}, err
+}
+
+// localDriver runs notebooks on this machine: as root, each session as a
+// uid of its own, in a sessions directory outside the data directory
+// (which only cohort may enter); otherwise all as this user, which cohort
+// says at start.
+func (m *Main) localDriver(log *slog.Logger) (*local.Driver, error) {
+	c := m.Config
+	root := os.Geteuid() == 0
+	var uids local.UIDRange
+	if root && c.SessionUIDs != "off" {
+		uids = local.DefaultUIDs()
+		if c.SessionUIDs != "" {
+			var err error
+			if uids, err = local.ParseUIDRange(c.SessionUIDs); err != nil {
+				return nil, fmt.Errorf("--session-uids: %w", err)
+			}
+		}
+	} else if c.SessionUIDs != "" && c.SessionUIDs != "off" {
+		return nil, errors.New("--session-uids needs cohort to run as root: it starts each session as a uid of its own")
+	}
+	dir := c.SessionsDir
+	switch {
+	case dir != "":
+	case !uids.IsZero():
+		dir = "/var/lib/cohort/sessions"
+	default:
+		dir = filepath.Join(c.DataDir, "sessions")
+	}
+	d, err := local.New(local.Options{Root: dir, Bin: c.JupyterBin, UIDs: uids, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	if !d.Isolated() {
+		log.Warn("participants are not isolated from each other: every notebook runs as this user and can read the others' files; " +
+			"run cohort as root to give each session a uid of its own (see docs/security.md)")
+	}
+	return d, nil
 }
 
 // secretFile returns the secret kept in path, making one on first use.

@@ -1,24 +1,26 @@
 // Package local is the embedded provisioner driver: each session's notebook
-// is a Jupyter server process on this machine, on a loopback port, in its
-// own directory. It needs no cloud and no GPU, which makes it the driver of
-// `make run` and of the tests.
+// is a Jupyter server process on this machine, listening on a unix socket,
+// in its own directory. It needs no cloud and no GPU, which makes it the
+// driver of `make run` and of the tests.
+//
+// Run as root with a range of uids (Options.UIDs), it makes participants
+// strangers: each session runs under a uid of its own, which alone can
+// enter its directory and connect to its notebook, and Stop ends every
+// process of that uid. Otherwise every notebook runs as cohort's own user,
+// and a participant's code can reach cohort and every other session.
 package local
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/cohortdev/cohort"
@@ -33,14 +35,21 @@ const DefaultBin = "/usr/bin/jupyter-notebook"
 
 // Options configure a Driver.
 type Options struct {
-	// Root holds one directory per session; required.
+	// Root holds one directory per session; required. With UIDs, every
+	// directory above it must let other users through (o+x).
 	Root string
 	// Bin is the notebook server executable; DefaultBin if empty.
 	Bin string
-	// StopGrace is how long processes get to exit after SIGTERM before
-	// SIGKILL; 5s if zero.
+	// StopGrace is how long the notebook server gets to shut its kernels
+	// down after SIGTERM before everything of the session is killed; 5s
+	// if zero.
 	StopGrace time.Duration
-	Logger    *slog.Logger
+	// UIDs, if not zero, gives each session a uid of its own from this
+	// range (gid the same number, no supplementary groups). It needs
+	// cohort to run as root, and the range to be free: no account or
+	// group of this machine may use these ids. DefaultUIDs is a good one.
+	UIDs   UIDRange
+	Logger *slog.Logger
 }
 
 // Driver runs notebooks as local processes.
@@ -48,6 +57,9 @@ type Driver struct {
 	root      string
 	bin       string
 	stopGrace time.Duration
+	uids      UIDRange
+	claims    claims
+	cgroups   cgroups
 	log       *slog.Logger
 	http      *http.Client
 
@@ -64,13 +76,11 @@ func New(opts Options) (*Driver, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(root, 0o700); err != nil {
-		return nil, fmt.Errorf("local driver: %w", err)
-	}
 	d := &Driver{
 		root:      root,
 		bin:       cmpOr(opts.Bin, DefaultBin),
 		stopGrace: opts.StopGrace,
+		uids:      opts.UIDs,
 		log:       opts.Logger,
 		// A notebook whose kernel saturates the CPU answers slowly.
 		http:  jupyter.NewClient(5 * time.Second),
@@ -85,6 +95,19 @@ func New(opts Options) (*Driver, error) {
 	if _, err := os.Stat(d.bin); err != nil {
 		return nil, fmt.Errorf("local driver: notebook server %s not found (install Debian's jupyter-notebook package): %w", d.bin, err)
 	}
+	if d.isolated() {
+		if err := checkIsolation(d.uids); err != nil {
+			return nil, fmt.Errorf("local driver: %w", err)
+		}
+	}
+	if err := d.makeRoot(); err != nil {
+		return nil, fmt.Errorf("local driver: %w", err)
+	}
+	if d.isolated() {
+		if err := d.setUpIsolation(); err != nil {
+			return nil, fmt.Errorf("local driver: %w", err)
+		}
+	}
 	return d, nil
 }
 
@@ -95,21 +118,76 @@ func cmpOr(a, b string) string {
 	return b
 }
 
+// makeRoot creates the root and the driver's state directory. When
+// isolated the root is root's and 0711: session uids pass through it to
+// their own directory but cannot list the others.
+func (d *Driver) makeRoot() error {
+	mode := os.FileMode(0o700)
+	if d.isolated() {
+		mode = 0o711
+	}
+	if err := os.MkdirAll(d.root, mode); err != nil {
+		return err
+	}
+	// The real path: session uids traverse the real directories, and a
+	// socket path must be as short as it can be.
+	real, err := filepath.EvalSymlinks(d.root)
+	if err != nil {
+		return err
+	}
+	d.root = real
+	if d.isolated() {
+		if err := os.Chown(d.root, 0, 0); err != nil {
+			return err
+		}
+	}
+	if err := os.Chmod(d.root, mode); err != nil {
+		return err
+	}
+	d.claims = claims{dir: filepath.Join(d.stateDir(), "uids")}
+	if err := os.MkdirAll(d.claims.dir, 0o700); err != nil {
+		return err
+	}
+	return os.Chmod(d.stateDir(), 0o700)
+}
+
+// setUpIsolation checks that session uids can reach the root and run
+// here, finds a cgroup hierarchy if there is one, and reports processes of
+// the range that are not of this driver's sessions.
+func (d *Driver) setUpIsolation() error {
+	if err := traversable(d.root); err != nil {
+		return err
+	}
+	// In a user namespace (a rootless container) only some uids exist:
+	// find out now rather than at a participant's first start.
+	for _, uid := range []uint32{d.uids.First, d.uids.Last} {
+		if err := runAs(uid, "true"); err != nil {
+			return fmt.Errorf("cannot run a process as uid %d (in a user namespace that maps fewer uids?): %w", uid, err)
+		}
+	}
+	cg, err := findCgroups(d.root)
+	if err != nil {
+		d.log.Info("sessions get no cgroup; Stop kills by uid alone", "reason", err)
+	}
+	d.cgroups = cg
+	_, err = d.uidSessions()
+	return err
+}
+
+// Isolated reports whether each session runs under a uid of its own. When
+// it does not, a participant's code runs as cohort's user and can reach
+// cohort's files and every other session.
+func (d *Driver) Isolated() bool { return d.isolated() }
+
+func (d *Driver) isolated() bool { return !d.uids.IsZero() }
+
 // Name returns "local".
 func (d *Driver) Name() string { return "local" }
 
-// instance is what the driver remembers of a started notebook, in the
-// session directory, so that a restarted cohort finds it again.
-type instance struct {
-	PID     int       `json:"pid"`
-	Port    int       `json:"port"`
-	Started time.Time `json:"started"`
+// FilesNote says where a local session's files stay.
+func (d *Driver) FilesNote() string {
+	return "Files you saved stay on the cohort server, but a new session starts with an empty folder: download what you want to keep."
 }
-
-func (d *Driver) sessionDir(id string) string { return filepath.Join(d.root, id) }
-
-// WorkDir is the directory holding the session's notebooks and files.
-func (d *Driver) WorkDir(id string) string { return filepath.Join(d.sessionDir(id), "work") }
 
 func (d *Driver) lock(id string) func() {
 	d.mu.Lock()
@@ -123,126 +201,56 @@ func (d *Driver) lock(id string) func() {
 	return l.Unlock
 }
 
-func (d *Driver) readInstance(id string) (*instance, error) {
-	b, err := os.ReadFile(filepath.Join(d.sessionDir(id), "instance.json"))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
+// sessionUID returns the uid that session id holds, if any: from its
+// record, or from the claims when a start crashed before recording it.
+func (d *Driver) sessionUID(id string, in *instance) (uint32, bool, error) {
+	if !d.isolated() {
+		return 0, false, nil
 	}
-	if err != nil {
+	if in != nil && in.UID != 0 {
+		return in.UID, true, nil
+	}
+	return d.claims.of(id)
+}
+
+// serverAlive reports whether the recorded notebook server still runs.
+func (d *Driver) serverAlive(id string, in *instance) bool {
+	if in == nil || in.PID == 0 {
+		return false
+	}
+	if d.isolated() {
+		return hasUID(in.PID, in.UID)
+	}
+	return ownedBy(in.PID, d.root, id)
+}
+
+// sessionProcs returns the live processes of session id.
+func (d *Driver) sessionProcs(id string, in *instance) ([]int, error) {
+	if !d.isolated() {
+		all, err := scanProcs(d.root)
+		if err != nil {
+			return nil, fmt.Errorf("scan processes: %w", err)
+		}
+		return all[id], nil
+	}
+	uid, ok, err := d.sessionUID(id, in)
+	if err != nil || !ok {
 		return nil, err
 	}
-	var in instance
-	if err := json.Unmarshal(b, &in); err != nil {
-		return nil, fmt.Errorf("session %s instance.json: %w", id, err)
-	}
-	return &in, nil
-}
-
-func (d *Driver) writeInstance(id string, in *instance) error {
-	b, err := json.Marshal(in)
-	if err != nil {
-		return err
-	}
-	tmp := filepath.Join(d.sessionDir(id), "instance.json.tmp")
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, filepath.Join(d.sessionDir(id), "instance.json"))
-}
-
-func (d *Driver) procs(id string) ([]int, error) {
-	all, err := scanProcs(d.root)
-	if err != nil {
-		return nil, fmt.Errorf("scan processes: %w", err)
-	}
-	return all[id], nil
-}
-
-// Start launches the session's notebook server unless one runs already.
-func (d *Driver) Start(ctx context.Context, spec cohort.NotebookSpec) error {
-	defer d.lock(spec.SessionID)()
-	in, err := d.readInstance(spec.SessionID)
-	if err != nil {
-		return err
-	}
-	if in != nil && ownedBy(in.PID, d.root, spec.SessionID) {
-		return nil // already running
-	}
-	pids, err := d.procs(spec.SessionID)
-	if err != nil {
-		return err
-	}
-	if len(pids) > 0 {
-		// Leftovers of an earlier start (say, kernels of a server that
-		// died): end them so the new server starts clean.
-		d.kill(ctx, pids)
-	}
-	port, err := freePort()
-	if err != nil {
-		return err
-	}
-	dir := d.sessionDir(spec.SessionID)
-	s := jupyter.Settings{
-		Port: port, IP: "127.0.0.1", BasePath: spec.BasePath, Token: spec.Token,
-		NotebookDir: d.WorkDir(spec.SessionID), ConfigDir: filepath.Join(dir, "jupyter"),
-	}
-	if err := os.MkdirAll(s.NotebookDir, 0o700); err != nil {
-		return err
-	}
-	if err := jupyter.WriteConfig(s); err != nil {
-		return fmt.Errorf("write notebook config: %w", err)
-	}
-	logFile, err := os.OpenFile(filepath.Join(dir, "notebook.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return err
-	}
-	defer logFile.Close()
-
-	cmd := exec.Command(d.bin, jupyter.Args(s)...)
-	cmd.Dir = s.NotebookDir
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	// A clean environment: nothing of cohort's own (tokens, credentials)
-	// may reach the participant's kernels.
-	cmd.Env = append([]string{
-		"PATH=/usr/local/bin:/usr/bin:/bin",
-		"HOME=" + dir,
-		"LANG=C.UTF-8",
-		"PYTHONUNBUFFERED=1",
-		envRoot + "=" + d.root,
-		envSession + "=" + spec.SessionID,
-	}, jupyter.Env(s)...)
-	// Its own session and process group: a signal to cohort (Ctrl-C in a
-	// terminal) does not reach the notebooks, which outlive a restart.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start %s: %w", d.bin, err)
-	}
-	go cmd.Wait() // reap it when it exits, whatever the reason
-	if err := d.writeInstance(spec.SessionID, &instance{PID: cmd.Process.Pid, Port: port, Started: time.Now()}); err != nil {
-		d.kill(ctx, []int{cmd.Process.Pid})
-		return fmt.Errorf("record instance: %w", err)
-	}
-	d.log.Info("notebook started", "session_id", spec.SessionID, "pid", cmd.Process.Pid, "port", port)
-	return nil
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return pidsOf(uid)
 }
 
 // Inspect reports whether the session's notebook runs and answers.
 func (d *Driver) Inspect(ctx context.Context, spec cohort.NotebookSpec) (cohort.Instance, error) {
+	if err := checkID(spec.SessionID); err != nil {
+		return cohort.Instance{}, err
+	}
 	in, err := d.readInstance(spec.SessionID)
 	if err != nil {
 		return cohort.Instance{}, err
 	}
-	if in == nil {
-		pids, err := d.procs(spec.SessionID)
+	if in == nil || in.PID == 0 {
+		pids, err := d.sessionProcs(spec.SessionID, in)
 		if err != nil {
 			return cohort.Instance{}, err
 		}
@@ -253,10 +261,10 @@ func (d *Driver) Inspect(ctx context.Context, spec cohort.NotebookSpec) (cohort.
 		// the next Start ends them.
 		return cohort.Instance{State: cohort.InstanceStarting, Progress: "cleaning up an earlier start"}, nil
 	}
-	if !ownedBy(in.PID, d.root, spec.SessionID) {
+	if !d.serverAlive(spec.SessionID, in) {
 		return cohort.Instance{State: cohort.InstanceExited, Reason: d.exitReason(spec.SessionID)}, nil
 	}
-	addr := fmt.Sprintf("http://127.0.0.1:%d", in.Port)
+	addr := jupyter.SocketAddress(in.socket())
 	if _, err := jupyter.GetStatus(ctx, d.http, addr, spec.BasePath, spec.Token); err != nil {
 		return cohort.Instance{State: cohort.InstanceStarting, Address: addr, Progress: "starting Jupyter"}, nil
 	}
@@ -268,15 +276,10 @@ func (d *Driver) Inspect(ctx context.Context, spec cohort.NotebookSpec) (cohort.
 	return ready, nil
 }
 
-// FilesNote says where a local session's files stay.
-func (d *Driver) FilesNote() string {
-	return "Files you saved stay on the cohort server, but a new session starts with an empty folder: download what you want to keep."
-}
-
 // exitReason is the last lines the notebook server wrote, which usually say
 // why it ended.
 func (d *Driver) exitReason(id string) string {
-	b, err := os.ReadFile(filepath.Join(d.sessionDir(id), "notebook.log"))
+	b, err := os.ReadFile(d.logPath(id))
 	if err != nil || len(b) == 0 {
 		return "the notebook server exited"
 	}
@@ -289,28 +292,46 @@ func (d *Driver) exitReason(id string) string {
 }
 
 // Stop ends every process of the session and forgets the instance. The
-// session's files stay in its work directory.
+// session's files stay in its directory; when isolated they become
+// root's, and the session's uid is free for another session only once
+// nothing of it runs and nothing it left can be reached.
 func (d *Driver) Stop(ctx context.Context, sessionID string) error {
-	defer d.lock(sessionID)()
-	// A kernel may start while the server is being stopped: look again
-	// until nothing of the session is left.
-	var ended int
-	for range 3 {
-		pids, err := d.procs(sessionID)
-		if err != nil {
-			return err
-		}
-		if len(pids) == 0 {
-			break
-		}
-		if err := d.kill(ctx, pids); err != nil {
-			return err
-		}
-		ended += len(pids)
-	}
-	err := os.Remove(filepath.Join(d.sessionDir(sessionID), "instance.json"))
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := checkID(sessionID); err != nil {
 		return err
+	}
+	defer d.lock(sessionID)()
+	in, err := d.readInstance(sessionID)
+	if err != nil {
+		return err
+	}
+	ended, err := d.end(ctx, sessionID, in)
+	if err != nil {
+		return fmt.Errorf("stop session %s: %w", sessionID, err)
+	}
+	if err := removeRunDir(in); err != nil {
+		return fmt.Errorf("stop session %s: %w", sessionID, err)
+	}
+	uid, isolated, err := d.sessionUID(sessionID, in)
+	if err != nil {
+		return err
+	}
+	if isolated {
+		if err := disownTree(d.sessionDir(sessionID), uid); err != nil {
+			return fmt.Errorf("stop session %s: secure its files: %w", sessionID, err)
+		}
+		if err := sweepShared(uid, d.root); err != nil {
+			return fmt.Errorf("stop session %s: %w", sessionID, err)
+		}
+	}
+	// The record goes before the claim: a crash in between leaves a claim
+	// that the next Stop finds and finishes.
+	if err := d.removeInstance(sessionID); err != nil {
+		return err
+	}
+	if isolated {
+		if err := d.claims.release(uid, sessionID); err != nil {
+			return err
+		}
 	}
 	if ended > 0 {
 		d.log.Info("notebook stopped", "session_id", sessionID, "processes", ended)
@@ -318,45 +339,15 @@ func (d *Driver) Stop(ctx context.Context, sessionID string) error {
 	return nil
 }
 
-// kill sends SIGTERM (the notebook server then shuts its kernels down),
-// waits up to the grace period, then SIGKILLs whatever of the session is
-// left, including kernels that were re-parented.
-func (d *Driver) kill(ctx context.Context, pids []int) error {
-	if len(pids) == 0 {
-		return nil
-	}
-	signalAll(pids, syscall.SIGTERM)
-	if d.waitGone(ctx, pids, d.stopGrace) {
-		return nil
-	}
-	signalAll(pids, syscall.SIGKILL)
-	if d.waitGone(ctx, pids, 5*time.Second) {
-		return nil
-	}
-	return fmt.Errorf("processes %v did not exit after SIGKILL", pids)
-}
-
-func (d *Driver) waitGone(ctx context.Context, pids []int, limit time.Duration) bool {
-	deadline := time.Now().Add(limit)
-	for {
-		alive := 0
-		for _, pid := range pids {
-			if !isZombie(fmt.Sprintf("/proc/%d", pid)) {
-				alive++
-			}
-		}
-		if alive == 0 {
-			return true
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return false
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// List returns the sessions that have processes running.
+// List returns the sessions that have processes running. When isolated,
+// processes of a uid of the range that no session holds are reported in
+// the log and left alone: they may be another cohort's (given an
+// overlapping range), and no session of this one gets that uid while they
+// run (see claims.allocate).
 func (d *Driver) List(ctx context.Context) ([]string, error) {
+	if d.isolated() {
+		return d.uidSessions()
+	}
 	all, err := scanProcs(d.root)
 	if err != nil {
 		return nil, err
@@ -365,6 +356,33 @@ func (d *Driver) List(ctx context.Context) ([]string, error) {
 	for id := range all {
 		ids = append(ids, id)
 	}
+	return sortedIDs(ids), nil
+}
+
+// uidSessions returns the sessions with processes by uid, and logs the
+// range's processes that belong to no session.
+func (d *Driver) uidSessions() ([]string, error) {
+	procs, err := uidProcs(d.uids)
+	if err != nil {
+		return nil, fmt.Errorf("scan processes: %w", err)
+	}
+	held, err := d.claims.all()
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for uid, pids := range procs {
+		if id, ok := held[uid]; ok {
+			ids = append(ids, id)
+			continue
+		}
+		d.log.Warn("processes of a session uid belong to no session of this cohort; left alone, and the uid is not used",
+			"uid", uid, "pids", pids)
+	}
+	return sortedIDs(ids), nil
+}
+
+func sortedIDs(ids []string) []string {
 	slices.Sort(ids)
-	return ids, nil
+	return ids
 }

@@ -5,23 +5,29 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"syscall"
 )
 
-// Every process of a session (the notebook server, its kernels and
-// terminals, whatever they start) inherits these variables. Scanning
-// /proc for them finds a session's processes even after cohort restarted
-// or a parent died and its children were re-parented.
+// In the same-user mode every process of a session (the notebook server,
+// its kernels and terminals, whatever they start) inherits these
+// variables. Scanning /proc for them finds a session's processes even
+// after cohort restarted or a parent died and its children were
+// re-parented. A process can drop them (env -i): only the uid of the
+// isolated mode holds on to a session's processes whatever they do.
 const (
 	envRoot    = "COHORT_LOCAL_ROOT"
 	envSession = "COHORT_SESSION_ID"
 )
 
+// procDirs lists /proc/PID for every process.
+func procDirs() ([]string, error) { return filepath.Glob("/proc/[0-9]*") }
+
 // scanProcs returns the PIDs of live processes that belong to sessions of
-// the driver rooted at root, by session ID.
+// the driver rooted at root, by session ID, found by their environment.
 func scanProcs(root string) (map[string][]int, error) {
-	dirs, err := filepath.Glob("/proc/[0-9]*")
+	dirs, err := procDirs()
 	if err != nil {
 		return nil, err
 	}
@@ -68,6 +74,71 @@ func ownedBy(pid int, root, sessionID string) bool {
 		idOK = idOK || string(kv) == envSession+"="+sessionID
 	}
 	return rootOK && idOK
+}
+
+// procUIDs returns the real, effective, saved and filesystem uids of the
+// process at dir (/proc/PID); ok is false when it has gone or is a zombie.
+func procUIDs(dir string) (uids [4]uint32, ok bool) {
+	status, err := os.ReadFile(filepath.Join(dir, "status"))
+	if err != nil {
+		return uids, false
+	}
+	for line := range bytes.SplitSeq(status, []byte{'\n'}) {
+		key, val, _ := bytes.Cut(line, []byte{':'})
+		switch string(key) {
+		case "State":
+			if f := bytes.Fields(val); len(f) == 0 || f[0][0] == 'Z' || f[0][0] == 'X' {
+				return uids, false
+			}
+		case "Uid":
+			f := bytes.Fields(val)
+			if len(f) != 4 {
+				return uids, false
+			}
+			for i := range f {
+				n, err := strconv.ParseUint(string(f[i]), 10, 32)
+				if err != nil {
+					return uids, false
+				}
+				uids[i] = uint32(n)
+			}
+			return uids, true
+		}
+	}
+	return uids, false
+}
+
+// uidProcs returns the live processes with a uid in r (real, effective,
+// saved or filesystem: a process that runs a program set-user-ID to a
+// session's uid is that session's too), by uid.
+func uidProcs(r UIDRange) (map[uint32][]int, error) {
+	dirs, err := procDirs()
+	if err != nil {
+		return nil, err
+	}
+	out := map[uint32][]int{}
+	for _, dir := range dirs {
+		pid, err := strconv.Atoi(filepath.Base(dir))
+		if err != nil {
+			continue
+		}
+		uids, ok := procUIDs(dir)
+		if !ok {
+			continue
+		}
+		for i, uid := range uids {
+			if r.Contains(uid) && !slices.Contains(uids[:i], uid) {
+				out[uid] = append(out[uid], pid)
+			}
+		}
+	}
+	return out, nil
+}
+
+// hasUID reports whether pid is a live process with uid among its uids.
+func hasUID(pid int, uid uint32) bool {
+	uids, ok := procUIDs("/proc/" + strconv.Itoa(pid))
+	return ok && (uids[0] == uid || uids[1] == uid || uids[2] == uid || uids[3] == uid)
 }
 
 // isZombie reports whether the process has exited but not been reaped.

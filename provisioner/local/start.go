@@ -1,0 +1,224 @@
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/cohortdev/cohort"
+	"github.com/cohortdev/cohort/jupyter"
+)
+
+// Start launches the session's notebook server unless one runs already.
+func (d *Driver) Start(ctx context.Context, spec cohort.NotebookSpec) error {
+	id := spec.SessionID
+	if err := checkID(id); err != nil {
+		return err
+	}
+	defer d.lock(id)()
+	in, err := d.readInstance(id)
+	if err != nil {
+		return err
+	}
+	if d.serverAlive(id, in) {
+		return nil // already running
+	}
+	// Leftovers of an earlier start (say, kernels of a server that died):
+	// end them so that the new server starts clean. An isolated session
+	// keeps its uid and its files meanwhile.
+	if _, err := d.end(ctx, id, in); err != nil {
+		return fmt.Errorf("start session %s: clean up an earlier start: %w", id, err)
+	}
+	if err := removeRunDir(in); err != nil {
+		return err
+	}
+	in, s, err := d.prepare(id, spec)
+	if err != nil {
+		return fmt.Errorf("start session %s: %w", id, err)
+	}
+	// Recorded before the launch: a crash right after it leaves a record
+	// that finds the run dir, the uid and the cgroup.
+	if err := d.writeInstance(id, in); err != nil {
+		return fmt.Errorf("record instance: %w", err)
+	}
+	pid, err := d.launch(id, in, s)
+	if err != nil {
+		return fmt.Errorf("start session %s: %w", id, err)
+	}
+	in.PID = pid
+	if err := d.writeInstance(id, in); err != nil {
+		d.end(ctx, id, in)
+		return fmt.Errorf("record instance: %w", err)
+	}
+	d.log.Info("notebook started", "session_id", id, "pid", pid, "uid", in.UID, "socket", in.socket())
+	return nil
+}
+
+// prepare gives the session its uid (when isolated) and its directories
+// and writes the notebook's configuration.
+func (d *Driver) prepare(id string, spec cohort.NotebookSpec) (*instance, jupyter.Settings, error) {
+	in := &instance{Started: time.Now()}
+	owner := os.Getuid()
+	if d.isolated() {
+		uid, err := d.takeUID(id)
+		if err != nil {
+			return nil, jupyter.Settings{}, err
+		}
+		in.UID, owner = uid, int(uid)
+		if d.cgroups.available() {
+			in.Cgroup = d.cgroups.path(id)
+		}
+	}
+	dir := d.sessionDir(id)
+	// Everything below dir goes through an os.Root: whatever an earlier
+	// run of the session left there (symlinks to anywhere), cohort's
+	// writes stay inside dir.
+	r, err := d.makeDirs(id, in, owner)
+	if err != nil {
+		return nil, jupyter.Settings{}, err
+	}
+	defer r.Close()
+	s := jupyter.Settings{
+		Socket: in.socket(), BasePath: spec.BasePath, Token: spec.Token,
+		NotebookDir: d.WorkDir(id), ConfigDir: filepath.Join(dir, "jupyter"), RuntimeDir: in.RunDir,
+		KernelTransport: "ipc",
+	}
+	if err := writeConfig(r, s); err != nil {
+		return nil, jupyter.Settings{}, err
+	}
+	if d.isolated() {
+		if err := adoptTree(dir, in.UID); err != nil {
+			return nil, jupyter.Settings{}, fmt.Errorf("give the session its files: %w", err)
+		}
+		// Only the session's uid (and root) may enter, whatever an earlier
+		// run of it opened up.
+		if err := r.Chmod(".", 0o700); err != nil {
+			return nil, jupyter.Settings{}, err
+		}
+	}
+	return in, s, nil
+}
+
+// makeDirs creates the session's directory and what Jupyter needs in it,
+// and its run dir (recorded in in), and returns the directory as an
+// os.Root.
+func (d *Driver) makeDirs(id string, in *instance, owner int) (*os.Root, error) {
+	dir := d.sessionDir(id)
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return nil, err
+	}
+	r, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	for _, sub := range []string{"work", "jupyter", "tmp"} {
+		if err == nil {
+			err = r.MkdirAll(sub, 0o700)
+		}
+	}
+	if err == nil {
+		err = r.RemoveAll("run") // an earlier run's, with its stale sockets
+	}
+	if err == nil && d.runDirFits(id) {
+		in.RunDir = filepath.Join(dir, "run")
+		err = r.Mkdir("run", 0o700)
+	} else if err == nil {
+		in.RunDir, err = d.tempRunDir(owner)
+	}
+	if err != nil {
+		r.Close()
+		return nil, fmt.Errorf("make the session's directories: %w", err)
+	}
+	return r, nil
+}
+
+// takeUID returns the uid session id holds, or claims a free one.
+func (d *Driver) takeUID(id string) (uint32, error) {
+	uid, ok, err := d.claims.of(id)
+	if err != nil || ok {
+		return uid, err
+	}
+	busy, err := uidProcs(d.uids)
+	if err != nil {
+		return 0, fmt.Errorf("scan processes: %w", err)
+	}
+	return d.claims.allocate(d.uids, id, busy)
+}
+
+// writeConfig writes the notebook configuration through r. A file left in
+// its place is removed first rather than written through: it may be a
+// symlink.
+func writeConfig(r *os.Root, s jupyter.Settings) error {
+	b, err := jupyter.Config(s)
+	if err != nil {
+		return err
+	}
+	name := filepath.Join("jupyter", jupyter.ConfigFile)
+	if err := r.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return r.WriteFile(name, b, 0o600)
+}
+
+// launch starts the notebook server and returns its PID.
+func (d *Driver) launch(id string, in *instance, s jupyter.Settings) (int, error) {
+	logFile, err := os.OpenFile(d.logPath(id), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return 0, err
+	}
+	defer logFile.Close()
+	cmd := d.command(id, in, s)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if in.Cgroup != "" {
+		f, err := makeCgroup(in.Cgroup)
+		if err != nil {
+			return 0, err
+		}
+		defer f.Close()
+		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, int(f.Fd())
+	}
+	if err := cmd.Start(); err != nil {
+		return 0, fmt.Errorf("start %s: %w", d.bin, err)
+	}
+	go cmd.Wait() // reap it when it exits, whatever the reason
+	return cmd.Process.Pid, nil
+}
+
+// command builds the notebook server's command. Its environment is clean:
+// nothing of cohort's own (tokens, credentials) may reach the participant's
+// kernels. USER and LOGNAME let Python's getpass answer for a uid that has
+// no passwd entry; SHELL gives Jupyter's terminals a shell without one.
+func (d *Driver) command(id string, in *instance, s jupyter.Settings) *exec.Cmd {
+	env := append([]string{
+		"PATH=/usr/local/bin:/usr/bin:/bin",
+		"HOME=" + d.sessionDir(id),
+		"TMPDIR=" + filepath.Join(d.sessionDir(id), "tmp"),
+		"USER=participant",
+		"LOGNAME=participant",
+		"SHELL=/bin/bash",
+		"LANG=C.UTF-8",
+		"PYTHONUNBUFFERED=1",
+	}, jupyter.Env(s)...)
+	// Its own session and process group: a signal to cohort (Ctrl-C in a
+	// terminal) does not reach the notebooks, which outlive a restart.
+	attr := &syscall.SysProcAttr{Setsid: true}
+	var cmd *exec.Cmd
+	if d.isolated() {
+		// setpriv sets no_new_privs (see the constant); the shell sets the
+		// umask, for which exec has no attribute, and becomes Jupyter.
+		args := append([]string{"--no-new-privs", "--", "/bin/sh", "-c", `umask 077 && exec "$0" "$@"`, d.bin}, jupyter.Args(s)...)
+		cmd = exec.Command(setpriv, args...)
+		attr.Credential = credential(in.UID)
+	} else {
+		cmd = exec.Command(d.bin, jupyter.Args(s)...)
+		env = append(env, envRoot+"="+d.root, envSession+"="+id)
+	}
+	cmd.Dir, cmd.Env, cmd.SysProcAttr = s.NotebookDir, env, attr
+	return cmd
+}
