@@ -39,16 +39,16 @@ type CredentialStore interface {
 	ListTokens(ctx context.Context, userID string) ([]*Token, error)
 	GetToken(ctx context.Context, id string) (*Token, error)
 	RevokeToken(ctx context.Context, id string) error
-	// RevokeUserCredentials revokes all tokens and browser sessions of a user.
+	// RevokeUserCredentials revokes all tokens and browser sessions of a
+	// user, and uses up their one-time links and approved CLI sign-ins.
 	RevokeUserCredentials(ctx context.Context, userID string) (int, error)
 
-	// CreateLoginCode stores a one-time code that opens sessionID in a
-	// browser for userID until expires.
-	CreateLoginCode(ctx context.Context, codeHash, userID, sessionID string, expires time.Time) error
-	// LoginCode returns the user and session of a live, unused code,
-	// without using it up. A used, expired or unknown code is
-	// EUNAUTHORIZED.
-	LoginCode(ctx context.Context, codeHash string) (userID, sessionID string, err error)
+	// CreateLoginCode stores a one-time code that opens a session in a
+	// browser.
+	CreateLoginCode(ctx context.Context, codeHash string, lc *LoginCode) error
+	// LoginCode returns a live, unused code without using it up. A used,
+	// expired or unknown code is EUNAUTHORIZED.
+	LoginCode(ctx context.Context, codeHash string) (*LoginCode, error)
 	// UseLoginCode uses a live code up, once: a second use (or a used,
 	// expired or unknown code) is EUNAUTHORIZED.
 	UseLoginCode(ctx context.Context, codeHash string) error

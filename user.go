@@ -70,6 +70,17 @@ type BrowserSession struct {
 	ExpiresAt time.Time
 }
 
+// LoginCode is a one-time code that opens a session's notebook in a
+// browser for a user.
+type LoginCode struct {
+	UserID, SessionID string
+	ExpiresAt         time.Time
+	// CookieExpiresAt is when the notebook cookie it gives ends: at the
+	// latest when the sign-in that minted it ends, so that a sign-out (or
+	// its expiry) leaves no notebook open behind it.
+	CookieExpiresAt time.Time
+}
+
 // DeviceCode is a CLI sign-in waiting for approval in a browser, as the
 // approval page describes it.
 type DeviceCode struct {

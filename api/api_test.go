@@ -111,7 +111,9 @@ func serve(t *testing.T, options func(url string) api.Options) (*httptest.Server
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
 	t.Cleanup(srv.Close)
 	opts := options(srv.URL)
-	opts.PublicURL = srv.URL
+	if opts.PublicURL == "" {
+		opts.PublicURL = srv.URL
+	}
 	opts.NotebookDomain = "localhost:" + srv.URL[strings.LastIndex(srv.URL, ":")+1:]
 	s, err := api.New(opts)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -57,6 +58,20 @@ func (s *Server) identify(r *http.Request) (*cohort.User, string, error) {
 		return nil, "", cohort.Errorf(cohort.EUNAUTHORIZED, "sign in first: a notebook's cookie does not sign in to cohort")
 	}
 	return bs.User, bs.CSRFToken, nil
+}
+
+// appSessionEnd is when the browser's sign-in to the app ends (zero when
+// it has none): notebook cookies it leads to end with it.
+func (s *Server) appSessionEnd(c *gin.Context) time.Time {
+	ck, err := c.Request.Cookie(s.appCookie)
+	if err != nil {
+		return time.Time{}
+	}
+	bs, err := s.store.GetBrowserSession(c.Request.Context(), cohort.HashSecret(ck.Value))
+	if err != nil {
+		return time.Time{}
+	}
+	return bs.ExpiresAt
 }
 
 // checkCSRF refuses a cookie-authenticated request that changes state

@@ -67,28 +67,28 @@ type sessionAccess struct {
 	owner   bool
 }
 
-// sessionFor loads a session the caller may see and act on: their own,
-// any in a class they teach, or any for an admin. Others' sessions are
-// reported as not found.
+// sessionFor loads a session the caller may see and act on: their own in
+// a class they are on the roster of, any in a class they teach, or any for
+// an admin. Others' sessions are reported as not found.
 func (s *Server) sessionFor(ctx context.Context, u *cohort.User, id string) (sessionAccess, error) {
 	sess, err := s.store.GetSession(ctx, id)
 	if err != nil {
 		return sessionAccess{}, err
 	}
-	if sess.UserID == u.ID {
-		return sessionAccess{session: sess, owner: true}, nil
-	}
+	owner := sess.UserID == u.ID
 	if u.Role == cohort.RoleAdmin {
-		return sessionAccess{session: sess}, nil
+		return sessionAccess{session: sess, owner: owner}, nil
 	}
+	// The roster decides, for the session's own participant too: off the
+	// roster is out of the class's notebooks, their own included.
 	role, err := s.store.MemberRole(ctx, sess.ClassID, u.Email)
 	if err != nil {
 		return sessionAccess{}, err
 	}
-	if role != cohort.MemberInstructor {
+	if role == "" || (!owner && role != cohort.MemberInstructor) {
 		return sessionAccess{}, cohort.Errorf(cohort.ENOTFOUND, "session %s not found", id)
 	}
-	return sessionAccess{session: sess}, nil
+	return sessionAccess{session: sess, owner: owner}, nil
 }
 
 func requireAdmin(c *gin.Context) error {

@@ -105,13 +105,14 @@ func (s *Server) deviceToken(c *gin.Context) {
 		return
 	}
 	hash := cohort.HashSecret(in.DeviceCode)
-	if !s.pollLimit.allow(hash, s.now()) {
-		c.Header("Retry-After", "5")
-		s.fail(c, cohort.Errorf(ESLOWDOWN, "polling faster than every %s; wait 5 seconds longer between polls", deviceInterval))
-		return
-	}
 	ctx := c.Request.Context()
 	userID, err := s.store.ClaimDeviceCode(ctx, hash)
+	// Pending sign-ins are the ones a CLI polls: they are counted (only
+	// they, so that made-up codes cannot fill the limiter).
+	if cohort.ErrorCode(err) == cohort.ECONFLICT && !s.pollLimit.allow(hash, s.now()) {
+		c.Header("Retry-After", "5")
+		err = cohort.Errorf(ESLOWDOWN, "polling faster than every %s; wait 5 seconds longer between polls", deviceInterval)
+	}
 	if err != nil {
 		s.fail(c, err)
 		return

@@ -61,8 +61,20 @@ func (s *Server) sessionEvents(c *gin.Context) {
 
 	poll := time.NewTicker(s.eventPoll)
 	defer poll.Stop()
-	lastWrite := time.Now()
+	lastWrite, lastCheck := time.Now(), time.Now()
 	for {
+		// A stream lasts as long as its session: it ends when the access
+		// that let it in ends (a revoked credential, a removal).
+		if time.Since(lastCheck) >= s.recheck {
+			u, _, err := s.identify(c.Request)
+			if err == nil {
+				_, err = s.sessionFor(ctx, u, sess.ID)
+			}
+			if err != nil {
+				return
+			}
+			lastCheck = time.Now()
+		}
 		// Read the state before the events: the event that ends a session
 		// is committed with its state, so once the state read says ended,
 		// the listing that follows holds every event there will be.

@@ -75,18 +75,16 @@ func (s *Server) isCohortCookie(name string) bool {
 	return strings.HasPrefix(name, "cohort_")
 }
 
+// setCookie sets a host-only cookie for the whole origin (Path=/, as the
+// __Host- prefix requires).
 func (s *Server) setCookie(c *gin.Context, name, value string, ttl time.Duration) {
-	s.setPathCookie(c, name, value, "/", ttl)
-}
-
-func (s *Server) setPathCookie(c *gin.Context, name, value, path string, ttl time.Duration) {
 	http.SetCookie(c.Writer, &http.Cookie{
-		Name: name, Value: value, Path: path, MaxAge: int(ttl.Seconds()),
+		Name: name, Value: value, Path: "/", MaxAge: int(ttl.Seconds()),
 		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: s.origins.secure(),
 	})
 }
 
-func (s *Server) clearCookie(c *gin.Context, name, path string) {
-	http.SetCookie(c.Writer, &http.Cookie{Name: name, Value: "", Path: path, MaxAge: -1,
+func (s *Server) clearCookie(c *gin.Context, name string) {
+	http.SetCookie(c.Writer, &http.Cookie{Name: name, Value: "", Path: "/", MaxAge: -1,
 		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: s.origins.secure()})
 }

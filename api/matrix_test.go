@@ -21,8 +21,9 @@ import (
 // Callers: anonymous; alice, participant of class A with a ready session;
 // bob, participant of class B; teacher, who created class A; cotutor, a
 // co-instructor of class A; teacher2, instructor of class B; removed, a
-// participant taken off class A's roster; demoted, an instructor made a
-// participant again; admin. Paths name class A, alice's session in it,
+// participant taken off class A's roster, with a session still running
+// there; demoted, a co-instructor of class A made a participant of it (and
+// no longer an instructor of cohort); admin. Paths name class A, alice's session in it,
 // alice's token, an invite of class A.
 
 var callers = []string{"", "alice", "bob", "teacher", "cotutor", "teacher2", "removed", "demoted", "admin"}
@@ -40,7 +41,7 @@ type rule struct {
 var (
 	everyone     = []string{"alice", "bob", "teacher", "cotutor", "teacher2", "removed", "demoted", "admin"}
 	creators     = []string{"teacher", "cotutor", "teacher2", "admin"}
-	classMembers = []string{"alice", "teacher", "cotutor", "admin"}
+	classMembers = []string{"alice", "teacher", "cotutor", "demoted", "admin"}
 	classTeach   = []string{"teacher", "cotutor", "admin"}
 	sessionSeers = []string{"alice", "teacher", "cotutor", "admin"}
 )
@@ -116,6 +117,8 @@ type fixture struct {
 	*env
 	params  map[string]string
 	session string
+	// anyMethod is what an ANY route is asked with.
+	anyMethod string
 	// Each caller's browser cookies: the app's (with its CSRF token) and
 	// one for alice's notebook origin.
 	appCookie, csrf, nbCookie map[string]string
@@ -152,11 +155,21 @@ func newFixture(t *testing.T) *fixture {
 	enroll(classA.ID, "alice@example.com", cohort.MemberParticipant)
 	enroll(classA.ID, "cotutor@example.com", cohort.MemberInstructor)
 	enroll(classA.ID, "removed@example.com", cohort.MemberParticipant)
+	enroll(classA.ID, "demoted@example.com", cohort.MemberInstructor)
 	enroll(classB.ID, "bob@example.com", cohort.MemberParticipant)
-	if err := e.store.RemoveMember(ctx, classA.ID, "removed@example.com"); err != nil {
+	b := newBackend(t)
+	// removed had a session; the removal leaves it running (as a start
+	// racing it could), and removed must still reach nothing.
+	if _, _, err := e.store.StartSession(ctx, &cohort.Session{ID: cohort.NewID("ses"), ClassID: classA.ID, UserID: e.users["removed"].ID,
+		State: cohort.StateReady, Driver: "local", NotebookToken: "t", Address: b.URL}, 10); err != nil {
 		t.Fatal(err)
 	}
-	b := newBackend(t)
+	for _, email := range []string{"removed@example.com", "demoted@example.com"} {
+		if err := e.store.RemoveMember(ctx, classA.ID, email); err != nil {
+			t.Fatal(err)
+		}
+	}
+	enroll(classA.ID, "demoted@example.com", cohort.MemberParticipant)
 	sess, _, err := e.store.StartSession(ctx, &cohort.Session{ID: cohort.NewID("ses"), ClassID: classA.ID, UserID: e.users["alice"].ID,
 		State: cohort.StateRequested, Driver: "local", NotebookToken: "nbtoken"}, 10)
 	if err != nil {
@@ -171,7 +184,7 @@ func newFixture(t *testing.T) *fixture {
 	if err := e.store.CreateInvite(ctx, inv, cohort.HashSecret("CODE")); err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{env: e, session: sess.ID, appCookie: map[string]string{}, csrf: map[string]string{}, nbCookie: map[string]string{},
+	f := &fixture{env: e, session: sess.ID, anyMethod: http.MethodPost, appCookie: map[string]string{}, csrf: map[string]string{}, nbCookie: map[string]string{},
 		params: map[string]string{
 			":class": classA.ID, ":session": sess.ID, ":user": e.users["alice"].ID, ":token": tokens[0].ID,
 			":email": "alice@example.com", ":invite": inv.ID, ":code": "CODE", "*path": "api/status", "*file": "app.css",
@@ -219,7 +232,7 @@ func (f *fixture) send(r api.Route, caller string, cred credential, body string)
 	}
 	method := r.Method
 	if method == "ANY" {
-		method = http.MethodPost
+		method = f.anyMethod
 	}
 	var rd io.Reader
 	if body != "" {
@@ -274,8 +287,16 @@ func TestAuthorizationMatrix(t *testing.T) {
 			}
 			t.Run(key+"/"+name, func(t *testing.T) {
 				t.Parallel()
-				for _, cred := range []credential{viaToken, viaCookie} {
-					checkRule(t, newFixture(t), r, key, rule, caller, cred)
+				methods := []string{r.Method}
+				if r.Method == "ANY" {
+					methods = []string{http.MethodGet, http.MethodPost}
+				}
+				for _, m := range methods {
+					for _, cred := range []credential{viaToken, viaCookie} {
+						f := newFixture(t)
+						f.anyMethod = m
+						checkRule(t, f, r, key, rule, caller, cred)
+					}
 				}
 			})
 		}

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -38,17 +39,68 @@ func (s *Server) notebookRoutes() *gin.Engine {
 	return r
 }
 
-// notebookCaller returns who sends a request to a notebook origin, and
-// whether a browser cookie (rather than an API token) said so.
-func (s *Server) notebookCaller(c *gin.Context, sessionID string) (*cohort.User, bool, error) {
+// caller is who sends a request to a notebook origin, with the credential
+// that said so: a long-lived connection looks at it again (stillAllowed).
+type caller struct {
+	user *cohort.User
+	// tokenHash is set for an API token, cookieHash for the origin's cookie.
+	tokenHash, cookieHash string
+}
+
+// notebookCaller returns who sends a request to a notebook origin.
+func (s *Server) notebookCaller(c *gin.Context, sessionID string) (caller, error) {
 	if tok := bearer(c.Request); tok != "" {
-		u, err := s.store.UserByTokenHash(c.Request.Context(), cohort.HashSecret(tok))
-		return u, false, err
+		hash := cohort.HashSecret(tok)
+		u, err := s.store.UserByTokenHash(c.Request.Context(), hash)
+		return caller{user: u, tokenHash: hash}, err
 	}
-	if u := s.notebookCookieUser(c, sessionID); u != nil {
-		return u, true, nil
+	if cl, ok := s.notebookCookie(c, sessionID); ok {
+		return cl, nil
 	}
-	return nil, false, cohort.Errorf(cohort.EUNAUTHORIZED, "open this notebook from cohort (its Open notebook button, or `cohort session open`), or send an API token")
+	return caller{}, cohort.Errorf(cohort.EUNAUTHORIZED, "open this notebook from cohort (its Open notebook button, or `cohort session open`), or send an API token")
+}
+
+// stillAllowed looks again at what let a connection in: its credential
+// (revoked by an admin, by sign-out?), the caller's standing in the class
+// (off the roster, demoted?) and the session (ended?). An open WebSocket
+// is closed once one of them says no.
+func (s *Server) stillAllowed(ctx context.Context, cl caller, sessionID string) bool {
+	u := cl.user
+	var err error
+	if cl.tokenHash != "" {
+		u, err = s.store.UserByTokenHash(ctx, cl.tokenHash)
+	} else {
+		var bs *cohort.BrowserSession
+		if bs, err = s.store.GetBrowserSession(ctx, cl.cookieHash); err == nil && bs.SessionID != sessionID {
+			err = cohort.Errorf(cohort.EUNAUTHORIZED, "not this session's cookie")
+		} else if err == nil {
+			u = bs.User
+		}
+	}
+	if err != nil {
+		return false
+	}
+	a, err := s.sessionFor(ctx, u, sessionID)
+	return err == nil && notebookUsable(a.session) == nil
+}
+
+// watchAccess cancels a long-lived connection's context as soon as
+// stillAllowed says no, looking every recheck; the proxy then closes it.
+func (s *Server) watchAccess(ctx context.Context, cancel context.CancelFunc, cl caller, sessionID string) {
+	tick := time.NewTicker(s.recheck)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if !s.stillAllowed(ctx, cl, sessionID) && ctx.Err() == nil {
+			s.log.Info("closing a notebook connection: its access ended", "session_id", sessionID, "user_id", cl.user.ID)
+			cancel()
+			return
+		}
+	}
 }
 
 // maxCookieTries bounds the lookups one request can cause: another
@@ -56,9 +108,9 @@ func (s *Server) notebookCaller(c *gin.Context, sessionID string) (*cohort.User,
 // for another session, so they never match; they only cost a lookup).
 const maxCookieTries = 4
 
-// notebookCookieUser returns the user of the first cookie valid for this
-// session, or nil.
-func (s *Server) notebookCookieUser(c *gin.Context, sessionID string) *cohort.User {
+// notebookCookie returns the caller of the first cookie valid for this
+// session.
+func (s *Server) notebookCookie(c *gin.Context, sessionID string) (caller, bool) {
 	tries := 0
 	for _, ck := range c.Request.Cookies() {
 		if ck.Name != s.nbCookie || ck.Value == "" {
@@ -67,12 +119,13 @@ func (s *Server) notebookCookieUser(c *gin.Context, sessionID string) *cohort.Us
 		if tries++; tries > maxCookieTries {
 			break
 		}
-		bs, err := s.store.GetBrowserSession(c.Request.Context(), cohort.HashSecret(ck.Value))
+		hash := cohort.HashSecret(ck.Value)
+		bs, err := s.store.GetBrowserSession(c.Request.Context(), hash)
 		if err == nil && bs.SessionID == sessionID {
-			return bs.User
+			return caller{user: bs.User, cookieHash: hash}, true
 		}
 	}
-	return nil
+	return caller{}, false
 }
 
 // checkFetchSite admits a cookie-authenticated request to a notebook only
@@ -102,11 +155,29 @@ func checkFetchSite(r *http.Request, own string) error {
 		}
 		return nil
 	default: // same-site (another notebook) or cross-site
-		if r.Method == http.MethodGet && r.Header.Get("Sec-Fetch-Mode") == "navigate" && r.Header.Get("Sec-Fetch-Dest") == "document" {
-			return nil
+		if foreignNavigation(r) {
+			return nil // a link; it lands on /tree (landing)
 		}
 		return cohort.Errorf(cohort.EFORBIDDEN, "another site's page may not use this notebook")
 	}
+}
+
+// foreignNavigation reports whether a request is a top-level navigation
+// that began on another site (a link, a redirect through the app).
+func foreignNavigation(r *http.Request) bool {
+	site := r.Header.Get("Sec-Fetch-Site")
+	return (site == "cross-site" || site == "same-site") && r.Method == http.MethodGet &&
+		r.Header.Get("Sec-Fetch-Mode") == "navigate" && r.Header.Get("Sec-Fetch-Dest") == "document"
+}
+
+// landing is where a navigation from another site may go in a notebook:
+// its file list, nothing that acts (a GET that starts a kernel, an
+// extension's GET that pulls a repository), whatever the link said.
+const landing = "/tree"
+
+// mustLand reports whether a request must be sent to landing instead.
+func mustLand(r *http.Request) bool {
+	return foreignNavigation(r) && (r.URL.Path != landing || r.URL.RawQuery != "")
 }
 
 // wantsPage reports whether a request is a browser asking for a page, which
@@ -135,6 +206,13 @@ func (s *Server) redeemCode(c *gin.Context) {
 	id := notebookSession(c)
 	code, next := c.Query("code"), c.Query("next")
 	if c.Request.Method == http.MethodPost {
+		// The "continue as" form, and nothing else: small, and from this
+		// origin's own page.
+		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, 8<<10)
+		if !strings.HasPrefix(c.ContentType(), "application/x-www-form-urlencoded") {
+			s.failPage(c, cohort.Invalid("", "send the form as application/x-www-form-urlencoded"))
+			return
+		}
 		if err := checkFetchSite(c.Request, s.origins.origin(id)); err != nil {
 			s.failPage(c, err)
 			return
@@ -143,7 +221,7 @@ func (s *Server) redeemCode(c *gin.Context) {
 	}
 	next = localPath(next)
 	hash := cohort.HashSecret(code)
-	u, a, err := s.codeHolder(ctx, hash, id)
+	u, lc, a, err := s.codeHolder(ctx, hash, id)
 	if err != nil {
 		s.failPage(c, err)
 		return
@@ -155,41 +233,52 @@ func (s *Server) redeemCode(c *gin.Context) {
 	// A browser signed in here as someone else is asked, never switched
 	// silently: the link may have come from someone who wants the
 	// visitor to work in a notebook as them.
-	if cur := s.notebookCookieUser(c, id); cur != nil && cur.ID != u.ID && c.Request.Method == http.MethodGet {
-		s.render(c, http.StatusOK, "switch", pageData{Title: "Open notebook", Visitor: cur.Email, Code: code, Next: next, Other: u.Email})
+	if cur, ok := s.notebookCookie(c, id); ok && cur.user.ID != u.ID && c.Request.Method == http.MethodGet {
+		s.render(c, http.StatusOK, "switch", pageData{Title: "Open notebook", Visitor: cur.user.Email, Code: code, Next: next, Other: u.Email})
 		return
 	}
 	if err := s.store.UseLoginCode(ctx, hash); err != nil {
 		s.failPage(c, err)
 		return
 	}
+	expires := lc.CookieExpiresAt
+	if max := s.now().Add(browserTTL); expires.IsZero() || expires.After(max) {
+		expires = max
+	}
 	secret := cohort.NewSecret("")
-	err = s.store.CreateBrowserSession(ctx, cohort.HashSecret(secret), &cohort.BrowserSession{User: u, SessionID: id, ExpiresAt: s.now().Add(browserTTL)})
+	err = s.store.CreateBrowserSession(ctx, cohort.HashSecret(secret), &cohort.BrowserSession{User: u, SessionID: id, ExpiresAt: expires})
 	if err != nil {
 		s.failPage(c, err)
 		return
 	}
-	s.setCookie(c, s.nbCookie, secret, browserTTL)
+	s.setCookie(c, s.nbCookie, secret, expires.Sub(s.now()))
 	c.Header("Cache-Control", "no-store")
-	c.Redirect(http.StatusSeeOther, next)
+	if next == landing {
+		c.Redirect(http.StatusSeeOther, next)
+		return
+	}
+	// Anywhere else, the notebook's own page takes the browser there: a
+	// navigation that began on another site may only land on /tree
+	// (checkFetchSite), and a redirect would still count as one.
+	s.render(c, http.StatusOK, "onward", pageData{Title: "Opening the notebook", Next: next})
 }
 
 // codeHolder returns the user of a live code for this session, who must
 // still be allowed into it.
-func (s *Server) codeHolder(ctx context.Context, hash, sessionID string) (*cohort.User, sessionAccess, error) {
-	userID, codeSession, err := s.store.LoginCode(ctx, hash)
+func (s *Server) codeHolder(ctx context.Context, hash, sessionID string) (*cohort.User, *cohort.LoginCode, sessionAccess, error) {
+	lc, err := s.store.LoginCode(ctx, hash)
 	if err != nil {
-		return nil, sessionAccess{}, err
+		return nil, nil, sessionAccess{}, err
 	}
-	if codeSession != sessionID {
-		return nil, sessionAccess{}, cohort.Errorf(cohort.EUNAUTHORIZED, "this link opens another notebook")
+	if lc.SessionID != sessionID {
+		return nil, nil, sessionAccess{}, cohort.Errorf(cohort.EUNAUTHORIZED, "this link opens another notebook")
 	}
-	u, err := s.store.GetUser(ctx, userID)
+	u, err := s.store.GetUser(ctx, lc.UserID)
 	if err != nil {
-		return nil, sessionAccess{}, err
+		return nil, nil, sessionAccess{}, err
 	}
 	a, err := s.sessionFor(ctx, u, sessionID)
-	return u, a, err
+	return u, lc, a, err
 }
 
 // notebookUsable says why a session's notebook cannot be opened, if so.

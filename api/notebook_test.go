@@ -7,9 +7,21 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/coder/websocket"
 
 	"github.com/cohortdev/cohort"
+	"github.com/cohortdev/cohort/api"
+	"github.com/cohortdev/cohort/client"
 )
+
+// noRedirectsWith is the browser's client, not following redirects.
+func noRedirectsWith(b *browser) *http.Client {
+	c := *b.client
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &c
+}
 
 // request sends a request with the browser's cookies and extra headers,
 // without following redirects.
@@ -19,9 +31,7 @@ func (b *browser) request(method, u string, header http.Header) *http.Response {
 	for k, v := range header {
 		req.Header[k] = v
 	}
-	c := *b.client
-	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	resp, err := c.Do(req)
+	resp, err := noRedirectsWith(b).Do(req)
 	if err != nil {
 		b.t.Fatal(err)
 	}
@@ -54,7 +64,7 @@ func TestNotebookTakesOnlyItsOwnPages(t *testing.T) {
 		{"another notebook reads it as a script", "GET", http.Header{"Sec-Fetch-Site": {"same-site"}, "Sec-Fetch-Mode": {"no-cors"}, "Sec-Fetch-Dest": {"script"}}, false},
 		{"another notebook fetches it", "GET", http.Header{"Sec-Fetch-Site": {"same-site"}, "Sec-Fetch-Mode": {"cors"}, "Sec-Fetch-Dest": {"empty"}}, false},
 		{"another site frames it", "GET", http.Header{"Sec-Fetch-Site": {"cross-site"}, "Sec-Fetch-Mode": {"navigate"}, "Sec-Fetch-Dest": {"iframe"}}, false},
-		{"a link from another site", "GET", http.Header{"Sec-Fetch-Site": {"cross-site"}, "Sec-Fetch-Mode": {"navigate"}, "Sec-Fetch-Dest": {"document"}}, true},
+
 		{"typed in the address bar", "GET", http.Header{"Sec-Fetch-Site": {"none"}, "Sec-Fetch-Mode": {"navigate"}, "Sec-Fetch-Dest": {"document"}}, true},
 		{"its own page reads", "GET", http.Header{"Sec-Fetch-Site": {"same-origin"}, "Sec-Fetch-Mode": {"cors"}}, true},
 	} {
@@ -62,6 +72,35 @@ func TestNotebookTakesOnlyItsOwnPages(t *testing.T) {
 		if got := resp.StatusCode == http.StatusOK; got != tt.ok {
 			t.Errorf("%s: %d, want allowed %v", tt.name, resp.StatusCode, tt.ok)
 		}
+	}
+	// A link from another site opens the notebook, at its file list only:
+	// a GET can act in Jupyter (start a kernel; an extension's pull).
+	link := http.Header{"Sec-Fetch-Site": {"cross-site"}, "Sec-Fetch-Mode": {"navigate"}, "Sec-Fetch-Dest": {"document"}}
+	if resp := b.request("GET", e.nb(s.ID, "/tree"), link); resp.StatusCode != http.StatusOK {
+		t.Errorf("a link from another site to the file list = %d", resp.StatusCode)
+	}
+	for _, path := range []string{"/api/contents", "/git-pull?repo=https://evil.example/x", "/tree?x=1", "/notebooks/a.ipynb"} {
+		resp := b.request("GET", e.nb(s.ID, path), link)
+		if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/tree" {
+			t.Errorf("a link from another site to %s = %d to %q, want a landing on /tree", path, resp.StatusCode, resp.Header.Get("Location"))
+		}
+	}
+	// No service worker: it would see the codes of later visitors.
+	if resp := b.request("GET", e.nb(s.ID, "/files/sw.js"), http.Header{"Service-Worker": {"script"}, "Sec-Fetch-Site": {"same-origin"}}); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("a service worker's script = %d, want 403", resp.StatusCode)
+	}
+	// The "continue as" form takes a small urlencoded form, nothing else.
+	for _, ct := range []string{"multipart/form-data; boundary=x", "application/json"} {
+		resp := b.request("POST", e.nb(s.ID, "/_cohort/open"), http.Header{"Content-Type": {ct}, "Origin": {own}})
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("POST /_cohort/open as %s = %d, want 400", ct, resp.StatusCode)
+		}
+	}
+	req, _ := http.NewRequest("POST", e.nb(s.ID, "/_cohort/open"), strings.NewReader("code="+strings.Repeat("x", 1<<20)))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", own)
+	if resp, err := noRedirects.Do(req); err != nil || resp.StatusCode < 400 {
+		t.Errorf("a megabyte form to /_cohort/open = %v %v, want refused", resp.StatusCode, err)
 	}
 	// A script with an API token is not a browser: no Origin needed.
 	if r := e.do("alice", "POST", e.nb(s.ID, "/api/kernels"), "{}"); r.status != http.StatusOK {
@@ -78,9 +117,12 @@ func TestNotebookAnswersOnlyForItself(t *testing.T) {
 	s := readySession(t, e, newBackend(t)) // the backend answers /evil as a hostile notebook would
 	resp := openedBy(t, e, "alice", s.ID).request("GET", e.nb(s.ID, "/evil"), nil)
 	for k := range resp.Header {
-		if strings.HasPrefix(k, "Access-Control-") {
+		if strings.HasPrefix(k, "Access-Control-") || k == "Clear-Site-Data" {
 			t.Errorf("the notebook's %s reached the browser", k)
 		}
+	}
+	if rp := resp.Header.Get("Referrer-Policy"); rp != "same-origin" {
+		t.Errorf("Referrer-Policy %q: the notebook's URL would leak to other sites", rp)
 	}
 	var kept []string
 	for _, ck := range resp.Cookies() {
@@ -149,6 +191,7 @@ func TestBrowserReachesNotebookThroughTheApp(t *testing.T) {
 	navigate := func(b *browser, u string) (*http.Response, string) {
 		req, _ := http.NewRequest("GET", u, nil)
 		req.Header.Set("Accept", "text/html,application/xhtml+xml") // as a browser's navigation
+		req.Header.Set("Sec-Fetch-Site", "none")                    // typed in the address bar
 		resp, err := b.client.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -159,9 +202,27 @@ func TestBrowserReachesNotebookThroughTheApp(t *testing.T) {
 	}
 	b := newBrowser(t)
 	signIn(t, e, b, "alice@example.com", "/")
+	// The browser comes back with its cookie to a page of cohort's on the
+	// notebook origin that moves on to where it meant to go (a redirect
+	// would count as a navigation from the app's site, and land on /tree).
 	resp, body := navigate(b, e.nb(s.ID, "/notebooks/train.ipynb?kernel=1"))
-	if resp.StatusCode != http.StatusOK || body != "notebook page" || resp.Request.URL.String() != e.nb(s.ID, "/notebooks/train.ipynb?kernel=1") {
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `http-equiv="refresh" content="0;url=/notebooks/train.ipynb?kernel=1"`) {
 		t.Fatalf("opening the notebook URL = %d at %s: %s", resp.StatusCode, resp.Request.URL, body)
+	}
+	if b.cookie(e.nb(s.ID, "/"), "cohort_nb") == "" {
+		t.Fatal("no notebook cookie after the way through the app")
+	}
+	// A link from another site does not choose where in the notebook the
+	// app sends the visitor: to the file list.
+	req, _ := http.NewRequest("GET", e.http.URL+"/sessions/"+s.ID+"/open?next=/git-pull%3Frepo%3Dx", nil)
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	resp, err := noRedirectsWith(b).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if loc := resp.Header.Get("Location"); !strings.Contains(loc, "next=%2Ftree") {
+		t.Fatalf("the app's open page, from another site, sends the visitor to %s", loc)
 	}
 	// Without a sign-in to the app, the app asks for one.
 	resp, _ = navigate(newBrowser(t), e.nb(s.ID, "/tree"))
@@ -209,6 +270,13 @@ func TestOpeningSomeoneElsesNotebookIsExplicit(t *testing.T) {
 	}
 	if opened != 1 {
 		t.Fatalf("%d session_opened rows, want 1: %+v", opened, audit)
+	}
+	// The notebook cookie ends with the sign-in that led to it: signing out
+	// (or its end) leaves nothing open on a shared computer.
+	nb, _ := e.store.GetBrowserSession(context.Background(), cohort.HashSecret(teacher.cookie(e.nb(s.ID, "/"), "cohort_nb")))
+	app, _ := e.store.GetBrowserSession(context.Background(), cohort.HashSecret(teacher.cookie(e.http.URL, "cohort_session")))
+	if nb == nil || app == nil || nb.ExpiresAt.After(app.ExpiresAt) {
+		t.Fatalf("the notebook cookie outlives the sign-in that minted it: %+v, %+v", nb, app)
 	}
 	// The participant's own notebook opens at once.
 	alice := newBrowser(t)
@@ -290,6 +358,23 @@ func TestRosterRemovalEndsNotebookAccess(t *testing.T) {
 	if got.State != cohort.StateStopping || got.EndCause != cohort.CauseInstructor {
 		t.Fatalf("alice's session after her removal: %s (%s)", got.State, got.EndCause)
 	}
+	// Even a session left running (a start that raced the removal) is out
+	// of reach for its participant once they are off the roster.
+	bob := readySession(t, e, newBackend(t))
+	bob2, _, err := e.store.StartSession(context.Background(), &cohort.Session{ID: cohort.NewID("ses"), ClassID: bob.ClassID,
+		UserID: e.users["bob"].ID, State: cohort.StateReady, Driver: "local", NotebookToken: "t", Address: bob.Address}, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := e.do("bob", "GET", e.nb(bob2.ID, "/api/status"), ""); r.status != http.StatusOK {
+		t.Fatalf("bob into his notebook = %d", r.status)
+	}
+	if err := e.store.RemoveMember(context.Background(), bob.ClassID, "bob@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.do("bob", "GET", e.nb(bob2.ID, "/api/status"), ""); r.status != http.StatusNotFound {
+		t.Fatalf("bob off the roster into his still running notebook = %d, want 404", r.status)
+	}
 	// A co-instructor taken off the roster loses the class's notebooks too.
 	s2 := readySession(t, e, newBackend(t))
 	e.do("teacher", "POST", "/v1/classes/"+s2.ClassID+"/members", `{"emails": ["teacher2@example.com"], "role": "instructor"}`)
@@ -300,4 +385,54 @@ func TestRosterRemovalEndsNotebookAccess(t *testing.T) {
 	if r := e.do("teacher2", "GET", e.nb(s2.ID, "/api/status"), ""); r.status != http.StatusNotFound {
 		t.Fatalf("removed co-instructor into the notebook = %d, want 404", r.status)
 	}
+}
+
+// TestOpenConnectionsEndWithTheirAccess: a kernel's WebSocket lasts for
+// hours; it must not outlive the access that let it in: a removal from
+// the roster, a revoked credential, a sign-out.
+func TestOpenConnectionsEndWithTheirAccess(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(o *api.Options) { o.Recheck = 50 * time.Millisecond })
+	s := readySession(t, e, newBackend(t))
+	e.do("teacher", "POST", "/v1/classes/"+s.ClassID+"/members", `{"emails": ["teacher2@example.com"], "role": "instructor"}`)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	wsURL := "ws" + strings.TrimPrefix(e.nb(s.ID, "/api/kernels/k/channels"), "http")
+	dial := func(opts *websocket.DialOptions) *websocket.Conn {
+		c, _, err := websocket.Dial(ctx, wsURL, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.CloseNow() })
+		if err := c.Write(ctx, websocket.MessageText, []byte("hi")); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := c.Read(ctx); err != nil {
+			t.Fatalf("the connection does not work to begin with: %v", err)
+		}
+		return c
+	}
+	// closed waits (within 5 s, a hundred rechecks) for the connection to
+	// stop relaying.
+	closed := func(c *websocket.Conn, what string) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if c.Write(ctx, websocket.MessageText, []byte("still there?")) != nil {
+				return
+			}
+			if _, _, err := c.Read(ctx); err != nil {
+				return
+			}
+		}
+		t.Fatalf("5 s after %s the connection still relays", what)
+	}
+
+	byToken := dial(&websocket.DialOptions{HTTPClient: client.HTTPClient(), HTTPHeader: http.Header{"Authorization": {"Bearer " + e.tokens["teacher2"]}}})
+	e.do("teacher", "DELETE", "/v1/classes/"+s.ClassID+"/members/teacher2@example.com", "")
+	closed(byToken, "the co-instructor's removal")
+
+	browser := openedBy(t, e, "alice", s.ID)
+	byCookie := dial(&websocket.DialOptions{HTTPClient: browser.client, HTTPHeader: http.Header{"Origin": {e.nb(s.ID, "")}}})
+	e.do("admin", "POST", "/v1/users/"+e.users["alice"].ID+"/revoke", "")
+	closed(byCookie, "an admin's revoke of alice's credentials")
 }

@@ -22,12 +22,18 @@ import (
 const loginCodeTTL = 2 * time.Minute
 
 // openLink mints a code for u to open a session and returns the link that
-// redeems it on the session's origin, then goes to next there.
-func (s *Server) openLink(ctx context.Context, u *cohort.User, a sessionAccess, next string) (string, time.Time, error) {
+// redeems it on the session's origin, then goes to next there. The
+// notebook cookie it gives ends at cookieEnd at the latest.
+func (s *Server) openLink(ctx context.Context, u *cohort.User, a sessionAccess, next string, cookieEnd time.Time) (string, time.Time, error) {
 	sess := a.session
 	code := cohort.NewSecret(cohort.CodePrefix)
 	expires := s.now().Add(loginCodeTTL)
-	if err := s.store.CreateLoginCode(ctx, cohort.HashSecret(code), u.ID, sess.ID, expires); err != nil {
+	if max := s.now().Add(browserTTL); cookieEnd.IsZero() || cookieEnd.After(max) {
+		cookieEnd = max
+	}
+	err := s.store.CreateLoginCode(ctx, cohort.HashSecret(code), &cohort.LoginCode{UserID: u.ID, SessionID: sess.ID,
+		ExpiresAt: expires, CookieExpiresAt: cookieEnd})
+	if err != nil {
 		return "", time.Time{}, err
 	}
 	if !a.owner {
@@ -45,7 +51,7 @@ func (s *Server) openSession(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	link, expires, err := s.openLink(c.Request.Context(), currentUser(c), a, "/tree")
+	link, expires, err := s.openLink(c.Request.Context(), currentUser(c), a, "/tree", time.Time{})
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -67,9 +73,14 @@ func (s *Server) openPage(c *gin.Context) {
 		s.failPage(c, err)
 		return
 	}
-	next := localPath(c.Query("next"))
-	if next == "/" {
-		next = "/tree"
+	// Where in the notebook to go, only when the visitor asked for it
+	// here or on the notebook's own pages: another site must not send a
+	// visitor into their notebook at a URL that does something there.
+	next := "/tree"
+	if site := c.GetHeader("Sec-Fetch-Site"); site == "same-origin" || site == "none" {
+		if n := localPath(c.Query("next")); n != "/" {
+			next = n
+		}
 	}
 	if !a.owner {
 		owner, err := s.store.GetUser(ctx, a.session.UserID)
@@ -99,7 +110,7 @@ func (s *Server) openConfirm(c *gin.Context) {
 }
 
 func (s *Server) redirectInto(c *gin.Context, u *cohort.User, a sessionAccess, next string) {
-	link, _, err := s.openLink(c.Request.Context(), u, a, next)
+	link, _, err := s.openLink(c.Request.Context(), u, a, next, s.appSessionEnd(c))
 	if err != nil {
 		s.failPage(c, err)
 		return

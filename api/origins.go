@@ -42,6 +42,11 @@ func newOrigins(appURL, domain string) (origins, error) {
 		return origins{}, fmt.Errorf("the notebook domain %q is an IP address; it must be a name whose subdomains reach cohort (wildcard DNS)", domain)
 	}
 	appHost := strings.ToLower(app.Hostname())
+	if app.Scheme == "http" && !isLoopbackHost(appHost) {
+		// Without https, cookies cannot have the __Host- prefix, and a
+		// notebook could plant cookies that push others' aside.
+		return origins{}, fmt.Errorf("the app at %s is served over plain http: notebooks need https (--public-url https://...), except on this machine's loopback address", appURL)
+	}
 	if appHost == host || strings.HasSuffix(appHost, "."+host) {
 		return origins{}, fmt.Errorf("the notebook domain %q contains the app's host %q: notebooks could set cookies the app reads; use a domain of its own (see docs/security.md)", domain, appHost)
 	}
@@ -102,3 +107,12 @@ func (o origins) isDomain(host string) bool { return strings.EqualFold(host, o.d
 // wildcard is every notebook origin as a CSP source, e.g.
 // "http://*.localhost:8080".
 func (o origins) wildcard() string { return o.scheme + "://*." + o.domain }
+
+// isLoopbackHost reports whether a host name stays on this machine.
+func isLoopbackHost(host string) bool {
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

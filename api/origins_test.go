@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -27,6 +28,11 @@ func TestNotebookDomainIsNotTheApps(t *testing.T) {
 		{"https://cohort.example.org", "10.0.0.1", false},
 		{"https://cohort.example.org", "*.nb.example.org", false},
 		{"https://cohort.example.org", "", false},
+		// Plain http only on this machine: elsewhere cookies could not
+		// carry the __Host- prefix.
+		{"http://cohort.example.org", "cohort-notebooks.example", false},
+		{"http://10.0.0.5:8080", "nb.lab.example", false},
+		{"http://[::1]:8080", "localhost:8080", true},
 	} {
 		_, err := newOrigins(tt.app, tt.domain)
 		if (err == nil) != tt.ok {
@@ -118,5 +124,25 @@ func TestSlowBodiesAreCut(t *testing.T) {
 	}
 	if got := send(100*time.Millisecond, 10); !strings.Contains(got, "408") {
 		t.Errorf("a body that trickles past the total: %q, want it cut", got)
+	}
+}
+
+// TestLimiterStaysBounded: made-up keys cannot grow the limiter without
+// bound, nor make each event a scan of all keys.
+func TestLimiterStaysBounded(t *testing.T) {
+	t.Parallel()
+	l := newLimiter(1, time.Minute)
+	now := time.Now()
+	for i := range maxKeys {
+		l.allow(strconv.Itoa(i), now)
+	}
+	if l.allow("one more", now) {
+		t.Fatal("a new key past maxKeys was allowed")
+	}
+	if !l.allow("one more", now.Add(time.Minute)) || len(l.windows) > pruneAbove {
+		t.Fatalf("after a window, old keys are still held (%d)", len(l.windows))
+	}
+	if l.allow("one more", now.Add(time.Minute)) {
+		t.Fatal("a second event in the window was allowed")
 	}
 }

@@ -40,7 +40,14 @@ func (p *notebookProxy) serve(c *gin.Context) {
 	s := p.s
 	id := notebookSession(c)
 	own := s.origins.origin(id)
-	u, viaCookie, err := s.notebookCaller(c, id)
+	if c.GetHeader("Service-Worker") != "" {
+		// Jupyter has no service worker; one registered by a participant's
+		// page would see every later request to this origin, the one-time
+		// codes of visitors who open it included.
+		s.fail(c, cohort.Errorf(cohort.EFORBIDDEN, "service workers are not allowed on notebook origins"))
+		return
+	}
+	cl, err := s.notebookCaller(c, id)
 	if err != nil {
 		if wantsPage(c.Request) && bearer(c.Request) == "" {
 			// A browser without this notebook's cookie: the app signs it in
@@ -51,12 +58,17 @@ func (p *notebookProxy) serve(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	if viaCookie {
+	if cl.cookieHash != "" {
 		if err := checkFetchSite(c.Request, own); err != nil {
 			s.fail(c, err)
 			return
 		}
+		if mustLand(c.Request) {
+			c.Redirect(http.StatusSeeOther, landing)
+			return
+		}
 	}
+	u := cl.user
 	a, err := s.sessionFor(c.Request.Context(), u, id)
 	if err != nil {
 		s.fail(c, err)
@@ -98,8 +110,9 @@ func (p *notebookProxy) serve(c *gin.Context) {
 			pr.SetURL(target)
 			// Jupyter checks that a WebSocket's Origin matches Host: both
 			// are the notebook's own origin.
+			// No X-Forwarded-For: the participant's server need not learn
+			// its visitors' addresses.
 			pr.Out.Host = pr.In.Host
-			pr.SetXForwarded()
 			p.stripCredentials(pr.Out)
 			pr.Out.Header.Set("Authorization", "token "+sess.NotebookToken)
 		},
@@ -116,7 +129,17 @@ func (p *notebookProxy) serve(c *gin.Context) {
 			s.fail(c, cohort.Errorf(cohort.EUNAVAILABLE, "the notebook of session %s did not answer; it may have stopped", sess.ID))
 		},
 	}
-	rp.ServeHTTP(c.Writer, c.Request)
+	req := c.Request
+	if isWebSocket(req) {
+		// A kernel's or terminal's connection lasts for hours: it ends
+		// when the access that let it in ends (ReverseProxy closes an
+		// upgraded connection when its request's context is done).
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		go s.watchAccess(ctx, cancel, cl, sess.ID)
+		req = req.WithContext(ctx)
+	}
+	rp.ServeHTTP(c.Writer, req)
 }
 
 // recordEntry tells the audit log and the participant (in their session's
@@ -150,14 +173,17 @@ func (p *notebookProxy) stripCredentials(r *http.Request) {
 }
 
 // scrubResponse keeps a notebook's answer to its own origin: no CORS
-// headers (no other origin may read it with the visitor's cookie), and no
-// cookie for a parent domain or under one of cohort's names.
+// headers (no other origin may read it with the visitor's cookie), no
+// cookie for a parent domain or under one of cohort's names, no
+// Clear-Site-Data (which would sign the browser out of every other
+// notebook of the site), and no URL of it in Referer to other sites.
 func (p *notebookProxy) scrubResponse(resp *http.Response) error {
 	for k := range resp.Header {
-		if strings.HasPrefix(k, "Access-Control-") {
+		if strings.HasPrefix(k, "Access-Control-") || k == "Clear-Site-Data" {
 			resp.Header.Del(k)
 		}
 	}
+	resp.Header.Set("Referrer-Policy", "same-origin")
 	lines := resp.Header.Values("Set-Cookie")
 	resp.Header.Del("Set-Cookie")
 	for _, line := range lines {

@@ -41,6 +41,8 @@ func newBackend(t *testing.T) *backend {
 			h.Add("Set-Cookie", "tossed=1; Domain=localhost; Path=/")
 			h.Add("Set-Cookie", "cohort_nb=planted; Path=/")
 			h.Add("Set-Cookie", "__Host-cohort_session=planted; Path=/; Secure")
+			h.Set("Clear-Site-Data", `"cookies"`)
+			h.Set("Referrer-Policy", "unsafe-url")
 		}
 		if strings.HasSuffix(r.URL.Path, "/channels") {
 			c, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
@@ -48,11 +50,12 @@ func newBackend(t *testing.T) *backend {
 				return
 			}
 			defer c.CloseNow()
-			typ, msg, err := c.Read(r.Context())
-			if err == nil {
-				c.Write(r.Context(), typ, append([]byte("echo:"), msg...))
+			for { // echo until the other side goes
+				typ, msg, err := c.Read(r.Context())
+				if err != nil || c.Write(r.Context(), typ, append([]byte("echo:"), msg...)) != nil {
+					return
+				}
 			}
-			return
 		}
 		w.Write([]byte("notebook page"))
 	}))

@@ -7,14 +7,22 @@ import (
 
 // limiter allows each key (a client address, a device code) at most max
 // events per window. It is soft state: a restart forgets it, which only
-// gives a client one fresh window.
+// gives a client one fresh window. It holds at most maxKeys keys: past
+// that, new keys are refused until old windows end, so that a flood of
+// keys costs memory and time in bounds.
 type limiter struct {
 	max    int
 	window time.Duration
 
-	mu      sync.Mutex
-	windows map[string]*window
+	mu        sync.Mutex
+	windows   map[string]*window
+	lastPrune time.Time
 }
+
+const (
+	pruneAbove = 10_000
+	maxKeys    = 100_000
+)
 
 type window struct {
 	start time.Time
@@ -31,8 +39,12 @@ func (l *limiter) allow(key string, now time.Time) bool {
 	defer l.mu.Unlock()
 	w, ok := l.windows[key]
 	if !ok || now.Sub(w.start) >= l.window {
-		if len(l.windows) > 10000 {
-			l.prune(now)
+		if len(l.windows) > pruneAbove && now.Sub(l.lastPrune) >= l.window {
+			l.prune(now) // at most once a window: a flood of keys must not make every event a full scan
+			l.lastPrune = now
+		}
+		if !ok && len(l.windows) >= maxKeys {
+			return false
 		}
 		w = &window{start: now}
 		l.windows[key] = w

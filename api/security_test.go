@@ -9,6 +9,8 @@ import (
 
 	"github.com/cohortdev/cohort"
 	"github.com/cohortdev/cohort/api"
+	"github.com/cohortdev/cohort/auth"
+	"github.com/cohortdev/cohort/auth/localissuer"
 )
 
 // TestAppHeaders: the app's pages run only cohort's script, are never
@@ -170,5 +172,57 @@ func TestExtensionCannotOverflow(t *testing.T) {
 	got, _ := e.store.GetSession(context.Background(), s.ID)
 	if got.Extension.D().Hours() != 1 {
 		t.Fatalf("extension after the refused ones = %s, want 1h", got.Extension)
+	}
+}
+
+// TestOnlyItsOwnHostsAreServed: a name that is neither the app's nor a
+// notebook's (a rebinding DNS name, another subdomain) gets nothing but
+// health checks, which load balancers send with any Host.
+func TestOnlyItsOwnHostsAreServed(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	u, _ := url.Parse(e.http.URL)
+	for _, host := range []string{"evil.example:" + u.Port(), "www.localhost:" + u.Port(), "ses-x.localhost.:" + u.Port(), "127.0.0.1"} {
+		req, _ := http.NewRequest("GET", e.http.URL+"/v1/me", nil)
+		req.Host = host
+		req.Header.Set("Authorization", "Bearer "+e.tokens["alice"])
+		resp, err := noRedirects.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusMisdirectedRequest {
+			t.Errorf("Host %s = %d, want 421", host, resp.StatusCode)
+		}
+		req, _ = http.NewRequest("GET", e.http.URL+"/healthz", nil)
+		req.Host = host
+		if resp, err := noRedirects.Do(req); err != nil || resp.StatusCode != http.StatusOK {
+			t.Errorf("health check with Host %s = %v %v", host, resp.StatusCode, err)
+		}
+	}
+}
+
+// TestCookiesAreHostPrefixedOverHTTPS: over https every cookie of cohort
+// carries __Host-, which no notebook of the same site can plant (a planted
+// sign-in state would sign the victim in as someone else).
+func TestCookiesAreHostPrefixedOverHTTPS(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	srv, _ := serve(t, func(u string) api.Options {
+		// As behind a TLS proxy: browsers see https, cohort plain http.
+		return api.Options{Store: e.store, Enqueuer: e.queue, PublicURL: strings.Replace(u, "http://", "https://", 1),
+			Auth: auth.New(auth.Options{Issuer: e.issuer.URL(), ClientID: localissuer.ClientID, Endpoints: e.issuer.Endpoints()})}
+	})
+	resp, err := noRedirects.Get(srv.URL + "/auth/login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	cookies := resp.Cookies()
+	if len(cookies) != 1 || cookies[0].Name != "__Host-cohort_login" || !cookies[0].Secure || cookies[0].Path != "/" {
+		t.Fatalf("sign-in state cookie over https: %v", resp.Header.Values("Set-Cookie"))
+	}
+	if hsts := resp.Header.Get("Strict-Transport-Security"); hsts == "" {
+		t.Error("no HSTS over https")
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -66,6 +67,9 @@ type Options struct {
 	Now func() time.Time
 	// EventPoll is how often an event stream looks for news; 250ms if zero.
 	EventPoll time.Duration
+	// Recheck is how often an open WebSocket or event stream looks again
+	// at what let it in (revoked? off the roster? ended?); 30s if zero.
+	Recheck time.Duration
 }
 
 // Server serves the API and the notebook proxy.
@@ -82,15 +86,21 @@ type Server struct {
 	driver     string
 	filesNote  string
 	publicURL  string
+	appHost    string // the public URL's host[:port], as a Host header says it
 	origins    origins
 	appCookie  string
 	nbCookie   string
-	log        *slog.Logger
-	now        func() time.Time
-	eventPoll  time.Duration
-	proxy      *notebookProxy
-	engine     *gin.Engine // the app's origin
-	notebooks  *gin.Engine // every notebook origin
+	// loginCookie binds a sign-in in progress to its browser; __Host- over
+	// https, so that no notebook of the same site can plant one (login
+	// CSRF).
+	loginCookie string
+	log         *slog.Logger
+	now         func() time.Time
+	eventPoll   time.Duration
+	recheck     time.Duration
+	proxy       *notebookProxy
+	engine      *gin.Engine // the app's origin
+	notebooks   *gin.Engine // every notebook origin
 
 	auditLimit   *limiter // audit rows of anonymous requests, per address
 	deviceLimit  *limiter // CLI sign-ins started, per address
@@ -109,12 +119,15 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	app, _ := url.Parse(publicURL) // newOrigins checked it
 	s := &Server{
-		store: opts.Store, enqueuer: opts.Enqueuer, auth: opts.Auth, admins: normalizeAdmins(opts.Admins), firstAdmin: opts.FirstUserAdmin, driver: opts.Driver,
+		appHost: withoutDefaultPort(strings.ToLower(app.Host), app.Scheme),
+		store:   opts.Store, enqueuer: opts.Enqueuer, auth: opts.Auth, admins: normalizeAdmins(opts.Admins), firstAdmin: opts.FirstUserAdmin, driver: opts.Driver,
 		tracker: opts.Tracker, sweeper: opts.Sweeper, scheduler: opts.Scheduler, filesNote: opts.FilesNote,
-		publicURL: publicURL, origins: o, log: opts.Logger, now: opts.Now, eventPoll: opts.EventPoll,
+		publicURL: publicURL, origins: o, log: opts.Logger, now: opts.Now, eventPoll: opts.EventPoll, recheck: opts.Recheck,
 		appCookie: cookieName(appCookieName, o.secure()), nbCookie: cookieName(notebookCookieName, o.secure()),
-		auditLimit: newLimiter(30, time.Minute), deviceLimit: newLimiter(10, time.Minute),
+		loginCookie: cookieName(loginCookieName, o.secure()),
+		auditLimit:  newLimiter(30, time.Minute), deviceLimit: newLimiter(10, time.Minute),
 		approveLimit: newLimiter(10, time.Minute), pollLimit: newLimiter(1, deviceInterval*3/4),
 		streams: gauge{max: maxStreamsPerUser},
 	}
@@ -126,6 +139,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if s.eventPoll == 0 {
 		s.eventPoll = 250 * time.Millisecond
+	}
+	if s.recheck == 0 {
+		s.recheck = 30 * time.Second
 	}
 	s.proxy = newNotebookProxy(s)
 	gin.SetMode(gin.ReleaseMode)
@@ -177,7 +193,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, s.publicURL+"/", http.StatusSeeOther)
 		return
 	}
+	if !strings.EqualFold(withoutDefaultPort(r.Host, s.origins.scheme), s.appHost) && r.URL.Path != "/healthz" && r.URL.Path != "/readyz" {
+		// Any other name (a rebinding DNS name, another subdomain of the
+		// notebook domain) gets nothing: the app answers on its own host.
+		http.Error(w, "cohort does not serve "+r.Host+"; it is at "+s.publicURL, http.StatusMisdirectedRequest)
+		return
+	}
 	s.engine.ServeHTTP(w, r)
+}
+
+// withoutDefaultPort drops the scheme's default port from a Host header.
+func withoutDefaultPort(host, scheme string) string {
+	return strings.TrimSuffix(host, map[string]string{"http": ":80", "https": ":443"}[scheme])
 }
 
 // Route is one registered route, as gin spells it. Notebook is true for

@@ -21,10 +21,10 @@ import (
 // session.
 
 const (
-	loginCookie  = "cohort_login"
-	loginTTL     = 10 * time.Minute
-	browserTTL   = 12 * time.Hour
-	callbackPath = "/auth/callback"
+	loginCookieName = "cohort_login"
+	loginTTL        = 10 * time.Minute
+	browserTTL      = 12 * time.Hour
+	callbackPath    = "/auth/callback"
 )
 
 // localPath keeps a post-sign-in destination on this site: an open
@@ -64,7 +64,7 @@ func (s *Server) login(c *gin.Context) {
 		s.failPage(c, err)
 		return
 	}
-	s.setPathCookie(c, loginCookie, state, "/auth/", loginTTL)
+	s.setCookie(c, s.loginCookie, state, loginTTL)
 	c.Header("Cache-Control", "no-store")
 	c.Redirect(http.StatusSeeOther, target)
 }
@@ -72,8 +72,8 @@ func (s *Server) login(c *gin.Context) {
 func (s *Server) callback(c *gin.Context) {
 	ctx := c.Request.Context()
 	state := c.Query("state")
-	ck, _ := c.Cookie(loginCookie)
-	s.clearCookie(c, loginCookie, "/auth/")
+	ck, _ := c.Cookie(s.loginCookie)
+	s.clearCookie(c, s.loginCookie)
 	if e := c.Query("error"); e != "" {
 		s.signInFailed(c, "", cohort.Errorf(cohort.EUNAUTHORIZED, "the identity provider did not sign you in (%s)", e))
 		return
@@ -171,6 +171,6 @@ func (s *Server) logout(c *gin.Context) {
 			s.audit(ctx, bs.User, cohort.AuditEvent{Action: cohort.AuditSignOut})
 		}
 	}
-	s.clearCookie(c, s.appCookie, "/")
+	s.clearCookie(c, s.appCookie)
 	c.Redirect(http.StatusSeeOther, "/")
 }

@@ -79,6 +79,16 @@ func (s *Store) RevokeUserCredentials(ctx context.Context, userID string) (int, 
 			n, _ := res.RowsAffected()
 			total += int(n)
 		}
+		// What would become a credential later goes too: one-time notebook
+		// links, and CLI sign-ins approved but not yet claimed.
+		for _, q := range []string{
+			`UPDATE login_codes SET used_at = ? WHERE user_id = ? AND used_at IS NULL`,
+			`UPDATE device_codes SET claimed_at = ? WHERE user_id = ? AND claimed_at IS NULL`,
+		} {
+			if _, err := tx.ExecContext(ctx, q, now, userID); err != nil {
+				return fmt.Errorf("revoke codes: %w", err)
+			}
+		}
 		return nil
 	})
 	return total, err

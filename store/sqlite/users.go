@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"time"
 
 	"github.com/cohortdev/cohort"
 )
@@ -87,9 +86,9 @@ func (s *Store) UserByTokenHash(ctx context.Context, secretHash string) (*cohort
 }
 
 // CreateLoginCode stores a one-time browser code for a session.
-func (s *Store) CreateLoginCode(ctx context.Context, codeHash, userID, sessionID string, expires time.Time) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO login_codes (code_hash, user_id, session_id, expires_at) VALUES (?, ?, ?, ?)`,
-		codeHash, userID, sessionID, micros(expires))
+func (s *Store) CreateLoginCode(ctx context.Context, codeHash string, lc *cohort.LoginCode) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO login_codes (code_hash, user_id, session_id, expires_at, cookie_expires_at) VALUES (?, ?, ?, ?, ?)`,
+		codeHash, lc.UserID, lc.SessionID, micros(lc.ExpiresAt), micros(lc.CookieExpiresAt))
 	if err != nil {
 		return fmt.Errorf("insert login code: %w", err)
 	}
@@ -97,10 +96,16 @@ func (s *Store) CreateLoginCode(ctx context.Context, codeHash, userID, sessionID
 }
 
 // LoginCode reads a live, unused one-time code without using it.
-func (s *Store) LoginCode(ctx context.Context, codeHash string) (userID, sessionID string, err error) {
-	err = s.db.QueryRowContext(ctx, `SELECT user_id, session_id FROM login_codes
-		WHERE code_hash = ? AND used_at IS NULL AND expires_at > ?`, codeHash, micros(s.Now())).Scan(&userID, &sessionID)
-	return userID, sessionID, unauthorized(err, "this link has expired or was already used; ask for a new one")
+func (s *Store) LoginCode(ctx context.Context, codeHash string) (*cohort.LoginCode, error) {
+	var lc cohort.LoginCode
+	var expires, cookieExpires int64
+	err := s.db.QueryRowContext(ctx, `SELECT user_id, session_id, expires_at, cookie_expires_at FROM login_codes
+		WHERE code_hash = ? AND used_at IS NULL AND expires_at > ?`, codeHash, micros(s.Now())).Scan(&lc.UserID, &lc.SessionID, &expires, &cookieExpires)
+	if err != nil {
+		return nil, unauthorized(err, "this link has expired or was already used; ask for a new one")
+	}
+	lc.ExpiresAt, lc.CookieExpiresAt = fromMicros(expires), fromMicros(cookieExpires)
+	return &lc, nil
 }
 
 // UseLoginCode uses a one-time code up, once.

@@ -163,30 +163,32 @@ func testLoginCodes(t *testing.T, s cohort.Store, clock *Clock) {
 	u := must(s.EnsureUser(ctx, "ada@example.com", cohort.RoleParticipant))
 	c := newClass(t, s, u)
 	sess, _ := must2(s.StartSession(ctx, newSession(c.ID, u.ID), 10))
-	if err := s.CreateLoginCode(ctx, "h1", u.ID, sess.ID, clock.Now().Add(time.Minute)); err != nil {
+	cookieEnd := clock.Now().Add(3 * time.Hour).UTC().Truncate(time.Microsecond)
+	if err := s.CreateLoginCode(ctx, "h1", &cohort.LoginCode{UserID: u.ID, SessionID: sess.ID, ExpiresAt: clock.Now().Add(time.Minute),
+		CookieExpiresAt: cookieEnd}); err != nil {
 		t.Fatal(err)
 	}
 	// Reading a code does not use it: a code shown at a session that is
 	// not ready yet still works once it is.
 	for range 2 {
-		userID, sessionID, err := s.LoginCode(ctx, "h1")
-		if err != nil || userID != u.ID || sessionID != sess.ID {
-			t.Fatalf("LoginCode = %q, %q, %v", userID, sessionID, err)
+		lc, err := s.LoginCode(ctx, "h1")
+		if err != nil || lc.UserID != u.ID || lc.SessionID != sess.ID || !lc.CookieExpiresAt.Equal(cookieEnd) {
+			t.Fatalf("LoginCode = %+v, %v", lc, err)
 		}
 	}
 	if err := s.UseLoginCode(ctx, "h1"); err != nil {
 		t.Fatal(err)
 	}
 	wantCode(t, s.UseLoginCode(ctx, "h1"), cohort.EUNAUTHORIZED) // single use
-	_, _, err := s.LoginCode(ctx, "h1")
+	_, err := s.LoginCode(ctx, "h1")
 	wantCode(t, err, cohort.EUNAUTHORIZED)
 	wantCode(t, s.UseLoginCode(ctx, "unknown"), cohort.EUNAUTHORIZED)
 
-	if err := s.CreateLoginCode(ctx, "h2", u.ID, sess.ID, clock.Now().Add(time.Minute)); err != nil {
+	if err := s.CreateLoginCode(ctx, "h2", &cohort.LoginCode{UserID: u.ID, SessionID: sess.ID, ExpiresAt: clock.Now().Add(time.Minute)}); err != nil {
 		t.Fatal(err)
 	}
 	clock.Advance(2 * time.Minute)
-	_, _, err = s.LoginCode(ctx, "h2")
+	_, err = s.LoginCode(ctx, "h2")
 	wantCode(t, err, cohort.EUNAUTHORIZED) // expired
 	wantCode(t, s.UseLoginCode(ctx, "h2"), cohort.EUNAUTHORIZED)
 }
@@ -256,6 +258,17 @@ func testRevokeCredentials(t *testing.T, s cohort.Store, clock *Clock) {
 		t.Fatal("revoked token has no revoked_at")
 	}
 	wantCode(t, s.RevokeToken(ctx, "tok_missing"), cohort.ENOTFOUND)
+	c := newClass(t, s, u)
+	sess, _ := must2(s.StartSession(ctx, newSession(c.ID, u.ID), 10))
+	if err := s.CreateLoginCode(ctx, "link", &cohort.LoginCode{UserID: u.ID, SessionID: sess.ID, ExpiresAt: clock.Now().Add(time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateDeviceCode(ctx, "dev", &cohort.DeviceCode{UserCode: "ABCD-EFGH", ExpiresAt: clock.Now().Add(time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ApproveDeviceCode(ctx, "ABCD-EFGH", u.ID); err != nil {
+		t.Fatal(err)
+	}
 	if n := must(s.RevokeUserCredentials(ctx, u.ID)); n != 2 {
 		t.Fatalf("RevokeUserCredentials revoked %d, want 2 (one live token, one browser session)", n)
 	}
@@ -263,6 +276,9 @@ func testRevokeCredentials(t *testing.T, s cohort.Store, clock *Clock) {
 	wantCode(t, err, cohort.EUNAUTHORIZED)
 	_, err = s.GetBrowserSession(ctx, "c1")
 	wantCode(t, err, cohort.EUNAUTHORIZED)
+	wantCode(t, s.UseLoginCode(ctx, "link"), cohort.EUNAUTHORIZED)
+	_, err = s.ClaimDeviceCode(ctx, "dev")
+	wantCode(t, err, cohort.EUNAUTHORIZED) // approved before the revoke: no token from it after
 	if got := must(s.UserByTokenHash(ctx, cohort.HashSecret("c"))); got.ID != other.ID {
 		t.Fatal("another user's token was revoked too")
 	}

@@ -10,3 +10,7 @@ ALTER TABLE audit_events ADD COLUMN client_addr TEXT NOT NULL DEFAULT '';
 ALTER TABLE device_codes ADD COLUMN client_name TEXT NOT NULL DEFAULT '';
 ALTER TABLE device_codes ADD COLUMN client_addr TEXT NOT NULL DEFAULT '';
 ALTER TABLE device_codes ADD COLUMN created_at INTEGER NOT NULL DEFAULT 0;
+
+-- The notebook cookie a one-time code gives ends with the sign-in that
+-- minted the code.
+ALTER TABLE login_codes ADD COLUMN cookie_expires_at INTEGER NOT NULL DEFAULT 0;
