@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -240,6 +241,35 @@ func TestE2EDataIsPrivate(t *testing.T) {
 		}
 		if fi.Mode().Perm() != want {
 			t.Errorf("%s has mode %o, want %o", path, fi.Mode().Perm(), want)
+		}
+	}
+}
+
+// TestE2ESaysWhenNotIsolated: without a uid per session (not root, or
+// --session-uids off), cohort says at start, in one line, that
+// participants are not isolated from each other.
+func TestE2ESaysWhenNotIsolated(t *testing.T) {
+	t.Parallel()
+	dataDir := t.TempDir()
+	ls := sessionsOf(t, dataDir)
+	cleanupNotebooks(t, dataDir)
+	runs := []string{"off"}
+	if !ls.uids.IsZero() { // root: the isolated case too
+		runs = append(runs, ls.uids.String())
+	}
+	for _, uids := range runs {
+		cmd := exec.Command(binary, "serve", "--addr", "127.0.0.1:0", "--data-dir", dataDir, "--sessions-dir", ls.dir, "--session-uids", uids)
+		out := &syncBuffer{}
+		cmd.Stderr = out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the server to start", func() bool { return strings.Contains(out.String(), "cohort is serving") })
+		cmd.Process.Kill()
+		cmd.Wait()
+		warned := strings.Contains(out.String(), "participants are not isolated from each other")
+		if warned != (uids == "off") {
+			t.Errorf("--session-uids %s: warned %v\n%s", uids, warned, out)
 		}
 	}
 }
