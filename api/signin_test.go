@@ -10,7 +10,6 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -307,7 +306,7 @@ func TestSignInVerifiesIDToken(t *testing.T) {
 		t.Run(tt.fault+"/"+tt.hd, func(t *testing.T) {
 			t.Parallel()
 			ti := newTestIssuer(t, tt.fault, tt.hd)
-			store, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "cohort.db"))
+			store, err := sqlite.Open(context.Background(), freshDB(t))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -341,7 +340,7 @@ func TestSignInVerifiesIDToken(t *testing.T) {
 
 func TestFirstAccountBecomesAdmin(t *testing.T) {
 	t.Parallel()
-	store, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "cohort.db"))
+	store, err := sqlite.Open(context.Background(), freshDB(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -187,7 +186,7 @@ func TestSessionDeadlinesInAPI(t *testing.T) {
 func TestSchedulerEndpoints(t *testing.T) {
 	t.Parallel()
 	ti := newTestIssuer(t, "", "")
-	store, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "cohort.db"))
+	store, err := sqlite.Open(context.Background(), freshDB(t))
 	if err != nil {
 		t.Fatal(err)
 	}
