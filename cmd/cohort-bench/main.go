@@ -147,7 +147,11 @@ func run(bin string, n int) error {
 }
 
 func serve(bin, dir string) (*exec.Cmd, string, error) {
-	cmd := exec.Command(bin, "serve", "--addr", "127.0.0.1:0", "--data-dir", dir)
+	// Notebooks as this user, under dir: the bench counts and stops them by
+	// their environment markers (a uid per session, as root, is the same
+	// Jupyter under another uid).
+	cmd := exec.Command(bin, "serve", "--addr", "127.0.0.1:0", "--data-dir", dir,
+		"--sessions-dir", filepath.Join(dir, "sessions"), "--session-uids", "off")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return nil, "", err
