@@ -5,7 +5,7 @@ GO      ?= go
 BIN     := bin/cohort
 ADDR    ?= 127.0.0.1:8080
 
-.PHONY: run test deps test-deps build vet bench screenshots pulumi lint-images image agent clean
+.PHONY: run test deps test-deps bench-deps build vet bench screenshots pulumi lint-images image agent clean
 
 ## run: build and serve on $(ADDR) with SQLite and local notebooks
 run: deps build
@@ -15,10 +15,16 @@ run: deps build
 test: test-deps pulumi vet lint-images
 	$(GO) test -race -count=1 ./...
 
-## bench: measure start-to-ready, memory and expiry with the local driver, and the sweep
-bench: deps build
+## bench: measure start-to-ready, memory and expiry with the local driver; the notebook proxy
+## against direct Jupyter and configurable-http-proxy; the API; the sweep
+bench: bench-deps build
 	$(GO) run ./cmd/cohort-bench
+	$(GO) test -run XXX -bench API -benchtime 10000x ./api/
 	$(GO) test -run XXX -bench . -benchtime 20x ./timeouts/
+
+bench-deps:
+	@sh scripts/deps.sh
+	@sh scripts/deps.sh bench
 
 deps:
 	@sh scripts/deps.sh

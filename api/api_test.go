@@ -18,6 +18,7 @@ import (
 	"github.com/cohortdev/cohort/auth"
 	"github.com/cohortdev/cohort/auth/localissuer"
 	"github.com/cohortdev/cohort/client"
+	"github.com/cohortdev/cohort/store/cache"
 	"github.com/cohortdev/cohort/store/sqlite"
 )
 
@@ -48,9 +49,12 @@ func (r *recorder) count(id string) int {
 }
 
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	issuer *localissuer.Issuer
-	store  *sqlite.Store
+	// store is what the server uses, as cohort serve does: the cache in
+	// front of db. Tests write through it too, as every part of cohort does.
+	store  *cache.Store
+	db     *sqlite.Store
 	server *api.Server
 	http   *httptest.Server
 	queue  *recorder
@@ -59,14 +63,15 @@ type env struct {
 }
 
 // newEnv starts a server with the users above; mods change its options.
-func newEnv(t *testing.T, mods ...func(*api.Options)) *env {
+func newEnv(t testing.TB, mods ...func(*api.Options)) *env {
 	t.Helper()
-	store, err := sqlite.Open(context.Background(), freshDB(t))
+	db, err := sqlite.Open(context.Background(), freshDB(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { store.Close() })
-	e := &env{t: t, store: store, queue: &recorder{}, tokens: map[string]string{}, users: map[string]*cohort.User{}}
+	t.Cleanup(func() { db.Close() })
+	store := cache.New(db, cache.Options{Now: func() time.Time { return db.Now() }})
+	e := &env{t: t, store: store, db: db, queue: &recorder{}, tokens: map[string]string{}, users: map[string]*cohort.User{}}
 	var issuer *localissuer.Issuer
 	e.http, e.server = serve(t, func(url string) api.Options {
 		var err error
@@ -122,7 +127,7 @@ func TestMain(m *testing.M) {
 }
 
 // freshDB returns the path of a new, migrated, empty database.
-func freshDB(t *testing.T) string {
+func freshDB(t testing.TB) string {
 	t.Helper()
 	templateDB.once.Do(func() {
 		if templateDB.dir, templateDB.err = os.MkdirTemp("", "cohort-api-template"); templateDB.err != nil {
@@ -150,7 +155,7 @@ func freshDB(t *testing.T) string {
 // serve starts an API server on a loopback port: the app at its URL, each
 // notebook at http://ses-....localhost:PORT. options gets the app's URL
 // (the built-in issuer needs it) and returns the rest.
-func serve(t *testing.T, options func(url string) api.Options) (*httptest.Server, *api.Server) {
+func serve(t testing.TB, options func(url string) api.Options) (*httptest.Server, *api.Server) {
 	t.Helper()
 	var handler http.Handler
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
@@ -187,7 +192,7 @@ type response struct {
 	body   []byte
 }
 
-func (r response) json(t *testing.T, v any) {
+func (r response) json(t testing.TB, v any) {
 	t.Helper()
 	if err := json.Unmarshal(r.body, v); err != nil {
 		t.Fatalf("decode %s: %v", r.body, err)
@@ -262,7 +267,7 @@ func TestHealth(t *testing.T) {
 			t.Errorf("GET %s = %d %s", path, r.status, r.body)
 		}
 	}
-	e.store.Close()
+	e.db.Close()
 	r := e.do("", "GET", "/readyz", "")
 	if code, _, _ := r.errorCode(); r.status != http.StatusServiceUnavailable || code != cohort.EUNAVAILABLE {
 		t.Fatalf("readyz with a closed database = %d %s", r.status, r.body)
@@ -537,7 +542,7 @@ func TestInternalErrorsAreHidden(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	c := e.createClass("teacher", `{"name": "NLP"}`)
-	e.store.Close()
+	e.db.Close()
 	r := e.do("teacher", "GET", "/v1/classes/"+c.ID, "")
 	code, _, msg := r.errorCode()
 	if r.status != http.StatusUnauthorized && (r.status != http.StatusInternalServerError || code != cohort.EINTERNAL || msg != "Internal error.") {

@@ -83,7 +83,7 @@ func TestInvites(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	clock := time.Now()
-	e.store.Now = func() time.Time { return clock }
+	e.db.Now = func() time.Time { return clock }
 	var c cohort.Class
 	e.do("teacher", "POST", "/v1/classes", `{"name": "NLP"}`).json(t, &c)
 	if r := e.do("teacher", "POST", "/v1/classes/"+c.ID+"/invites", `{"expires_in": "3000h"}`); r.status != 400 {

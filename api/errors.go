@@ -48,7 +48,7 @@ type errorDetail struct {
 func (s *Server) fail(c *gin.Context, err error) {
 	code := cohort.ErrorCode(err)
 	if code == cohort.EINTERNAL {
-		s.log.Error("request failed", "method", c.Request.Method, "path", c.Request.URL.Path, "error", err)
+		s.logInternal(c, err)
 	}
 	if code == cohort.EUNAUTHORIZED {
 		c.Header("WWW-Authenticate", `Bearer realm="cohort"`)
@@ -60,4 +60,14 @@ func (s *Server) fail(c *gin.Context, err error) {
 	c.AbortWithStatusJSON(status, errorBody{errorDetail{
 		Code: code, Message: cohort.ErrorMessage(err), Field: cohort.ErrorField(err),
 	}})
+}
+
+// logInternal logs an internal error, unless the client went away: then
+// the error is only the cancelled request, worth a debug line at most.
+func (s *Server) logInternal(c *gin.Context, err error) {
+	if c.Request.Context().Err() != nil {
+		s.log.Debug("request ended early: the client went away", "method", c.Request.Method, "path", c.Request.URL.Path)
+		return
+	}
+	s.log.Error("request failed", "method", c.Request.Method, "path", c.Request.URL.Path, "error", err)
 }

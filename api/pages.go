@@ -160,7 +160,7 @@ func (s *Server) render(c *gin.Context, status int, name string, d pageData) {
 func (s *Server) failPage(c *gin.Context, err error) {
 	code := cohort.ErrorCode(err)
 	if code == cohort.EINTERNAL {
-		s.log.Error("request failed", "method", c.Request.Method, "path", c.Request.URL.Path, "error", err)
+		s.logInternal(c, err)
 	}
 	status, ok := statusOf[code]
 	if !ok {

@@ -24,7 +24,7 @@ type backend struct {
 	got chan *http.Request
 }
 
-func newBackend(t *testing.T) *backend {
+func newBackend(t testing.TB) *backend {
 	b := &backend{got: make(chan *http.Request, 16)}
 	b.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
@@ -64,7 +64,7 @@ func newBackend(t *testing.T) *backend {
 }
 
 // readySession starts alice's session and marks it ready at the backend.
-func readySession(t *testing.T, e *env, b *backend) *cohort.Session {
+func readySession(t testing.TB, e *env, b *backend) *cohort.Session {
 	t.Helper()
 	c := e.createClass("teacher", `{"name": "NLP"}`)
 	started, _ := e.startSession("alice", c.ID)

@@ -199,7 +199,7 @@ func TestSignInExpiredCookie(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	clock := time.Now()
-	e.store.Now = func() time.Time { return clock }
+	e.db.Now = func() time.Time { return clock }
 	b := newBrowser(t)
 	if resp, _ := signIn(t, e, b, "ada@example.com", "/v1/me"); resp.StatusCode != http.StatusOK {
 		t.Fatalf("sign-in = %d", resp.StatusCode)
@@ -345,7 +345,7 @@ func TestFirstAccountBecomesAdmin(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	e := &env{t: t, store: store}
+	e := &env{t: t, db: store}
 	e.http, e.server = serve(t, func(url string) api.Options {
 		e.issuer, _ = localissuer.New(localissuer.Options{URL: url + "/local-oidc", RedirectOK: func(string) bool { return true }})
 		return api.Options{Store: store, Enqueuer: &recorder{}, FirstUserAdmin: true,

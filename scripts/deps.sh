@@ -1,13 +1,19 @@
 #!/bin/sh
 # Installs the Debian packages cohort needs, if they are missing: the local
-# driver's Jupyter, and with "test" also what the tests use (Chromium for
-# the browser tests, packer and shellcheck for the image template). Safe to run again: it does nothing when all is there.
+# driver's Jupyter, with "test" also what the tests use (Chromium for the
+# browser tests, packer and shellcheck for the image template), with
+# "bench" what the benchmarks compare against (wrk, configurable-http-proxy).
+# Safe to run again: it does nothing when all is there.
 set -eu
 
 missing=""
 [ -x /usr/bin/jupyter-notebook ] || missing="$missing jupyter-notebook"
 /usr/bin/python3 -c 'import ipykernel' 2>/dev/null || missing="$missing python3-ipykernel"
 command -v pgrep >/dev/null 2>&1 || missing="$missing procps"
+if [ "${1:-}" = bench ]; then
+	command -v wrk >/dev/null 2>&1 || missing="$missing wrk"
+	command -v configurable-http-proxy >/dev/null 2>&1 || missing="$missing node-configurable-http-proxy"
+fi
 if [ "${1:-}" = test ]; then
 	[ -x /usr/bin/chromium ] || missing="$missing chromium"
 	command -v packer >/dev/null 2>&1 || missing="$missing packer"

@@ -30,10 +30,20 @@ func main() {
 	seats := flag.Int("sessions", 20, "sessions to start at once")
 	expiring := flag.Int("expiring", 10, "sessions whose idle deadline passes at once (0: skip)")
 	every := flag.Duration("sweep-interval", 5*time.Second, "the deadline sweep's interval (cohort's default)")
+	starts := flag.Bool("starts", true, "measure start to ready and memory")
+	proxy := flag.Bool("proxy", true, "measure the notebook proxy and the API against Jupyter and configurable-http-proxy")
 	flag.Parse()
-	if err := run(*bin, *seats); err != nil {
-		fmt.Fprintln(os.Stderr, "cohort-bench:", err)
-		os.Exit(1)
+	if *starts {
+		if err := run(*bin, *seats); err != nil {
+			fmt.Fprintln(os.Stderr, "cohort-bench:", err)
+			os.Exit(1)
+		}
+	}
+	if *proxy {
+		if err := proxyBench(*bin); err != nil {
+			fmt.Fprintln(os.Stderr, "cohort-bench:", err)
+			os.Exit(1)
+		}
 	}
 	if *expiring == 0 {
 		return

@@ -25,6 +25,7 @@ import (
 	"github.com/cohortdev/cohort/provisioner"
 	"github.com/cohortdev/cohort/provisioner/gce"
 	"github.com/cohortdev/cohort/provisioner/local"
+	"github.com/cohortdev/cohort/store/cache"
 	"github.com/cohortdev/cohort/store/sqlite"
 	"github.com/cohortdev/cohort/timeouts"
 )
@@ -162,11 +163,14 @@ func (m *Main) Run(ctx context.Context) error {
 		return fmt.Errorf("data directory: %w", err)
 	}
 	dbPath := filepath.Join(m.Config.DataDir, "cohort.db")
-	store, err := sqlite.Open(ctx, dbPath)
+	db, err := sqlite.Open(ctx, dbPath)
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	defer db.Close()
+	// Every part of cohort reads and writes through the one cache, so that
+	// a write any of them makes is seen by the others at once.
+	store := cache.New(db, cache.Options{})
 	// River gets a pool of its own with a single connection (see jobs).
 	riverDB, err := sql.Open("sqlite", sqlite.DSN(dbPath))
 	if err != nil {

@@ -1,0 +1,125 @@
+package api_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cohortdev/cohort"
+	"github.com/cohortdev/cohort/client"
+)
+
+// The API under load, as a class uses it: many clients at once over
+// loopback HTTP, against the real server and a real SQLite store. Each
+// benchmark reports requests per second and latency percentiles:
+//
+//	go test -run XXX -bench API -benchtime 10000x ./api/
+
+// clients is how many requests are in flight at once (wrk's -c50).
+const clients = 50
+
+// load sends b.N requests from clients goroutines and reports req/s, p50
+// and p99.
+func load(b *testing.B, newRequest func() *http.Request) {
+	b.Helper()
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients, DialContext: client.DialContext}}
+	var mu sync.Mutex
+	var all []time.Duration
+	b.SetParallelism((clients + 1) / 2)
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		var mine []time.Duration
+		for pb.Next() {
+			t0 := time.Now()
+			resp, err := hc.Do(newRequest())
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				b.Errorf("status %d", resp.StatusCode)
+				return
+			}
+			mine = append(mine, time.Since(t0))
+		}
+		mu.Lock()
+		all = append(all, mine...)
+		mu.Unlock()
+	})
+	elapsed := time.Since(start)
+	b.StopTimer()
+	slices.Sort(all)
+	if len(all) == 0 {
+		return
+	}
+	b.ReportMetric(float64(len(all))/elapsed.Seconds(), "req/s")
+	b.ReportMetric(float64(all[len(all)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(all[len(all)*99/100].Microseconds())/1000, "p99-ms")
+}
+
+func BenchmarkAPIGetSession(b *testing.B) {
+	e := newEnv(b)
+	s := readySession(b, e, newBackend(b))
+	url := e.http.URL + "/v1/sessions/" + s.ID
+	load(b, func() *http.Request {
+		req, _ := http.NewRequest("GET", url, nil)
+		req.Header.Set("Authorization", "Bearer "+e.tokens["alice"])
+		return req
+	})
+}
+
+// BenchmarkAPIListClass lists the sessions of a class of 100, as an
+// instructor's seat table does.
+func BenchmarkAPIListClass(b *testing.B) {
+	e := newEnv(b)
+	ctx := context.Background()
+	c := e.createClass("teacher", `{"name": "Big", "policy": {"seats": 100}}`)
+	bk := newBackend(b)
+	for i := range 100 {
+		u, err := e.store.EnsureUser(ctx, fmt.Sprintf("p%d@example.com", i), cohort.RoleParticipant)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := e.store.AddMembers(ctx, c.ID, []string{u.Email}, cohort.MemberParticipant, "t"); err != nil {
+			b.Fatal(err)
+		}
+		s, _, err := e.store.StartSession(ctx, &cohort.Session{ID: cohort.NewID("ses"), ClassID: c.ID, UserID: u.ID,
+			State: cohort.StateRequested, Driver: "local", NotebookToken: "t"}, 100)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ready := time.Now()
+		s.State, s.Address, s.ReadyAt = cohort.StateReady, bk.URL, &ready
+		if err := e.store.UpdateSession(ctx, s, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	url := e.http.URL + "/v1/sessions?class_id=" + c.ID
+	load(b, func() *http.Request {
+		req, _ := http.NewRequest("GET", url, nil)
+		req.Header.Set("Authorization", "Bearer "+e.tokens["teacher"])
+		return req
+	})
+}
+
+// BenchmarkProxySmallFile: a small file through the notebook proxy (the
+// notebook here is an in-process stand-in; cmd/cohort-bench measures
+// against real Jupyter).
+func BenchmarkProxySmallFile(b *testing.B) {
+	e := newEnv(b)
+	s := readySession(b, e, newBackend(b))
+	url := e.nb(s.ID, "/static/logo.png")
+	load(b, func() *http.Request {
+		req, _ := http.NewRequest("GET", url, nil)
+		req.Header.Set("Authorization", "Bearer "+e.tokens["alice"])
+		return req
+	})
+}
