@@ -23,7 +23,6 @@ bench: bench-deps build
 	$(GO) test -run XXX -bench . -benchtime 20x ./timeouts/
 
 bench-deps:
-	@sh scripts/deps.sh
 	@sh scripts/deps.sh bench
 
 deps:
