@@ -31,6 +31,13 @@ func newBackend(t testing.TB) *backend {
 		case b.got <- r.Clone(context.Background()):
 		default: // nobody is looking at requests this far in
 		}
+		if r.URL.Path == "/slow" { // a long computation: the client gives up first
+			select {
+			case <-r.Context().Done():
+			case <-time.After(5 * time.Second):
+			}
+			return
+		}
 		if r.URL.Path == "/evil" {
 			// A hostile notebook server: it answers for every origin and
 			// sets cookies for the parent domain and under cohort's names.

@@ -1,11 +1,15 @@
 package api_test
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/cohortdev/cohort"
 	"github.com/cohortdev/cohort/api"
@@ -225,4 +229,83 @@ func TestCookiesAreHostPrefixedOverHTTPS(t *testing.T) {
 	if hsts := resp.Header.Get("Strict-Transport-Security"); hsts == "" {
 		t.Error("no HSTS over https")
 	}
+}
+
+// TestCachesHonourRevokeAndStop: the store's cache keeps who holds a token
+// and what a session is, yet a revoked token is refused, and a stopped
+// session's notebook closed, on the very next request.
+func TestCachesHonourRevokeAndStop(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	s := readySession(t, e, newBackend(t))
+	for range 3 { // the answers are in the cache now
+		if r := e.do("alice", "GET", e.nb(s.ID, "/api/status"), ""); r.status != http.StatusOK {
+			t.Fatalf("alice into her notebook = %d", r.status)
+		}
+	}
+	var created struct{ Token, ID string }
+	e.do("alice", "POST", "/v1/tokens", `{"name": "script"}`).json(t, &created)
+	e.tokens["script"] = created.Token
+	if r := e.do("script", "GET", e.nb(s.ID, "/api/status"), ""); r.status != http.StatusOK {
+		t.Fatalf("the script's token = %d", r.status)
+	}
+	if r := e.do("alice", "DELETE", "/v1/tokens/"+created.ID, ""); r.status >= 300 {
+		t.Fatalf("revoke = %d %s", r.status, r.body)
+	}
+	if r := e.do("script", "GET", e.nb(s.ID, "/api/status"), ""); r.status != http.StatusUnauthorized {
+		t.Fatalf("the revoked token, next request = %d, want 401", r.status)
+	}
+	if r := e.do("alice", "POST", "/v1/sessions/"+s.ID+"/stop", ""); r.status != http.StatusAccepted {
+		t.Fatalf("stop = %d %s", r.status, r.body)
+	}
+	if r := e.do("alice", "GET", e.nb(s.ID, "/api/status"), ""); r.status == http.StatusOK {
+		t.Fatal("the stopped session's notebook still answers on the next request")
+	}
+}
+
+// TestClientThatLeavesIsNoNotebookFailure: a browser that cancels a
+// request (or a load test that ends) is not a dead notebook: nothing is
+// logged above debug, and the session is not queued for a check.
+func TestClientThatLeavesIsNoNotebookFailure(t *testing.T) {
+	t.Parallel()
+	var logs syncBuffer
+	e := newEnv(t, func(o *api.Options) {
+		o.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	})
+	s := readySession(t, e, newBackend(t))
+	before := e.queue.count(s.ID)
+	for range 5 {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		req, _ := http.NewRequestWithContext(ctx, "GET", e.nb(s.ID, "/slow"), nil)
+		req.Header.Set("Authorization", "Bearer "+e.tokens["alice"])
+		if resp, err := noRedirects.Do(req); err == nil {
+			resp.Body.Close()
+		}
+		cancel()
+	}
+	time.Sleep(200 * time.Millisecond) // let the proxy see the cancellations
+	if n := e.queue.count(s.ID); n != before {
+		t.Errorf("clients that left queued the session %d times", n-before)
+	}
+	if strings.Contains(logs.String(), "level=WARN") || strings.Contains(logs.String(), "level=ERROR") {
+		t.Errorf("clients that left were logged as failures:\n%s", logs.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger's concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
