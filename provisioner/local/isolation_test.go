@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cohortdev/cohort"
+	"github.com/cohortdev/cohort/jupyter"
 	"github.com/cohortdev/cohort/provisioner/local"
 	"github.com/cohortdev/cohort/provisioner/local/localtest"
 )
@@ -35,7 +36,15 @@ func startReady(t *testing.T, d *local.Driver, id string) (cohort.NotebookSpec, 
 	return sp, waitFor(t, d, sp, cohort.InstanceReady)
 }
 
-func socketOf(in cohort.Instance) string { return strings.TrimPrefix(in.Address, "unix:") }
+// socketOf returns the path of the notebook's socket.
+func socketOf(t *testing.T, in cohort.Instance) string {
+	t.Helper()
+	path, _, err := jupyter.ParseSocketAddress(in.Address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
 
 // ownerOf returns the uid owning path.
 func ownerOf(t *testing.T, path string) uint32 {
@@ -139,7 +148,7 @@ func TestIsolatedSessionsAreStrangers(t *testing.T) {
 	}
 	for _, c := range []struct{ what, kind, own, other string }{
 		{"a file in another session's work dir", "read", mine, theirs},
-		{"another session's notebook socket", "connect", socketOf(inA), socketOf(inB)},
+		{"another session's notebook socket", "connect", socketOf(t, inA), socketOf(t, inB)},
 		{"cohort's database", "read", mine, db},
 		{"cohort's environment", "read", "/proc/self/environ", fmt.Sprintf("/proc/%d/environ", os.Getpid())},
 	} {

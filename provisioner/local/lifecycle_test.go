@@ -28,7 +28,7 @@ func TestIsolatedSessionLayout(t *testing.T) {
 	sp, in := startReady(t, d, "ses_layout")
 	home := filepath.Dir(d.WorkDir(sp.SessionID))
 	uid := ownerOf(t, home)
-	sock := socketOf(in)
+	sock := socketOf(t, in)
 	for path, want := range map[string]os.FileMode{home: os.ModeDir | 0o700, filepath.Dir(sock): os.ModeDir | 0o700, sock: os.ModeSocket | 0o600} {
 		fi, err := os.Lstat(path)
 		if err != nil {

@@ -82,8 +82,11 @@ func New(opts Options) (*Driver, error) {
 		stopGrace: opts.StopGrace,
 		uids:      opts.UIDs,
 		log:       opts.Logger,
-		// A notebook whose kernel saturates the CPU answers slowly.
-		http:  jupyter.NewClient(5 * time.Second),
+		// A notebook whose kernel saturates the CPU answers slowly. Each
+		// check dials afresh: a pooled connection would still reach the
+		// server that listened when it was made, whatever now sits at
+		// the socket's path.
+		http:  jupyter.NewCheckClient(5 * time.Second),
 		locks: map[string]*sync.Mutex{},
 	}
 	if d.stopGrace == 0 {
@@ -264,7 +267,7 @@ func (d *Driver) Inspect(ctx context.Context, spec cohort.NotebookSpec) (cohort.
 	if !d.serverAlive(spec.SessionID, in) {
 		return cohort.Instance{State: cohort.InstanceExited, Reason: d.exitReason(spec.SessionID)}, nil
 	}
-	addr := jupyter.SocketAddress(in.socket())
+	addr := jupyter.SocketAddress(in.socket(), d.serverUID(in))
 	if _, err := jupyter.GetStatus(ctx, d.http, addr, spec.BasePath, spec.Token); err != nil {
 		return cohort.Instance{State: cohort.InstanceStarting, Address: addr, Progress: "starting Jupyter"}, nil
 	}
@@ -274,6 +277,15 @@ func (d *Driver) Inspect(ctx context.Context, spec cohort.NotebookSpec) (cohort.
 		ready.KernelActivityKnown, ready.LastKernelActivity, ready.KernelBusy = true, a.LastActivity, a.Busy
 	}
 	return ready, nil
+}
+
+// serverUID is the uid the session's notebook server runs as, which
+// every connection to its socket checks.
+func (d *Driver) serverUID(in *instance) int {
+	if d.isolated() {
+		return int(in.UID)
+	}
+	return os.Getuid()
 }
 
 // exitReason is the last lines the notebook server wrote, which usually say

@@ -94,7 +94,7 @@ func TestStartInspectStop(t *testing.T) {
 			t.Fatal(err)
 		}
 		ready := waitFor(t, d, sp, cohort.InstanceReady)
-		if !strings.HasPrefix(ready.Address, "unix:/") {
+		if !strings.HasPrefix(ready.Address, "unix:") {
 			t.Fatalf("address %q is not a unix socket", ready.Address)
 		}
 		// Start again is a no-op: same server, same address.
@@ -128,7 +128,7 @@ func TestStartInspectStop(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(d.WorkDir(sp.SessionID), "model.txt")); err != nil {
 			t.Fatalf("participant's file is gone after stop: %v", err)
 		}
-		if _, err := os.Stat(strings.TrimPrefix(ready.Address, "unix:")); !errors.Is(err, os.ErrNotExist) {
+		if _, err := os.Stat(socketOf(t, ready)); !errors.Is(err, os.ErrNotExist) {
 			t.Fatalf("the socket is left after stop: %v", err)
 		}
 		if err := d.Stop(ctx, sp.SessionID); err != nil {
@@ -188,7 +188,7 @@ func TestLongRootKeepsSocketsShort(t *testing.T) {
 			t.Fatal(err)
 		}
 		in := waitFor(t, d, sp, cohort.InstanceReady)
-		sock := strings.TrimPrefix(in.Address, "unix:")
+		sock := socketOf(t, in)
 		if len(sock) > 107 || strings.HasPrefix(sock, opts.Root) {
 			t.Fatalf("socket %s is not in a short place", sock)
 		}
