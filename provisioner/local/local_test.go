@@ -46,13 +46,14 @@ func newDriver(t *testing.T, opts local.Options) *local.Driver {
 	return d
 }
 
-// stopAll ends whatever a failed test left running.
+// stopAll ends whatever a failed test left running, and releases what
+// sessions hold even when nothing of them runs (a cgroup, a uid).
 func stopAll(t *testing.T, d *local.Driver) {
 	ids, err := d.List(context.Background())
 	if err != nil {
 		t.Error(err)
 	}
-	for _, id := range ids {
+	for _, id := range append(ids, local.KnownSessions(d)...) {
 		if err := d.Stop(context.Background(), id); err != nil {
 			t.Error(err)
 		}
