@@ -40,3 +40,6 @@ func KnownSessions(d *Driver) []string {
 	}
 	return sortedIDs(ids)
 }
+
+// LogPath is where the notebook server of session id writes.
+func LogPath(d *Driver, id string) string { return d.logPath(id) }

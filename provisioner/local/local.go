@@ -19,7 +19,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -267,6 +266,9 @@ func (d *Driver) Inspect(ctx context.Context, spec cohort.NotebookSpec) (cohort.
 	if !d.serverAlive(spec.SessionID, in) {
 		return cohort.Instance{State: cohort.InstanceExited, Reason: d.exitReason(spec.SessionID)}, nil
 	}
+	if err := capLog(d.logPath(spec.SessionID)); err != nil {
+		d.log.Warn("empty the notebook server's log", "session_id", spec.SessionID, "error", err)
+	}
 	addr := jupyter.SocketAddress(in.socket(), d.serverUID(in))
 	if _, err := jupyter.GetStatus(ctx, d.http, addr, spec.BasePath, spec.Token); err != nil {
 		return cohort.Instance{State: cohort.InstanceStarting, Address: addr, Progress: "starting Jupyter"}, nil
@@ -286,21 +288,6 @@ func (d *Driver) serverUID(in *instance) int {
 		return int(in.UID)
 	}
 	return os.Getuid()
-}
-
-// exitReason is the last lines the notebook server wrote, which usually say
-// why it ended.
-func (d *Driver) exitReason(id string) string {
-	b, err := os.ReadFile(d.logPath(id))
-	if err != nil || len(b) == 0 {
-		return "the notebook server exited"
-	}
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	last := strings.TrimSpace(lines[len(lines)-1])
-	if len(last) > 300 {
-		last = last[len(last)-300:]
-	}
-	return "the notebook server exited: " + last
 }
 
 // Stop ends every process of the session and forgets the instance. The

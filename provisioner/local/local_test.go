@@ -205,3 +205,51 @@ func TestLongRootKeepsSocketsShort(t *testing.T) {
 		}
 	})
 }
+
+// TestLogIsCapped: the notebook server's log, to which the participant
+// writes as much as they like, is emptied once it passes a few MiB: at a
+// start, and when Inspect finds the server running.
+func TestLogIsCapped(t *testing.T) {
+	t.Parallel()
+	bothModes(t, func(t *testing.T, opts local.Options) {
+		ctx := context.Background()
+		opts.Bin = filepath.Join(localtest.Root(t), "chatty-notebook")
+		chatty := "#!/bin/sh\nhead -c 9437184 /dev/zero\necho\necho 'all said'\nexec sleep 600\n"
+		if err := os.WriteFile(opts.Bin, []byte(chatty), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		d := newDriver(t, opts)
+		log := local.LogPath(d, "ses_log")
+		// A log of 64 MiB (a hole: no disk) from earlier runs.
+		if err := os.WriteFile(log, nil, 0o600); err != nil || os.Truncate(log, 64<<20) != nil {
+			t.Fatal(err)
+		}
+		if err := d.Start(ctx, spec("ses_log")); err != nil {
+			t.Fatal(err)
+		}
+		size := func() int64 {
+			fi, err := os.Stat(log)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return fi.Size()
+		}
+		// The server writes 9 MiB, then waits.
+		eventually(t, "the server to write 9 MiB", func() bool {
+			b, _ := os.ReadFile(log)
+			return strings.HasSuffix(string(b), "all said\n")
+		})
+		if got := size(); got >= 64<<20 {
+			t.Fatalf("the log is %d bytes after the start", got)
+		}
+		if _, err := d.Inspect(ctx, spec("ses_log")); err != nil {
+			t.Fatal(err)
+		}
+		if got := size(); got > 0 {
+			t.Fatalf("the log is %d bytes after Inspect found it past the cap", got)
+		}
+		if err := d.Stop(ctx, "ses_log"); err != nil {
+			t.Fatal(err)
+		}
+	})
+}

@@ -166,9 +166,14 @@ func writeConfig(r *os.Root, s jupyter.Settings) error {
 	return r.WriteFile(name, b, 0o600)
 }
 
-// launch starts the notebook server and returns its PID.
+// launch starts the notebook server and returns its PID. The notebook's
+// log is emptied first if it has grown past maxLog.
 func (d *Driver) launch(id string, in *instance, s jupyter.Settings) (int, error) {
-	logFile, err := os.OpenFile(d.logPath(id), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	flags := os.O_CREATE | os.O_WRONLY | os.O_APPEND
+	if fi, err := os.Stat(d.logPath(id)); err == nil && fi.Size() > maxLog {
+		flags |= os.O_TRUNC
+	}
+	logFile, err := os.OpenFile(d.logPath(id), flags, 0o600)
 	if err != nil {
 		return 0, err
 	}
