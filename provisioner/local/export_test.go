@@ -1,6 +1,7 @@
 package local
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 )
@@ -20,6 +21,9 @@ func CgroupOf(d *Driver, id string) string {
 	return d.cgroups.path(id)
 }
 
+// LogPath is where the notebook server of session id writes.
+func LogPath(d *Driver, id string) string { return d.logPath(id) }
+
 // KnownSessions returns every session d has a record or a uid of, running
 // or not: what a test's cleanup must stop.
 func KnownSessions(d *Driver) []string {
@@ -31,7 +35,9 @@ func KnownSessions(d *Driver) []string {
 	if d.isolated() {
 		held, _ := d.claims.all()
 		for _, id := range held {
-			seen[id] = true
+			if !strings.HasPrefix(id, retiredPrefix) {
+				seen[id] = true
+			}
 		}
 	}
 	ids := make([]string, 0, len(seen))
@@ -41,5 +47,8 @@ func KnownSessions(d *Driver) []string {
 	return sortedIDs(ids)
 }
 
-// LogPath is where the notebook server of session id writes.
-func LogPath(d *Driver, id string) string { return d.logPath(id) }
+// Retired reports whether uid serves no session ever again.
+func Retired(d *Driver, uid uint32) bool {
+	id, _ := os.Readlink(d.claims.path(uid))
+	return strings.HasPrefix(id, retiredPrefix)
+}

@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -98,7 +99,7 @@ func New(opts Options) (*Driver, error) {
 		return nil, fmt.Errorf("local driver: notebook server %s not found (install Debian's jupyter-notebook package): %w", d.bin, err)
 	}
 	if d.isolated() {
-		if err := checkIsolation(d.uids); err != nil {
+		if err := checkIsolation(d.uids, d.bin); err != nil {
 			return nil, fmt.Errorf("local driver: %w", err)
 		}
 	}
@@ -291,9 +292,18 @@ func (d *Driver) serverUID(in *instance) int {
 }
 
 // Stop ends every process of the session and forgets the instance. The
-// session's files stay in its directory; when isolated they become
-// root's, and the session's uid is free for another session only once
-// nothing of it runs and nothing it left can be reached.
+// session's files stay in its directory; when isolated the directory
+// becomes root's and 0700, and the session's uid is free for another
+// session only once nothing of it runs and nothing it left can be
+// reached. While anything of the uid may still run, Stop fails and keeps
+// the uid: the reconciler tries again.
+//
+// No walk of the session's files is needed for that: every process of
+// the uid has ended, the directory is closed to everyone but root, and no
+// file in it has a name elsewhere (in its mount namespace the session's
+// home is a mount of its own, which hard links cannot cross). The files
+// keep the uid as owner; the next start of the session gives them to
+// whichever uid it gets (adoptTree).
 func (d *Driver) Stop(ctx context.Context, sessionID string) error {
 	if err := checkID(sessionID); err != nil {
 		return err
@@ -307,19 +317,26 @@ func (d *Driver) Stop(ctx context.Context, sessionID string) error {
 	if err != nil {
 		return fmt.Errorf("stop session %s: %w", sessionID, err)
 	}
-	if err := removeRunDir(in); err != nil {
-		return fmt.Errorf("stop session %s: %w", sessionID, err)
-	}
 	uid, isolated, err := d.sessionUID(sessionID, in)
 	if err != nil {
 		return err
 	}
+	retire := false
 	if isolated {
-		if err := disownTree(d.sessionDir(sessionID), uid); err != nil {
-			return fmt.Errorf("stop session %s: secure its files: %w", sessionID, err)
-		}
-		if err := sweepShared(uid, d.root); err != nil {
+		err := clearKeyrings(ctx, uid)
+		if errors.Is(err, errKeyringsKept) {
+			d.log.Warn("the session's uid is retired: its keyrings cannot be cleared", "session_id", sessionID, "uid", uid, "error", err)
+			retire = true
+		} else if err != nil {
 			return fmt.Errorf("stop session %s: %w", sessionID, err)
+		}
+	}
+	if err := removeRunDir(ctx, in); err != nil {
+		return fmt.Errorf("stop session %s: %w", sessionID, err)
+	}
+	if isolated {
+		if err := secureHome(d.sessionDir(sessionID)); err != nil {
+			return fmt.Errorf("stop session %s: secure its files: %w", sessionID, err)
 		}
 	}
 	// The record goes before the claim: a crash in between leaves a claim
@@ -328,7 +345,11 @@ func (d *Driver) Stop(ctx context.Context, sessionID string) error {
 		return err
 	}
 	if isolated {
-		if err := d.claims.release(uid, sessionID); err != nil {
+		release := d.claims.release
+		if retire {
+			release = d.claims.retire
+		}
+		if err := release(uid, sessionID); err != nil {
 			return err
 		}
 	}
@@ -371,7 +392,7 @@ func (d *Driver) uidSessions() ([]string, error) {
 	}
 	var ids []string
 	for uid, pids := range procs {
-		if id, ok := held[uid]; ok {
+		if id, ok := held[uid]; ok && !strings.HasPrefix(id, retiredPrefix) {
 			ids = append(ids, id)
 			continue
 		}

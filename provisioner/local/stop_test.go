@@ -168,3 +168,70 @@ func TestStopKeepsTheUIDUntilItsCgroupGoes(t *testing.T) {
 		t.Fatalf("start once the uid is free: %v", err)
 	}
 }
+
+// deepCode makes a tree depth levels deep in each directory it is given,
+// then says so in the file argv[1].
+const deepCode = `
+import os, sys
+depth = int(sys.argv[2])
+for top in sys.argv[3:]:
+    os.chdir(top)
+    for _ in range(depth):
+        os.mkdir("d", 0o711); os.chdir("d")
+open(sys.argv[1], "w").close()
+`
+
+// TestDeepTreesDoNotStallStop: trees deeper than the descriptors cohort
+// may hold, left in a session's run dir, home and /tmp, neither fail nor
+// stall its stop and its next start. Not parallel: it lowers the
+// process's limit on open files.
+func TestDeepTreesDoNotStallStop(t *testing.T) {
+	opts := local.Options{UIDs: localtest.UIDs(t, 1), Root: localtest.Root(t), StopGrace: time.Second}
+	const depth = 3000
+	bins := localtest.Root(t)
+	code := filepath.Join(bins, "deep.py")
+	if err := os.WriteFile(code, []byte(deepCode), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	home := filepath.Join(opts.Root, "ses_deep")
+	done := filepath.Join(home, "work", "done")
+	opts.Bin = filepath.Join(bins, "server")
+	script := fmt.Sprintf("#!/bin/sh\n/usr/bin/python3 %s %s %d %s %s /tmp\nexec sleep 600\n",
+		code, done, depth, filepath.Join(home, "run"), filepath.Join(home, "work"))
+	if err := os.WriteFile(opts.Bin, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	d := newDriver(t, opts)
+	ctx := context.Background()
+	if err := d.Start(ctx, spec("ses_deep")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the session's deep trees", func() bool { _, err := os.Stat(done); return err == nil })
+
+	var old syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &old); err != nil {
+		t.Fatal(err)
+	}
+	low := old
+	low.Cur = 256
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &low); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Setrlimit(syscall.RLIMIT_NOFILE, &old)
+	start := time.Now()
+	if err := d.Stop(ctx, "ses_deep"); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("Stop with trees %d deep: %v", depth, time.Since(start))
+	if _, err := os.Lstat(filepath.Join(home, "run")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the run dir is left: %v", err)
+	}
+	start = time.Now()
+	if err := d.Start(ctx, spec("ses_deep")); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("the next Start, which gives the home back to the uid: %v", time.Since(start))
+	if err := d.Stop(ctx, "ses_deep"); err != nil {
+		t.Fatal(err)
+	}
+}
