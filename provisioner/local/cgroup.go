@@ -119,6 +119,24 @@ func killCgroup(dir string) error {
 	return err
 }
 
+// cgroupPopulated reports whether a process is in the cgroup at dir (or
+// below it); false when dir is "" or has gone.
+func cgroupPopulated(dir string) bool {
+	if dir == "" {
+		return false
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "cgroup.events"))
+	if err != nil {
+		return false
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "populated "); ok {
+			return v != "0"
+		}
+	}
+	return false
+}
+
 // removeCgroup removes the cgroup at dir once its processes are gone; the
 // kernel refuses (EBUSY) while one is still exiting.
 func removeCgroup(dir string) error {
@@ -127,7 +145,7 @@ func removeCgroup(dir string) error {
 		return nil
 	}
 	if errors.Is(err, syscall.EBUSY) {
-		return fmt.Errorf("cgroup %s still has processes", dir)
+		return fmt.Errorf("cgroup %s still has processes or child cgroups", dir)
 	}
-	return err
+	return fmt.Errorf("remove cgroup: %w", err)
 }

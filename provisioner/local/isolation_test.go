@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cohortdev/cohort"
+	"github.com/cohortdev/cohort/jupyter"
 	"github.com/cohortdev/cohort/provisioner/local"
 	"github.com/cohortdev/cohort/provisioner/local/localtest"
 )
@@ -35,7 +36,15 @@ func startReady(t *testing.T, d *local.Driver, id string) (cohort.NotebookSpec, 
 	return sp, waitFor(t, d, sp, cohort.InstanceReady)
 }
 
-func socketOf(in cohort.Instance) string { return strings.TrimPrefix(in.Address, "unix:") }
+// socketOf returns the path of the notebook's socket.
+func socketOf(t *testing.T, in cohort.Instance) string {
+	t.Helper()
+	path, _, err := jupyter.ParseSocketAddress(in.Address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
 
 // ownerOf returns the uid owning path.
 func ownerOf(t *testing.T, path string) uint32 {
@@ -108,7 +117,7 @@ def probe(kind, target):
 // nothing it starts outlives A's stop, whatever it does to hide.
 func TestIsolatedSessionsAreStrangers(t *testing.T) {
 	t.Parallel()
-	d, _ := isolatedDriver(t, 8)
+	d, opts := isolatedDriver(t, 8)
 	// Kill by uid alone: the path of machines without cgroup v2, and the
 	// harder one (TestStopKillsTheCgroup covers the other).
 	local.WithoutCgroups(d)
@@ -123,7 +132,8 @@ func TestIsolatedSessionsAreStrangers(t *testing.T) {
 	writeOwned(t, mine, "a's notes", uidA)
 	writeOwned(t, theirs, "b's notes", uidB)
 	// A stand-in for cohort.db: root's file in root's private directory.
-	dbDir, err := os.MkdirTemp(os.TempDir(), "cohort-data-")
+	// Beside the sessions root: a session's /tmp is its own.
+	dbDir, err := os.MkdirTemp(filepath.Dir(opts.Root), "cohort-data-")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +149,7 @@ func TestIsolatedSessionsAreStrangers(t *testing.T) {
 	}
 	for _, c := range []struct{ what, kind, own, other string }{
 		{"a file in another session's work dir", "read", mine, theirs},
-		{"another session's notebook socket", "connect", socketOf(inA), socketOf(inB)},
+		{"another session's notebook socket", "connect", socketOf(t, inA), socketOf(t, inB)},
 		{"cohort's database", "read", mine, db},
 		{"cohort's environment", "read", "/proc/self/environ", fmt.Sprintf("/proc/%d/environ", os.Getpid())},
 	} {
@@ -150,7 +160,7 @@ func TestIsolatedSessionsAreStrangers(t *testing.T) {
 			t.Errorf("%s: %s from A's kernel gave %+v, want a permission error", c.what, c.other, out)
 		}
 	}
-	checkNoSetuid(t, a, inB, spB.Token, uidA, uidB)
+	checkNoSetuid(t, a, d.WorkDir("ses_a"), inB, spB.Token, uidA, uidB)
 	checkNothingOutlivesStop(t, d, a, spA.SessionID, uidA)
 	if in, _ := d.Inspect(ctx, spB); in.State != cohort.InstanceReady {
 		t.Fatalf("B after A's stop: %s, want ready", in.State)
@@ -158,17 +168,19 @@ func TestIsolatedSessionsAreStrangers(t *testing.T) {
 }
 
 // checkNoSetuid: a program that A makes set-user-ID to itself, in a place
-// B can reach, runs as B when B runs it. Otherwise B could act as A, and
-// as whoever gets A's uid after A.
-func checkNoSetuid(t *testing.T, a *kernel, inB cohort.Instance, tokenB string, uidA, uidB uint32) {
+// B can reach (A's own directory, which A opens to others: there is no
+// shared directory left to put it in), runs as B when B runs it.
+// Otherwise B could act as A, and as whoever gets A's uid after A.
+func checkNoSetuid(t *testing.T, a *kernel, workA string, inB cohort.Instance, tokenB string, uidA, uidB uint32) {
 	t.Helper()
-	prog := filepath.Join("/tmp", "cohort-test-id-"+strconv.FormatUint(uint64(uidA), 10))
-	t.Cleanup(func() { os.Remove(prog) })
-	if out := a.run(t, fmt.Sprintf("import shutil; shutil.copy('/usr/bin/id', %q); os.chmod(%q, 0o4755)", prog, prog)); out.ename != "" {
+	prog := filepath.Join(workA, "id")
+	code := fmt.Sprintf("import shutil; os.chmod(%q, 0o711); os.chmod(%q, 0o711); shutil.copy('/usr/bin/id', %q); os.chmod(%q, 0o4755)",
+		filepath.Dir(workA), workA, prog, prog)
+	if out := a.run(t, code); out.ename != "" {
 		t.Fatalf("A makes a set-user-ID program: %+v", out)
 	}
 	if fi, err := os.Stat(prog); err != nil || fi.Mode()&os.ModeSetuid == 0 || ownerOf(t, prog) != uidA {
-		t.Fatalf("A's program is not set-user-ID to A: %v %v", fi.Mode(), err)
+		t.Fatalf("A's program is not set-user-ID to A: %v", err)
 	}
 	b := startKernel(t, inB.Address, tokenB)
 	out := b.run(t, fmt.Sprintf("import subprocess; print(subprocess.run([%q, '-u'], capture_output=True, text=True, check=True).stdout, end='')", prog))

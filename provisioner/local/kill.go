@@ -56,7 +56,7 @@ func (d *Driver) end(ctx context.Context, id string, in *instance) (int, error) 
 func (d *Driver) kill(ctx context.Context, pids []int) error {
 	gone := func() bool {
 		for _, pid := range pids {
-			if !isZombie("/proc/" + strconv.Itoa(pid)) {
+			if !isGone("/proc/" + strconv.Itoa(pid)) {
 				return false
 			}
 		}
@@ -76,65 +76,71 @@ func (d *Driver) kill(ctx context.Context, pids []int) error {
 // endUID ends every process of uid, whatever its environment, session or
 // parent: SIGTERM to the notebook server first, which shuts its kernels
 // down, for up to the grace period; then the session's cgroup is killed,
-// if it has one, and SIGKILL goes to everything of the uid until /proc
-// shows none of it.
+// if it has one, and SIGKILL goes to everything of the uid, until no task
+// of the uid runs and the cgroup is empty; then the cgroup is removed.
+// It returns an error while anything of the uid may still run, and the
+// uid must then stay the session's: Stop fails and is tried again.
+//
+// The kills are sent even when /proc shows nothing of the uid: what
+// /proc shows is a snapshot, and a process that hides from it (a leader
+// that exited alone, its threads running on) must die all the same.
 func (d *Driver) endUID(ctx context.Context, uid uint32, server int, cgroup string) (int, error) {
 	pids, err := pidsOf(uid)
 	if err != nil {
 		return 0, err
 	}
-	if len(pids) > 0 {
-		if server != 0 && hasUID(server, uid) {
-			if err := syscall.Kill(server, syscall.SIGTERM); err == nil {
-				waitUntil(ctx, d.stopGrace, func() bool { return !hasUID(server, uid) })
-			}
-		}
-		if cgroup != "" {
-			if err := killCgroup(cgroup); err != nil {
-				d.log.Warn("kill the session's cgroup", "uid", uid, "cgroup", cgroup, "error", err)
-			}
-		}
-		if err := killUID(ctx, uid); err != nil {
-			return len(pids), err
+	if server != 0 && hasUID(server, uid) {
+		if err := syscall.Kill(server, syscall.SIGTERM); err == nil {
+			waitUntil(ctx, d.stopGrace, func() bool { return !hasUID(server, uid) })
 		}
 	}
+	if err := killUID(ctx, uid, cgroup); err != nil {
+		return len(pids), err
+	}
 	if cgroup != "" {
-		// Tasks leave a cgroup a moment after they die.
-		waitUntil(ctx, 5*time.Second, func() bool { return removeCgroup(cgroup) == nil })
+		// An emptied cgroup is removable at once; a short retry covers a
+		// kernel that releases it a moment later.
+		waitUntil(ctx, time.Second, func() bool { return removeCgroup(cgroup) == nil })
 		if err := removeCgroup(cgroup); err != nil {
-			d.log.Warn("remove the session's cgroup", "uid", uid, "error", err)
+			return len(pids), fmt.Errorf("uid %d: %w", uid, err)
 		}
 	}
 	return len(pids), nil
 }
 
-// killUID SIGKILLs every process of uid until none is left. The signal is
-// sent by kill(-1) from a process of uid: it reaches every process of uid
-// and nothing else, and Linux delivers it under the tasklist lock, so no
-// fork outruns it; whatever a process was forking dies with its parent.
-// It is sent again as long as /proc shows a process of uid, in case one
-// got in (a start racing the stop).
-func killUID(ctx context.Context, uid uint32) error {
+// killUID kills everything of uid until nothing of it is left: the
+// cgroup through cgroup.kill, the rest by SIGKILL sent by kill(-1) from a
+// process of uid, which reaches every process of uid and nothing else
+// (hidden ones too: it walks the kernel's process list, not /proc), and
+// which Linux delivers under the tasklist lock, so no fork outruns it.
+// Both are sent at least once, and again as long as a task of uid runs or
+// the cgroup holds one, in case one got in (a start racing the stop).
+func killUID(ctx context.Context, uid uint32, cgroup string) error {
 	deadline := time.Now().Add(killTimeout)
 	for {
-		pids, err := pidsOf(uid)
-		if err != nil {
-			return err
-		}
-		if len(pids) == 0 {
-			return nil
-		}
-		if ctx.Err() != nil || time.Now().After(deadline) {
-			return fmt.Errorf("processes %v of uid %d survived SIGKILL", pids, uid)
+		if cgroup != "" {
+			// Not fatal: kill(-1) follows, and the cgroup must be empty
+			// before the uid is released anyway.
+			killCgroup(cgroup)
 		}
 		if err := killAllAs(uid); err != nil {
 			return err
 		}
-		waitUntil(ctx, time.Second, func() bool {
-			left, err := pidsOf(uid)
-			return err == nil && len(left) == 0
-		})
+		if waitUntil(ctx, time.Second, func() bool { return uidGone(uid, cgroup) }) {
+			return nil
+		}
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			pids, _ := pidsOf(uid)
+			return fmt.Errorf("processes %v of uid %d (cgroup %q populated: %v) survived SIGKILL", pids, uid, cgroup, cgroupPopulated(cgroup))
+		}
 	}
+}
+
+// uidGone reports whether no task of uid runs and the cgroup, if any, is
+// empty.
+func uidGone(uid uint32, cgroup string) bool {
+	pids, err := pidsOf(uid)
+	return err == nil && len(pids) == 0 && !cgroupPopulated(cgroup)
 }
 
 // killAllAs runs `kill -KILL -1` as uid.

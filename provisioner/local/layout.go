@@ -1,6 +1,7 @@
 package local
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,9 +16,10 @@ import (
 //	ROOT/                 root 0711 when isolated (enter, not list); cohort 0700 otherwise
 //	ROOT/.cohort/         cohort 0700: the driver's own state, out of participants' reach
 //	  ID.json             the instance record (uid, server PID, run dir, cgroup)
-//	  ID.log              the notebook server's output
+//	  ID.log              the notebook server's output (capped, see logs.go)
 //	  uids/UID -> ID      which session holds which uid (see claims)
-//	ROOT/ID/              the session's uid 0700: its HOME
+//	ROOT/ID/              the session's uid 0700 while it runs, root 0700
+//	                      once stopped: its HOME
 //	  work/               the notebook directory: the participant's files
 //	  jupyter/            JUPYTER_CONFIG_DIR, with the token in its config
 //	  tmp/                TMPDIR
@@ -146,11 +148,11 @@ func (d *Driver) tempRunDir(owner int) (string, error) {
 
 // removeRunDir removes a run dir: it holds nothing worth keeping once the
 // server has gone, and sockets left in os.TempDir() would pile up.
-func removeRunDir(in *instance) error {
+func removeRunDir(ctx context.Context, in *instance) error {
 	if in == nil || in.RunDir == "" {
 		return nil
 	}
-	if err := os.RemoveAll(in.RunDir); err != nil {
+	if err := removeTree(ctx, in.RunDir); err != nil {
 		return fmt.Errorf("remove run dir: %w", err)
 	}
 	return nil

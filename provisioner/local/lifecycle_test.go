@@ -7,10 +7,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/cohortdev/cohort"
 	"github.com/cohortdev/cohort/provisioner/local"
@@ -28,7 +28,7 @@ func TestIsolatedSessionLayout(t *testing.T) {
 	sp, in := startReady(t, d, "ses_layout")
 	home := filepath.Dir(d.WorkDir(sp.SessionID))
 	uid := ownerOf(t, home)
-	sock := socketOf(in)
+	sock := socketOf(t, in)
 	for path, want := range map[string]os.FileMode{home: os.ModeDir | 0o700, filepath.Dir(sock): os.ModeDir | 0o700, sock: os.ModeSocket | 0o600} {
 		fi, err := os.Lstat(path)
 		if err != nil {
@@ -85,40 +85,36 @@ print(json.dumps({"uid": os.getuid(), "gid": os.getgid(), "groups": os.getgroups
 }
 
 // TestReusedUIDCannotReadPreviousFiles: with one uid for all, B gets the
-// uid A had, and none of what A left: A's files became root's (their
-// set-user-ID bits gone) and what A left in /tmp is removed.
+// uid A had, and none of what A left: A's directory became root's and
+// 0700, whatever modes A gave it and its files, and what A left in /tmp
+// was in a /tmp of A's own.
 func TestReusedUIDCannotReadPreviousFiles(t *testing.T) {
 	t.Parallel()
 	d, _ := isolatedDriver(t, 1)
 	ctx := context.Background()
 	spA, inA := startReady(t, d, "ses_first")
-	uid := ownerOf(t, filepath.Dir(d.WorkDir("ses_first")))
+	home := filepath.Dir(d.WorkDir("ses_first"))
+	uid := ownerOf(t, home)
 	secret := filepath.Join(d.WorkDir("ses_first"), "secret.txt")
-	prog := filepath.Join(d.WorkDir("ses_first"), "id")
-	left := "/tmp/cohort-test-left-" + strconv.FormatUint(uint64(uid), 10)
-	t.Cleanup(func() { os.Remove(left) })
+	left := "/tmp/cohort-test-left"
 	a := startKernel(t, inA.Address, spA.Token)
-	// Readable by all, to show that modes do not matter.
-	code := fmt.Sprintf(`import os, shutil
+	// Open to all, to show that modes do not matter.
+	code := fmt.Sprintf(`import os
 for p in [%q, %q]:
     open(p, "w").write("a's secret"); os.chmod(p, 0o644)
-shutil.copy("/usr/bin/id", %q); os.chmod(%q, 0o6755)`, secret, left, prog, prog)
+for p in [%q, %q]:
+    os.chmod(p, 0o755)`, secret, left, home, d.WorkDir("ses_first"))
 	if out := a.run(t, code); out.ename != "" {
 		t.Fatalf("A writes its files: %+v", out)
+	}
+	if _, err := os.Lstat(left); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("A's file in its /tmp is in the machine's /tmp: %v", err)
 	}
 	if err := d.Stop(ctx, spA.SessionID); err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []string{secret, prog, filepath.Dir(secret)} {
-		if ownerOf(t, p) != 0 {
-			t.Errorf("%s is uid %d's after the stop, want root's", p, ownerOf(t, p))
-		}
-	}
-	if fi, _ := os.Stat(prog); fi.Mode()&(os.ModeSetuid|os.ModeSetgid) != 0 {
-		t.Errorf("A's program keeps mode %v after the stop", fi.Mode())
-	}
-	if _, err := os.Lstat(left); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("A's file in /tmp is left after the stop: %v", err)
+	if fi, err := os.Lstat(home); err != nil || ownerOf(t, home) != 0 || fi.Mode().Perm() != 0o700 {
+		t.Errorf("A's directory after the stop: %v owner %d (%v), want root's and 0700", fi.Mode(), ownerOf(t, home), err)
 	}
 
 	spB, inB := startReady(t, d, "ses_second")
@@ -134,6 +130,9 @@ shutil.copy("/usr/bin/id", %q); os.chmod(%q, 0o6755)`, secret, left, prog, prog)
 	}
 	if out := b.run(t, fmt.Sprintf("probe('read', %q)", secret)); out.stdout != "EACCES\n" {
 		t.Errorf("B reading A's file: %+v, want a permission error", out)
+	}
+	if out := b.run(t, fmt.Sprintf("probe('read', %q)", left)); !strings.Contains(out.stdout, "FileNotFoundError") {
+		t.Errorf("B reading what A left in /tmp: %+v, want no such file", out)
 	}
 }
 
@@ -221,5 +220,69 @@ func TestStartsNeverShareAUID(t *testing.T) {
 		if err := drivers[0].Start(ctx, spec(id)); err != nil {
 			t.Fatalf("start %s once uids are free: %v", id, err)
 		}
+	}
+}
+
+// TestRestartGivesFilesToTheNewUID: a session that starts again under
+// another uid finds its files its own, set-user-ID bits gone; a file of
+// root's that is linked elsewhere too stays root's.
+func TestRestartGivesFilesToTheNewUID(t *testing.T) {
+	t.Parallel()
+	opts := local.Options{UIDs: localtest.UIDs(t, 2), Root: localtest.Root(t), StopGrace: time.Second}
+	opts.Bin = fakeServer(t, `cd "$HOME/work"
+if [ ! -e mine ]; then
+	echo mine > mine; cp /bin/true prog; chmod 4755 prog; mkdir -p a/b/c; echo deep > a/b/c/f; ln -s /etc/shadow shadow
+fi
+exec sleep 600
+`)
+	d := newDriver(t, opts)
+	ctx := context.Background()
+	start := func(id string) {
+		t.Helper()
+		if err := d.Start(ctx, spec(id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stop := func(id string) {
+		t.Helper()
+		if err := d.Stop(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	work := d.WorkDir("ses_x")
+	start("ses_x")
+	eventually(t, "the session's files", func() bool { _, err := os.Lstat(filepath.Join(work, "shadow")); return err == nil })
+	first := ownerOf(t, filepath.Dir(work))
+	// Hand the uid on, so that ses_x gets the other one next.
+	start("ses_y")
+	stop("ses_x")
+	start("ses_z")
+	stop("ses_y")
+	// A file of root's, linked into the stopped session's files too.
+	rootsFile := filepath.Join(localtest.Root(t), "roots") // on the sessions' filesystem
+	if err := os.WriteFile(rootsFile, []byte("root's"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(rootsFile, filepath.Join(work, "linked")); err != nil {
+		t.Fatal(err)
+	}
+	start("ses_x")
+	second := ownerOf(t, filepath.Dir(work))
+	if second == first || !opts.UIDs.Contains(second) {
+		t.Fatalf("ses_x runs as uid %d again (first %d)", second, first)
+	}
+	for _, name := range []string{".", "mine", "prog", "a", "a/b/c/f", "shadow"} {
+		if got := ownerOf(t, filepath.Join(work, name)); got != second {
+			t.Errorf("%s is uid %d's, want the new uid %d's", name, got, second)
+		}
+	}
+	if fi, err := os.Lstat(filepath.Join(work, "prog")); err != nil || fi.Mode()&os.ModeSetuid != 0 {
+		t.Errorf("prog: %v %v, want its set-user-ID bit gone", fi.Mode(), err)
+	}
+	if got := ownerOf(t, rootsFile); got != 0 {
+		t.Errorf("root's linked file is uid %d's now", got)
+	}
+	if got := ownerOf(t, "/etc/shadow"); got != 0 {
+		t.Errorf("/etc/shadow is uid %d's now", got)
 	}
 }

@@ -82,8 +82,11 @@ func New(opts Options) (*Driver, error) {
 		stopGrace: opts.StopGrace,
 		uids:      opts.UIDs,
 		log:       opts.Logger,
-		// A notebook whose kernel saturates the CPU answers slowly.
-		http:  jupyter.NewClient(5 * time.Second),
+		// A notebook whose kernel saturates the CPU answers slowly. Each
+		// check dials afresh: a pooled connection would still reach the
+		// server that listened when it was made, whatever now sits at
+		// the socket's path.
+		http:  jupyter.NewCheckClient(5 * time.Second),
 		locks: map[string]*sync.Mutex{},
 	}
 	if d.stopGrace == 0 {
@@ -96,7 +99,7 @@ func New(opts Options) (*Driver, error) {
 		return nil, fmt.Errorf("local driver: notebook server %s not found (install Debian's jupyter-notebook package): %w", d.bin, err)
 	}
 	if d.isolated() {
-		if err := checkIsolation(d.uids); err != nil {
+		if err := checkIsolation(d.uids, d.bin); err != nil {
 			return nil, fmt.Errorf("local driver: %w", err)
 		}
 	}
@@ -264,7 +267,10 @@ func (d *Driver) Inspect(ctx context.Context, spec cohort.NotebookSpec) (cohort.
 	if !d.serverAlive(spec.SessionID, in) {
 		return cohort.Instance{State: cohort.InstanceExited, Reason: d.exitReason(spec.SessionID)}, nil
 	}
-	addr := jupyter.SocketAddress(in.socket())
+	if err := capLog(d.logPath(spec.SessionID)); err != nil {
+		d.log.Warn("empty the notebook server's log", "session_id", spec.SessionID, "error", err)
+	}
+	addr := jupyter.SocketAddress(in.socket(), d.serverUID(in))
 	if _, err := jupyter.GetStatus(ctx, d.http, addr, spec.BasePath, spec.Token); err != nil {
 		return cohort.Instance{State: cohort.InstanceStarting, Address: addr, Progress: "starting Jupyter"}, nil
 	}
@@ -276,25 +282,28 @@ func (d *Driver) Inspect(ctx context.Context, spec cohort.NotebookSpec) (cohort.
 	return ready, nil
 }
 
-// exitReason is the last lines the notebook server wrote, which usually say
-// why it ended.
-func (d *Driver) exitReason(id string) string {
-	b, err := os.ReadFile(d.logPath(id))
-	if err != nil || len(b) == 0 {
-		return "the notebook server exited"
+// serverUID is the uid the session's notebook server runs as, which
+// every connection to its socket checks.
+func (d *Driver) serverUID(in *instance) int {
+	if d.isolated() {
+		return int(in.UID)
 	}
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	last := strings.TrimSpace(lines[len(lines)-1])
-	if len(last) > 300 {
-		last = last[len(last)-300:]
-	}
-	return "the notebook server exited: " + last
+	return os.Getuid()
 }
 
 // Stop ends every process of the session and forgets the instance. The
-// session's files stay in its directory; when isolated they become
-// root's, and the session's uid is free for another session only once
-// nothing of it runs and nothing it left can be reached.
+// session's files stay in its directory; when isolated the directory
+// becomes root's and 0700, and the session's uid is free for another
+// session only once nothing of it runs and nothing it left can be
+// reached. While anything of the uid may still run, Stop fails and keeps
+// the uid: the reconciler tries again.
+//
+// No walk of the session's files is needed for that: every process of
+// the uid has ended, the directory is closed to everyone but root, and no
+// file in it has a name elsewhere (in its mount namespace the session's
+// home is a mount of its own, which hard links cannot cross). The files
+// keep the uid as owner; the next start of the session gives them to
+// whichever uid it gets (adoptTree).
 func (d *Driver) Stop(ctx context.Context, sessionID string) error {
 	if err := checkID(sessionID); err != nil {
 		return err
@@ -308,19 +317,26 @@ func (d *Driver) Stop(ctx context.Context, sessionID string) error {
 	if err != nil {
 		return fmt.Errorf("stop session %s: %w", sessionID, err)
 	}
-	if err := removeRunDir(in); err != nil {
-		return fmt.Errorf("stop session %s: %w", sessionID, err)
-	}
 	uid, isolated, err := d.sessionUID(sessionID, in)
 	if err != nil {
 		return err
 	}
+	retire := false
 	if isolated {
-		if err := disownTree(d.sessionDir(sessionID), uid); err != nil {
-			return fmt.Errorf("stop session %s: secure its files: %w", sessionID, err)
-		}
-		if err := sweepShared(uid, d.root); err != nil {
+		err := clearKeyrings(ctx, uid)
+		if errors.Is(err, errKeyringsKept) {
+			d.log.Warn("the session's uid is retired: its keyrings cannot be cleared", "session_id", sessionID, "uid", uid, "error", err)
+			retire = true
+		} else if err != nil {
 			return fmt.Errorf("stop session %s: %w", sessionID, err)
+		}
+	}
+	if err := removeRunDir(ctx, in); err != nil {
+		return fmt.Errorf("stop session %s: %w", sessionID, err)
+	}
+	if isolated {
+		if err := secureHome(d.sessionDir(sessionID)); err != nil {
+			return fmt.Errorf("stop session %s: secure its files: %w", sessionID, err)
 		}
 	}
 	// The record goes before the claim: a crash in between leaves a claim
@@ -329,7 +345,11 @@ func (d *Driver) Stop(ctx context.Context, sessionID string) error {
 		return err
 	}
 	if isolated {
-		if err := d.claims.release(uid, sessionID); err != nil {
+		release := d.claims.release
+		if retire {
+			release = d.claims.retire
+		}
+		if err := release(uid, sessionID); err != nil {
 			return err
 		}
 	}
@@ -372,7 +392,7 @@ func (d *Driver) uidSessions() ([]string, error) {
 	}
 	var ids []string
 	for uid, pids := range procs {
-		if id, ok := held[uid]; ok {
+		if id, ok := held[uid]; ok && !strings.HasPrefix(id, retiredPrefix) {
 			ids = append(ids, id)
 			continue
 		}

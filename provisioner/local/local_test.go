@@ -46,13 +46,14 @@ func newDriver(t *testing.T, opts local.Options) *local.Driver {
 	return d
 }
 
-// stopAll ends whatever a failed test left running.
+// stopAll ends whatever a failed test left running, and releases what
+// sessions hold even when nothing of them runs (a cgroup, a uid).
 func stopAll(t *testing.T, d *local.Driver) {
 	ids, err := d.List(context.Background())
 	if err != nil {
 		t.Error(err)
 	}
-	for _, id := range ids {
+	for _, id := range append(ids, local.KnownSessions(d)...) {
 		if err := d.Stop(context.Background(), id); err != nil {
 			t.Error(err)
 		}
@@ -94,7 +95,7 @@ func TestStartInspectStop(t *testing.T) {
 			t.Fatal(err)
 		}
 		ready := waitFor(t, d, sp, cohort.InstanceReady)
-		if !strings.HasPrefix(ready.Address, "unix:/") {
+		if !strings.HasPrefix(ready.Address, "unix:") {
 			t.Fatalf("address %q is not a unix socket", ready.Address)
 		}
 		// Start again is a no-op: same server, same address.
@@ -128,7 +129,7 @@ func TestStartInspectStop(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(d.WorkDir(sp.SessionID), "model.txt")); err != nil {
 			t.Fatalf("participant's file is gone after stop: %v", err)
 		}
-		if _, err := os.Stat(strings.TrimPrefix(ready.Address, "unix:")); !errors.Is(err, os.ErrNotExist) {
+		if _, err := os.Stat(socketOf(t, ready)); !errors.Is(err, os.ErrNotExist) {
 			t.Fatalf("the socket is left after stop: %v", err)
 		}
 		if err := d.Stop(ctx, sp.SessionID); err != nil {
@@ -188,7 +189,7 @@ func TestLongRootKeepsSocketsShort(t *testing.T) {
 			t.Fatal(err)
 		}
 		in := waitFor(t, d, sp, cohort.InstanceReady)
-		sock := strings.TrimPrefix(in.Address, "unix:")
+		sock := socketOf(t, in)
 		if len(sock) > 107 || strings.HasPrefix(sock, opts.Root) {
 			t.Fatalf("socket %s is not in a short place", sock)
 		}
@@ -201,6 +202,54 @@ func TestLongRootKeepsSocketsShort(t *testing.T) {
 		}
 		if _, err := os.Stat(filepath.Dir(sock)); !errors.Is(err, os.ErrNotExist) {
 			t.Fatalf("the run dir %s is left after stop: %v", filepath.Dir(sock), err)
+		}
+	})
+}
+
+// TestLogIsCapped: the notebook server's log, to which the participant
+// writes as much as they like, is emptied once it passes a few MiB: at a
+// start, and when Inspect finds the server running.
+func TestLogIsCapped(t *testing.T) {
+	t.Parallel()
+	bothModes(t, func(t *testing.T, opts local.Options) {
+		ctx := context.Background()
+		opts.Bin = filepath.Join(localtest.Root(t), "chatty-notebook")
+		chatty := "#!/bin/sh\nhead -c 9437184 /dev/zero\necho\necho 'all said'\nexec sleep 600\n"
+		if err := os.WriteFile(opts.Bin, []byte(chatty), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		d := newDriver(t, opts)
+		log := local.LogPath(d, "ses_log")
+		// A log of 64 MiB (a hole: no disk) from earlier runs.
+		if err := os.WriteFile(log, nil, 0o600); err != nil || os.Truncate(log, 64<<20) != nil {
+			t.Fatal(err)
+		}
+		if err := d.Start(ctx, spec("ses_log")); err != nil {
+			t.Fatal(err)
+		}
+		size := func() int64 {
+			fi, err := os.Stat(log)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return fi.Size()
+		}
+		// The server writes 9 MiB, then waits.
+		eventually(t, "the server to write 9 MiB", func() bool {
+			b, _ := os.ReadFile(log)
+			return strings.HasSuffix(string(b), "all said\n")
+		})
+		if got := size(); got >= 64<<20 {
+			t.Fatalf("the log is %d bytes after the start", got)
+		}
+		if _, err := d.Inspect(ctx, spec("ses_log")); err != nil {
+			t.Fatal(err)
+		}
+		if got := size(); got > 0 {
+			t.Fatalf("the log is %d bytes after Inspect found it past the cap", got)
+		}
+		if err := d.Stop(ctx, "ses_log"); err != nil {
+			t.Fatal(err)
 		}
 	})
 }

@@ -44,6 +44,19 @@ func TestNewRefusesUnsafeIsolation(t *testing.T) {
 			t.Fatalf("New under a 0700 directory = %v", err)
 		}
 	})
+	t.Run("server in /tmp", func(t *testing.T) {
+		uids := localtest.UIDs(t, 1)
+		bin, err := os.CreateTemp("/tmp", "cohort-test-server-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		bin.Close()
+		t.Cleanup(func() { os.Remove(bin.Name()) })
+		_, err = local.New(local.Options{Root: localtest.Root(t), UIDs: uids, Bin: bin.Name()})
+		if err == nil || !strings.Contains(err.Error(), "each session gets an empty copy of") {
+			t.Fatalf("New with the notebook server in /tmp = %v", err)
+		}
+	})
 	t.Run("range", func(t *testing.T) {
 		for _, s := range []string{"0-10", "10-5", "65530-65540", "1-4294967295", "2000000000", "a-b"} {
 			if r, err := local.ParseUIDRange(s); err == nil {

@@ -38,10 +38,7 @@ func scanProcs(root string) (map[string][]int, error) {
 		if err != nil {
 			continue
 		}
-		env, err := os.ReadFile(filepath.Join(dir, "environ"))
-		if err != nil {
-			continue // gone meanwhile, or not ours to read
-		}
+		env := environ(dir)
 		var id string
 		matched := false
 		for kv := range bytes.SplitSeq(env, []byte{0}) {
@@ -52,7 +49,7 @@ func scanProcs(root string) (map[string][]int, error) {
 				id = string(kv[len(envSession)+1:])
 			}
 		}
-		if matched && id != "" && !isZombie(dir) {
+		if matched && id != "" && !isGone(dir) {
 			out[id] = append(out[id], pid)
 		}
 	}
@@ -64,8 +61,8 @@ func scanProcs(root string) (map[string][]int, error) {
 // that frequent readiness checks stay cheap.
 func ownedBy(pid int, root, sessionID string) bool {
 	dir := "/proc/" + strconv.Itoa(pid)
-	env, err := os.ReadFile(filepath.Join(dir, "environ"))
-	if err != nil || isZombie(dir) {
+	env := environ(dir)
+	if env == nil || isGone(dir) {
 		return false
 	}
 	var rootOK, idOK bool
@@ -76,36 +73,84 @@ func ownedBy(pid int, root, sessionID string) bool {
 	return rootOK && idOK
 }
 
+// environ returns the environment of the process at dir, nil if it has
+// gone or is not ours to read. A leader that exited alone (see procUIDs)
+// has no memory left to read: a task that runs on still has it.
+func environ(dir string) []byte {
+	if env, err := os.ReadFile(filepath.Join(dir, "environ")); err == nil && len(env) > 0 {
+		return env
+	}
+	tasks, _ := os.ReadDir(filepath.Join(dir, "task"))
+	for _, task := range tasks {
+		if env, err := os.ReadFile(filepath.Join(dir, "task", task.Name(), "environ")); err == nil && len(env) > 0 {
+			return env
+		}
+	}
+	return nil
+}
+
 // procUIDs returns the real, effective, saved and filesystem uids of the
-// process at dir (/proc/PID); ok is false when it has gone or is a zombie.
+// process at dir (/proc/PID), as long as one of its tasks still runs; ok
+// is false when all of them have exited.
+//
+// Liveness is decided per task, not by the thread-group leader: a
+// process whose main thread ended with the raw exit syscall shows as a
+// zombie in /proc/PID/status while its other threads run on. Such a
+// leader's status still gives the process's uids (a session's tasks
+// cannot change theirs: no capability, no_new_privs), so the tasks are
+// read only to find one that runs.
 func procUIDs(dir string) (uids [4]uint32, ok bool) {
-	status, err := os.ReadFile(filepath.Join(dir, "status"))
+	uids, live, ok := readStatus(filepath.Join(dir, "status"))
+	if !ok || live {
+		return uids, ok
+	}
+	return uids, liveTask(dir)
+}
+
+// liveTask reports whether a task of the process at dir runs.
+func liveTask(dir string) bool {
+	tasks, err := os.ReadDir(filepath.Join(dir, "task"))
 	if err != nil {
-		return uids, false
+		return false
+	}
+	for _, task := range tasks {
+		if _, live, ok := readStatus(filepath.Join(dir, "task", task.Name(), "status")); ok && live {
+			return true
+		}
+	}
+	return false
+}
+
+// readStatus reads a /proc status file: the task's uids, and whether it
+// runs (any state but zombie and dead).
+func readStatus(path string) (uids [4]uint32, live, ok bool) {
+	status, err := os.ReadFile(path)
+	if err != nil {
+		return uids, false, false
 	}
 	for line := range bytes.SplitSeq(status, []byte{'\n'}) {
 		key, val, _ := bytes.Cut(line, []byte{':'})
 		switch string(key) {
 		case "State":
-			if f := bytes.Fields(val); len(f) == 0 || f[0][0] == 'Z' || f[0][0] == 'X' {
-				return uids, false
-			}
+			f := bytes.Fields(val)
+			live = len(f) > 0 && f[0][0] != 'Z' && f[0][0] != 'X'
 		case "Uid":
 			f := bytes.Fields(val)
 			if len(f) != 4 {
-				return uids, false
+				return uids, false, false
 			}
 			for i := range f {
 				n, err := strconv.ParseUint(string(f[i]), 10, 32)
 				if err != nil {
-					return uids, false
+					return uids, false, false
 				}
 				uids[i] = uint32(n)
 			}
-			return uids, true
+			// State comes before Uid in every kernel's status.
+			return uids, live, true
 		}
 	}
-	return uids, false
+	return uids, false, false
 }
 
 // uidProcs returns the live processes with a uid in r (real, effective,
@@ -141,16 +186,11 @@ func hasUID(pid int, uid uint32) bool {
 	return ok && (uids[0] == uid || uids[1] == uid || uids[2] == uid || uids[3] == uid)
 }
 
-// isZombie reports whether the process has exited but not been reaped.
-func isZombie(dir string) bool {
-	stat, err := os.ReadFile(filepath.Join(dir, "stat"))
-	if err != nil {
-		return true
-	}
-	// The state follows the command name, which is in parentheses and
-	// may itself contain spaces or parentheses.
-	i := bytes.LastIndexByte(stat, ')')
-	return i < 0 || i+2 >= len(stat) || stat[i+2] == 'Z' || stat[i+2] == 'X'
+// isGone reports whether no task of the process at dir runs (see
+// procUIDs): it has exited, or only its zombie remains to be reaped.
+func isGone(dir string) bool {
+	_, ok := procUIDs(dir)
+	return !ok
 }
 
 func signalAll(pids []int, sig syscall.Signal) {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"syscall"
 	"time"
@@ -35,10 +34,10 @@ func (d *Driver) Start(ctx context.Context, spec cohort.NotebookSpec) error {
 	if _, err := d.end(ctx, id, in); err != nil {
 		return fmt.Errorf("start session %s: clean up an earlier start: %w", id, err)
 	}
-	if err := removeRunDir(in); err != nil {
+	if err := removeRunDir(ctx, in); err != nil {
 		return err
 	}
-	in, s, err := d.prepare(id, spec)
+	in, s, err := d.prepare(ctx, id, spec)
 	if err != nil {
 		return fmt.Errorf("start session %s: %w", id, err)
 	}
@@ -47,7 +46,7 @@ func (d *Driver) Start(ctx context.Context, spec cohort.NotebookSpec) error {
 	if err := d.writeInstance(id, in); err != nil {
 		return fmt.Errorf("record instance: %w", err)
 	}
-	pid, err := d.launch(id, in, s)
+	pid, err := d.launch(ctx, id, in, s)
 	if err != nil {
 		return fmt.Errorf("start session %s: %w", id, err)
 	}
@@ -62,7 +61,7 @@ func (d *Driver) Start(ctx context.Context, spec cohort.NotebookSpec) error {
 
 // prepare gives the session its uid (when isolated) and its directories
 // and writes the notebook's configuration.
-func (d *Driver) prepare(id string, spec cohort.NotebookSpec) (*instance, jupyter.Settings, error) {
+func (d *Driver) prepare(ctx context.Context, id string, spec cohort.NotebookSpec) (*instance, jupyter.Settings, error) {
 	in := &instance{Started: time.Now()}
 	owner := os.Getuid()
 	if d.isolated() {
@@ -79,7 +78,7 @@ func (d *Driver) prepare(id string, spec cohort.NotebookSpec) (*instance, jupyte
 	// Everything below dir goes through an os.Root: whatever an earlier
 	// run of the session left there (symlinks to anywhere), cohort's
 	// writes stay inside dir.
-	r, err := d.makeDirs(id, in, owner)
+	r, err := d.makeDirs(ctx, id, in, owner)
 	if err != nil {
 		return nil, jupyter.Settings{}, err
 	}
@@ -93,7 +92,7 @@ func (d *Driver) prepare(id string, spec cohort.NotebookSpec) (*instance, jupyte
 		return nil, jupyter.Settings{}, err
 	}
 	if d.isolated() {
-		if err := adoptTree(dir, in.UID); err != nil {
+		if err := adoptTree(ctx, dir, in.UID, d.uids); err != nil {
 			return nil, jupyter.Settings{}, fmt.Errorf("give the session its files: %w", err)
 		}
 		// Only the session's uid (and root) may enter, whatever an earlier
@@ -108,7 +107,7 @@ func (d *Driver) prepare(id string, spec cohort.NotebookSpec) (*instance, jupyte
 // makeDirs creates the session's directory and what Jupyter needs in it,
 // and its run dir (recorded in in), and returns the directory as an
 // os.Root.
-func (d *Driver) makeDirs(id string, in *instance, owner int) (*os.Root, error) {
+func (d *Driver) makeDirs(ctx context.Context, id string, in *instance, owner int) (*os.Root, error) {
 	dir := d.sessionDir(id)
 	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 		return nil, err
@@ -123,7 +122,9 @@ func (d *Driver) makeDirs(id string, in *instance, owner int) (*os.Root, error) 
 		}
 	}
 	if err == nil {
-		err = r.RemoveAll("run") // an earlier run's, with its stale sockets
+		// An earlier run's, with its stale sockets, and whatever else (as
+		// deep as they like) a participant put there.
+		err = removeTree(ctx, filepath.Join(dir, "run"))
 	}
 	if err == nil && d.runDirFits(id) {
 		in.RunDir = filepath.Join(dir, "run")
@@ -166,9 +167,14 @@ func writeConfig(r *os.Root, s jupyter.Settings) error {
 	return r.WriteFile(name, b, 0o600)
 }
 
-// launch starts the notebook server and returns its PID.
-func (d *Driver) launch(id string, in *instance, s jupyter.Settings) (int, error) {
-	logFile, err := os.OpenFile(d.logPath(id), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+// launch starts the notebook server and returns its PID. The notebook's
+// log is emptied first if it has grown past maxLog.
+func (d *Driver) launch(ctx context.Context, id string, in *instance, s jupyter.Settings) (int, error) {
+	flags := os.O_CREATE | os.O_WRONLY | os.O_APPEND
+	if fi, err := os.Stat(d.logPath(id)); err == nil && fi.Size() > maxLog {
+		flags |= os.O_TRUNC
+	}
+	logFile, err := os.OpenFile(d.logPath(id), flags, 0o600)
 	if err != nil {
 		return 0, err
 	}
@@ -186,39 +192,40 @@ func (d *Driver) launch(id string, in *instance, s jupyter.Settings) (int, error
 	if err := cmd.Start(); err != nil {
 		return 0, fmt.Errorf("start %s: %w", d.bin, err)
 	}
-	go cmd.Wait() // reap it when it exits, whatever the reason
-	return cmd.Process.Pid, nil
+	exited := make(chan struct{})
+	go func() { // reap it when it exits, whatever the reason
+		cmd.Wait()
+		close(exited)
+	}()
+	pid := cmd.Process.Pid
+	if d.isolated() {
+		if err := awaitHandoff(ctx, pid, in.UID, exited); err != nil {
+			return 0, err
+		}
+	}
+	return pid, nil
 }
 
-// command builds the notebook server's command. Its environment is clean:
-// nothing of cohort's own (tokens, credentials) may reach the participant's
-// kernels. USER and LOGNAME let Python's getpass answer for a uid that has
-// no passwd entry; SHELL gives Jupyter's terminals a shell without one.
-func (d *Driver) command(id string, in *instance, s jupyter.Settings) *exec.Cmd {
-	env := append([]string{
-		"PATH=/usr/local/bin:/usr/bin:/bin",
-		"HOME=" + d.sessionDir(id),
-		"TMPDIR=" + filepath.Join(d.sessionDir(id), "tmp"),
-		"USER=participant",
-		"LOGNAME=participant",
-		"SHELL=/bin/bash",
-		"LANG=C.UTF-8",
-		"PYTHONUNBUFFERED=1",
-	}, jupyter.Env(s)...)
-	// Its own session and process group: a signal to cohort (Ctrl-C in a
-	// terminal) does not reach the notebooks, which outlive a restart.
-	attr := &syscall.SysProcAttr{Setsid: true}
-	var cmd *exec.Cmd
-	if d.isolated() {
-		// setpriv sets no_new_privs (see the constant); the shell sets the
-		// umask, for which exec has no attribute, and becomes Jupyter.
-		args := append([]string{"--no-new-privs", "--", "/bin/sh", "-c", `umask 077 && exec "$0" "$@"`, d.bin}, jupyter.Args(s)...)
-		cmd = exec.Command(setpriv, args...)
-		attr.Credential = credential(in.UID)
-	} else {
-		cmd = exec.Command(d.bin, jupyter.Args(s)...)
-		env = append(env, envRoot+"="+d.root, envSession+"="+id)
+// handoffTimeout bounds the wait for an isolated session's setup (a few
+// mounts) to hand the server to the session's uid.
+const handoffTimeout = 30 * time.Second
+
+// awaitHandoff waits until the server runs as uid, or has exited: until
+// then it is root, setting up the session's mounts, and Inspect, which
+// knows the server by its uid, would take it for one that exited. A setup
+// that fails exits, and Inspect reports why (its error is in the log).
+func awaitHandoff(ctx context.Context, pid int, uid uint32, exited <-chan struct{}) error {
+	done := func() bool {
+		select {
+		case <-exited:
+			return true
+		default:
+			return hasUID(pid, uid)
+		}
 	}
-	cmd.Dir, cmd.Env, cmd.SysProcAttr = s.NotebookDir, env, attr
-	return cmd
+	if !waitUntil(ctx, handoffTimeout, done) {
+		syscall.Kill(pid, syscall.SIGKILL) // still root: no kill of the uid reaches it
+		return fmt.Errorf("the session's setup did not hand the notebook to uid %d in %s", uid, handoffTimeout)
+	}
+	return nil
 }

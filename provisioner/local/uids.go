@@ -154,6 +154,30 @@ func (c claims) release(uid uint32, id string) error {
 	return nil
 }
 
+// retiredPrefix marks a uid that serves no session ever again: a claim
+// that points at no session ID (checkID refuses the leading "-"), so that
+// allocate never takes it and no Stop releases it.
+const retiredPrefix = "-retired-"
+
+// retire keeps uid from id for good, when what the session left under it
+// cannot be cleared (see clearKeyrings). The range loses one uid; an
+// administrator may remove the claim once the machine has rebooted.
+func (c claims) retire(uid uint32, id string) error {
+	if c.holder(uid) != id {
+		return nil
+	}
+	tmp := c.path(uid) + ".retire"
+	os.Remove(tmp)
+	if err := os.Symlink(retiredPrefix+id, tmp); err != nil {
+		return fmt.Errorf("retire uid %d: %w", uid, err)
+	}
+	// A rename replaces the claim at once: never a moment without one.
+	if err := os.Rename(tmp, c.path(uid)); err != nil {
+		return fmt.Errorf("retire uid %d: %w", uid, err)
+	}
+	return nil
+}
+
 // allocate claims a uid of r for id: one no session holds and no process
 // runs under. A process of an unclaimed uid is someone else's (another
 // cohort given an overlapping range, say): a participant given that uid

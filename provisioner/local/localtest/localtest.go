@@ -11,12 +11,19 @@ import (
 	"github.com/cohortdev/cohort/provisioner/local"
 )
 
-// Root returns a fresh sessions root, removed at cleanup. It is made under
-// os.TempDir() rather than by t.TempDir(), whose directories are 0700:
-// a session's uid could not pass through them to its own directory.
+// Root returns a fresh sessions root, removed at cleanup. It is made
+// rather than taken from t.TempDir(), whose directories are 0700: a
+// session's uid could not pass through them to its own directory. As root
+// it is made in /run, not in os.TempDir(): an isolated session gets an
+// empty /tmp of its own, where it would not find the programs tests put
+// beside its directory.
 func Root(t testing.TB) string {
 	t.Helper()
-	dir, err := os.MkdirTemp(os.TempDir(), "cohort-sessions-")
+	base := os.TempDir()
+	if os.Geteuid() == 0 {
+		base = "/run"
+	}
+	dir, err := os.MkdirTemp(base, "cohort-sessions-")
 	if err != nil {
 		t.Fatal(err)
 	}
