@@ -2,12 +2,10 @@ package api
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -27,15 +25,7 @@ type notebookProxy struct {
 }
 
 func newNotebookProxy(s *Server) *notebookProxy {
-	return &notebookProxy{s: s, transport: &http.Transport{
-		Proxy:       nil, // notebooks are reached directly, never through an HTTP proxy
-		DialContext: jupyter.DialContext((&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext),
-		// One session's browser tabs, or a script, can keep many requests
-		// in flight; reconnecting for each would cost more than the request.
-		MaxIdleConnsPerHost:   256,
-		IdleConnTimeout:       90 * time.Second,
-		ResponseHeaderTimeout: 5 * time.Minute, // large notebook saves take a while
-	}}
+	return &notebookProxy{s: s, transport: jupyter.NewTransport()}
 }
 
 func (p *notebookProxy) serve(c *gin.Context) {

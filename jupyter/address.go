@@ -99,7 +99,8 @@ type Dialer func(ctx context.Context, network, addr string) (net.Conn, error)
 
 // DialContext returns dial, except that the made-up hosts of BaseURL are
 // dialled as the unix sockets they stand for, and a connection whose peer
-// is not the uid of the address is closed and refused.
+// is not the uid of the address is closed and refused; TCP connections
+// acknowledge at once (quickAck).
 func DialContext(dial Dialer) Dialer {
 	var unix net.Dialer
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -109,7 +110,11 @@ func DialContext(dial Dialer) Dialer {
 		}
 		path, uid, isSocket, err := socketHost(host)
 		if !isSocket {
-			return dial(ctx, network, addr)
+			c, err := dial(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return quickAck(c), nil
 		}
 		if err != nil {
 			return nil, fmt.Errorf("dial %s: %w", addr, err)
@@ -123,6 +128,21 @@ func DialContext(dial Dialer) Dialer {
 			return nil, fmt.Errorf("dial notebook socket %s: %w", path, err)
 		}
 		return c, nil
+	}
+}
+
+// NewTransport returns the transport cohort's proxy reaches notebooks
+// with: unix sockets whose server is checked, TCP with quick ACKs, and
+// enough idle connections per notebook for a participant's tabs and
+// scripts (reconnecting for each request would cost more than the
+// request).
+func NewTransport() *http.Transport {
+	return &http.Transport{
+		Proxy:                 nil, // notebooks are reached directly, never through an HTTP proxy
+		DialContext:           DialContext((&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext),
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       90 * time.Second,
+		ResponseHeaderTimeout: 5 * time.Minute, // large notebook saves take a while
 	}
 }
 

@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	neturl "net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +15,7 @@ import (
 
 	"github.com/cohortdev/cohort"
 	"github.com/cohortdev/cohort/client"
+	"github.com/cohortdev/cohort/jupyter"
 )
 
 // The proxy section: one notebook reached three ways, measured in one run
@@ -76,7 +80,12 @@ func proxyBench(bin string) error {
 	if err := kernelTable(ctx, targets); err != nil {
 		return err
 	}
-	return apiTable(ctx, targets[len(targets)-1])
+	for _, t := range targets {
+		if t.name == "cohort" {
+			return apiTable(ctx, t)
+		}
+	}
+	return nil
 }
 
 // apiTable loads GET /v1/sessions/ID, what a participant's page and the
@@ -159,10 +168,20 @@ func startTargets(ctx context.Context, bin, dir string) ([]target, func(), error
 		procs = append(procs, p)
 	}
 	jupyterAuth := http.Header{"Authorization": {"token " + nbToken}}
+	directURL := fmt.Sprintf("http://127.0.0.1:%d", port)
+	// cohort reaches a GCE session's notebook over TCP, not a unix socket:
+	// its transport on that path, against a plain Go proxy, in front of the
+	// same Jupyter.
+	plain, plainStop := goProxy(directURL, &http.Transport{})
+	tcp, tcpStop := goProxy(directURL, jupyter.NewTransport())
+	stopAll := stop
+	stop = func() { plainStop(); tcpStop(); stopAll() }
 	targets := []target{
-		{name: "direct", base: fmt.Sprintf("http://127.0.0.1:%d", port), header: jupyterAuth},
+		{name: "direct", base: directURL, header: jupyterAuth},
 		{name: "chp", base: fmt.Sprintf("http://127.0.0.1:%d", chpPort), header: jupyterAuth},
 		{name: "cohort", base: url, host: strings.TrimPrefix(origin, "http://"), header: http.Header{"Authorization": {"Bearer " + tok}}},
+		{name: "go proxy, TCP", base: plain, header: jupyterAuth},
+		{name: "cohort's transport, TCP", base: tcp, header: jupyterAuth},
 	}
 	for _, t := range targets {
 		if err := waitAnswers(t); err != nil {
@@ -189,4 +208,16 @@ func waitAnswers(t target) error {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// goProxy serves a reverse proxy to target with the given transport on a
+// loopback port; stop ends it.
+func goProxy(target string, transport *http.Transport) (string, func()) {
+	u, _ := neturl.Parse(target)
+	rp := &httputil.ReverseProxy{Transport: transport, Rewrite: func(pr *httputil.ProxyRequest) {
+		pr.SetURL(u)
+		pr.Out.Host = pr.In.Host
+	}}
+	srv := httptest.NewServer(rp)
+	return srv.URL, srv.Close
 }
