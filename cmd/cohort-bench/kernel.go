@@ -113,7 +113,7 @@ func roundTrips(ctx context.Context, t target, kernel string, n int) (first, ful
 	for range n {
 		id := cohort.NewID("msg")
 		msg, _ := json.Marshal(map[string]any{
-			"header": map[string]any{"msg_id": id, "username": "bench", "session": session, "msg_type": "execute_request", "version": "5.3"},
+			"header":        map[string]any{"msg_id": id, "username": "bench", "session": session, "msg_type": "execute_request", "version": "5.3"},
 			"parent_header": map[string]any{}, "metadata": map[string]any{}, "channel": "shell", "buffers": []any{},
 			"content": map[string]any{"code": "1+1", "silent": false, "store_history": false, "user_expressions": map[string]any{},
 				"allow_stdin": false, "stop_on_error": true},
@@ -129,9 +129,15 @@ func roundTrips(ctx context.Context, t target, kernel string, n int) (first, ful
 				return nil, nil, err
 			}
 			var m struct {
-				Header       struct{ MsgType string `json:"msg_type"` } `json:"header"`
-				ParentHeader struct{ MsgID string `json:"msg_id"` }   `json:"parent_header"`
-				Content      struct{ ExecutionState string `json:"execution_state"` }
+				Header struct {
+					MsgType string `json:"msg_type"`
+				} `json:"header"`
+				ParentHeader struct {
+					MsgID string `json:"msg_id"`
+				} `json:"parent_header"`
+				Content struct {
+					ExecutionState string `json:"execution_state"`
+				}
 			}
 			if json.Unmarshal(data, &m) != nil || m.ParentHeader.MsgID != id {
 				continue
