@@ -6,9 +6,12 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 
 	"github.com/cohortdev/cohort"
 	"github.com/cohortdev/cohort/client"
@@ -121,5 +124,27 @@ func BenchmarkProxySmallFile(b *testing.B) {
 		req, _ := http.NewRequest("GET", url, nil)
 		req.Header.Set("Authorization", "Bearer "+e.tokens["alice"])
 		return req
+	})
+}
+
+// BenchmarkProxyWebSocketOpen opens kernel WebSockets through the proxy,
+// clients at a time (the in-process notebook stand-in echoes).
+func BenchmarkProxyWebSocketOpen(b *testing.B) {
+	e := newEnv(b)
+	s := readySession(b, e, newBackend(b))
+	url := "ws" + strings.TrimPrefix(e.nb(s.ID, "/api/kernels/k/channels"), "http")
+	h := http.Header{"Authorization": {"Bearer " + e.tokens["alice"]}}
+	hc := client.HTTPClient()
+	b.SetParallelism((clients + 1) / 2)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			c, _, err := websocket.Dial(context.Background(), url, &websocket.DialOptions{HTTPHeader: h, HTTPClient: hc})
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			c.CloseNow()
+		}
 	})
 }
