@@ -28,12 +28,15 @@ const clients = 50
 
 // load sends b.N requests from clients goroutines and reports req/s, p50
 // and p99.
-func load(b *testing.B, newRequest func() *http.Request) {
+func load(b *testing.B, newRequest func() *http.Request) { loadWith(b, clients, newRequest) }
+
+// loadWith is load with n clients at once.
+func loadWith(b *testing.B, n int, newRequest func() *http.Request) {
 	b.Helper()
-	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients, DialContext: client.DialContext}}
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: n, DialContext: client.DialContext}}
 	var mu sync.Mutex
 	var all []time.Duration
-	b.SetParallelism((clients + 1) / 2)
+	b.SetParallelism((n + 1) / 2)
 	b.ResetTimer()
 	start := time.Now()
 	b.RunParallel(func(pb *testing.PB) {
@@ -80,8 +83,15 @@ func BenchmarkAPIGetSession(b *testing.B) {
 }
 
 // BenchmarkAPIListClass lists the sessions of a class of 100, as an
-// instructor's seat table does.
+// instructor's seat table does (every 4 s), from 50 clients at once and
+// from 4 (a class's instructors).
 func BenchmarkAPIListClass(b *testing.B) {
+	for _, n := range []int{clients, 4} {
+		b.Run(fmt.Sprintf("clients=%d", n), func(b *testing.B) { listClass(b, n) })
+	}
+}
+
+func listClass(b *testing.B, n int) {
 	e := newEnv(b)
 	ctx := context.Background()
 	c := e.createClass("teacher", `{"name": "Big", "policy": {"seats": 100}}`)
@@ -106,7 +116,7 @@ func BenchmarkAPIListClass(b *testing.B) {
 		}
 	}
 	url := e.http.URL + "/v1/sessions?class_id=" + c.ID
-	load(b, func() *http.Request {
+	loadWith(b, n, func() *http.Request {
 		req, _ := http.NewRequest("GET", url, nil)
 		req.Header.Set("Authorization", "Bearer "+e.tokens["teacher"])
 		return req

@@ -6,6 +6,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strings"
+	"sync"
 
 	"github.com/gin-gonic/gin"
 
@@ -22,10 +23,11 @@ import (
 type notebookProxy struct {
 	s         *Server
 	transport *http.Transport
+	buffers   *bufferPool
 }
 
 func newNotebookProxy(s *Server) *notebookProxy {
-	return &notebookProxy{s: s, transport: jupyter.NewTransport()}
+	return &notebookProxy{s: s, transport: jupyter.NewTransport(), buffers: newBufferPool()}
 }
 
 func (p *notebookProxy) serve(c *gin.Context) {
@@ -97,7 +99,8 @@ func (p *notebookProxy) serve(c *gin.Context) {
 		}
 	}
 	rp := &httputil.ReverseProxy{
-		Transport: transport,
+		Transport:  transport,
+		BufferPool: p.buffers,
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
 			// Jupyter checks that a WebSocket's Origin matches Host: both
@@ -187,6 +190,17 @@ func (p *notebookProxy) scrubResponse(resp *http.Response) error {
 	}
 	return nil
 }
+
+// bufferPool keeps the proxy's copy buffers for reuse, rather than one
+// allocated (32 KiB) for each request.
+type bufferPool struct{ pool sync.Pool }
+
+func newBufferPool() *bufferPool {
+	return &bufferPool{pool: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+}
+
+func (p *bufferPool) Get() []byte  { return *p.pool.Get().(*[]byte) }
+func (p *bufferPool) Put(b []byte) { p.pool.Put(&b) }
 
 func isWebSocket(r *http.Request) bool {
 	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket")
