@@ -3,11 +3,13 @@ package jupyter
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -119,7 +121,7 @@ func DialContext(dial Dialer) Dialer {
 		if err != nil {
 			return nil, fmt.Errorf("dial %s: %w", addr, err)
 		}
-		c, err := unix.DialContext(ctx, "unix", path)
+		c, err := dialSocket(ctx, &unix, path)
 		if err != nil {
 			return nil, err
 		}
@@ -128,6 +130,27 @@ func DialContext(dial Dialer) Dialer {
 			return nil, fmt.Errorf("dial notebook socket %s: %w", path, err)
 		}
 		return c, nil
+	}
+}
+
+// dialSocket dials a unix socket, waiting out a full listen queue: unlike
+// TCP, whose SYN is retried by the kernel, a unix socket whose server has
+// not accepted the last connections yet refuses at once (EAGAIN). A burst
+// of connections to one notebook (a class's tabs reconnecting) must wait,
+// not fail.
+func dialSocket(ctx context.Context, d *net.Dialer, path string) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	for wait := time.Millisecond; ; wait = min(2*wait, 50*time.Millisecond) {
+		c, err := d.DialContext(ctx, "unix", path)
+		if err == nil || !errors.Is(err, syscall.EAGAIN) {
+			return c, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(wait):
+		}
 	}
 }
 

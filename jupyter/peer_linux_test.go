@@ -2,12 +2,15 @@ package jupyter_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -58,5 +61,62 @@ func TestDialChecksThePeer(t *testing.T) {
 	_, err = client.Get("http://" + fmt.Sprintf("%x", sock) + ".sock/api/status")
 	if err == nil || !strings.Contains(err.Error(), "names no uid") {
 		t.Fatalf("a socket host without a uid: %v", err)
+	}
+}
+
+// TestBurstOfDialsWaitsForAFullQueue: a notebook's socket whose listen
+// queue is full refuses at once (EAGAIN), where TCP would retry by itself;
+// a burst of connections (tabs reconnecting) waits for the server to
+// catch up instead of failing.
+func TestBurstOfDialsWaitsForAFullQueue(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "nb.sock")
+	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Bind(fd, &syscall.SockaddrUnix{Name: path}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Listen(fd, 1); err != nil { // a queue of one, not accepting yet
+		t.Fatal(err)
+	}
+	f := os.NewFile(uintptr(fd), path)
+	l, err := net.FileListener(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	base, err := jupyter.BaseURL(jupyter.SocketAddress(path, os.Getuid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := strings.TrimPrefix(base, "http://") + ":80"
+	dial := jupyter.DialContext((&net.Dialer{}).DialContext)
+	go func() { // the server catches up a moment later
+		time.Sleep(200 * time.Millisecond)
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	var wg sync.WaitGroup
+	errs := make([]error, 20)
+	for i := range errs {
+		wg.Go(func() {
+			c, err := dial(context.Background(), "tcp", addr)
+			if err == nil {
+				c.Close()
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatalf("dials to a socket whose queue was full for a moment: %v", err)
 	}
 }
