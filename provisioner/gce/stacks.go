@@ -107,14 +107,20 @@ func (s *Stacks) env() map[string]string {
 // WorkDir is the workspace directory of a stack.
 func (s *Stacks) WorkDir(stack string) string { return filepath.Join(s.opts.WorkRoot, stack) }
 
+// stack opens a stack, creating it if it does not exist yet. Two callers
+// may both find it missing; the one whose create loses selects it.
 func (s *Stacks) stack(ctx context.Context, name string, specs []infra.SessionSpec) (auto.Stack, error) {
 	dir := s.WorkDir(name)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return auto.Stack{}, err
 	}
-	return auto.UpsertStackInlineSource(ctx, name, project, infra.ShardProgram(specs),
-		auto.WorkDir(dir), auto.Pulumi(s.cli), auto.EnvVars(s.env()), auto.SecretsProvider(s.opts.SecretsProvider),
-		auto.Project(workspace.Project{Name: project, Runtime: workspace.NewProjectRuntimeInfo("go", nil)}))
+	opts := []auto.LocalWorkspaceOption{auto.WorkDir(dir), auto.Pulumi(s.cli), auto.EnvVars(s.env()), auto.SecretsProvider(s.opts.SecretsProvider),
+		auto.Project(workspace.Project{Name: project, Runtime: workspace.NewProjectRuntimeInfo("go", nil)})}
+	st, err := auto.UpsertStackInlineSource(ctx, name, project, infra.ShardProgram(specs), opts...)
+	if auto.IsCreateStack409Error(err) {
+		return auto.SelectStackInlineSource(ctx, name, project, infra.ShardProgram(specs), opts...)
+	}
+	return st, err
 }
 
 // Outputs are what exists of a session.

@@ -98,6 +98,27 @@ func TestStacksUpdateReportsEachSession(t *testing.T) {
 	}
 }
 
+// TestStacksOpenedTwiceAtOnce opens a stack that does not exist yet from
+// two callers at once, as a shard's update and a reconcile's state read
+// do: both find it missing and try to create it; neither may fail.
+func TestStacksOpenedTwiceAtOnce(t *testing.T) {
+	t.Parallel()
+	stacks, _ := newStacks(t)
+	ctx := context.Background()
+	if err := os.MkdirAll(stacks.WorkDir("cls-x-1"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 3)
+	for range 3 {
+		go func() { _, err := stacks.State(ctx, "cls-x-1"); errs <- err }()
+	}
+	for range 3 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // TestEngineKilledBeforeTheCreateLanded kills the engine while GCE works
 // on a create that then fails: the state holds a pending create of a VM
 // that does not exist. The next update removes the stale lock, finds
