@@ -81,6 +81,8 @@ func (s SessionSpec) Check() error {
 		return fmt.Errorf("session spec: project, zone, name and session ID are required")
 	case s.Image == "" || s.DiskGB <= 0:
 		return fmt.Errorf("session spec: image and disk size are required")
+	case s.Network == "" && s.Subnetwork == "":
+		return fmt.Errorf("session spec: a network or subnetwork is required")
 	case s.MaxRunDuration < time.Minute:
 		return fmt.Errorf("session spec: max run duration %s is too short", s.MaxRunDuration)
 	}
@@ -130,7 +132,12 @@ func Session(ctx *pulumi.Context, s SessionSpec) (*compute.Instance, error) {
 	if err := s.Check(); err != nil {
 		return nil, err
 	}
-	vm, err := compute.NewInstance(ctx, s.SessionID, instanceArgs(s))
+	// The boot image is a family: the provider keeps a VM whose image's
+	// name does not contain the family's name only by planning to replace
+	// it, which a shard's update would do to every running VM of the
+	// shard when one participant joins or leaves. A running session keeps
+	// the image it booted; the next session gets the family's newest.
+	vm, err := compute.NewInstance(ctx, s.SessionID, instanceArgs(s), pulumi.IgnoreChanges([]string{"bootDisk.initializeParams.image"}))
 	if err != nil || s.ExpireURL == "" {
 		return vm, err
 	}
@@ -198,7 +205,9 @@ func instanceArgs(s SessionSpec) *compute.InstanceArgs {
 		},
 		Metadata: pulumi.StringMap{
 			MetaSessionID: pulumi.String(s.SessionID),
-			MetaToken:     pulumi.String(s.NotebookToken),
+			// A secret: encrypted in the state with the stack's secrets
+			// provider, never in plain text.
+			MetaToken:     pulumi.ToSecret(pulumi.String(s.NotebookToken)).(pulumi.StringOutput),
 			MetaBasePath:  pulumi.String(s.BasePath),
 			MetaPort:      pulumi.String(fmt.Sprint(NotebookPort)),
 			MetaPublicURL: pulumi.String(s.PublicURL),

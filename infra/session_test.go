@@ -16,12 +16,19 @@ import (
 type recorder struct {
 	mu     sync.Mutex
 	inputs map[string]resource.PropertyMap // by type token
+	ignore map[string][]string             // ignoreChanges, by type token
 }
 
 func (r *recorder) NewResource(args pulumi.MockResourceArgs) (string, resource.PropertyMap, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.inputs[args.TypeToken] = args.Inputs
+	if args.RegisterRPC != nil {
+		if r.ignore == nil {
+			r.ignore = map[string][]string{}
+		}
+		r.ignore[args.TypeToken] = args.RegisterRPC.GetIgnoreChanges()
+	}
 	out := args.Inputs.Copy()
 	if args.TypeToken == "gcp:compute/instance:Instance" {
 		out["networkInterfaces"] = resource.NewArrayProperty([]resource.PropertyValue{resource.NewObjectProperty(resource.PropertyMap{
@@ -40,6 +47,7 @@ func baseSpec() infra.SessionSpec {
 		Project: "workshop-123", Zone: "us-central1-a", Name: "cohort-ses-abc", SessionID: "ses_abc", ClassID: "cls_xyz",
 		Owner: "Ada@Example.org", MachineType: "n1-standard-4", GPUType: "nvidia-tesla-t4", GPUCount: 1,
 		Image: "projects/workshop-123/global/images/family/cohort-notebook", DiskGB: 100, MaxRunDuration: 12*time.Hour + 30*time.Minute,
+		Subnetwork: "projects/workshop-123/regions/us-central1/subnetworks/cohort-sessions",
 		NetworkTag: "cohort-session", ServiceAccount: "cohort-session@workshop-123.iam.gserviceaccount.com",
 		NotebookToken: "tok", BasePath: "/", PublicURL: "https://cohort.example.org",
 		SchedulerRegion: "us-central1", SchedulerAccount: "cohort-scheduler@workshop-123.iam.gserviceaccount.com",
@@ -50,12 +58,18 @@ func baseSpec() infra.SessionSpec {
 
 func run(t *testing.T, spec infra.SessionSpec) (vm, job resource.PropertyMap) {
 	t.Helper()
+	r := record(t, spec)
+	return r.inputs["gcp:compute/instance:Instance"], r.inputs["gcp:cloudscheduler/job:Job"]
+}
+
+func record(t *testing.T, spec infra.SessionSpec) *recorder {
+	t.Helper()
 	r := &recorder{inputs: map[string]resource.PropertyMap{}}
 	err := pulumi.RunErr(infra.SessionProgram(spec), pulumi.WithMocks("cohort", "ses_abc", r))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return r.inputs["gcp:compute/instance:Instance"], r.inputs["gcp:cloudscheduler/job:Job"]
+	return r
 }
 
 func str(m resource.PropertyMap, path ...string) string {
@@ -155,8 +169,15 @@ func TestSessionProgramInstance(t *testing.T) {
 			t.Errorf("label %s = %q, want %q", k, got, want)
 		}
 	}
+	token := vm["metadata"].ObjectValue()[infra.MetaToken]
+	if !token.ContainsSecrets() || token.SecretValue().Element.StringValue() != "tok" {
+		t.Errorf("metadata %s = %v, want the token as a secret (encrypted in the state)", infra.MetaToken, token)
+	}
+	if nic := nics[0].ObjectValue(); nic["subnetwork"].StringValue() != "projects/workshop-123/regions/us-central1/subnetworks/cohort-sessions" {
+		t.Errorf("network interface = %v, want the foundation's subnetwork", nic)
+	}
 	for k, want := range map[string]string{
-		infra.MetaToken: "tok", infra.MetaBasePath: "/", infra.MetaSessionID: "ses_abc",
+		infra.MetaBasePath: "/", infra.MetaSessionID: "ses_abc",
 		infra.MetaPort: "8888", infra.MetaPublicURL: "https://cohort.example.org",
 		"enable-guest-attributes": "TRUE", // else the agent cannot publish its progress
 	} {
@@ -169,6 +190,17 @@ func TestSessionProgramInstance(t *testing.T) {
 	}
 	if scopes := vm["serviceAccount"].ObjectValue()["scopes"].ArrayValue(); len(scopes) != 2 {
 		t.Errorf("scopes = %v, want logging and monitoring only", scopes)
+	}
+}
+
+// TestSessionProgramKeepsTheBootImage: the image is a family reference;
+// the provider plans a replace when the running VM's image name does not
+// contain the family's, so the program must tell it to keep the image.
+func TestSessionProgramKeepsTheBootImage(t *testing.T) {
+	t.Parallel()
+	r := record(t, baseSpec())
+	if got := r.ignore["gcp:compute/instance:Instance"]; len(got) != 1 || got[0] != "bootDisk.initializeParams.image" {
+		t.Fatalf("ignoreChanges = %v, want the boot image", got)
 	}
 }
 
@@ -215,6 +247,7 @@ func TestSessionProgramRefusesImpossibleSpecs(t *testing.T) {
 		"T4 not in zone":  func(s *infra.SessionSpec) { s.Zone = "asia-south1-a" },
 		"no image":        func(s *infra.SessionSpec) { s.Image = "" },
 		"no max duration": func(s *infra.SessionSpec) { s.MaxRunDuration = 0 },
+		"no network":      func(s *infra.SessionSpec) { s.Subnetwork = "" },
 	} {
 		spec := baseSpec()
 		edit(&spec)

@@ -95,6 +95,7 @@ func gceEnv(t *testing.T, fake *gcptest.Fake) []string {
 	root, _ := filepath.Abs("../..")
 	return []string{"COHORT_DRIVER=gce", "COHORT_GCE_PROJECT=workshop-123",
 		"COHORT_GCE_SESSION_ACCOUNT=cohort-session@workshop-123.iam.gserviceaccount.com",
+		"COHORT_GCE_SUBNETWORK=projects/workshop-123/regions/us-central1/subnetworks/cohort-sessions",
 		"COHORT_PULUMI_ROOT=" + root, "PULUMI_DEBUG_PROVIDERS=" + fake.DebugProviders(), "PULUMI_HOME=" + t.TempDir(),
 		"COHORT_GCE_COMPUTE_ENDPOINT=" + fake.ComputeURL()}
 }

@@ -286,8 +286,8 @@ func (m *Main) driver(log *slog.Logger, publicURL, audience string) (cohort.Driv
 		return nil, provisioner.Timing{}, fmt.Errorf("--driver must be local or gce, not %q", c.Driver)
 	}
 	g := c.GCE
-	if g.Project == "" || g.SessionAccount == "" {
-		return nil, provisioner.Timing{}, errors.New("--driver gce needs --gce-project and --gce-session-account (see docs/gcp.md)")
+	if g.Project == "" || g.SessionAccount == "" || g.Network == "" && g.Subnetwork == "" {
+		return nil, provisioner.Timing{}, errors.New("--driver gce needs --gce-project, --gce-session-account and --gce-subnetwork (or --gce-network): the foundation's outputs print them (see docs/gcp.md)")
 	}
 	state := g.PulumiState
 	if state == "" {

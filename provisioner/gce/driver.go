@@ -68,6 +68,11 @@ func New(opts Options) (*Driver, error) {
 	if opts.Stacks == nil || opts.Project == "" {
 		return nil, errors.New("gce driver: Stacks and Project are required")
 	}
+	if opts.Network == "" && opts.Subnetwork == "" {
+		// GCE needs one; the project's default network would let session
+		// VMs reach each other (default-allow-internal).
+		return nil, errors.New("gce driver: a subnetwork (or network) for session VMs is required: --gce-subnetwork, from the foundation's outputs (docs/gcp.md)")
+	}
 	if opts.ImageProject == "" {
 		opts.ImageProject = opts.Project
 	}

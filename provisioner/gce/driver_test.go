@@ -23,7 +23,7 @@ func TestDriverRunsSessionOnFakeGCE(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := driver(t, gce.Options{Stacks: stacks, Project: "workshop-123", SessionAccount: "s@x", SchedulerAccount: "sched@x",
+	d := driver(t, gce.Options{Stacks: stacks, Project: "workshop-123", Subnetwork: subnet, SessionAccount: "s@x", SchedulerAccount: "sched@x",
 		SchedulerRegion: "us-central1", PublicURL: "https://cohort.example.org", Compute: guests})
 	ctx := context.Background()
 	class := cohort.DefaultClass()
@@ -78,15 +78,31 @@ func TestDriverRunsSessionOnFakeGCE(t *testing.T) {
 	}
 }
 
+// TestDriverQuotaIsAnActionableError: both shapes of a GPU quota refusal
+// (the project's GPUS_ALL_REGIONS, a type's quota in a region) fail the
+// seat with the quota's name, without trying other zones.
 func TestDriverQuotaIsAnActionableError(t *testing.T) {
 	t.Parallel()
-	stacks, fake := newStacks(t)
-	fake.SetGPUQuota(0)
-	d := driver(t, gce.Options{Stacks: stacks, Project: "workshop-123"})
-	class := cohort.DefaultClass()
-	err := d.Start(context.Background(), cohort.NotebookSpec{SessionID: "ses_q", Token: "t", BasePath: "/", Runtime: class.Runtime, MaxLifetime: time.Hour})
-	if cohort.ErrorCode(err) != cohort.EUNAVAILABLE || !strings.Contains(cohort.ErrorMessage(err), "GPUS_ALL_REGIONS") {
-		t.Fatalf("Start with no quota = %v", err)
+	for name, tt := range map[string]struct {
+		limit func(*gcptest.Fake)
+		want  string
+	}{
+		"global":   {func(f *gcptest.Fake) { f.SetGPUQuota(0) }, "the quota GPUS_ALL_REGIONS"},
+		"regional": {func(f *gcptest.Fake) { f.SetRegionalGPUQuota("nvidia-tesla-t4", "us-central1", 0) }, "the quota NVIDIA_T4_GPUS (region us-central1)"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			stacks, fake := newStacks(t)
+			tt.limit(fake)
+			d := driver(t, gce.Options{Stacks: stacks, Project: "workshop-123", Subnetwork: subnet})
+			err := d.Start(context.Background(), seat("ses_q", "cls_q"))
+			if cohort.ErrorCode(err) != cohort.EUNAVAILABLE || !strings.Contains(cohort.ErrorMessage(err), tt.want) {
+				t.Fatalf("Start with no quota = %v, want %q", err, tt.want)
+			}
+			if fake.Creates() != 1 {
+				t.Fatalf("%d creates: a quota refusal must not be tried in other zones", fake.Creates())
+			}
+		})
 	}
 }
 
@@ -94,7 +110,7 @@ func TestDriverOneStartAtATime(t *testing.T) {
 	t.Parallel()
 	stacks, fake := newStacks(t)
 	fake.Latency = time.Second
-	d := driver(t, gce.Options{Stacks: stacks, Project: "workshop-123"})
+	d := driver(t, gce.Options{Stacks: stacks, Project: "workshop-123", Subnetwork: subnet})
 	class := cohort.DefaultClass()
 	spec := cohort.NotebookSpec{SessionID: "ses_twice", Token: "t", BasePath: "/", Runtime: class.Runtime, MaxLifetime: time.Hour}
 	ctx := context.Background()
@@ -123,11 +139,14 @@ func TestDriverOneStartAtATime(t *testing.T) {
 	}
 }
 
+// subnet is the foundation's subnetwork of session VMs (infra/foundation).
+const subnet = "projects/workshop-123/regions/us-central1/subnetworks/cohort-sessions"
+
 // newDriver is a driver over newStacks with the default class's runtime.
 func newDriver(t testing.TB) (*gce.Driver, *gce.Stacks, *gcptest.Fake) {
 	t.Helper()
 	stacks, fake := newStacks(t)
-	return driver(t, gce.Options{Stacks: stacks, Project: "workshop-123", SeatsPerShard: 25, Gather: 300 * time.Millisecond}), stacks, fake
+	return driver(t, gce.Options{Stacks: stacks, Project: "workshop-123", Subnetwork: subnet, SeatsPerShard: 25, Gather: 300 * time.Millisecond}), stacks, fake
 }
 
 // driver is gce.New whose background work ends before the test's
@@ -168,30 +187,37 @@ func startAll(d *gce.Driver, seats []cohort.NotebookSpec) map[string]error {
 	return errs
 }
 
+// TestDriverZoneFallback: a zone out of stock, in each of the ways GCE
+// words it, moves the seat to the class's next zone.
 func TestDriverZoneFallback(t *testing.T) {
 	t.Parallel()
 	d, _, fake := newDriver(t)
-	fake.Stockout("us-central1-a", true)
+	for _, z := range []string{"us-central1-a", "us-central1-b", "us-central1-c"} {
+		fake.Stockout(z, true)
+	}
 	var mu sync.Mutex
 	var progress []string
-	s := seat("ses_z", "cls_z", "us-central1-a", "us-central1-b")
+	s := seat("ses_z", "cls_z", "us-central1-a", "us-central1-b", "us-central1-c", "us-central1-f")
 	s.Progress = func(m string) { mu.Lock(); progress = append(progress, m); mu.Unlock() }
 	if err := d.Start(context.Background(), s); err != nil {
 		t.Fatal(err)
 	}
 	vms := fake.Instances()
-	if len(vms) != 1 || vms[0].Inputs["zone"] != "us-central1-b" {
-		t.Fatalf("instances %+v, want one in b", vms)
+	if len(vms) != 1 || vms[0].Inputs["zone"] != "us-central1-f" {
+		t.Fatalf("instances %+v, want one in f", vms)
 	}
 	mu.Lock()
 	seen := strings.Join(progress, "\n")
 	mu.Unlock()
 	for _, want := range []string{"creating the VM in us-central1-a", "us-central1-a: the zone has no GPUs of this type left right now; trying us-central1-b",
-		"creating the VM in us-central1-b", "the VM is up"} {
+		"us-central1-b: the zone has no GPUs of this type left right now; trying us-central1-c",
+		"us-central1-c: the zone has no GPUs of this type left right now; trying us-central1-f",
+		"creating the VM in us-central1-f", "the VM is up"} {
 		if !strings.Contains(seen, want) {
 			t.Errorf("progress lacks %q:\n%s", want, seen)
 		}
 	}
+	fake.Stockout("us-central1-f", true)
 	fake.Stockout("us-central1-b", true)
 	err := d.Start(context.Background(), seat("ses_none", "cls_z", "us-central1-a", "us-central1-b"))
 	if cohort.ErrorCode(err) != cohort.EUNAVAILABLE || !strings.Contains(cohort.ErrorMessage(err), "no zone of us-central1-a, us-central1-b had capacity") {
@@ -278,7 +304,7 @@ func TestDriverBatchesAClass(t *testing.T) {
 	if n := len(fake.Instances()); n != 11 {
 		t.Fatalf("%d instances, want 11", n)
 	}
-	again := driver(t, gce.Options{Stacks: stacks, Project: "workshop-123"})
+	again := driver(t, gce.Options{Stacks: stacks, Project: "workshop-123", Subnetwork: subnet})
 	ids, err := again.List(context.Background())
 	if err != nil || len(ids) != 11 {
 		t.Fatalf("List after a restart = %v, %v", ids, err)
@@ -300,6 +326,57 @@ func TestDriverBatchesAClass(t *testing.T) {
 	}
 	// Empty shards are removed after their last update.
 	waitUntil(t, func() bool { left, _ := filepath.Glob(stacks.WorkDir("*")); return len(left) == 0 })
+}
+
+// TestDriverJoinAndLeaveKeepRunningVMs: a class on an image family whose
+// image names do not contain the family's name (the provider then plans a
+// replace of the boot disk), and a newer image built mid-class. A seat
+// that joins the shard and one that leaves it must not touch the others'
+// VMs; the newcomer boots the family's newest image.
+func TestDriverJoinAndLeaveKeepRunningVMs(t *testing.T) {
+	t.Parallel()
+	d, _, fake := newDriver(t)
+	fake.Latency = 50 * time.Millisecond
+	fake.AddImage("workshop-123", "spacy-gpu", gcptest.Image{Name: "cohort-notebook-v1", SizeGB: 50})
+	var seats []cohort.NotebookSpec
+	for i := range 10 {
+		s := seat(fmt.Sprintf("ses_j%d", i), "cls_j")
+		s.Runtime.Image = "spacy-gpu"
+		seats = append(seats, s)
+	}
+	for id, err := range startAll(d, seats[:9]) {
+		if err != nil {
+			t.Fatalf("%s: %v", id, err)
+		}
+	}
+	before := map[string]any{}
+	for _, vm := range fake.Instances() {
+		before[vm.ID] = vm.Outputs["instanceId"]
+	}
+	fake.AddImage("workshop-123", "spacy-gpu", gcptest.Image{Name: "cohort-notebook-v2", SizeGB: 50})
+	if err := d.Start(context.Background(), seats[9]); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Stop(context.Background(), seats[0].SessionID); err != nil {
+		t.Fatal(err)
+	}
+	delete(before, "projects/workshop-123/zones/us-central1-a/instances/"+gce.InstanceName(seats[0].SessionID))
+	after := map[string]any{}
+	for _, vm := range fake.Instances() {
+		after[vm.ID] = vm.Outputs["instanceId"]
+		image := vm.Outputs["bootDisk"].(map[string]any)["initializeParams"].(map[string]any)["image"].(string)
+		if newcomer := vm.Inputs["name"] == gce.InstanceName(seats[9].SessionID); newcomer != strings.HasSuffix(image, "/cohort-notebook-v2") {
+			t.Errorf("%s boots %s", vm.ID, image)
+		}
+	}
+	for id, instance := range before {
+		if after[id] != instance {
+			t.Errorf("%s was replaced (instance %v, now %v) by a join or a leave", id, instance, after[id])
+		}
+	}
+	if len(after) != 9 {
+		t.Errorf("%d VMs, want 9", len(after))
+	}
 }
 
 // TestDriverStopWhileCreating: a participant stops while the VM is being
@@ -338,7 +415,7 @@ func TestDriverReportsAFailedBoot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := driver(t, gce.Options{Stacks: stacks, Project: "workshop-123", Compute: guests})
+	d := driver(t, gce.Options{Stacks: stacks, Project: "workshop-123", Subnetwork: subnet, Compute: guests})
 	s := seat("ses_broken", "cls_broken")
 	if err := d.Start(context.Background(), s); err != nil {
 		t.Fatal(err)
@@ -366,7 +443,7 @@ func TestDriverNoticesAStoppedVM(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := driver(t, gce.Options{Stacks: stacks, Project: "workshop-123", Compute: vms})
+	d := driver(t, gce.Options{Stacks: stacks, Project: "workshop-123", Subnetwork: subnet, Compute: vms})
 	s := seat("ses_spot", "cls_spot")
 	s.Runtime.Spot = true
 	if err := d.Start(context.Background(), s); err != nil {
@@ -392,7 +469,7 @@ func TestDriverNoticesAStoppedVM(t *testing.T) {
 func TestSchedulerAudienceIsCohorts(t *testing.T) {
 	t.Parallel()
 	for _, aud := range []string{"", "https://scheduler-audience.example.org"} {
-		d, err := gce.New(gce.Options{Stacks: &gce.Stacks{}, Project: "p", SchedulerAccount: "sched@x", SchedulerRegion: "us-central1",
+		d, err := gce.New(gce.Options{Stacks: &gce.Stacks{}, Project: "p", Network: "default", SchedulerAccount: "sched@x", SchedulerRegion: "us-central1",
 			PublicURL: "https://cohort.example.org", SchedulerAudience: aud})
 		if err != nil {
 			t.Fatal(err)

@@ -35,7 +35,19 @@ var (
 	quotaMetric = regexp.MustCompile(`Quota '([A-Z0-9_]+)' exceeded`)
 	quotaRegion = regexp.MustCompile(`in region ([a-z0-9-]+)`)
 	apiError    = regexp.MustCompile(`googleapi: Error \d+: [^\n]*`)
+	opError     = regexp.MustCompile(`Error waiting for instance to create: ([^\n]*)`)
 )
+
+// stockoutTexts are how GCE words a zone without capacity. The provider
+// reports a failed operation by its messages only, with no error code
+// (compute_operation.go, ComputeOperationError), so the texts are matched
+// as well as the codes a direct API error carries.
+var stockoutTexts = []string{
+	"ZONE_RESOURCE_POOL_EXHAUSTED",
+	"does not have enough resources available to fulfill the request",
+	"is currently unavailable in the",
+	"resource pool exhausted",
+}
 
 // Classify reads an engine error (its text carries the provider's) and
 // says what kind of failure it is.
@@ -45,9 +57,9 @@ func Classify(err error) Failure {
 	}
 	text := err.Error()
 	switch {
-	case strings.Contains(text, "ZONE_RESOURCE_POOL_EXHAUSTED"):
+	case containsAny(text, stockoutTexts...):
 		return Failure{FailStockout, "the zone has no GPUs of this type left right now"}
-	case strings.Contains(text, "QUOTA_EXCEEDED") || strings.Contains(text, "quotaExceeded"):
+	case containsAny(text, "QUOTA_EXCEEDED", "quotaExceeded") || quotaMetric.MatchString(text):
 		metric := "a GPU quota"
 		if m := quotaMetric.FindStringSubmatch(text); m != nil {
 			metric = "the quota " + m[1]
@@ -58,16 +70,26 @@ func Classify(err error) Failure {
 		}
 		return Failure{FailQuota, "the project has reached " + metric + where +
 			": request more in the Google Cloud console, IAM & Admin > Quotas, before the class (see docs/gcp.md)"}
-	case strings.Contains(text, "Error 503") || strings.Contains(text, "Error 429") || strings.Contains(text, "rateLimitExceeded") ||
-		strings.Contains(text, "backendError") || strings.Contains(text, "connection reset"):
+	case containsAny(text, "Error 503", "Error 429", "rateLimitExceeded", "backendError", "connection reset"):
 		return Failure{FailTransient, "Google Cloud answered with a temporary error"}
 	}
 	msg := text
-	if m := apiError.FindString(text); m != "" {
+	if m := opError.FindStringSubmatch(text); m != nil {
+		msg = m[1]
+	} else if m := apiError.FindString(text); m != "" {
 		msg = m
 	}
 	if len(msg) > 300 {
 		msg = msg[:300]
 	}
 	return Failure{FailOther, msg}
+}
+
+func containsAny(s string, subs ...string) bool {
+	for _, sub := range subs {
+		if strings.Contains(s, sub) {
+			return true
+		}
+	}
+	return false
 }

@@ -54,10 +54,10 @@ func newStacks(t testing.TB, mods ...func(*gce.StackOptions)) (*gce.Stacks, *gcp
 
 func spec(id string) infra.SessionSpec {
 	return infra.SessionSpec{
-		Project: "workshop-123", Zone: "us-central1-a", Name: "cohort-" + id, SessionID: id, ClassID: "cls_x", Owner: "ada@example.org",
+		Project: "workshop-123", Zone: "us-central1-a", Name: gce.InstanceName(id), SessionID: id, ClassID: "cls_x", Owner: "ada@example.org",
 		MachineType: "n1-standard-4", GPUType: "nvidia-tesla-t4", GPUCount: 1,
 		Image: "projects/workshop-123/global/images/family/cohort-notebook", DiskGB: 100, MaxRunDuration: 13 * time.Hour,
-		NetworkTag: "cohort-session", ServiceAccount: "cohort-session@workshop-123.iam.gserviceaccount.com",
+		Subnetwork: subnet, NetworkTag: "cohort-session", ServiceAccount: "cohort-session@workshop-123.iam.gserviceaccount.com",
 		NotebookToken: "tok", BasePath: "/",
 		SchedulerRegion: "us-central1", SchedulerAccount: "sched@workshop-123.iam.gserviceaccount.com", Audience: "https://cohort.example.org",
 		ExpireURL: "https://cohort.example.org/v1/scheduler/sessions/" + id + "/expire", HardDeadline: time.Now().Add(12 * time.Hour),
@@ -75,7 +75,7 @@ func TestStacksUpdateReportsEachSession(t *testing.T) {
 	if err == nil {
 		t.Fatal("an update with a failed create reported success")
 	}
-	if a := rep.Exists["ses_a"]; a.Zone != "us-central1-a" || a.InternalIP != fake.InternalIP || a.Instance != "cohort-ses_a" {
+	if a := rep.Exists["ses_a"]; a.Zone != "us-central1-a" || a.InternalIP != fake.InternalIP || a.Instance != "cohort-ses-a" {
 		t.Fatalf("ses_a: %+v (the stockout of another session's zone must not hold it up)", rep.Exists)
 	}
 	if _, ok := rep.Exists["ses_b"]; ok || gce.Classify(rep.Failed["ses_b"]).Kind != gce.FailStockout {
@@ -95,6 +95,40 @@ func TestStacksUpdateReportsEachSession(t *testing.T) {
 	}
 	if got, err := stacks.State(ctx, "cls-x-1"); err != nil || len(got) != 0 {
 		t.Fatalf("State after remove = %v, %v", got, err)
+	}
+}
+
+// TestStacksKeepTokensSecret: a notebook token is in no file of the
+// state backend or the workspace, only encrypted.
+func TestStacksKeepTokensSecret(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	stacks, fake := newStacks(t, func(o *gce.StackOptions) { o.StateURL, o.WorkRoot = "file://"+filepath.Join(dir, "state"), filepath.Join(dir, "work") })
+	sp := spec("ses_tok")
+	sp.NotebookToken = "nbtok-4f1c9a7e2d"
+	if _, err := stacks.Update(context.Background(), "cls-x-1", []infra.SessionSpec{sp}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if vms := fake.Instances(); len(vms) != 1 || vms[0].Inputs["metadata"].(map[string]any)["cohort-notebook-token"] != sp.NotebookToken {
+		t.Fatalf("the VM did not get its token: %+v", vms)
+	}
+	files := 0
+	filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		files++
+		if strings.Contains(string(b), sp.NotebookToken) {
+			t.Errorf("%s holds the notebook token in plain text", path)
+		}
+		return nil
+	})
+	if files == 0 {
+		t.Fatal("no state was written; the test proves nothing")
 	}
 }
 
@@ -148,7 +182,7 @@ func TestEngineKilledBeforeTheCreateLanded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if vms := fake.Instances(); len(vms) != 1 || rep.Exists["ses_kill"].Instance != "cohort-ses_kill" {
+	if vms := fake.Instances(); len(vms) != 1 || rep.Exists["ses_kill"].Instance != "cohort-ses-kill" {
 		t.Fatalf("after the repair: %+v, instances %+v", rep.Exists, vms)
 	}
 	if err := stacks.Remove(context.Background(), "shard"); err != nil {

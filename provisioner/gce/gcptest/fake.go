@@ -11,6 +11,7 @@ package gcptest
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -36,6 +37,8 @@ type Resource struct {
 	Inputs map[string]any
 	// Outputs are what a read returns (with the internal address).
 	Outputs map[string]any
+	// secrets are the inputs as the engine sent them, secrets marked.
+	secrets map[string]any
 }
 
 // Fake is the fake provider and its cloud.
@@ -55,8 +58,11 @@ type Fake struct {
 	inventory map[string]Resource
 	halts     map[string]func()
 	stockout  map[string]bool // zones without GPUs left
+	stockouts int             // stockout answers given, to vary the text
 	quota     int             // GPUs that may exist at once; <0 unlimited
-	failRate  float64         // share of creates that fail transiently
+	regional  map[string]int  // GPUs of a type that may exist in a region, by "type/region"
+	images    map[string]Image
+	failRate  float64 // share of creates that fail transiently
 	creates   int
 	inFlight  int                          // creates accepted and not yet done
 	guests    map[string]map[string]string // guest attributes by instance name
@@ -80,7 +86,7 @@ func Start() (*Fake, error) {
 		return nil, err
 	}
 	f := &Fake{Latency: 200 * time.Millisecond, InternalIP: "10.128.0.2", inventory: map[string]Resource{}, halts: map[string]func(){},
-		stockout: map[string]bool{}, quota: -1, guests: map[string]map[string]string{}, status: map[string]string{},
+		stockout: map[string]bool{}, quota: -1, regional: map[string]int{}, images: map[string]Image{}, guests: map[string]map[string]string{}, status: map[string]string{},
 		lis: lis, srv: grpc.NewServer(), httpLis: httpLis}
 	f.httpSrv = &http.Server{Handler: f.routes(), ReadHeaderTimeout: 5 * time.Second}
 	pulumirpc.RegisterResourceProviderServer(f.srv, f)
@@ -108,11 +114,20 @@ func (f *Fake) Stockout(zone string, out bool) {
 	f.stockout[zone] = out
 }
 
-// SetGPUQuota limits how many GPUs may exist at once (<0: no limit).
+// SetGPUQuota limits how many GPUs may exist at once in the project
+// (GPUS_ALL_REGIONS; <0: no limit).
 func (f *Fake) SetGPUQuota(n int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.quota = n
+}
+
+// SetRegionalGPUQuota limits how many GPUs of a type may exist at once in
+// a region (e.g. NVIDIA_T4_GPUS in us-central1).
+func (f *Fake) SetRegionalGPUQuota(gpu, region string, n int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.regional[gpu+"/"+region] = n
 }
 
 // SetFailRate makes that share of creates fail with a transient error.
@@ -168,20 +183,72 @@ func (f *Fake) Check(_ context.Context, req *pulumirpc.CheckRequest) (*pulumirpc
 	return &pulumirpc.CheckResponse{Inputs: req.GetNews()}, nil
 }
 
-// Diff replaces a resource whose inputs changed (a session's resources
-// are not edited in place).
+// Diff plans as the provider does: a change of a ForceNew input replaces
+// the resource, any other change updates it in place, the boot image
+// follows the provider's family rule, and ignoreChanges drops a path's
+// change (the bridge applies it to the provider's diff:
+// pulumi-terraform-bridge pkg/tfbridge/provider.go, Diff).
 func (f *Fake) Diff(_ context.Context, req *pulumirpc.DiffRequest) (*pulumirpc.DiffResponse, error) {
-	olds, news := req.GetOldInputs().AsMap(), req.GetNews().AsMap()
-	var changed []string
-	for k, v := range news {
-		if fmt.Sprint(olds[k]) != fmt.Sprint(v) {
+	olds, _ := reveal(req.GetOldInputs().AsMap())
+	news, _ := reveal(req.GetNews().AsMap())
+	state, _ := reveal(req.GetOlds().AsMap())
+	old, nw, cur := olds.(map[string]any), news.(map[string]any), state.(map[string]any)
+	forceNew, imageChanged := jobForceNew, false
+	if typeOf(req.GetUrn()) == "gcp:compute/instance:Instance" {
+		forceNew = instanceForceNew
+		// The image is compared with what the state holds (a concrete
+		// image), not with the family reference the program sent.
+		if img := imageOf(nw); img != "" {
+			imageChanged = !imageDiffSuppressed(imageOf(cur), img)
+			setImage(nw, imageOf(old))
+		}
+	}
+	for _, path := range req.GetIgnoreChanges() {
+		copyPath(nw, old, strings.Split(path, "."))
+		if path == "bootDisk" || path == "bootDisk.initializeParams" || path == "bootDisk.initializeParams.image" {
+			imageChanged = false
+		}
+	}
+	var changed, replaces []string
+	for k, v := range nw {
+		if fmt.Sprint(old[k]) != fmt.Sprint(v) || k == "bootDisk" && imageChanged {
 			changed = append(changed, k)
+			if forceNew[k] {
+				replaces = append(replaces, k)
+			}
 		}
 	}
 	if len(changed) == 0 {
 		return &pulumirpc.DiffResponse{Changes: pulumirpc.DiffResponse_DIFF_NONE}, nil
 	}
-	return &pulumirpc.DiffResponse{Changes: pulumirpc.DiffResponse_DIFF_SOME, Replaces: changed, DeleteBeforeReplace: true}, nil
+	return &pulumirpc.DiffResponse{Changes: pulumirpc.DiffResponse_DIFF_SOME, Diffs: changed, Replaces: replaces, DeleteBeforeReplace: true}, nil
+}
+
+func imageOf(props map[string]any) string {
+	s, _ := mapOf(mapOf(props["bootDisk"])["initializeParams"])["image"].(string)
+	return s
+}
+
+func setImage(props map[string]any, image string) {
+	if p := mapOf(mapOf(props["bootDisk"])["initializeParams"]); p != nil {
+		p["image"] = image
+	}
+}
+
+// copyPath sets dst's value at a dotted path to src's.
+func copyPath(dst, src map[string]any, path []string) {
+	for len(path) > 1 {
+		dst, src = mapOf(dst[path[0]]), mapOf(src[path[0]])
+		if dst == nil || src == nil {
+			return
+		}
+		path = path[1:]
+	}
+	if v, ok := src[path[0]]; ok {
+		dst[path[0]] = v
+	} else {
+		delete(dst, path[0])
+	}
 }
 
 func typeOf(urn string) string {
@@ -199,17 +266,26 @@ func typeOf(urn string) string {
 // Create creates like GCE: an accepted insert completes even if the caller
 // goes away (a killed engine), and a name that exists is refused.
 func (f *Fake) Create(ctx context.Context, req *pulumirpc.CreateRequest) (*pulumirpc.CreateResponse, error) {
-	typ, props := typeOf(req.GetUrn()), req.GetProperties().AsMap()
+	typ := typeOf(req.GetUrn())
 	if req.GetPreview() {
 		return &pulumirpc.CreateResponse{Properties: req.GetProperties()}, nil
 	}
+	revealed, _ := reveal(req.GetProperties().AsMap())
+	props := revealed.(map[string]any)
+	inputs := maps.Clone(props)
 	name, _ := props["name"].(string)
-	var id string
+	var id, kind string
 	switch typ {
 	case "gcp:compute/instance:Instance":
-		id = fmt.Sprintf("projects/%v/zones/%v/instances/%s", props["project"], props["zone"], name)
+		id, kind = fmt.Sprintf("projects/%v/zones/%v/instances/%s", props["project"], props["zone"], name), "instance"
+		f.mu.Lock()
+		err := f.checkInstance(props)
+		f.mu.Unlock()
+		if err != nil {
+			return nil, err
+		}
 	case "gcp:cloudscheduler/job:Job":
-		id = fmt.Sprintf("projects/%v/locations/%v/jobs/%s", props["project"], props["region"], name)
+		id, kind = fmt.Sprintf("projects/%v/locations/%v/jobs/%s", props["project"], props["region"], name), "Job"
 	default:
 		return nil, status.Errorf(codes.Unimplemented, "the fake gcp provider has no %s", typ)
 	}
@@ -223,7 +299,7 @@ func (f *Fake) Create(ctx context.Context, req *pulumirpc.CreateRequest) (*pulum
 		f.mu.Unlock()
 	}()
 	if exists {
-		return nil, status.Errorf(codes.Unknown, "Error creating %s: googleapi: Error 409: The resource '%s' already exists, alreadyExists", typ, id)
+		return nil, alreadyExists(kind, id)
 	}
 	time.Sleep(f.Latency)
 
@@ -232,9 +308,7 @@ func (f *Fake) Create(ctx context.Context, req *pulumirpc.CreateRequest) (*pulum
 	f.creates++
 	switch typ {
 	case "gcp:compute/instance:Instance":
-		zone, _ := props["zone"].(string)
-		project, _ := props["project"].(string)
-		if err := f.admitInstance(project, zone, props); err != nil {
+		if err := f.admitInstance(props); err != nil {
 			return nil, err
 		}
 		ip := f.InternalIP
@@ -245,17 +319,22 @@ func (f *Fake) Create(ctx context.Context, req *pulumirpc.CreateRequest) (*pulum
 			}
 			ip, f.halts[id] = booted, halt
 		}
-		props["networkInterfaces"] = []any{map[string]any{"networkIp": ip}}
+		props["networkInterfaces"] = []any{map[string]any{"networkIp": ip, "network": mapOf(props["networkInterfaces"].([]any)[0])["network"],
+			"subnetwork": mapOf(props["networkInterfaces"].([]any)[0])["subnetwork"]}}
+		project, _, img, _ := f.image(imageOf(props))
+		props["bootDisk"] = map[string]any{"autoDelete": true, "initializeParams": map[string]any{
+			"image": imageSelfLink(project, img), "size": mapOf(mapOf(props["bootDisk"])["initializeParams"])["size"]}}
 		f.status[name] = "RUNNING"
 		props["instanceId"] = fmt.Sprint(1000000 + f.creates)
 	case "gcp:cloudscheduler/job:Job":
 		props["state"] = "ENABLED"
 	}
-	out, err := structpb.NewStruct(props)
+	raw := req.GetProperties().AsMap()
+	out, err := structpb.NewStruct(annotateSecrets(props, raw))
 	if err != nil {
 		return nil, err
 	}
-	f.inventory[id] = Resource{Type: typ, ID: id, Inputs: req.GetProperties().AsMap(), Outputs: props}
+	f.inventory[id] = Resource{Type: typ, ID: id, Inputs: inputs, Outputs: props, secrets: raw}
 	return &pulumirpc.CreateResponse{Id: id, Properties: out}, nil
 }
 
@@ -277,6 +356,13 @@ func (f *Fake) Preempt(name string) {
 	}
 }
 
+// Creates says how many creates were accepted.
+func (f *Fake) Creates() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.creates
+}
+
 // CreatesInFlight says how many creates were accepted and are not done.
 func (f *Fake) CreatesInFlight() int {
 	f.mu.Lock()
@@ -284,25 +370,37 @@ func (f *Fake) CreatesInFlight() int {
 	return f.inFlight
 }
 
-// admitInstance fails a create the way GCE does. f.mu is held.
-func (f *Fake) admitInstance(project, zone string, props map[string]any) error {
-	region := zone[:strings.LastIndex(zone, "-")]
+// admitInstance fails an insert's operation the way GCE does: a
+// transient error, a zone out of stock, or a GPU quota. f.mu is held.
+func (f *Fake) admitInstance(props map[string]any) error {
+	project, _ := props["project"].(string)
+	zone, _ := props["zone"].(string)
+	machine, _ := props["machineType"].(string)
+	region, gpu := regionOf(zone), gpuTypeOf(props)
 	switch {
 	case f.failRate > 0 && rand.Float64() < f.failRate:
-		return status.Errorf(codes.Unavailable, "googleapi: Error 503: The service is currently unavailable., backendError")
+		return transientError()
 	case f.stockout[zone]:
-		return status.Errorf(codes.Unknown, "Error creating instance: googleapi: Error 400: The zone 'projects/%s/zones/%s' does not have enough resources available to fulfill the request. Try a different zone, or try again later., ZONE_RESOURCE_POOL_EXHAUSTED_WITH_DETAILS", project, zone)
-	case f.quota >= 0 && f.gpus()+gpusOf(props) > f.quota:
-		return status.Errorf(codes.Unknown, "Error creating instance: googleapi: Error 403: Quota 'GPUS_ALL_REGIONS' exceeded. Limit: %d.0 globally., quotaExceeded; also NVIDIA_T4_GPUS in region %s", f.quota, region)
+		f.stockouts++
+		return operationError(stockoutTexts[f.stockouts%len(stockoutTexts)](project, zone, machine, gpu))
+	}
+	if n := gpusOf(props); n > 0 {
+		if limit, ok := f.regional[gpu+"/"+region]; ok && f.gpus(gpu, region)+n > limit {
+			return operationError(regionalQuotaText(gpu, region, limit)...)
+		}
+		if f.quota >= 0 && f.gpus("", "")+n > f.quota {
+			return operationError(globalQuotaText(f.quota)...)
+		}
 	}
 	return nil
 }
 
-// gpus counts the GPUs of the instances that exist. f.mu is held.
-func (f *Fake) gpus() int {
+// gpus counts the GPUs of the instances that exist, of a type in a
+// region if gpu is set. f.mu is held.
+func (f *Fake) gpus(gpu, region string) int {
 	n := 0
 	for _, r := range f.inventory {
-		if r.Type == "gcp:compute/instance:Instance" {
+		if r.Type == "gcp:compute/instance:Instance" && (gpu == "" || gpuTypeOf(r.Inputs) == gpu && regionOf(fmt.Sprint(r.Inputs["zone"])) == region) {
 			n += gpusOf(r.Inputs)
 		}
 	}
@@ -313,15 +411,27 @@ func gpusOf(props map[string]any) int {
 	n := 0
 	accs, _ := props["guestAccelerators"].([]any)
 	for _, a := range accs {
-		if m, ok := a.(map[string]any); ok {
-			c, _ := m["count"].(float64)
-			n += int(c)
-		}
+		c, _ := mapOf(a)["count"].(float64)
+		n += int(c)
 	}
 	if mt := fmt.Sprint(props["machineType"]); n == 0 && (strings.HasPrefix(mt, "g2-") || strings.HasPrefix(mt, "a2-")) {
 		n = 1 // built in
 	}
 	return n
+}
+
+func gpuTypeOf(props map[string]any) string {
+	if accs, _ := props["guestAccelerators"].([]any); len(accs) > 0 {
+		t, _ := mapOf(accs[0])["type"].(string)
+		return t
+	}
+	switch mt := fmt.Sprint(props["machineType"]); {
+	case strings.HasPrefix(mt, "g2-"):
+		return "nvidia-l4"
+	case strings.HasPrefix(mt, "a2-"):
+		return "nvidia-tesla-a100"
+	}
+	return ""
 }
 
 func (f *Fake) wait(ctx context.Context) error {
@@ -340,19 +450,47 @@ func (f *Fake) Read(_ context.Context, req *pulumirpc.ReadRequest) (*pulumirpc.R
 	if !ok {
 		return &pulumirpc.ReadResponse{}, nil // gone
 	}
-	props, err := structpb.NewStruct(r.Outputs)
+	props, err := structpb.NewStruct(annotateSecrets(r.Outputs, r.secrets))
 	if err != nil {
 		return nil, err
 	}
-	inputs, err := structpb.NewStruct(r.Inputs)
+	inputs, err := structpb.NewStruct(r.secrets)
 	if err != nil {
 		return nil, err
 	}
 	return &pulumirpc.ReadResponse{Id: r.ID, Properties: props, Inputs: inputs}, nil
 }
 
-func (f *Fake) Update(_ context.Context, req *pulumirpc.UpdateRequest) (*pulumirpc.UpdateResponse, error) {
-	return &pulumirpc.UpdateResponse{Properties: req.GetNews()}, nil
+// Update changes a resource in place: what Diff did not plan as a
+// replace. The outputs GCE computes (address, concrete image) stay.
+func (f *Fake) Update(ctx context.Context, req *pulumirpc.UpdateRequest) (*pulumirpc.UpdateResponse, error) {
+	if req.GetPreview() {
+		return &pulumirpc.UpdateResponse{Properties: req.GetNews()}, nil
+	}
+	if err := f.wait(ctx); err != nil {
+		return nil, err
+	}
+	revealed, _ := reveal(req.GetNews().AsMap())
+	news := revealed.(map[string]any)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r, ok := f.inventory[req.GetId()]
+	if !ok {
+		return nil, status.Errorf(codes.NotFound, "Error updating %s: googleapi: Error 404: The resource '%s' was not found, notFound", typeOf(req.GetUrn()), req.GetId())
+	}
+	outs := maps.Clone(r.Outputs)
+	for k, v := range news {
+		if k != "networkInterfaces" && k != "bootDisk" {
+			outs[k] = v
+		}
+	}
+	raw := req.GetNews().AsMap()
+	f.inventory[r.ID] = Resource{Type: r.Type, ID: r.ID, Inputs: news, Outputs: outs, secrets: raw}
+	out, err := structpb.NewStruct(annotateSecrets(outs, raw))
+	if err != nil {
+		return nil, err
+	}
+	return &pulumirpc.UpdateResponse{Properties: out}, nil
 }
 
 func (f *Fake) Delete(ctx context.Context, req *pulumirpc.DeleteRequest) (*emptypb.Empty, error) {

@@ -1,0 +1,306 @@
+package gcptest
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// What the real gcp provider (pulumi-gcp v7, bridged from
+// terraform-provider-google-beta 5.x) and Compute Engine do with what
+// cohort sends, each rule with its source. The fake must refuse what
+// Google refuses, in Google's words, or tests built on it hide bugs.
+
+// Image is an image of a family, as Packer leaves it.
+type Image struct {
+	Name   string
+	SizeGB int
+}
+
+// DefaultImage is the image every project's "cohort-notebook" family
+// holds in the fake: named as images/cohort-notebook.pkr.hcl names them
+// ({family}-{timestamp}), with the size the template builds.
+var DefaultImage = Image{Name: "cohort-notebook-1764547200", SizeGB: 50}
+
+// AddImage makes name the newest image of a family in a project.
+func (f *Fake) AddImage(project, family string, img Image) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.images[project+"/"+family] = img
+}
+
+// image resolves an image reference as GCE does at insert: a family
+// reference resolves to the family's newest image. f.mu is held.
+func (f *Fake) image(ref string) (project, family string, img Image, ok bool) {
+	m := familyRef.FindStringSubmatch(ref)
+	if m == nil {
+		return "", "", Image{}, false
+	}
+	project, family = m[1], m[2]
+	if img, ok = f.images[project+"/"+family]; !ok && family == "cohort-notebook" {
+		img, ok = DefaultImage, true
+	}
+	return project, family, img, ok
+}
+
+var familyRef = regexp.MustCompile(`^(?:https://www\.googleapis\.com/compute/v1/)?projects/([^/]+)/global/images/family/([^/]+)$`)
+
+// imageSelfLink is what the provider stores as the boot disk's image
+// after a create or read: the disk's source image, a concrete image, not
+// the family (resource_compute_instance.go, flattenBootDisk:
+// "image": diskDetails.SourceImage).
+func imageSelfLink(project string, img Image) string {
+	return "https://www.googleapis.com/compute/v1/projects/" + project + "/global/images/" + img.Name
+}
+
+// imageDiffSuppressed is the provider's rule for a boot image that is a
+// family reference (tpgresource/self_link_helpers.go and
+// services/compute/resource_compute_disk.go, DiskImageDiffSuppress ->
+// diskImageFamilyEquals): the provider cannot make a network call in a
+// diff, so it keeps the current image only if its name contains the
+// family's name. Otherwise the change plans a replace of the VM
+// (boot_disk.initialize_params is ForceNew).
+func imageDiffSuppressed(old, new string) bool {
+	if old == new {
+		return true
+	}
+	m := familyRef.FindStringSubmatch(new)
+	if m == nil {
+		return false
+	}
+	name := old[strings.LastIndex(old, "/")+1:]
+	return strings.Contains(name, m[2])
+}
+
+// instanceForceNew are the instance's inputs whose change replaces the
+// VM; the rest update in place, with allow_stopping_for_update where the
+// VM must be stopped (resource_compute_instance.go schema: name, zone,
+// project, boot_disk and network_interface.network/subnetwork are
+// ForceNew; metadata, labels, tags, machine_type, scheduling,
+// service_account are updatable).
+var instanceForceNew = map[string]bool{"name": true, "zone": true, "project": true, "bootDisk": true, "networkInterfaces": true}
+
+// jobForceNew: a Cloud Scheduler job's schedule, target and retry
+// config update in place (resource_cloud_scheduler_job.go: only name,
+// region and project are ForceNew).
+var jobForceNew = map[string]bool{"name": true, "region": true, "project": true}
+
+// gceName is the name rule of instances and jobs' resource IDs, as the
+// Compute API words a violation.
+var gceName = regexp.MustCompile(`^[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?$`)
+
+// labelRule is GCE's rule for label keys and values (cloud.google.com/
+// compute/docs/labeling-resources#requirements): at most 63 characters of
+// lower case letters, digits, _ and -; keys start with a letter.
+var labelKey, labelValue = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,62}$`), regexp.MustCompile(`^[a-z0-9_-]{0,63}$`)
+
+// badRequest is a synchronous refusal of instances.insert as the
+// provider wraps it (resource_compute_instance.go, resourceComputeInstanceCreate:
+// "Error creating instance: %s" around googleapi's "Error 400: …, invalid").
+func badRequest(format string, args ...any) error {
+	return status.Errorf(codes.Unknown, "Error creating instance: googleapi: Error 400: "+format+", invalid", args...)
+}
+
+// operationError is a failed insert operation as the provider reports
+// it: only the operation's error messages, each followed by a newline
+// (compute_operation.go, ComputeOperationError.Error and
+// writeOperationError), wrapped by OperationWait as "Error waiting for
+// %s: %s" with the activity "instance to create". No error code
+// (ZONE_RESOURCE_POOL_EXHAUSTED, QUOTA_EXCEEDED) appears in the text.
+func operationError(lines ...string) error {
+	return status.Error(codes.Unknown, "Error waiting for instance to create: "+strings.Join(lines, "\n")+"\n")
+}
+
+// Stockout texts: GCE words a zone out of capacity in several ways
+// (cloud.google.com/compute/docs/troubleshooting/troubleshooting-resource-availability).
+// The fake rotates through them.
+var stockoutTexts = []func(project, zone, machine, gpu string) string{
+	func(project, zone, _, _ string) string {
+		return fmt.Sprintf("The zone 'projects/%s/zones/%s' does not have enough resources available to fulfill the request.  Try a different zone, or try again later.", project, zone)
+	},
+	func(project, zone, _, _ string) string {
+		return fmt.Sprintf("The zone 'projects/%s/zones/%s' does not have enough resources available to fulfill the request.  '(resource type:compute)'.", project, zone)
+	},
+	func(_, zone, machine, gpu string) string {
+		return fmt.Sprintf("A %s VM instance with 1 %s accelerator(s) is currently unavailable in the %s zone. Alternatively, you can try your request again with a different VM hardware configuration or at a later time. For more information, see the troubleshooting documentation.", machine, gpu, zone)
+	},
+}
+
+// quotaTexts are the two shapes of a GPU quota refusal in an operation:
+// per GPU type and region, and the project's global GPU count
+// (cloud.google.com/compute/resource-usage#gpu_quota), followed by the
+// quota details writeOperationError adds for QUOTA_EXCEEDED.
+func regionalQuotaText(gpu, region string, limit int) []string {
+	metric := strings.ToUpper(strings.ReplaceAll(gpu, "-", "_")) + "_GPUS"
+	metric = strings.Replace(metric, "NVIDIA_TESLA_", "NVIDIA_", 1)
+	return []string{
+		fmt.Sprintf("Quota '%s' exceeded.  Limit: %d.0 in region %s.", metric, limit, region),
+		"\tmetric name = compute.googleapis.com/" + strings.ToLower(metric),
+		"\tlimit name = " + strings.ReplaceAll(metric, "_", "-") + "-per-project-region",
+		fmt.Sprintf("\tlimit = %d", limit),
+		"\tdimensions = map[region:" + region + "]",
+	}
+}
+
+func globalQuotaText(limit int) []string {
+	return []string{
+		fmt.Sprintf("Quota 'GPUS_ALL_REGIONS' exceeded.  Limit: %d.0 globally.", limit),
+		"\tmetric name = compute.googleapis.com/gpus_all_regions",
+		"\tlimit name = GPUS-ALL-REGIONS-per-project",
+		fmt.Sprintf("\tlimit = %d", limit),
+		"\tdimensions = map[global:global]",
+	}
+}
+
+// transientError is what reaches the engine after the provider's own
+// retries of a 503 give up (transport_tpg/error_retry_predicates.go
+// retries 500, 502 and 503 until the resource's timeout).
+func transientError() error {
+	return status.Error(codes.Unavailable, "Error creating instance: googleapi: Error 503: The service is currently unavailable., backendError")
+}
+
+// alreadyExists is the Compute API's answer to a second insert of a name.
+func alreadyExists(kind, id string) error {
+	return status.Errorf(codes.Unknown, "Error creating %s: googleapi: Error 409: The resource '%s' already exists, alreadyExists", kind, id)
+}
+
+// checkInstance refuses an instance as the provider or the insert call
+// would, before anything is created. f.mu is held.
+func (f *Fake) checkInstance(props map[string]any) error {
+	name, _ := props["name"].(string)
+	zone, _ := props["zone"].(string)
+	machine, _ := props["machineType"].(string)
+	if !gceName.MatchString(name) {
+		return badRequest("Invalid value for field 'resource.name': '%s'. Must be a match of regex '(?:[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?)'", name)
+	}
+	// compute_instance_helpers.go, expandNetworkInterfaces: checked
+	// before any API call, so it fails every create that sends neither.
+	nics, _ := props["networkInterfaces"].([]any)
+	if len(nics) == 0 {
+		return status.Error(codes.InvalidArgument, `Missing required argument: The argument "network_interface" is required, but no definition was found.`)
+	}
+	for _, n := range nics {
+		nic, _ := n.(map[string]any)
+		network, _ := nic["network"].(string)
+		subnetwork, _ := nic["subnetwork"].(string)
+		if network == "" && subnetwork == "" && nic["networkAttachment"] == nil {
+			return status.Error(codes.Unknown, "exactly one of network, subnetwork, or network_attachment must be provided")
+		}
+		// A subnetwork is regional; an instance can only use one of its
+		// own region (cloud.google.com/vpc/docs/subnets).
+		if m := subnetRegion.FindStringSubmatch(subnetwork); m != nil && m[1] != regionOf(zone) {
+			return badRequest("Invalid value for field 'resource.networkInterfaces[0].subnetwork': '%s'. Subnetwork must be in the same region as the instance.", subnetwork)
+		}
+	}
+	for k, v := range mapOf(props["labels"]) {
+		if s, _ := v.(string); !labelKey.MatchString(k) || !labelValue.MatchString(s) {
+			return badRequest("Invalid value for field 'resource.labels': ''. Label value '%s' violates format constraints. The value can only contain lowercase letters, numeric characters, underscores and dashes. The value can be at most 63 characters long. International characters are allowed.", s)
+		}
+	}
+	disk := mapOf(mapOf(props["bootDisk"])["initializeParams"])
+	ref, _ := disk["image"].(string)
+	_, _, img, ok := f.image(ref)
+	if !ok {
+		return badRequest("Invalid value for field 'resource.disks[0].initializeParams.sourceImage': '%s'. The referenced image resource cannot be found.", ref)
+	}
+	if size, _ := disk["size"].(float64); size > 0 && int(size) < img.SizeGB {
+		return badRequest("Invalid value for field 'resource.disks[0].initializeParams.diskSizeGb': '%d'. Requested disk size cannot be smaller than the image size (%d GB)", int(size), img.SizeGB)
+	}
+	// GPUs: attached ones only on N1 (G2 and A2 have theirs built in), and
+	// never with live migration (cloud.google.com/compute/docs/gpus/
+	// create-vm-with-gpus: "set the host maintenance policy to TERMINATE").
+	accs, _ := props["guestAccelerators"].([]any)
+	if len(accs) > 0 {
+		if !strings.HasPrefix(machine, "n1-") {
+			acc := mapOf(accs[0])
+			return badRequest("Invalid value for field 'resource.guestAccelerators[0].acceleratorType': '%v'. Accelerator type is not supported for machine type %s", acc["type"], machine)
+		}
+		if mapOf(props["scheduling"])["onHostMaintenance"] != "TERMINATE" {
+			return badRequest("Instances with guest accelerators do not support live migration.")
+		}
+	}
+	return nil
+}
+
+var subnetRegion = regexp.MustCompile(`regions/([a-z0-9-]+)/subnetworks/`)
+
+func regionOf(zone string) string { return zone[:max(strings.LastIndex(zone, "-"), 0)] }
+
+func mapOf(v any) map[string]any {
+	m, _ := v.(map[string]any)
+	return m
+}
+
+// secretSig marks a secret value on the wire (sdk/go/common/resource/sig).
+const secretSig = "1b47061264138c4ac30d75fd1eb44270"
+
+// reveal returns v without secret wrappers, and whether it held one:
+// the provider sees secrets in the clear, as the real one must to call
+// Google.
+func reveal(v any) (any, bool) {
+	switch v := v.(type) {
+	case map[string]any:
+		if v["4dabf18193072939515e22adb298388d"] == secretSig {
+			inner, _ := reveal(v["value"])
+			return inner, true
+		}
+		out, secret := make(map[string]any, len(v)), false
+		for k, e := range v {
+			var s bool
+			out[k], s = reveal(e)
+			secret = secret || s
+		}
+		return out, secret
+	case []any:
+		out, secret := make([]any, len(v)), false
+		for i, e := range v {
+			var s bool
+			out[i], s = reveal(e)
+			secret = secret || s
+		}
+		return out, secret
+	}
+	return v, false
+}
+
+// annotateSecrets marks an output secret where the same input was, as the
+// bridge does before it answers the engine (pulumi-terraform-bridge
+// pkg/tfbridge/provider.go, Create/Read/Update: annotateSecrets): the
+// engine leaves secretness to a provider that accepts secrets, so the
+// state encrypts what the program marked secret only through this.
+func annotateSecrets(outs, ins map[string]any) map[string]any {
+	out := make(map[string]any, len(outs))
+	for k, v := range outs {
+		in := ins[k]
+		if m := mapOf(in); m != nil && m["4dabf18193072939515e22adb298388d"] == secretSig {
+			v = map[string]any{"4dabf18193072939515e22adb298388d": secretSig, "value": v}
+		} else if om := mapOf(v); om != nil && m != nil {
+			v = annotateSecrets(om, m)
+		}
+		out[k] = v
+	}
+	return out
+}
+
+// oneShot matches a cron schedule that names one minute of one day.
+var oneShot = regexp.MustCompile(`^(\d+) (\d+) (\d+) (\d+) \*$`)
+
+// nextFiring is when a Cloud Scheduler job with a pinned schedule next
+// fires after now, in UTC.
+func nextFiring(schedule string, now time.Time) (time.Time, bool) {
+	m := oneShot.FindStringSubmatch(schedule)
+	if m == nil {
+		return time.Time{}, false
+	}
+	var minute, hour, day, month int
+	fmt.Sscan(m[1]+" "+m[2]+" "+m[3]+" "+m[4], &minute, &hour, &day, &month)
+	at := time.Date(now.UTC().Year(), time.Month(month), day, hour, minute, 0, 0, time.UTC)
+	if !at.After(now) {
+		at = at.AddDate(1, 0, 0)
+	}
+	return at, true
+}
