@@ -26,6 +26,13 @@ type Driver interface {
 	FilesNote() string
 }
 
+// Rescheduler is a driver with a backstop of its own that must hear when
+// a running session's hard deadline moves later (an extension), so that
+// the backstop does not act before it.
+type Rescheduler interface {
+	Reschedule(ctx context.Context, sessionID string, deadline time.Time) error
+}
+
 // NotebookSpec is what a driver needs to run one session's notebook.
 type NotebookSpec struct {
 	SessionID string
@@ -39,6 +46,12 @@ type NotebookSpec struct {
 	// lifetime plus its extensions): drivers that can enforce it without
 	// cohort (GCE's max run duration) do.
 	MaxLifetime time.Duration
+	// Deadline is the latest the session may run until, as far as known
+	// at the start: a session becomes ready within the start timeout and
+	// may then run its class's maximum lifetime and the extensions it was
+	// given. Drivers with a backstop of their own (a Cloud Scheduler job)
+	// set it from this and hear of later deadlines through Rescheduler.
+	Deadline time.Time
 	// Progress, if set, receives steps of a long start for the participant
 	// ("creating the VM in us-central1-b"). Drivers call it from Start.
 	Progress func(message string)

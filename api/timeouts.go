@@ -17,6 +17,9 @@ import (
 type Sweeper interface {
 	Sweep(ctx context.Context) (timeouts.Stats, error)
 	ExpireIfDue(ctx context.Context, sessionID string) (bool, error)
+	// Reschedule passes a session's later hard deadline on to the
+	// driver's own backstop, if it has one.
+	Reschedule(ctx context.Context, sessionID string, deadline time.Time)
 }
 
 // CallerVerifier checks a machine caller's OIDC ID token.
@@ -164,6 +167,9 @@ func (s *Server) extendSession(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	if s.sweeper != nil && v.HardDeadline != nil {
+		s.sweeper.Reschedule(ctx, sess.ID, *v.HardDeadline)
+	}
 	msg := fmt.Sprintf("%s extended this session by %s", u.Email, in.By)
 	if v.HardDeadline != nil {
 		msg += fmt.Sprintf("; it now stops at %s at the latest", v.HardDeadline.UTC().Format("15:04 UTC"))
@@ -240,7 +246,8 @@ func (s *Server) schedulerSweep(c *gin.Context) {
 }
 
 // schedulerExpire stops one session if its deadline passed. Delivery is
-// at least once and may be late: a repeated or early call changes nothing.
+// at least once and may be late: a repeated or early call stops nothing
+// (an early one moves the job to the session's deadline).
 func (s *Server) schedulerExpire(c *gin.Context) {
 	expired, err := s.sweeper.ExpireIfDue(c.Request.Context(), c.Param("session"))
 	if err != nil {

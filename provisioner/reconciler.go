@@ -152,7 +152,17 @@ func (r *Reconciler) spec(ctx context.Context, s *cohort.Session) (cohort.Notebo
 		SessionID: s.ID, ClassID: s.ClassID, UserEmail: u.Email,
 		Token: s.NotebookToken, BasePath: s.BasePath(), Runtime: c.Runtime,
 		MaxLifetime: c.Policy.MaxLifetime.D() + c.Policy.MaxExtension.D(),
+		Deadline:    r.deadline(s, c.Policy),
 	}, nil
+}
+
+// deadline is the session's hard deadline if it is ready, else the
+// latest it can be: ready within the start timeout from now.
+func (r *Reconciler) deadline(s *cohort.Session, p cohort.Policy) time.Time {
+	if s.HardDeadline != nil {
+		return *s.HardDeadline
+	}
+	return r.now().Add(r.timing.StartTimeout + p.MaxLifetime.D() + s.Extension.D())
 }
 
 // record writes the step's state change and its event in one update.

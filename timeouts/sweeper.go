@@ -103,7 +103,28 @@ func (s *Sweeper) ExpireIfDue(ctx context.Context, sessionID string) (bool, erro
 		return false, err
 	}
 	outcome, err := s.check(ctx, sess, class, s.now())
+	if err == nil && outcome != expired {
+		// Called early: the backstop was set before a deadline it did
+		// not hear of.
+		if d, ok := Compute(sess, class.Policy); ok {
+			s.Reschedule(ctx, sess.ID, d.Hard)
+		}
+	}
 	return outcome == expired, err
+}
+
+// Reschedule passes a session's later hard deadline on to a driver with
+// a backstop of its own (cohort.Rescheduler). A failure is logged: the
+// sweep still stops the session in time, and the driver's last layer
+// (GCE's max run duration) holds in any case.
+func (s *Sweeper) Reschedule(ctx context.Context, sessionID string, deadline time.Time) {
+	r, ok := s.driver.(cohort.Rescheduler)
+	if !ok {
+		return
+	}
+	if err := r.Reschedule(context.WithoutCancel(ctx), sessionID, deadline); err != nil {
+		s.log.Error("move the session's backstop to its deadline", "session_id", sessionID, "error", err)
+	}
 }
 
 type outcome int

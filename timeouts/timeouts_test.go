@@ -75,6 +75,18 @@ type kernels struct {
 	busy     bool
 	silent   bool // the notebook does not answer about its kernels
 	inspects int
+	moved    map[string]time.Time // backstops rescheduled, by session
+}
+
+// Reschedule records a backstop moved to a session's deadline.
+func (k *kernels) Reschedule(_ context.Context, sessionID string, deadline time.Time) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.moved == nil {
+		k.moved = map[string]time.Time{}
+	}
+	k.moved[sessionID] = deadline
+	return nil
 }
 
 func (k *kernels) set(last time.Time, busy bool) {
@@ -396,6 +408,11 @@ func TestExpireIfDueIsIdempotent(t *testing.T) {
 	w.now = t0.Add(30 * time.Minute)
 	if done, err := w.sweeper.ExpireIfDue(ctx, s.ID); err != nil || done {
 		t.Fatalf("early call = %v, %v; want no stop", done, err)
+	}
+	// The early call moves the driver's backstop to the real deadline: a
+	// pinned schedule would not fire again.
+	if got, want := w.kernels.moved[s.ID], t0.Add(w.class.Policy.MaxLifetime.D()); !got.Equal(want) {
+		t.Fatalf("backstop moved to %v after an early call, want the hard deadline %v", got, want)
 	}
 	w.now = t0.Add(95 * time.Minute) // the scheduler's call arrives late
 	if done, err := w.sweeper.ExpireIfDue(ctx, s.ID); err != nil || !done {

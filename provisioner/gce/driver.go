@@ -127,8 +127,13 @@ func (d *Driver) SessionSpec(spec cohort.NotebookSpec, now time.Time) infra.Sess
 		s.SchedulerRegion, s.SchedulerAccount, s.Audience = o.SchedulerRegion, o.SchedulerAccount, cmp.Or(o.SchedulerAudience, o.PublicURL)
 		s.ExpireURL = strings.TrimRight(o.PublicURL, "/") + "/v1/scheduler/sessions/" + spec.SessionID + "/expire"
 		// A minute after the latest the session may live: cohort's own
-		// sweep acts first; this call is the backstop.
-		s.HardDeadline = now.Add(spec.MaxLifetime + time.Minute)
+		// sweep acts first; this call is the backstop. An extension moves
+		// it (Reschedule).
+		deadline := spec.Deadline
+		if deadline.IsZero() {
+			deadline = now.Add(spec.MaxLifetime)
+		}
+		s.HardDeadline = deadline.Add(time.Minute).Truncate(time.Minute)
 	}
 	return s
 }
@@ -190,6 +195,32 @@ func (d *Driver) Start(ctx context.Context, spec cohort.NotebookSpec) error {
 		}
 		// Retried in the next update (another zone, a transient error).
 	}
+}
+
+// Reschedule moves a session's Cloud Scheduler job to a minute after a
+// later hard deadline, so that the backstop never fires before cohort's
+// deadline (it would find nothing to do, and a pinned schedule would not
+// fire again for a year). An earlier deadline leaves the job: cohort's
+// sweep acts first and the job finds nothing to do. It returns once the
+// change is recorded; the shard's next update applies it.
+func (d *Driver) Reschedule(ctx context.Context, sessionID string, deadline time.Time) error {
+	if _, err := d.List(ctx); err != nil { // every shard's members are known
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	sh, m := d.find(sessionID)
+	at := deadline.Add(time.Minute).Truncate(time.Minute)
+	if m == nil || m.Spec.ExpireURL == "" || !at.After(m.Spec.HardDeadline) {
+		return nil
+	}
+	m.Spec.HardDeadline = at
+	if err := d.persist(sh); err != nil {
+		return err
+	}
+	sh.dirty = true
+	d.kick(sh)
+	return nil
 }
 
 // Inspect says whether the session's VM is being created, and once it

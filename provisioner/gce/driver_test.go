@@ -11,6 +11,7 @@ import (
 
 	"github.com/cohortdev/cohort"
 	"github.com/cohortdev/cohort/agent"
+	"github.com/cohortdev/cohort/infra"
 	"github.com/cohortdev/cohort/provisioner/gce"
 	"github.com/cohortdev/cohort/provisioner/gce/gcptest"
 )
@@ -326,6 +327,57 @@ func TestDriverBatchesAClass(t *testing.T) {
 	}
 	// Empty shards are removed after their last update.
 	waitUntil(t, func() bool { left, _ := filepath.Glob(stacks.WorkDir("*")); return len(left) == 0 })
+}
+
+// TestDriverBackstopFollowsTheDeadline: the session's Cloud Scheduler
+// job fires a minute after its deadline; an extension moves it later in
+// place (the VM untouched), and an earlier deadline leaves it.
+func TestDriverBackstopFollowsTheDeadline(t *testing.T) {
+	t.Parallel()
+	stacks, fake := newStacks(t)
+	fake.Latency = 50 * time.Millisecond
+	d := driver(t, gce.Options{Stacks: stacks, Project: "workshop-123", Subnetwork: subnet, SchedulerAccount: "sched@x",
+		SchedulerRegion: "us-central1", PublicURL: "https://cohort.example.org", Gather: 50 * time.Millisecond})
+	ctx := context.Background()
+	deadline := time.Date(2026, 12, 2, 14, 30, 20, 0, time.UTC)
+	s := seat("ses_d", "cls_d")
+	s.Deadline = deadline
+	if err := d.Start(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	job := func() (schedule string, instance any) {
+		for _, r := range fake.Inventory() {
+			switch r.Type {
+			case "gcp:cloudscheduler/job:Job":
+				schedule = r.Inputs["schedule"].(string)
+			case "gcp:compute/instance:Instance":
+				instance = r.Outputs["instanceId"]
+			}
+		}
+		return schedule, instance
+	}
+	schedule, vm := job()
+	if schedule != infra.OneShot(deadline.Add(time.Minute)) {
+		t.Fatalf("job schedule %q, want a minute after the deadline %s", schedule, deadline)
+	}
+	later := deadline.Add(2 * time.Hour)
+	if err := d.Reschedule(ctx, "ses_d", later); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, func() bool { got, _ := job(); return got == infra.OneShot(later.Add(time.Minute)) })
+	if _, now := job(); now != vm {
+		t.Fatalf("rescheduling the job replaced the VM (instance %v, now %v)", vm, now)
+	}
+	if err := d.Reschedule(ctx, "ses_d", deadline); err != nil {
+		t.Fatal(err)
+	}
+	d.Wait()
+	if got, _ := job(); got != infra.OneShot(later.Add(time.Minute)) {
+		t.Fatalf("an earlier deadline moved the job to %q", got)
+	}
+	if err := d.Reschedule(ctx, "ses_unknown", later); err != nil {
+		t.Fatalf("Reschedule of a session the driver does not hold = %v", err)
+	}
 }
 
 // TestDriverJoinAndLeaveKeepRunningVMs: a class on an image family whose

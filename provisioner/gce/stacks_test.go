@@ -103,7 +103,9 @@ func TestStacksUpdateReportsEachSession(t *testing.T) {
 func TestStacksKeepTokensSecret(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	stacks, fake := newStacks(t, func(o *gce.StackOptions) { o.StateURL, o.WorkRoot = "file://"+filepath.Join(dir, "state"), filepath.Join(dir, "work") })
+	stacks, fake := newStacks(t, func(o *gce.StackOptions) {
+		o.StateURL, o.WorkRoot = "file://"+filepath.Join(dir, "state"), filepath.Join(dir, "work")
+	})
 	sp := spec("ses_tok")
 	sp.NotebookToken = "nbtok-4f1c9a7e2d"
 	if _, err := stacks.Update(context.Background(), "cls-x-1", []infra.SessionSpec{sp}, nil); err != nil {

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
-	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -284,23 +283,4 @@ func annotateSecrets(outs, ins map[string]any) map[string]any {
 		out[k] = v
 	}
 	return out
-}
-
-// oneShot matches a cron schedule that names one minute of one day.
-var oneShot = regexp.MustCompile(`^(\d+) (\d+) (\d+) (\d+) \*$`)
-
-// nextFiring is when a Cloud Scheduler job with a pinned schedule next
-// fires after now, in UTC.
-func nextFiring(schedule string, now time.Time) (time.Time, bool) {
-	m := oneShot.FindStringSubmatch(schedule)
-	if m == nil {
-		return time.Time{}, false
-	}
-	var minute, hour, day, month int
-	fmt.Sscan(m[1]+" "+m[2]+" "+m[3]+" "+m[4], &minute, &hour, &day, &month)
-	at := time.Date(now.UTC().Year(), time.Month(month), day, hour, minute, 0, 0, time.UTC)
-	if !at.After(now) {
-		at = at.AddDate(1, 0, 0)
-	}
-	return at, true
 }
