@@ -33,6 +33,13 @@ type Rescheduler interface {
 	Reschedule(ctx context.Context, sessionID string, deadline time.Time) error
 }
 
+// RuntimeChecker is a driver that can say, before any session starts,
+// that a class's runtime cannot run (an image family that does not exist,
+// a disk smaller than the image): a cohort.Invalid error naming the field.
+type RuntimeChecker interface {
+	CheckRuntime(ctx context.Context, r Runtime) error
+}
+
 // NotebookSpec is what a driver needs to run one session's notebook.
 type NotebookSpec struct {
 	SessionID string

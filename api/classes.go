@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
@@ -17,6 +18,17 @@ type classInput struct {
 	Policy  cohort.Policy  `json:"policy"`
 }
 
+// validate checks a class, and its runtime with the driver if it can.
+func (s *Server) validate(ctx context.Context, class *cohort.Class) error {
+	if err := class.Validate(); err != nil {
+		return err
+	}
+	if s.runtimes == nil {
+		return nil
+	}
+	return s.runtimes.CheckRuntime(ctx, class.Runtime)
+}
+
 func (s *Server) createClass(c *gin.Context) {
 	u := currentUser(c)
 	if !u.CanTeach() {
@@ -30,7 +42,7 @@ func (s *Server) createClass(c *gin.Context) {
 		return
 	}
 	class := &cohort.Class{Name: in.Name, OwnerID: u.ID, Runtime: in.Runtime, Policy: in.Policy}
-	if err := class.Validate(); err != nil {
+	if err := s.validate(c.Request.Context(), class); err != nil {
 		s.fail(c, err)
 		return
 	}
@@ -82,7 +94,7 @@ func (s *Server) updateClass(c *gin.Context) {
 	}
 	old := class.Policy
 	class.Name, class.Runtime, class.Policy = in.Name, in.Runtime, in.Policy
-	if err := class.Validate(); err != nil {
+	if err := s.validate(c.Request.Context(), class); err != nil {
 		s.fail(c, err)
 		return
 	}

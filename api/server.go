@@ -52,6 +52,9 @@ type Options struct {
 	// what it tells participants about their files.
 	Driver    string
 	FilesNote string
+	// Runtimes, if set, checks a class's runtime against the cloud (the
+	// image exists and fits its disk) when it is created or changed.
+	Runtimes cohort.RuntimeChecker
 	// PublicURL is how browsers reach the app (e.g.
 	// https://cohort.example.org); required.
 	PublicURL string
@@ -76,6 +79,7 @@ type Options struct {
 type Server struct {
 	store      cohort.Store
 	enqueuer   Enqueuer
+	runtimes   cohort.RuntimeChecker
 	auth       *auth.RelyingParty
 	admins     []string
 	firstAdmin bool
@@ -122,7 +126,7 @@ func New(opts Options) (*Server, error) {
 	app, _ := url.Parse(publicURL) // newOrigins checked it
 	s := &Server{
 		appHost: withoutDefaultPort(strings.ToLower(app.Host), app.Scheme),
-		store:   opts.Store, enqueuer: opts.Enqueuer, auth: opts.Auth, admins: normalizeAdmins(opts.Admins), firstAdmin: opts.FirstUserAdmin, driver: opts.Driver,
+		store:   opts.Store, enqueuer: opts.Enqueuer, runtimes: opts.Runtimes, auth: opts.Auth, admins: normalizeAdmins(opts.Admins), firstAdmin: opts.FirstUserAdmin, driver: opts.Driver,
 		tracker: opts.Tracker, sweeper: opts.Sweeper, scheduler: opts.Scheduler, filesNote: opts.FilesNote,
 		publicURL: publicURL, origins: o, log: opts.Logger, now: opts.Now, eventPoll: opts.EventPoll, recheck: opts.Recheck,
 		appCookie: cookieName(appCookieName, o.secure()), nbCookie: cookieName(notebookCookieName, o.secure()),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -31,6 +32,22 @@ func TestE2EGCEDriver(t *testing.T) {
 	dataDir := t.TempDir()
 	srv := startServer(t, dataDir, gceEnv(t, fake)...)
 	teacher := client.New(srv.url, token(t, dataDir, "teacher@example.com", cohort.RoleInstructor))
+	// GCE would refuse every seat of these: refused when the class is made.
+	for _, tt := range []struct {
+		runtime map[string]any
+		want    string
+	}{
+		{map[string]any{"disk_gb": 20}, `disk_gb (20) is smaller than the image "cohort-notebook" (50 GB): use at least 50`},
+		{map[string]any{"image": "spacy-gpu"}, `the image family "spacy-gpu" does not exist in project workshop-123`},
+	} {
+		rt := map[string]any{"machine_type": "n1-standard-4", "gpu_type": "nvidia-tesla-t4", "gpu_count": 1,
+			"zones": []string{"us-central1-a"}, "image": "cohort-notebook", "disk_gb": 100}
+		maps.Copy(rt, tt.runtime)
+		_, err := teacher.CreateClass(ctx, map[string]any{"name": "GPU class", "runtime": rt})
+		if cohort.ErrorCode(err) != cohort.EINVALID || !strings.Contains(cohort.ErrorMessage(err), tt.want) {
+			t.Errorf("class with runtime %v = %v, want %q", tt.runtime, err, tt.want)
+		}
+	}
 	class, err := teacher.CreateClass(ctx, map[string]any{"name": "GPU class"})
 	if err != nil {
 		t.Fatal(err)

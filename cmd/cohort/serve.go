@@ -221,8 +221,9 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	runtimes, _ := driver.(cohort.RuntimeChecker)
 	server, err := api.New(api.Options{
-		Store: store, Enqueuer: queue, Driver: driver.Name(), FilesNote: driver.FilesNote(), Logger: log,
+		Store: store, Enqueuer: queue, Driver: driver.Name(), FilesNote: driver.FilesNote(), Runtimes: runtimes, Logger: log,
 		PublicURL: publicURL, NotebookDomain: notebookDomain, TrustedProxies: splitList(m.Config.TrustedProxies),
 		Auth: signIn.rp, LocalIssuer: signIn.local, LocalIssuerPath: localIssuerPath,
 		Admins:         splitList(m.Config.Admins),

@@ -22,7 +22,8 @@ import (
 // agent published as guest attributes under cohort/ (agent.GuestState,
 // agent.GuestError).
 type Compute struct {
-	c *compute.InstancesClient
+	c      *compute.InstancesClient
+	images *compute.ImagesClient
 }
 
 // NewCompute connects to the Compute Engine API at endpoint, "" for
@@ -40,7 +41,24 @@ func NewCompute(ctx context.Context, endpoint string) (*Compute, error) {
 	if err != nil {
 		return nil, fmt.Errorf("compute API client: %w", err)
 	}
-	return &Compute{c: c}, nil
+	images, err := compute.NewImagesRESTClient(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("compute API client: %w", err)
+	}
+	return &Compute{c: c, images: images}, nil
+}
+
+// ImageSize returns the size in GB of a family's newest image; found is
+// false if the family has no image.
+func (g *Compute) ImageSize(ctx context.Context, project, family string) (gb int, found bool, err error) {
+	img, err := g.images.GetFromFamily(ctx, &computepb.GetFromFamilyImageRequest{Project: project, Family: family})
+	if notFound(err) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	return int(img.GetDiskSizeGb()), true, nil
 }
 
 func notFound(err error) bool {

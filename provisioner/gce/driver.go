@@ -197,6 +197,24 @@ func (d *Driver) Start(ctx context.Context, spec cohort.NotebookSpec) error {
 	}
 }
 
+// CheckRuntime refuses a class whose image family does not exist or
+// whose disk is smaller than the image: GCE would refuse every seat.
+func (d *Driver) CheckRuntime(ctx context.Context, r cohort.Runtime) error {
+	if d.opts.Compute == nil {
+		return nil
+	}
+	size, found, err := d.opts.Compute.ImageSize(ctx, d.opts.ImageProject, r.Image)
+	switch {
+	case err != nil:
+		return cohort.Errorf(cohort.EUNAVAILABLE, "cohort could not read the image family %q of project %s from the Compute Engine API: %v", r.Image, d.opts.ImageProject, err)
+	case !found:
+		return cohort.Invalid("runtime.image", "the image family %q does not exist in project %s: build it first (docs/gcp.md, \"The notebook image\")", r.Image, d.opts.ImageProject)
+	case r.DiskGB < size:
+		return cohort.Invalid("runtime.disk_gb", "disk_gb (%d) is smaller than the image %q (%d GB): use at least %d", r.DiskGB, r.Image, size, size)
+	}
+	return nil
+}
+
 // Reschedule moves a session's Cloud Scheduler job to a minute after a
 // later hard deadline, so that the backstop never fires before cohort's
 // deadline (it would find nothing to do, and a pinned schedule would not

@@ -18,6 +18,7 @@ func (f *Fake) routes() http.Handler {
 	mux.HandleFunc("PUT /metadata/{name}/computeMetadata/v1/instance/guest-attributes/{ns}/{key}", f.putGuestAttribute)
 	mux.HandleFunc("GET /compute/v1/projects/{project}/zones/{zone}/instances/{name}/getGuestAttributes", f.getGuestAttributes)
 	mux.HandleFunc("GET /compute/v1/projects/{project}/zones/{zone}/instances/{name}", f.getInstance)
+	mux.HandleFunc("GET /compute/v1/projects/{project}/global/images/family/{family}", f.getFromFamily)
 	return mux
 }
 
@@ -41,6 +42,23 @@ func (f *Fake) getInstance(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(map[string]any{"kind": "compute#instance", "name": r.PathValue("name"), "status": status,
 		"zone": "https://www.googleapis.com/compute/v1/projects/" + r.PathValue("project") + "/zones/" + r.PathValue("zone")})
+}
+
+// getFromFamily answers images.getFromFamily: the family's newest image,
+// or 404 as the Compute API words it.
+func (f *Fake) getFromFamily(w http.ResponseWriter, r *http.Request) {
+	project, family := r.PathValue("project"), r.PathValue("family")
+	f.mu.Lock()
+	_, _, img, ok := f.image("projects/" + project + "/global/images/family/" + family)
+	f.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	if !ok {
+		w.WriteHeader(http.StatusNotFound)
+		fmt.Fprintf(w, `{"error":{"code":404,"message":"The resource 'projects/%s/global/images/family/%s' was not found","errors":[{"reason":"notFound"}]}}`, project, family)
+		return
+	}
+	json.NewEncoder(w).Encode(map[string]any{"kind": "compute#image", "name": img.Name, "family": family, "status": "READY",
+		"diskSizeGb": fmt.Sprint(img.SizeGB), "selfLink": imageSelfLink(project, img)})
 }
 
 // ComputeURL is the endpoint of the fake Compute Engine API.
