@@ -37,7 +37,7 @@ func TestE2EGCEDriver(t *testing.T) {
 		runtime map[string]any
 		want    string
 	}{
-		{map[string]any{"disk_gb": 20}, `disk_gb (20) is smaller than the image "cohort-notebook" (50 GB): use at least 50`},
+		{map[string]any{"disk_gb": 20}, `disk_gb (20) is smaller than the image "cohort-notebook" (60 GB): use at least 60`},
 		{map[string]any{"image": "spacy-gpu"}, `the image family "spacy-gpu" does not exist in project workshop-123`},
 	} {
 		rt := map[string]any{"machine_type": "n1-standard-4", "gpu_type": "nvidia-tesla-t4", "gpu_count": 1,

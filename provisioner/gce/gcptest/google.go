@@ -23,7 +23,7 @@ type Image struct {
 // DefaultImage is the image every project's "cohort-notebook" family
 // holds in the fake: named as images/cohort-notebook.pkr.hcl names them
 // ({family}-{timestamp}), with the size the template builds.
-var DefaultImage = Image{Name: "cohort-notebook-1764547200", SizeGB: 50}
+var DefaultImage = Image{Name: "cohort-notebook-20261201000000", SizeGB: 60}
 
 // AddImage makes name the newest image of a family in a project.
 func (f *Fake) AddImage(project, family string, img Image) {
