@@ -8,12 +8,16 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/cohortdev/cohort"
 	"github.com/cohortdev/cohort/agent"
 	"github.com/cohortdev/cohort/client"
+	installation "github.com/cohortdev/cohort/infra/foundation"
 	"github.com/cohortdev/cohort/provisioner/gce"
 	"github.com/cohortdev/cohort/provisioner/gce/gcptest"
 )
@@ -107,14 +111,59 @@ func startFakeGCE(t *testing.T) *gcptest.Fake {
 	return fake
 }
 
-// gceEnv configures `cohort serve` for the fake's project.
+// gceEnv configures `cohort serve` for the fake's project with the
+// settings the installation's program (infra/foundation) gives the control
+// plane: its subnetwork and the session VMs' account.
 func gceEnv(t *testing.T, fake *gcptest.Fake) []string {
 	root, _ := filepath.Abs("../..")
-	return []string{"COHORT_DRIVER=gce", "COHORT_GCE_PROJECT=workshop-123",
-		"COHORT_GCE_SESSION_ACCOUNT=cohort-session@workshop-123.iam.gserviceaccount.com",
-		"COHORT_GCE_SUBNETWORK=projects/workshop-123/regions/us-central1/subnetworks/cohort-sessions",
+	env := []string{"COHORT_DRIVER=gce", "COHORT_GCE_PROJECT=workshop-123",
 		"COHORT_PULUMI_ROOT=" + root, "PULUMI_DEBUG_PROVIDERS=" + fake.DebugProviders(), "PULUMI_HOME=" + t.TempDir(),
 		"COHORT_GCE_COMPUTE_ENDPOINT=" + fake.ComputeURL()}
+	for _, kv := range strings.Split(foundationEnv(t), "\n") {
+		if strings.HasPrefix(kv, "COHORT_GCE_SUBNETWORK=") || strings.HasPrefix(kv, "COHORT_GCE_SESSION_ACCOUNT=") {
+			env = append(env, kv)
+		}
+	}
+	if len(env) != 8 {
+		t.Fatalf("the foundation's settings lack the subnetwork or the session account: %v", env)
+	}
+	return env
+}
+
+var foundation struct {
+	once sync.Once
+	env  string
+	err  error
+}
+
+// foundationEnv installs cohort in the fake project once (pulumi up of the
+// root project's program, on a fake of its own) and returns the control
+// plane's environment it outputs.
+func foundationEnv(t *testing.T) string {
+	foundation.once.Do(func() {
+		fake, err := gcptest.Start()
+		if err != nil {
+			foundation.err = err
+			return
+		}
+		defer fake.Stop()
+		fake.Latency = 0
+		root, _ := filepath.Abs("../..")
+		dir, err := os.MkdirTemp("", "cohort-foundation-")
+		if err != nil {
+			foundation.err = err
+			return
+		}
+		defer os.RemoveAll(dir)
+		_, up, err := fake.Up(context.Background(), root, dir, installation.Program(installation.Config{Project: "workshop-123", Region: "us-central1",
+			Domain: "cohort.example.org", NotebookDomain: "example-notebooks.org", OAuthClientID: "id", OAuthClientSecret: pulumi.String("secret")}))
+		foundation.err = err
+		foundation.env, _ = up.Outputs["controlPlaneEnv"].Value.(string)
+	})
+	if foundation.err != nil {
+		t.Fatalf("install cohort in the fake project: %v", foundation.err)
+	}
+	return foundation.env
 }
 
 // TestE2EGCEKilledMidUpdate kills cohort while the engine creates a

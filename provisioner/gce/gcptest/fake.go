@@ -287,7 +287,11 @@ func (f *Fake) Create(ctx context.Context, req *pulumirpc.CreateRequest) (*pulum
 	case "gcp:cloudscheduler/job:Job":
 		id, kind = fmt.Sprintf("projects/%v/locations/%v/jobs/%s", props["project"], props["region"], name), "Job"
 	default:
-		return nil, status.Errorf(codes.Unimplemented, "the fake gcp provider has no %s", typ)
+		var ok bool
+		if id, ok = foundationID(typ, props); !ok {
+			return nil, status.Errorf(codes.Unimplemented, "the fake gcp provider has no %s", typ)
+		}
+		kind = typ
 	}
 	f.mu.Lock()
 	_, exists := f.inventory[id]
@@ -326,8 +330,11 @@ func (f *Fake) Create(ctx context.Context, req *pulumirpc.CreateRequest) (*pulum
 			"image": imageSelfLink(project, img), "size": mapOf(mapOf(props["bootDisk"])["initializeParams"])["size"]}}
 		f.status[name] = "RUNNING"
 		props["instanceId"] = fmt.Sprint(1000000 + f.creates)
+		props["selfLink"] = "https://www.googleapis.com/compute/v1/" + id
 	case "gcp:cloudscheduler/job:Job":
 		props["state"] = "ENABLED"
+	default:
+		computeOutputs(typ, id, props)
 	}
 	raw := req.GetProperties().AsMap()
 	out, err := structpb.NewStruct(annotateSecrets(props, raw))

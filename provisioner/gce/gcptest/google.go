@@ -43,7 +43,17 @@ func (f *Fake) image(ref string) (project, family string, img Image, ok bool) {
 	if img, ok = f.images[project+"/"+family]; !ok && family == "cohort-notebook" {
 		img, ok = DefaultImage, true
 	}
+	if !ok {
+		img, ok = publicImages[project+"/"+family]
+	}
 	return project, family, img, ok
+}
+
+// publicImages are the public families the fake knows, in any project
+// that asks for them (the control plane boots Debian).
+var publicImages = map[string]Image{
+	"debian-cloud/debian-12":          {Name: "debian-12-bookworm-v20261110", SizeGB: 10},
+	"ubuntu-os-cloud/ubuntu-2204-lts": {Name: "ubuntu-2204-jammy-v20261110", SizeGB: 10},
 }
 
 var familyRef = regexp.MustCompile(`^(?:https://www\.googleapis\.com/compute/v1/)?projects/([^/]+)/global/images/family/([^/]+)$`)
@@ -283,4 +293,70 @@ func annotateSecrets(outs, ins map[string]any) map[string]any {
 		out[k] = v
 	}
 	return out
+}
+
+// The installation's resources (infra/foundation) are created as sent,
+// with the IDs the provider gives them (each resource's import ID format
+// in its docs) and the outputs Google computes that others refer to:
+// accounts' emails, self links, the load balancer's address, the DNS
+// record a certificate's authorization needs.
+var foundationIDs = map[string]string{
+	"gcp:compute/network:Network":                                    "projects/{project}/global/networks/{name}",
+	"gcp:compute/subnetwork:Subnetwork":                              "projects/{project}/regions/{region}/subnetworks/{name}",
+	"gcp:compute/router:Router":                                      "projects/{project}/regions/{region}/routers/{name}",
+	"gcp:compute/routerNat:RouterNat":                                "{project}/{region}/cohort-router/{name}",
+	"gcp:compute/firewall:Firewall":                                  "projects/{project}/global/firewalls/{name}",
+	"gcp:compute/globalAddress:GlobalAddress":                        "projects/{project}/global/addresses/{name}",
+	"gcp:compute/instanceGroup:InstanceGroup":                        "projects/{project}/zones/{zone}/instanceGroups/{name}",
+	"gcp:compute/healthCheck:HealthCheck":                            "projects/{project}/global/healthChecks/{name}",
+	"gcp:compute/backendService:BackendService":                      "projects/{project}/global/backendServices/{name}",
+	"gcp:compute/uRLMap:URLMap":                                      "projects/{project}/global/urlMaps/{name}",
+	"gcp:compute/targetHttpsProxy:TargetHttpsProxy":                  "projects/{project}/global/targetHttpsProxies/{name}",
+	"gcp:compute/targetHttpProxy:TargetHttpProxy":                    "projects/{project}/global/targetHttpProxies/{name}",
+	"gcp:compute/globalForwardingRule:GlobalForwardingRule":          "projects/{project}/global/forwardingRules/{name}",
+	"gcp:serviceaccount/account:Account":                             "projects/{project}/serviceAccounts/{accountId}@{project}.iam.gserviceaccount.com",
+	"gcp:projects/iAMMember:IAMMember":                               "{project}/{role}/{member}",
+	"gcp:serviceaccount/iAMMember:IAMMember":                         "{serviceAccountId}/{role}/{member}",
+	"gcp:storage/bucket:Bucket":                                      "{name}",
+	"gcp:storage/bucketIAMMember:BucketIAMMember":                    "b/{bucket}/{role}/{member}",
+	"gcp:kms/keyRing:KeyRing":                                        "projects/{project}/locations/{location}/keyRings/{name}",
+	"gcp:kms/cryptoKey:CryptoKey":                                    "{keyRing}/cryptoKeys/{name}",
+	"gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember":                  "{cryptoKeyId}/{role}/{member}",
+	"gcp:secretmanager/secret:Secret":                                "projects/{project}/secrets/{secretId}",
+	"gcp:secretmanager/secretVersion:SecretVersion":                  "{secret}/versions/1",
+	"gcp:secretmanager/secretIamMember:SecretIamMember":              "projects/{project}/secrets/{secretId}/{role}/{member}",
+	"gcp:certificatemanager/dnsAuthorization:DnsAuthorization":       "projects/{project}/locations/global/dnsAuthorizations/{name}",
+	"gcp:certificatemanager/certificate:Certificate":                 "projects/{project}/locations/global/certificates/{name}",
+	"gcp:certificatemanager/certificateMap:CertificateMap":           "projects/{project}/locations/global/certificateMaps/{name}",
+	"gcp:certificatemanager/certificateMapEntry:CertificateMapEntry": "projects/{project}/locations/global/certificateMaps/{map}/certificateMapEntries/{name}",
+}
+
+var placeholder = regexp.MustCompile(`\{([a-zA-Z]+)\}`)
+
+func foundationID(typ string, props map[string]any) (string, bool) {
+	format, ok := foundationIDs[typ]
+	if !ok {
+		return "", false
+	}
+	return placeholder.ReplaceAllStringFunc(format, func(m string) string {
+		return fmt.Sprint(props[m[1:len(m)-1]])
+	}), true
+}
+
+func computeOutputs(typ, id string, props map[string]any) {
+	switch typ {
+	case "gcp:serviceaccount/account:Account":
+		props["email"] = id[strings.LastIndex(id, "/")+1:]
+		props["name"] = id
+	case "gcp:compute/globalAddress:GlobalAddress":
+		props["address"] = "203.0.113.10"
+	case "gcp:certificatemanager/dnsAuthorization:DnsAuthorization":
+		props["dnsResourceRecords"] = []any{map[string]any{"name": "_acme-challenge." + fmt.Sprint(props["domain"]) + ".", "type": "CNAME",
+			"data": fmt.Sprint(props["name"]) + ".authorize.certificatemanager.goog."}}
+	case "gcp:secretmanager/secret:Secret":
+		props["name"] = id
+	}
+	if strings.HasPrefix(typ, "gcp:compute/") {
+		props["selfLink"] = "https://www.googleapis.com/compute/v1/" + id
+	}
 }

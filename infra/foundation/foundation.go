@@ -1,0 +1,561 @@
+// Package foundation is the Pulumi program of a cohort installation in
+// an empty Google Cloud project: the network session VMs live in (no
+// public addresses, egress through Cloud NAT, no session-to-session
+// traffic), the service accounts with the least each needs, the state
+// bucket and the key that encrypts secrets in it, and the control plane:
+// a VM running `cohort serve --driver gce` behind an HTTPS load balancer
+// with one Google-managed certificate for the app and the wildcard
+// notebook domain. The root Pulumi project runs it (infra/stack).
+package foundation
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/pulumi/pulumi-gcp/sdk/v7/go/gcp/certificatemanager"
+	"github.com/pulumi/pulumi-gcp/sdk/v7/go/gcp/compute"
+	"github.com/pulumi/pulumi-gcp/sdk/v7/go/gcp/kms"
+	"github.com/pulumi/pulumi-gcp/sdk/v7/go/gcp/projects"
+	"github.com/pulumi/pulumi-gcp/sdk/v7/go/gcp/secretmanager"
+	"github.com/pulumi/pulumi-gcp/sdk/v7/go/gcp/serviceaccount"
+	"github.com/pulumi/pulumi-gcp/sdk/v7/go/gcp/storage"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/cohortdev/cohort/infra"
+)
+
+// Config is the installation's settings (Pulumi config "cohort:*").
+type Config struct {
+	Project, Region string
+	// Zone holds the control plane VM; the region's "-a" zone if empty.
+	Zone string
+	// Domain is the app's host (cohort.example.org); NotebookDomain the
+	// parent of the notebooks' hosts (nb.example.org or, safer, a
+	// registrable domain of its own: docs/security.md).
+	Domain, NotebookDomain string
+	// The OAuth client participants sign in with; the secret is kept in
+	// Secret Manager and read by the control plane at start.
+	OAuthClientID     string
+	OAuthClientSecret pulumi.StringInput
+	// Admins become cohort's administrators at sign-in.
+	Admins []string
+	// SubnetCIDR is the sessions' and control plane's subnet; 10.20.0.0/20
+	// (4,096 addresses) if empty.
+	SubnetCIDR string
+	// ControlMachineType runs cohort and its Pulumi engine; e2-standard-2.
+	ControlMachineType string
+	// KMS encrypts the session stacks' secrets with a Cloud KMS key
+	// instead of a passphrase on the control plane's disk.
+	KMS bool
+	// NoSessionEgress denies session VMs every outbound connection (a
+	// class without pip install or model downloads).
+	NoSessionEgress bool
+}
+
+// GoogleFrontEnds are where Google's load balancers and health checks
+// connect from (cloud.google.com/load-balancing/docs/health-check-concepts#ip-ranges).
+var GoogleFrontEnds = []string{"35.191.0.0/16", "130.211.0.0/22"}
+
+// iapRange is where IAP TCP forwarding connects from, for an
+// administrator's `gcloud compute ssh --tunnel-through-iap`.
+const iapRange = "35.235.240.0/20"
+
+// ControlPort is where cohort serves on the control plane VM.
+const ControlPort = 8080
+
+// Names of what the program creates, for the docs and the driver's flags.
+const (
+	NetworkName    = "cohort"
+	SubnetName     = "cohort-sessions"
+	SessionAccount = "cohort-session"
+	ControlAccount = "cohort-control"
+	SchedAccount   = "cohort-scheduler"
+	SecretName     = "cohort-oidc-client-secret"
+)
+
+var hostname = regexp.MustCompile(`^([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)+[a-z]{2,}$`)
+
+// Check returns a problem with the settings, naming the setting.
+func (c *Config) Check() error {
+	switch {
+	case c.Project == "":
+		return fmt.Errorf("gcp:project is required: the project to install cohort in")
+	case c.Region == "":
+		return fmt.Errorf("cohort:region is required, e.g. us-central1")
+	case !hostname.MatchString(c.Domain):
+		return fmt.Errorf("cohort:domain %q is not a host name such as cohort.example.org", c.Domain)
+	case !hostname.MatchString(c.NotebookDomain):
+		return fmt.Errorf("cohort:notebookDomain %q is not a host name such as nb.example.org", c.NotebookDomain)
+	case c.NotebookDomain == c.Domain || strings.HasSuffix(c.Domain, "."+c.NotebookDomain):
+		return fmt.Errorf("cohort:notebookDomain %q must not be the app's domain or a parent of it: notebooks would share the app's cookies", c.NotebookDomain)
+	case c.OAuthClientID == "" || c.OAuthClientSecret == nil:
+		return fmt.Errorf("cohort:oauthClientId and the secret cohort:oauthClientSecret are required (docs/gcp.md, \"The OAuth client\")")
+	}
+	if c.Zone == "" {
+		c.Zone = c.Region + "-a"
+	}
+	if c.SubnetCIDR == "" {
+		c.SubnetCIDR = "10.20.0.0/20"
+	}
+	if c.ControlMachineType == "" {
+		c.ControlMachineType = "e2-standard-2"
+	}
+	return nil
+}
+
+// Program returns the installation's program. Its outputs are the DNS
+// records to create and the settings cohort runs with.
+func Program(c Config) pulumi.RunFunc {
+	return func(ctx *pulumi.Context) error {
+		if err := c.Check(); err != nil {
+			return err
+		}
+		f := &foundation{ctx: ctx, c: c, project: pulumi.String(c.Project)}
+		for _, step := range []func() error{f.addAccounts, f.addNetwork, f.addFirewall, f.addState, f.addSecret, f.addControlPlane, f.addLoadBalancer} {
+			if err := step(); err != nil {
+				return err
+			}
+		}
+		f.outputs()
+		return nil
+	}
+}
+
+type foundation struct {
+	ctx     *pulumi.Context
+	c       Config
+	project pulumi.String
+
+	session, control, sched *serviceaccount.Account
+	network                 *compute.Network
+	subnet                  *compute.Subnetwork
+	bucket                  *storage.Bucket
+	key                     *kms.CryptoKey
+	secret                  *secretmanager.Secret
+	vm                      *compute.Instance
+	address                 *compute.GlobalAddress
+	auths                   []*certificatemanager.DnsAuthorization
+}
+
+func (f *foundation) member(sa *serviceaccount.Account) pulumi.StringOutput {
+	return pulumi.Sprintf("serviceAccount:%s", sa.Email)
+}
+
+// addAccounts: the session VMs' (logs and metrics only), the control
+// plane's, and the one Cloud Scheduler signs its calls to cohort as (no
+// roles at all: its token only proves the caller to cohort).
+func (f *foundation) addAccounts() error {
+	var err error
+	mk := func(id, name string) (*serviceaccount.Account, error) {
+		return serviceaccount.NewAccount(f.ctx, id, &serviceaccount.AccountArgs{Project: f.project, AccountId: pulumi.String(id), DisplayName: pulumi.String(name)})
+	}
+	if f.session, err = mk(SessionAccount, "cohort session VMs"); err != nil {
+		return err
+	}
+	if f.control, err = mk(ControlAccount, "cohort control plane"); err != nil {
+		return err
+	}
+	if f.sched, err = mk(SchedAccount, "cohort's Cloud Scheduler calls"); err != nil {
+		return err
+	}
+	grants := []struct {
+		name string
+		sa   *serviceaccount.Account
+		role string
+	}{
+		{"session-logs", f.session, "roles/logging.logWriter"},
+		{"session-metrics", f.session, "roles/monitoring.metricWriter"},
+		{"control-logs", f.control, "roles/logging.logWriter"},
+		// Session VMs in any of a class's zones, and their expiry jobs.
+		{"control-instances", f.control, "roles/compute.instanceAdmin.v1"},
+		{"control-scheduler", f.control, "roles/cloudscheduler.admin"},
+	}
+	for _, g := range grants {
+		if _, err := projects.NewIAMMember(f.ctx, g.name, &projects.IAMMemberArgs{Project: f.project, Role: pulumi.String(g.role), Member: f.member(g.sa)}); err != nil {
+			return err
+		}
+	}
+	// The control plane acts as the session and scheduler accounts only:
+	// Service Account User on those two, never on the project.
+	for name, sa := range map[string]*serviceaccount.Account{"control-acts-as-session": f.session, "control-acts-as-scheduler": f.sched} {
+		if _, err := serviceaccount.NewIAMMember(f.ctx, name, &serviceaccount.IAMMemberArgs{
+			ServiceAccountId: sa.Name, Role: pulumi.String("roles/iam.serviceAccountUser"), Member: f.member(f.control),
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// addNetwork: a VPC of cohort's own (the default network's
+// default-allow-internal would let session VMs reach each other), one
+// subnet with Private Google Access, and Cloud NAT for egress without
+// public addresses.
+func (f *foundation) addNetwork() error {
+	var err error
+	f.network, err = compute.NewNetwork(f.ctx, NetworkName, &compute.NetworkArgs{
+		Project: f.project, Name: pulumi.String(NetworkName), AutoCreateSubnetworks: pulumi.Bool(false),
+	})
+	if err != nil {
+		return err
+	}
+	f.subnet, err = compute.NewSubnetwork(f.ctx, SubnetName, &compute.SubnetworkArgs{
+		Project: f.project, Region: pulumi.String(f.c.Region), Name: pulumi.String(SubnetName), Network: f.network.ID(),
+		IpCidrRange: pulumi.String(f.c.SubnetCIDR), PrivateIpGoogleAccess: pulumi.Bool(true),
+	})
+	if err != nil {
+		return err
+	}
+	router, err := compute.NewRouter(f.ctx, "cohort-router", &compute.RouterArgs{
+		Project: f.project, Region: pulumi.String(f.c.Region), Name: pulumi.String("cohort-router"), Network: f.network.ID(),
+	})
+	if err != nil {
+		return err
+	}
+	_, err = compute.NewRouterNat(f.ctx, "cohort-nat", &compute.RouterNatArgs{
+		Project: f.project, Region: pulumi.String(f.c.Region), Name: pulumi.String("cohort-nat"), Router: router.Name,
+		NatIpAllocateOption:           pulumi.String("AUTO_ONLY"),
+		SourceSubnetworkIpRangesToNat: pulumi.String("LIST_OF_SUBNETWORKS"),
+		Subnetworks: compute.RouterNatSubnetworkArray{&compute.RouterNatSubnetworkArgs{
+			Name: f.subnet.ID(), SourceIpRangesToNats: pulumi.StringArray{pulumi.String("ALL_IP_RANGES")},
+		}},
+		// A class of 30 downloading models at once: ports enough per VM.
+		MinPortsPerVm: pulumi.Int(1024),
+		LogConfig:     &compute.RouterNatLogConfigArgs{Enable: pulumi.Bool(true), Filter: pulumi.String("ERRORS_ONLY")},
+	})
+	return err
+}
+
+// addFirewall admits the control plane to the notebooks' port, Google's
+// front ends to the control plane, and IAP to its SSH; it denies session
+// VMs every connection to each other (above any rule someone adds).
+func (f *foundation) addFirewall() error {
+	sa := func(a *serviceaccount.Account) pulumi.StringArray { return pulumi.StringArray{a.Email} }
+	tcp := func(ports ...string) compute.FirewallAllowArray {
+		return compute.FirewallAllowArray{&compute.FirewallAllowArgs{Protocol: pulumi.String("tcp"), Ports: pulumi.ToStringArray(ports)}}
+	}
+	rules := []struct {
+		name string
+		args compute.FirewallArgs
+	}{
+		{"cohort-deny-session-to-session", compute.FirewallArgs{Priority: pulumi.Int(900),
+			Denies:                compute.FirewallDenyArray{&compute.FirewallDenyArgs{Protocol: pulumi.String("all")}},
+			SourceServiceAccounts: sa(f.session), TargetServiceAccounts: sa(f.session)}},
+		{"cohort-allow-notebooks", compute.FirewallArgs{Allows: tcp(fmt.Sprint(infra.NotebookPort)),
+			SourceServiceAccounts: sa(f.control), TargetServiceAccounts: sa(f.session)}},
+		{"cohort-allow-load-balancer", compute.FirewallArgs{Allows: tcp(fmt.Sprint(ControlPort)),
+			SourceRanges: pulumi.ToStringArray(GoogleFrontEnds), TargetServiceAccounts: sa(f.control)}},
+		{"cohort-allow-iap-ssh", compute.FirewallArgs{Allows: tcp("22"),
+			SourceRanges: pulumi.StringArray{pulumi.String(iapRange)}, TargetServiceAccounts: sa(f.control)}},
+	}
+	if f.c.NoSessionEgress {
+		rules = append(rules, struct {
+			name string
+			args compute.FirewallArgs
+		}{"cohort-deny-session-egress", compute.FirewallArgs{Direction: pulumi.String("EGRESS"),
+			Denies:            compute.FirewallDenyArray{&compute.FirewallDenyArgs{Protocol: pulumi.String("all")}},
+			DestinationRanges: pulumi.StringArray{pulumi.String("0.0.0.0/0")}, TargetServiceAccounts: sa(f.session)}})
+	}
+	for _, r := range rules {
+		args := r.args
+		args.Project, args.Network, args.Name = f.project, f.network.ID(), pulumi.String(r.name)
+		if _, err := compute.NewFirewall(f.ctx, r.name, &args); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// addState: the bucket of the session stacks' Pulumi state, and the key that
+// encrypts the secrets in it; only the control plane may use either.
+func (f *foundation) addState() error {
+	var err error
+	f.bucket, err = storage.NewBucket(f.ctx, "cohort-state", &storage.BucketArgs{
+		Project: f.project, Name: pulumi.String(f.c.Project + "-cohort-state"), Location: pulumi.String(strings.ToUpper(f.c.Region)),
+		UniformBucketLevelAccess: pulumi.Bool(true), PublicAccessPrevention: pulumi.String("enforced"),
+		// Pulumi keeps its own history; versions let a bad write be undone.
+		Versioning: &storage.BucketVersioningArgs{Enabled: pulumi.Bool(true)},
+	})
+	if err != nil {
+		return err
+	}
+	_, err = storage.NewBucketIAMMember(f.ctx, "control-state", &storage.BucketIAMMemberArgs{
+		Bucket: f.bucket.Name, Role: pulumi.String("roles/storage.objectAdmin"), Member: f.member(f.control),
+	})
+	if err != nil || !f.c.KMS {
+		return err
+	}
+	ring, err := kms.NewKeyRing(f.ctx, "cohort", &kms.KeyRingArgs{Project: f.project, Name: pulumi.String("cohort"), Location: pulumi.String(f.c.Region)})
+	if err != nil {
+		return err
+	}
+	f.key, err = kms.NewCryptoKey(f.ctx, "cohort-state", &kms.CryptoKeyArgs{
+		KeyRing: ring.ID(), Name: pulumi.String("cohort-state"), RotationPeriod: pulumi.String("7776000s"), // 90 days
+	}, pulumi.Protect(true)) // destroying it makes the state's secrets unreadable
+	if err != nil {
+		return err
+	}
+	_, err = kms.NewCryptoKeyIAMMember(f.ctx, "control-state-key", &kms.CryptoKeyIAMMemberArgs{
+		CryptoKeyId: f.key.ID(), Role: pulumi.String("roles/cloudkms.cryptoKeyEncrypterDecrypter"), Member: f.member(f.control),
+	})
+	return err
+}
+
+// addSecret keeps the OAuth client secret in Secret Manager, readable by
+// the control plane only: never on its disk or in its metadata.
+func (f *foundation) addSecret() error {
+	var err error
+	f.secret, err = secretmanager.NewSecret(f.ctx, SecretName, &secretmanager.SecretArgs{
+		Project: f.project, SecretId: pulumi.String(SecretName),
+		Replication: &secretmanager.SecretReplicationArgs{Auto: &secretmanager.SecretReplicationAutoArgs{}},
+	})
+	if err != nil {
+		return err
+	}
+	_, err = secretmanager.NewSecretVersion(f.ctx, SecretName, &secretmanager.SecretVersionArgs{
+		Secret: f.secret.ID(), SecretData: pulumi.ToSecret(f.c.OAuthClientSecret).(pulumi.StringOutput),
+	})
+	if err != nil {
+		return err
+	}
+	_, err = secretmanager.NewSecretIamMember(f.ctx, "control-oidc-secret", &secretmanager.SecretIamMemberArgs{
+		Project: f.project, SecretId: f.secret.SecretId, Role: pulumi.String("roles/secretmanager.secretAccessor"), Member: f.member(f.control),
+	})
+	return err
+}
+
+// addControlPlane is the control plane VM: no public address (the load balancer
+// and IAP reach it), its own service account with the cloud-platform
+// scope (its roles are what limit it), Shielded VM.
+func (f *foundation) addControlPlane() error {
+	var err error
+	f.vm, err = compute.NewInstance(f.ctx, "cohort-control", &compute.InstanceArgs{
+		Project: f.project, Zone: pulumi.String(f.c.Zone), Name: pulumi.String("cohort-control"),
+		MachineType: pulumi.String(f.c.ControlMachineType),
+		BootDisk: &compute.InstanceBootDiskArgs{InitializeParams: &compute.InstanceBootDiskInitializeParamsArgs{
+			Image: pulumi.String("projects/debian-cloud/global/images/family/debian-12"), Size: pulumi.Int(30), Type: pulumi.String("pd-balanced"),
+		}},
+		NetworkInterfaces: compute.InstanceNetworkInterfaceArray{&compute.InstanceNetworkInterfaceArgs{Subnetwork: f.subnet.ID()}},
+		ServiceAccount: &compute.InstanceServiceAccountArgs{Email: f.control.Email,
+			Scopes: pulumi.StringArray{pulumi.String("https://www.googleapis.com/auth/cloud-platform")}},
+		ShieldedInstanceConfig: &compute.InstanceShieldedInstanceConfigArgs{EnableSecureBoot: pulumi.Bool(true), EnableVtpm: pulumi.Bool(true),
+			EnableIntegrityMonitoring: pulumi.Bool(true)},
+		Metadata: pulumi.StringMap{
+			"enable-oslogin": pulumi.String("TRUE"),
+			"startup-script": f.startupScript(),
+		},
+		AllowStoppingForUpdate: pulumi.Bool(true),
+		Labels:                 pulumi.StringMap{"cohort": pulumi.String("control")},
+	}, pulumi.IgnoreChanges([]string{"bootDisk.initializeParams.image"}))
+	return err
+}
+
+// Env is cohort's environment on the control plane: the flags of `cohort
+// serve`, filled from what the program made.
+func (f *foundation) Env() pulumi.StringOutput {
+	secrets := pulumi.String("passphrase").ToStringOutput()
+	if f.key != nil {
+		secrets = pulumi.Sprintf("gcpkms://%s", f.key.ID())
+	}
+	return pulumi.All(f.subnet.SelfLink, f.session.Email, f.sched.Email, f.bucket.Name, secrets).ApplyT(func(v []any) string {
+		env := []string{
+			"COHORT_ADDR=0.0.0.0:" + fmt.Sprint(ControlPort),
+			"COHORT_DATA_DIR=/var/lib/cohort",
+			"COHORT_PUBLIC_URL=https://" + f.c.Domain,
+			"COHORT_NOTEBOOK_DOMAIN=" + f.c.NotebookDomain,
+			"COHORT_TRUSTED_PROXIES=" + strings.Join(GoogleFrontEnds, ","),
+			"COHORT_OIDC_CLIENT_ID=" + f.c.OAuthClientID,
+			"COHORT_ADMINS=" + strings.Join(f.c.Admins, ","),
+			"COHORT_DRIVER=gce",
+			"COHORT_GCE_PROJECT=" + f.c.Project,
+			"COHORT_GCE_SUBNETWORK=" + v[0].(string),
+			"COHORT_GCE_SESSION_ACCOUNT=" + v[1].(string),
+			"COHORT_SCHEDULER_SERVICE_ACCOUNT=" + v[2].(string),
+			"COHORT_GCE_SCHEDULER_REGION=" + f.c.Region,
+			"COHORT_PULUMI_STATE=gs://" + v[3].(string),
+			"COHORT_PULUMI_SECRETS_PROVIDER=" + v[4].(string),
+			"COHORT_PULUMI_ROOT=/usr/local/lib/cohort",
+		}
+		return strings.Join(env, "\n") + "\n"
+	}).(pulumi.StringOutput)
+}
+
+// startupScript installs cohort's service on the control plane: the
+// binaries are copied there (docs/gcp.md); the unit starts once they are.
+func (f *foundation) startupScript() pulumi.StringOutput {
+	return f.Env().ApplyT(func(env string) string {
+		return strings.NewReplacer("@ENV@", env, "@SECRET@", SecretName, "@PROJECT@", f.c.Project).Replace(startupScript)
+	}).(pulumi.StringOutput)
+}
+
+const startupScript = `#!/bin/bash
+# cohort's control plane (written by the foundation program, infra/foundation).
+set -euo pipefail
+id cohort >/dev/null 2>&1 || useradd --system --home-dir /var/lib/cohort --shell /usr/sbin/nologin cohort
+install -d -o cohort -g cohort -m 0700 /var/lib/cohort
+install -d -m 0755 /etc/cohort /usr/local/lib/cohort/bin
+cat > /etc/cohort/cohort.env <<'ENV'
+@ENV@ENV
+# The OAuth client secret is read from Secret Manager at each start and
+# only ever held in the process's environment.
+cat > /usr/local/lib/cohort/run <<'RUN'
+#!/bin/bash
+set -euo pipefail
+COHORT_OIDC_CLIENT_SECRET="$(gcloud secrets versions access latest --secret=@SECRET@ --project=@PROJECT@)"
+export COHORT_OIDC_CLIENT_SECRET
+exec /usr/local/bin/cohort serve
+RUN
+chmod 0755 /usr/local/lib/cohort/run
+cat > /etc/systemd/system/cohort.service <<'UNIT'
+[Unit]
+Description=cohort control plane
+After=network-online.target
+Wants=network-online.target
+ConditionPathExists=/usr/local/bin/cohort
+
+[Service]
+User=cohort
+EnvironmentFile=/etc/cohort/cohort.env
+ExecStart=/usr/local/lib/cohort/run
+Restart=on-failure
+RestartSec=5
+# Long engine runs finish or are interrupted cleanly.
+TimeoutStopSec=120
+NoNewPrivileges=yes
+ProtectSystem=strict
+ReadWritePaths=/var/lib/cohort
+PrivateTmp=yes
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+systemctl daemon-reload
+systemctl enable cohort.service
+systemctl restart cohort.service || echo "cohort is not installed yet: copy the binaries (docs/gcp.md)"
+`
+
+// addLoadBalancer: one global address for the app and every notebook host,
+// a Google-managed certificate for both (DNS-authorized, so the wildcard
+// is allowed), HTTPS to the control plane with a day's timeout for
+// notebooks' WebSockets, and HTTP redirected to HTTPS.
+func (f *foundation) addLoadBalancer() error {
+	var err error
+	f.address, err = compute.NewGlobalAddress(f.ctx, "cohort", &compute.GlobalAddressArgs{Project: f.project, Name: pulumi.String("cohort")})
+	if err != nil {
+		return err
+	}
+	var authIDs pulumi.StringArray
+	for name, domain := range map[string]string{"cohort-app": f.c.Domain, "cohort-notebooks": f.c.NotebookDomain} {
+		a, err := certificatemanager.NewDnsAuthorization(f.ctx, name, &certificatemanager.DnsAuthorizationArgs{
+			Project: f.project, Name: pulumi.String(name), Domain: pulumi.String(domain),
+		})
+		if err != nil {
+			return err
+		}
+		f.auths = append(f.auths, a)
+		authIDs = append(authIDs, a.ID())
+	}
+	cert, err := certificatemanager.NewCertificate(f.ctx, "cohort", &certificatemanager.CertificateArgs{
+		Project: f.project, Name: pulumi.String("cohort"),
+		Managed: &certificatemanager.CertificateManagedArgs{
+			Domains:           pulumi.StringArray{pulumi.String(f.c.Domain), pulumi.String("*." + f.c.NotebookDomain)},
+			DnsAuthorizations: authIDs,
+		},
+	})
+	if err != nil {
+		return err
+	}
+	certMap, err := certificatemanager.NewCertificateMapResource(f.ctx, "cohort", &certificatemanager.CertificateMapResourceArgs{Project: f.project, Name: pulumi.String("cohort")})
+	if err != nil {
+		return err
+	}
+	for name, host := range map[string]string{"cohort-app": f.c.Domain, "cohort-notebooks": "*." + f.c.NotebookDomain} {
+		_, err := certificatemanager.NewCertificateMapEntry(f.ctx, name, &certificatemanager.CertificateMapEntryArgs{
+			Project: f.project, Name: pulumi.String(name), Map: certMap.Name, Hostname: pulumi.String(host),
+			Certificates: pulumi.StringArray{cert.ID()},
+		})
+		if err != nil {
+			return err
+		}
+	}
+	group, err := compute.NewInstanceGroup(f.ctx, "cohort-control", &compute.InstanceGroupArgs{
+		Project: f.project, Zone: pulumi.String(f.c.Zone), Name: pulumi.String("cohort-control"),
+		Instances:  pulumi.StringArray{f.vm.SelfLink},
+		NamedPorts: compute.InstanceGroupNamedPortTypeArray{&compute.InstanceGroupNamedPortTypeArgs{Name: pulumi.String("http"), Port: pulumi.Int(ControlPort)}},
+	})
+	if err != nil {
+		return err
+	}
+	health, err := compute.NewHealthCheck(f.ctx, "cohort", &compute.HealthCheckArgs{
+		Project: f.project, Name: pulumi.String("cohort"),
+		HttpHealthCheck: &compute.HealthCheckHttpHealthCheckArgs{Port: pulumi.Int(ControlPort), RequestPath: pulumi.String("/readyz")},
+	})
+	if err != nil {
+		return err
+	}
+	backend, err := compute.NewBackendService(f.ctx, "cohort", &compute.BackendServiceArgs{
+		Project: f.project, Name: pulumi.String("cohort"), Protocol: pulumi.String("HTTP"), PortName: pulumi.String("http"),
+		LoadBalancingScheme: pulumi.String("EXTERNAL_MANAGED"), HealthChecks: health.ID(),
+		// The load balancer ends a WebSocket (a notebook's kernel) after
+		// this long; the browser reconnects.
+		TimeoutSec: pulumi.Int(86400),
+		Backends:   compute.BackendServiceBackendArray{&compute.BackendServiceBackendArgs{Group: group.SelfLink}},
+		LogConfig:  &compute.BackendServiceLogConfigArgs{Enable: pulumi.Bool(true), SampleRate: pulumi.Float64(1)},
+	})
+	if err != nil {
+		return err
+	}
+	urlMap, err := compute.NewURLMap(f.ctx, "cohort", &compute.URLMapArgs{Project: f.project, Name: pulumi.String("cohort"), DefaultService: backend.ID()})
+	if err != nil {
+		return err
+	}
+	https, err := compute.NewTargetHttpsProxy(f.ctx, "cohort", &compute.TargetHttpsProxyArgs{
+		Project: f.project, Name: pulumi.String("cohort"), UrlMap: urlMap.ID(),
+		CertificateMap: pulumi.Sprintf("//certificatemanager.googleapis.com/%s", certMap.ID()),
+	})
+	if err != nil {
+		return err
+	}
+	redirect, err := compute.NewURLMap(f.ctx, "cohort-redirect", &compute.URLMapArgs{Project: f.project, Name: pulumi.String("cohort-redirect"),
+		DefaultUrlRedirect: &compute.URLMapDefaultUrlRedirectArgs{HttpsRedirect: pulumi.Bool(true), StripQuery: pulumi.Bool(false)}})
+	if err != nil {
+		return err
+	}
+	http, err := compute.NewTargetHttpProxy(f.ctx, "cohort-redirect", &compute.TargetHttpProxyArgs{Project: f.project, Name: pulumi.String("cohort-redirect"), UrlMap: redirect.ID()})
+	if err != nil {
+		return err
+	}
+	for name, rule := range map[string]struct {
+		port   string
+		target pulumi.StringInput
+	}{"cohort-https": {"443", https.ID()}, "cohort-http": {"80", http.ID()}} {
+		_, err := compute.NewGlobalForwardingRule(f.ctx, name, &compute.GlobalForwardingRuleArgs{
+			Project: f.project, Name: pulumi.String(name), IpAddress: f.address.Address, PortRange: pulumi.String(rule.port),
+			LoadBalancingScheme: pulumi.String("EXTERNAL_MANAGED"), Target: rule.target,
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (f *foundation) outputs() {
+	f.ctx.Export("appURL", pulumi.String("https://"+f.c.Domain))
+	f.ctx.Export("address", f.address.Address)
+	records := pulumi.StringArray{
+		pulumi.Sprintf("%s. A %s", f.c.Domain, f.address.Address),
+		pulumi.Sprintf("*.%s. A %s", f.c.NotebookDomain, f.address.Address),
+	}
+	for _, a := range f.auths {
+		rec := a.DnsResourceRecords.Index(pulumi.Int(0))
+		records = append(records, pulumi.Sprintf("%s %s %s", rec.Name().Elem(), rec.Type().Elem(), rec.Data().Elem()))
+	}
+	f.ctx.Export("dnsRecords", records)
+	f.ctx.Export("subnetwork", f.subnet.SelfLink)
+	f.ctx.Export("sessionAccount", f.session.Email)
+	f.ctx.Export("schedulerAccount", f.sched.Email)
+	f.ctx.Export("stateBucket", f.bucket.Name)
+	f.ctx.Export("controlPlaneEnv", f.Env())
+}
