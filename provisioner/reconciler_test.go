@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/cohortdev/cohort"
 	"github.com/cohortdev/cohort/provisioner"
@@ -15,11 +16,13 @@ import (
 // observation per Inspect.
 type bootingDriver struct {
 	cohort.Driver
-	steps []string
-	seen  int
+	steps     []string
+	seen      int
+	deadlines []time.Time // the spec's deadline at each Inspect
 }
 
-func (d *bootingDriver) Inspect(context.Context, cohort.NotebookSpec) (cohort.Instance, error) {
+func (d *bootingDriver) Inspect(_ context.Context, spec cohort.NotebookSpec) (cohort.Instance, error) {
+	d.deadlines = append(d.deadlines, spec.Deadline)
 	step := d.steps[min(d.seen, len(d.steps)-1)]
 	d.seen++
 	if step == "ready" {
@@ -55,7 +58,9 @@ func TestReconcileRecordsBootProgress(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := &bootingDriver{steps: []string{"booting the VM", "booting the VM", "the VM is up; starting Jupyter", "the VM is up; starting Jupyter", "ready"}}
-	r := provisioner.New(provisioner.Options{Store: store, Driver: d})
+	now := time.Now()
+	r := provisioner.New(provisioner.Options{Store: store, Driver: d, Now: func() time.Time { return now },
+		Timing: provisioner.Timing{StartTimeout: 15 * time.Minute}})
 	for range d.steps {
 		if _, err := r.Reconcile(ctx, s.ID); err != nil {
 			t.Fatal(err)
@@ -72,5 +77,11 @@ func TestReconcileRecordsBootProgress(t *testing.T) {
 	want := []string{"booting the VM", "the VM is up; starting Jupyter", "notebook ready"}
 	if len(got) < len(want) || !slices.Equal(got[len(got)-len(want):], want) {
 		t.Fatalf("events %q, want them to end with %q", got, want)
+	}
+	// Before it is ready, the latest a session can run is bounded by the
+	// start timeout and the class's lifetime: what a driver's own
+	// backstop is set to.
+	if want := now.Add(15*time.Minute + c.Policy.MaxLifetime.D()); !d.deadlines[0].Equal(want) {
+		t.Fatalf("deadline while starting %v, want %v", d.deadlines[0], want)
 	}
 }
