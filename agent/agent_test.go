@@ -74,13 +74,17 @@ func programMetadata(t *testing.T, token, basePath string) map[string]string {
 		if args.TypeToken == "gcp:compute/instance:Instance" {
 			meta = map[string]string{}
 			for k, v := range args.Inputs["metadata"].ObjectValue() {
+				if v.IsSecret() { // the token: the VM's metadata server serves it plain
+					v = v.SecretValue().Element
+				}
 				meta[string(k)] = v.StringValue()
 			}
 		}
 		return args.Name, args.Inputs, nil
 	})
 	spec := infra.SessionSpec{Project: "p", Zone: "us-central1-a", Name: "cohort-ses-a", SessionID: "ses_a", MachineType: "n1-standard-4",
-		GPUType: "nvidia-tesla-t4", GPUCount: 1, Image: "img", DiskGB: 50, MaxRunDuration: time.Hour, NotebookToken: token, BasePath: basePath}
+		GPUType: "nvidia-tesla-t4", GPUCount: 1, Image: "img", DiskGB: 50, MaxRunDuration: time.Hour, NotebookToken: token, BasePath: basePath,
+		Subnetwork: "projects/p/regions/us-central1/subnetworks/cohort-sessions"}
 	if err := pulumi.RunErr(infra.SessionProgram(spec), pulumi.WithMocks("cohort", "s", mocks)); err != nil {
 		t.Fatal(err)
 	}

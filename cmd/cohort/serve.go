@@ -238,8 +238,10 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	// Headers and bodies must arrive in time (api bounds bodies per route);
-	// idle keep-alive connections are closed.
-	httpServer := &http.Server{Handler: server, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	// idle keep-alive connections are closed, later than Google's load
+	// balancer closes its own (600 s): a connection it still reuses must
+	// not be gone (cloud.google.com/load-balancing/docs/https#timeouts).
+	httpServer := &http.Server{Handler: server, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 620 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- httpServer.Serve(ln) }()
 	log.Info("cohort is serving", "url", publicURL, "notebooks", server.NotebookOrigin("ses_*"), "data_dir", m.Config.DataDir, "driver", driver.Name())

@@ -28,7 +28,8 @@ import (
 // Config is the installation's settings (Pulumi config "cohort:*").
 type Config struct {
 	Project, Region string
-	// Zone holds the control plane VM; the region's "-a" zone if empty.
+	// Zone holds the control plane VM; the region's "-b" zone if empty
+	// (every region has one; not every region has an "-a").
 	Zone string
 	// Domain is the app's host (cohort.example.org); NotebookDomain the
 	// parent of the notebooks' hosts (nb.example.org or, safer, a
@@ -46,8 +47,11 @@ type Config struct {
 	// ControlMachineType runs cohort and its Pulumi engine; e2-standard-2.
 	ControlMachineType string
 	// KMS encrypts the session stacks' secrets with a Cloud KMS key
-	// instead of a passphrase on the control plane's disk.
-	KMS bool
+	// instead of a passphrase on the control plane's disk. KeyRing names
+	// its key ring ("cohort"): Google never deletes a key ring, so a new
+	// installation in the same project after a destroy needs another name.
+	KMS     bool
+	KeyRing string
 	// NoSessionEgress denies session VMs every outbound connection (a
 	// class without pip install or model downloads).
 	NoSessionEgress bool
@@ -93,7 +97,10 @@ func (c *Config) Check() error {
 		return fmt.Errorf("cohort:oauthClientId and the secret cohort:oauthClientSecret are required (docs/gcp.md, \"The OAuth client\")")
 	}
 	if c.Zone == "" {
-		c.Zone = c.Region + "-a"
+		c.Zone = c.Region + "-b"
+	}
+	if c.KeyRing == "" {
+		c.KeyRing = "cohort"
 	}
 	if c.SubnetCIDR == "" {
 		c.SubnetCIDR = "10.20.0.0/20"
@@ -112,7 +119,7 @@ func Program(c Config) pulumi.RunFunc {
 			return err
 		}
 		f := &foundation{ctx: ctx, c: c, project: pulumi.String(c.Project)}
-		for _, step := range []func() error{f.addAccounts, f.addNetwork, f.addFirewall, f.addState, f.addSecret, f.addControlPlane, f.addLoadBalancer} {
+		for _, step := range []func() error{f.addAccounts, f.addNetwork, f.addFirewall, f.addState, f.addSecret, f.addAddress, f.addControlPlane, f.addLoadBalancer} {
 			if err := step(); err != nil {
 				return err
 			}
@@ -286,7 +293,7 @@ func (f *foundation) addState() error {
 	if err != nil || !f.c.KMS {
 		return err
 	}
-	ring, err := kms.NewKeyRing(f.ctx, "cohort", &kms.KeyRingArgs{Project: f.project, Name: pulumi.String("cohort"), Location: pulumi.String(f.c.Region)})
+	ring, err := kms.NewKeyRing(f.ctx, "cohort", &kms.KeyRingArgs{Project: f.project, Name: pulumi.String(f.c.KeyRing), Location: pulumi.String(f.c.Region)})
 	if err != nil {
 		return err
 	}
@@ -358,13 +365,15 @@ func (f *foundation) Env() pulumi.StringOutput {
 	if f.key != nil {
 		secrets = pulumi.Sprintf("gcpkms://%s", f.key.ID())
 	}
-	return pulumi.All(f.subnet.SelfLink, f.session.Email, f.sched.Email, f.bucket.Name, secrets).ApplyT(func(v []any) string {
+	return pulumi.All(f.subnet.SelfLink, f.session.Email, f.sched.Email, f.bucket.Name, secrets, f.address.Address).ApplyT(func(v []any) string {
 		env := []string{
 			"COHORT_ADDR=0.0.0.0:" + fmt.Sprint(ControlPort),
 			"COHORT_DATA_DIR=/var/lib/cohort",
 			"COHORT_PUBLIC_URL=https://" + f.c.Domain,
 			"COHORT_NOTEBOOK_DOMAIN=" + f.c.NotebookDomain,
-			"COHORT_TRUSTED_PROXIES=" + strings.Join(GoogleFrontEnds, ","),
+			// The load balancer appends "client, its own address" to
+			// X-Forwarded-For: both it and the front ends are trusted.
+			"COHORT_TRUSTED_PROXIES=" + strings.Join(GoogleFrontEnds, ",") + "," + v[5].(string) + "/32",
 			"COHORT_OIDC_CLIENT_ID=" + f.c.OAuthClientID,
 			"COHORT_ADMINS=" + strings.Join(f.c.Admins, ","),
 			"COHORT_DRIVER=gce",
@@ -439,16 +448,29 @@ systemctl restart cohort.service || echo "cohort is not installed yet: copy the 
 // a Google-managed certificate for both (DNS-authorized, so the wildcard
 // is allowed), HTTPS to the control plane with a day's timeout for
 // notebooks' WebSockets, and HTTP redirected to HTTPS.
-func (f *foundation) addLoadBalancer() error {
+// addAddress reserves the load balancer's address: the control plane
+// trusts the forwarded client address only from it and Google's front ends.
+func (f *foundation) addAddress() error {
 	var err error
 	f.address, err = compute.NewGlobalAddress(f.ctx, "cohort", &compute.GlobalAddressArgs{Project: f.project, Name: pulumi.String("cohort")})
-	if err != nil {
-		return err
+	return err
+}
+
+// hosts are the certificate's names: the app's host, and every
+// notebook's, in this order (the certificate's list is ForceNew and
+// compared in order: a different order would replace it).
+func (f *foundation) hosts() []struct{ name, domain, host string } {
+	return []struct{ name, domain, host string }{
+		{"cohort-app", f.c.Domain, f.c.Domain},
+		{"cohort-notebooks", f.c.NotebookDomain, "*." + f.c.NotebookDomain},
 	}
+}
+
+func (f *foundation) addLoadBalancer() error {
 	var authIDs pulumi.StringArray
-	for name, domain := range map[string]string{"cohort-app": f.c.Domain, "cohort-notebooks": f.c.NotebookDomain} {
-		a, err := certificatemanager.NewDnsAuthorization(f.ctx, name, &certificatemanager.DnsAuthorizationArgs{
-			Project: f.project, Name: pulumi.String(name), Domain: pulumi.String(domain),
+	for _, h := range f.hosts() {
+		a, err := certificatemanager.NewDnsAuthorization(f.ctx, h.name, &certificatemanager.DnsAuthorizationArgs{
+			Project: f.project, Name: pulumi.String(h.name), Domain: pulumi.String(h.domain),
 		})
 		if err != nil {
 			return err
@@ -459,7 +481,7 @@ func (f *foundation) addLoadBalancer() error {
 	cert, err := certificatemanager.NewCertificate(f.ctx, "cohort", &certificatemanager.CertificateArgs{
 		Project: f.project, Name: pulumi.String("cohort"),
 		Managed: &certificatemanager.CertificateManagedArgs{
-			Domains:           pulumi.StringArray{pulumi.String(f.c.Domain), pulumi.String("*." + f.c.NotebookDomain)},
+			Domains:           pulumi.StringArray{pulumi.String(f.hosts()[0].host), pulumi.String(f.hosts()[1].host)},
 			DnsAuthorizations: authIDs,
 		},
 	})
@@ -470,9 +492,9 @@ func (f *foundation) addLoadBalancer() error {
 	if err != nil {
 		return err
 	}
-	for name, host := range map[string]string{"cohort-app": f.c.Domain, "cohort-notebooks": "*." + f.c.NotebookDomain} {
-		_, err := certificatemanager.NewCertificateMapEntry(f.ctx, name, &certificatemanager.CertificateMapEntryArgs{
-			Project: f.project, Name: pulumi.String(name), Map: certMap.Name, Hostname: pulumi.String(host),
+	for _, h := range f.hosts() {
+		_, err := certificatemanager.NewCertificateMapEntry(f.ctx, h.name, &certificatemanager.CertificateMapEntryArgs{
+			Project: f.project, Name: pulumi.String(h.name), Map: certMap.Name, Hostname: pulumi.String(h.host),
 			Certificates: pulumi.StringArray{cert.ID()},
 		})
 		if err != nil {
@@ -544,6 +566,7 @@ func (f *foundation) addLoadBalancer() error {
 func (f *foundation) outputs() {
 	f.ctx.Export("appURL", pulumi.String("https://"+f.c.Domain))
 	f.ctx.Export("address", f.address.Address)
+	f.ctx.Export("controlZone", pulumi.String(f.c.Zone))
 	records := pulumi.StringArray{
 		pulumi.Sprintf("%s. A %s", f.c.Domain, f.address.Address),
 		pulumi.Sprintf("*.%s. A %s", f.c.NotebookDomain, f.address.Address),

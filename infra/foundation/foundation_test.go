@@ -212,7 +212,7 @@ func TestSecretsStaySecret(t *testing.T) {
 		"COHORT_PULUMI_STATE=gs://workshop-123-cohort-state",
 		"COHORT_PULUMI_SECRETS_PROVIDER=gcpkms://projects/p/locations/us-central1/keyRings/cohort/cryptoKeys/cohort-state",
 		"COHORT_NOTEBOOK_DOMAIN=example-notebooks.org", "COHORT_PUBLIC_URL=https://cohort.example.org",
-		"COHORT_TRUSTED_PROXIES=35.191.0.0/16,130.211.0.0/22"} {
+		"COHORT_TRUSTED_PROXIES=35.191.0.0/16,130.211.0.0/22,203.0.113.7/32"} {
 		if !strings.Contains(script, want) {
 			t.Errorf("the control plane's startup script lacks %q", want)
 		}

@@ -33,6 +33,7 @@ func main() {
 			SubnetCIDR:         cfg.Get("subnetCidr"),
 			ControlMachineType: cfg.Get("controlMachineType"),
 			KMS:                cfg.GetBool("kms") || cfg.Get("kms") == "",
+			KeyRing:            cfg.Get("keyRing"),
 			NoSessionEgress:    cfg.GetBool("noSessionEgress"),
 		}
 		if c.Region == "" {

@@ -15,6 +15,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -37,8 +38,6 @@ type Resource struct {
 	Inputs map[string]any
 	// Outputs are what a read returns (with the internal address).
 	Outputs map[string]any
-	// secrets are the inputs as the engine sent them, secrets marked.
-	secrets map[string]any
 }
 
 // Fake is the fake provider and its cloud.
@@ -164,7 +163,7 @@ func (f *Fake) GetPluginInfo(context.Context, *emptypb.Empty) (*pulumirpc.Plugin
 }
 
 func (f *Fake) Handshake(context.Context, *pulumirpc.ProviderHandshakeRequest) (*pulumirpc.ProviderHandshakeResponse, error) {
-	return &pulumirpc.ProviderHandshakeResponse{AcceptSecrets: true, AcceptResources: true, AcceptOutputs: true}, nil
+	return &pulumirpc.ProviderHandshakeResponse{AcceptResources: true, AcceptOutputs: true}, nil
 }
 
 func (f *Fake) CheckConfig(_ context.Context, req *pulumirpc.CheckRequest) (*pulumirpc.CheckResponse, error) {
@@ -176,7 +175,12 @@ func (f *Fake) DiffConfig(context.Context, *pulumirpc.DiffRequest) (*pulumirpc.D
 }
 
 func (f *Fake) Configure(context.Context, *pulumirpc.ConfigureRequest) (*pulumirpc.ConfigureResponse, error) {
-	return &pulumirpc.ConfigureResponse{AcceptSecrets: true, SupportsPreview: true, AcceptResources: true, AcceptOutputs: true}, nil
+	// As the bridged provider (pulumi-terraform-bridge pkg/tfbridge/
+	// provider.go, Configure): no secrets on the wire. The engine sends
+	// secret inputs in the clear and marks the outputs of secret inputs
+	// secret again (sdk/go/common/resource/plugin/provider_plugin.go), so
+	// the state encrypts them.
+	return &pulumirpc.ConfigureResponse{SupportsPreview: true, AcceptResources: true, AcceptOutputs: true}, nil
 }
 
 func (f *Fake) Check(_ context.Context, req *pulumirpc.CheckRequest) (*pulumirpc.CheckResponse, error) {
@@ -189,13 +193,9 @@ func (f *Fake) Check(_ context.Context, req *pulumirpc.CheckRequest) (*pulumirpc
 // change (the bridge applies it to the provider's diff:
 // pulumi-terraform-bridge pkg/tfbridge/provider.go, Diff).
 func (f *Fake) Diff(_ context.Context, req *pulumirpc.DiffRequest) (*pulumirpc.DiffResponse, error) {
-	olds, _ := reveal(req.GetOldInputs().AsMap())
-	news, _ := reveal(req.GetNews().AsMap())
-	state, _ := reveal(req.GetOlds().AsMap())
-	old, nw, cur := olds.(map[string]any), news.(map[string]any), state.(map[string]any)
-	forceNew, imageChanged := jobForceNew, false
-	if typeOf(req.GetUrn()) == "gcp:compute/instance:Instance" {
-		forceNew = instanceForceNew
+	old, nw, cur := req.GetOldInputs().AsMap(), req.GetNews().AsMap(), req.GetOlds().AsMap()
+	typ, imageChanged := typeOf(req.GetUrn()), false
+	if typ == "gcp:compute/instance:Instance" {
 		// The image is compared with what the state holds (a concrete
 		// image), not with the family reference the program sent.
 		if img := imageOf(nw); img != "" {
@@ -209,19 +209,14 @@ func (f *Fake) Diff(_ context.Context, req *pulumirpc.DiffRequest) (*pulumirpc.D
 			imageChanged = false
 		}
 	}
-	var changed, replaces []string
-	for k, v := range nw {
-		if fmt.Sprint(old[k]) != fmt.Sprint(v) || k == "bootDisk" && imageChanged {
-			changed = append(changed, k)
-			if forceNew[k] {
-				replaces = append(replaces, k)
-			}
-		}
+	changed, replaced := replaces(typ, old, nw)
+	if imageChanged && !slices.Contains(replaced, "bootDisk") {
+		changed, replaced = append(changed, "bootDisk"), append(replaced, "bootDisk")
 	}
 	if len(changed) == 0 {
 		return &pulumirpc.DiffResponse{Changes: pulumirpc.DiffResponse_DIFF_NONE}, nil
 	}
-	return &pulumirpc.DiffResponse{Changes: pulumirpc.DiffResponse_DIFF_SOME, Diffs: changed, Replaces: replaces, DeleteBeforeReplace: true}, nil
+	return &pulumirpc.DiffResponse{Changes: pulumirpc.DiffResponse_DIFF_SOME, Diffs: changed, Replaces: replaced, DeleteBeforeReplace: true}, nil
 }
 
 func imageOf(props map[string]any) string {
@@ -270,8 +265,7 @@ func (f *Fake) Create(ctx context.Context, req *pulumirpc.CreateRequest) (*pulum
 	if req.GetPreview() {
 		return &pulumirpc.CreateResponse{Properties: req.GetProperties()}, nil
 	}
-	revealed, _ := reveal(req.GetProperties().AsMap())
-	props := revealed.(map[string]any)
+	props := req.GetProperties().AsMap()
 	inputs := maps.Clone(props)
 	name, _ := props["name"].(string)
 	var id, kind string
@@ -336,12 +330,11 @@ func (f *Fake) Create(ctx context.Context, req *pulumirpc.CreateRequest) (*pulum
 	default:
 		computeOutputs(typ, id, props)
 	}
-	raw := req.GetProperties().AsMap()
-	out, err := structpb.NewStruct(annotateSecrets(props, raw))
+	out, err := structpb.NewStruct(props)
 	if err != nil {
 		return nil, err
 	}
-	f.inventory[id] = Resource{Type: typ, ID: id, Inputs: inputs, Outputs: props, secrets: raw}
+	f.inventory[id] = Resource{Type: typ, ID: id, Inputs: inputs, Outputs: props}
 	return &pulumirpc.CreateResponse{Id: id, Properties: out}, nil
 }
 
@@ -457,11 +450,11 @@ func (f *Fake) Read(_ context.Context, req *pulumirpc.ReadRequest) (*pulumirpc.R
 	if !ok {
 		return &pulumirpc.ReadResponse{}, nil // gone
 	}
-	props, err := structpb.NewStruct(annotateSecrets(r.Outputs, r.secrets))
+	props, err := structpb.NewStruct(r.Outputs)
 	if err != nil {
 		return nil, err
 	}
-	inputs, err := structpb.NewStruct(r.secrets)
+	inputs, err := structpb.NewStruct(r.Inputs)
 	if err != nil {
 		return nil, err
 	}
@@ -477,8 +470,7 @@ func (f *Fake) Update(ctx context.Context, req *pulumirpc.UpdateRequest) (*pulum
 	if err := f.wait(ctx); err != nil {
 		return nil, err
 	}
-	revealed, _ := reveal(req.GetNews().AsMap())
-	news := revealed.(map[string]any)
+	news := req.GetNews().AsMap()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	r, ok := f.inventory[req.GetId()]
@@ -491,9 +483,8 @@ func (f *Fake) Update(ctx context.Context, req *pulumirpc.UpdateRequest) (*pulum
 			outs[k] = v
 		}
 	}
-	raw := req.GetNews().AsMap()
-	f.inventory[r.ID] = Resource{Type: r.Type, ID: r.ID, Inputs: news, Outputs: outs, secrets: raw}
-	out, err := structpb.NewStruct(annotateSecrets(outs, raw))
+	f.inventory[r.ID] = Resource{Type: r.Type, ID: r.ID, Inputs: news, Outputs: outs}
+	out, err := structpb.NewStruct(outs)
 	if err != nil {
 		return nil, err
 	}

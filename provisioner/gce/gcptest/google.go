@@ -3,6 +3,7 @@ package gcptest
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 
 	"google.golang.org/grpc/codes"
@@ -85,18 +86,49 @@ func imageDiffSuppressed(old, new string) bool {
 	return strings.Contains(name, m[2])
 }
 
-// instanceForceNew are the instance's inputs whose change replaces the
-// VM; the rest update in place, with allow_stopping_for_update where the
-// VM must be stopped (resource_compute_instance.go schema: name, zone,
-// project, boot_disk and network_interface.network/subnetwork are
-// ForceNew; metadata, labels, tags, machine_type, scheduling,
-// service_account are updatable).
-var instanceForceNew = map[string]bool{"name": true, "zone": true, "project": true, "bootDisk": true, "networkInterfaces": true}
+// forceNew are, by type, the inputs whose change replaces the resource;
+// the rest update in place (instances with allow_stopping_for_update
+// where the VM must be stopped). Sources, provider v5.42.0 schemas:
+// resource_compute_instance.go (name, zone, project, boot_disk,
+// network_interface's network and subnetwork, guest_accelerator, and
+// scheduling's preemptible, provisioning_model and max_run_duration are
+// ForceNew; metadata, labels, tags, machine_type, service_account update),
+// resource_cloud_scheduler_job.go (name, region, project),
+// resource_certificate_manager_certificate.go (managed, compared as an
+// ordered list). Other types: their name, region, zone and project.
+var forceNew = map[string]map[string]bool{
+	"gcp:compute/instance:Instance": {"name": true, "zone": true, "project": true, "bootDisk": true, "networkInterfaces": true,
+		"guestAccelerators": true, "scheduling.preemptible": true, "scheduling.provisioningModel": true, "scheduling.maxRunDuration": true},
+	"gcp:cloudscheduler/job:Job":                     {"name": true, "region": true, "project": true},
+	"gcp:certificatemanager/certificate:Certificate": {"name": true, "project": true, "managed": true},
+}
 
-// jobForceNew: a Cloud Scheduler job's schedule, target and retry
-// config update in place (resource_cloud_scheduler_job.go: only name,
-// region and project are ForceNew).
-var jobForceNew = map[string]bool{"name": true, "region": true, "project": true}
+var defaultForceNew = map[string]bool{"name": true, "region": true, "zone": true, "project": true}
+
+// replaces says which changed inputs of a resource replace it.
+func replaces(typ string, old, nw map[string]any) (changed, replaced []string) {
+	rules, ok := forceNew[typ]
+	if !ok {
+		rules = defaultForceNew
+	}
+	for k, v := range nw {
+		if fmt.Sprint(old[k]) == fmt.Sprint(v) {
+			continue
+		}
+		changed = append(changed, k)
+		if rules[k] {
+			replaced = append(replaced, k)
+			continue
+		}
+		for nk, nv := range mapOf(v) { // a nested ForceNew input
+			if rules[k+"."+nk] && fmt.Sprint(mapOf(old[k])[nk]) != fmt.Sprint(nv) {
+				replaced = append(replaced, k)
+				break
+			}
+		}
+	}
+	return changed, replaced
+}
 
 // gceName is the name rule of instances and jobs' resource IDs, as the
 // Compute API words a violation.
@@ -121,6 +153,7 @@ func badRequest(format string, args ...any) error {
 // %s: %s" with the activity "instance to create". No error code
 // (ZONE_RESOURCE_POOL_EXHAUSTED, QUOTA_EXCEEDED) appears in the text.
 func operationError(lines ...string) error {
+	lines = slices.DeleteFunc(lines, func(l string) bool { return l == "" })
 	return status.Error(codes.Unknown, "Error waiting for instance to create: "+strings.Join(lines, "\n")+"\n")
 }
 
@@ -150,7 +183,7 @@ func regionalQuotaText(gpu, region string, limit int) []string {
 		fmt.Sprintf("Quota '%s' exceeded.  Limit: %d.0 in region %s.", metric, limit, region),
 		"\tmetric name = compute.googleapis.com/" + strings.ToLower(metric),
 		"\tlimit name = " + strings.ReplaceAll(metric, "_", "-") + "-per-project-region",
-		fmt.Sprintf("\tlimit = %d", limit),
+		limitLine(limit),
 		"\tdimensions = map[region:" + region + "]",
 	}
 }
@@ -160,9 +193,18 @@ func globalQuotaText(limit int) []string {
 		fmt.Sprintf("Quota 'GPUS_ALL_REGIONS' exceeded.  Limit: %d.0 globally.", limit),
 		"\tmetric name = compute.googleapis.com/gpus_all_regions",
 		"\tlimit name = GPUS-ALL-REGIONS-per-project",
-		fmt.Sprintf("\tlimit = %d", limit),
+		limitLine(limit),
 		"\tdimensions = map[global:global]",
 	}
+}
+
+// limitLine is the quota's limit as writeOperationError writes it: not
+// at all when it is 0 (compute_operation.go), as in a new project.
+func limitLine(limit int) string {
+	if limit == 0 {
+		return ""
+	}
+	return fmt.Sprintf("\tlimit = %d", limit)
 }
 
 // transientError is what reaches the engine after the provider's own
@@ -242,57 +284,6 @@ func regionOf(zone string) string { return zone[:max(strings.LastIndex(zone, "-"
 func mapOf(v any) map[string]any {
 	m, _ := v.(map[string]any)
 	return m
-}
-
-// secretSig marks a secret value on the wire (sdk/go/common/resource/sig).
-const secretSig = "1b47061264138c4ac30d75fd1eb44270"
-
-// reveal returns v without secret wrappers, and whether it held one:
-// the provider sees secrets in the clear, as the real one must to call
-// Google.
-func reveal(v any) (any, bool) {
-	switch v := v.(type) {
-	case map[string]any:
-		if v["4dabf18193072939515e22adb298388d"] == secretSig {
-			inner, _ := reveal(v["value"])
-			return inner, true
-		}
-		out, secret := make(map[string]any, len(v)), false
-		for k, e := range v {
-			var s bool
-			out[k], s = reveal(e)
-			secret = secret || s
-		}
-		return out, secret
-	case []any:
-		out, secret := make([]any, len(v)), false
-		for i, e := range v {
-			var s bool
-			out[i], s = reveal(e)
-			secret = secret || s
-		}
-		return out, secret
-	}
-	return v, false
-}
-
-// annotateSecrets marks an output secret where the same input was, as the
-// bridge does before it answers the engine (pulumi-terraform-bridge
-// pkg/tfbridge/provider.go, Create/Read/Update: annotateSecrets): the
-// engine leaves secretness to a provider that accepts secrets, so the
-// state encrypts what the program marked secret only through this.
-func annotateSecrets(outs, ins map[string]any) map[string]any {
-	out := make(map[string]any, len(outs))
-	for k, v := range outs {
-		in := ins[k]
-		if m := mapOf(in); m != nil && m["4dabf18193072939515e22adb298388d"] == secretSig {
-			v = map[string]any{"4dabf18193072939515e22adb298388d": secretSig, "value": v}
-		} else if om := mapOf(v); om != nil && m != nil {
-			v = annotateSecrets(om, m)
-		}
-		out[k] = v
-	}
-	return out
 }
 
 // The installation's resources (infra/foundation) are created as sent,
