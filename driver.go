@@ -26,6 +26,11 @@ type Driver interface {
 	FilesNote() string
 }
 
+// HardStopMargin is what a driver that stops a session by itself (GCE's
+// maximum run duration) adds to the session's longest lifetime, so that
+// it only acts when cohort could not.
+const HardStopMargin = 30 * time.Minute
+
 // Rescheduler is a driver with a backstop of its own that must hear when
 // a running session's hard deadline moves later (an extension), so that
 // the backstop does not act before it.

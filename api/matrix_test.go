@@ -95,6 +95,7 @@ var matrix = map[string]rule{
 	"POST /v1/classes/:class/invites":                  {allow: classTeach, body: `{}`},
 	"DELETE /v1/classes/:class/invites/:invite":        {allow: classTeach},
 	"GET /v1/classes/:class/audit":                     {allow: classTeach},
+	"GET /v1/classes/:class/cost":                      {allow: classTeach},
 	"POST /v1/classes/:class/sessions":                 {allow: classMembers},
 	"GET /v1/sessions":                                 {allow: everyone},
 	"GET /v1/sessions/:session":                        {allow: sessionSeers},

@@ -6,6 +6,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/cohortdev/cohort"
 	"github.com/cohortdev/cohort/auth"
+	"github.com/cohortdev/cohort/cost"
 )
 
 // Enqueuer asks the provisioner to look at a session soon.
@@ -52,6 +54,8 @@ type Options struct {
 	// what it tells participants about their files.
 	Driver    string
 	FilesNote string
+	// Prices say what sessions cost (cost.Default() if nil).
+	Prices *cost.Table
 	// Runtimes, if set, checks a class's runtime against the cloud (the
 	// image exists and fits its disk) when it is created or changed.
 	Runtimes cohort.RuntimeChecker
@@ -80,6 +84,7 @@ type Server struct {
 	store      cohort.Store
 	enqueuer   Enqueuer
 	runtimes   cohort.RuntimeChecker
+	prices     *cost.Table
 	auth       *auth.RelyingParty
 	admins     []string
 	firstAdmin bool
@@ -126,7 +131,7 @@ func New(opts Options) (*Server, error) {
 	app, _ := url.Parse(publicURL) // newOrigins checked it
 	s := &Server{
 		appHost: withoutDefaultPort(strings.ToLower(app.Host), app.Scheme),
-		store:   opts.Store, enqueuer: opts.Enqueuer, runtimes: opts.Runtimes, auth: opts.Auth, admins: normalizeAdmins(opts.Admins), firstAdmin: opts.FirstUserAdmin, driver: opts.Driver,
+		store:   opts.Store, enqueuer: opts.Enqueuer, runtimes: opts.Runtimes, prices: cmp.Or(opts.Prices, cost.Default()), auth: opts.Auth, admins: normalizeAdmins(opts.Admins), firstAdmin: opts.FirstUserAdmin, driver: opts.Driver,
 		tracker: opts.Tracker, sweeper: opts.Sweeper, scheduler: opts.Scheduler, filesNote: opts.FilesNote,
 		publicURL: publicURL, origins: o, log: opts.Logger, now: opts.Now, eventPoll: opts.EventPoll, recheck: opts.Recheck,
 		appCookie: cookieName(appCookieName, o.secure()), nbCookie: cookieName(notebookCookieName, o.secure()),
@@ -297,6 +302,7 @@ func (s *Server) routes(localIssuer http.Handler, localIssuerPath string) {
 	v1.POST("/classes/:class/invites", s.createInvite)
 	v1.DELETE("/classes/:class/invites/:invite", s.revokeInvite)
 	v1.GET("/classes/:class/audit", s.classAudit)
+	v1.GET("/classes/:class/cost", s.getClassCost)
 	v1.POST("/classes/:class/start-all", s.startAll)
 	v1.POST("/classes/:class/stop-all", s.stopAll)
 	v1.POST("/classes/:class/sessions", s.startSession)

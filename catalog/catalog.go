@@ -1,5 +1,6 @@
 // Package catalog holds the GCE machine types and GPUs a class may ask for:
-// which GPU fits which machine type, in which zones, and at what price.
+// which GPU fits which machine type, and in which zones (their prices are
+// package cost's).
 // It is data, checked by hand against Google's documentation on the date
 // below; `gcloud compute accelerator-types list` shows the live truth.
 package catalog
@@ -12,7 +13,7 @@ import (
 )
 
 // Checked is the date the data below was last compared with Google's
-// documentation and price list.
+// documentation.
 const Checked = "2026-11-26"
 
 // GPU is one GPU model.
@@ -20,8 +21,6 @@ type GPU struct {
 	Type  string // GCE accelerator type, e.g. "nvidia-tesla-t4"
 	Name  string // what people call it, e.g. "NVIDIA T4"
 	Zones []string
-	// USD per GPU-hour in us-central1, on demand and spot.
-	PriceHour, SpotPriceHour float64
 }
 
 // MachineType is one GCE machine type.
@@ -54,13 +53,13 @@ var a100Zones = []string{
 }
 
 var gpus = []GPU{
-	{Type: "nvidia-tesla-t4", Name: "NVIDIA T4", Zones: t4Zones, PriceHour: 0.35, SpotPriceHour: 0.14},
-	{Type: "nvidia-tesla-v100", Name: "NVIDIA V100", Zones: []string{"us-central1-a", "us-central1-b", "us-central1-c", "us-central1-f", "us-west1-a", "us-west1-b", "europe-west4-a", "europe-west4-b", "europe-west4-c"}, PriceHour: 2.48, SpotPriceHour: 0.99},
-	{Type: "nvidia-tesla-p100", Name: "NVIDIA P100", Zones: []string{"us-central1-c", "us-central1-f", "us-east1-b", "us-east1-c", "us-west1-a", "us-west1-b", "europe-west1-b", "europe-west1-d", "europe-west4-a"}, PriceHour: 1.46, SpotPriceHour: 0.58},
-	{Type: "nvidia-tesla-p4", Name: "NVIDIA P4", Zones: []string{"us-central1-a", "us-central1-c", "us-east4-a", "us-east4-b", "us-east4-c", "us-west2-b", "us-west2-c", "europe-west4-b", "europe-west4-c"}, PriceHour: 0.60, SpotPriceHour: 0.24},
-	{Type: "nvidia-l4", Name: "NVIDIA L4", Zones: l4Zones, PriceHour: 0.56, SpotPriceHour: 0.22},
-	{Type: "nvidia-tesla-a100", Name: "NVIDIA A100 40GB", Zones: a100Zones, PriceHour: 2.93, SpotPriceHour: 1.15},
-	{Type: "nvidia-a100-80gb", Name: "NVIDIA A100 80GB", Zones: []string{"us-central1-a", "us-central1-c", "us-east4-c", "us-east5-b", "europe-west4-a", "asia-southeast1-c"}, PriceHour: 3.93, SpotPriceHour: 1.57},
+	{Type: "nvidia-tesla-t4", Name: "NVIDIA T4", Zones: t4Zones},
+	{Type: "nvidia-tesla-v100", Name: "NVIDIA V100", Zones: []string{"us-central1-a", "us-central1-b", "us-central1-c", "us-central1-f", "us-west1-a", "us-west1-b", "europe-west4-a", "europe-west4-b", "europe-west4-c"}},
+	{Type: "nvidia-tesla-p100", Name: "NVIDIA P100", Zones: []string{"us-central1-c", "us-central1-f", "us-east1-b", "us-east1-c", "us-west1-a", "us-west1-b", "europe-west1-b", "europe-west1-d", "europe-west4-a"}},
+	{Type: "nvidia-tesla-p4", Name: "NVIDIA P4", Zones: []string{"us-central1-a", "us-central1-c", "us-east4-a", "us-east4-b", "us-east4-c", "us-west2-b", "us-west2-c", "europe-west4-b", "europe-west4-c"}},
+	{Type: "nvidia-l4", Name: "NVIDIA L4", Zones: l4Zones},
+	{Type: "nvidia-tesla-a100", Name: "NVIDIA A100 40GB", Zones: a100Zones},
+	{Type: "nvidia-a100-80gb", Name: "NVIDIA A100 80GB", Zones: []string{"us-central1-a", "us-central1-c", "us-east4-c", "us-east5-b", "europe-west4-a", "asia-southeast1-c"}},
 }
 
 func n1(name string) MachineType {

@@ -121,6 +121,13 @@ func (c *Client) GetClass(ctx context.Context, id string) (*cohort.Class, error)
 	return &cl, err
 }
 
+// ClassCost returns what a class has cost and can cost.
+func (c *Client) ClassCost(ctx context.Context, id string) (*cohort.ClassCost, error) {
+	var out cohort.ClassCost
+	_, err := c.do(ctx, http.MethodGet, "/v1/classes/"+url.PathEscape(id)+"/cost", nil, &out)
+	return &out, err
+}
+
 // ListClasses returns the classes.
 func (c *Client) ListClasses(ctx context.Context) ([]cohort.Class, error) {
 	var out struct{ Classes []cohort.Class }

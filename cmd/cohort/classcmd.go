@@ -2,12 +2,14 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/cohortdev/cohort"
+	"github.com/cohortdev/cohort/cost"
 )
 
 func newClassCmd() *cobra.Command {
@@ -79,6 +81,40 @@ func newClassCmd() *cobra.Command {
 			return nil
 		},
 	}, &cobra.Command{
+		Use:   "cost CLASS",
+		Short: "Show what a class has cost, what its running seats cost, and the most it can cost",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			cl, err := c.GetClass(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			cc, err := c.ClassCost(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if cf.json {
+				return printJSON(cmd.OutOrStdout(), cc)
+			}
+			w := cmd.OutOrStdout()
+			printEstimate(w, cl, cc)
+			money := func(v float64) string { return cost.Money(v, cc.Currency) }
+			fmt.Fprintf(w, "Spent:         %s\nRunning now:   %d seats, %s an hour\n", money(cc.Spent), cc.RunningSeats, money(cc.RunningHour))
+			var rows [][]any
+			for _, p := range cc.Participants {
+				rows = append(rows, []any{p.Email, p.Sessions, fmt.Sprintf("%.1f", p.Hours), money(p.Spent)})
+			}
+			if len(rows) == 0 {
+				return nil
+			}
+			fmt.Fprintln(w)
+			return table(w, "PARTICIPANT\tSESSIONS\tHOURS\tSPENT", rows)
+		},
+	}, &cobra.Command{
 		Use:   "show CLASS",
 		Short: "Show a class",
 		Args:  cobra.ExactArgs(1),
@@ -129,6 +165,19 @@ func printClass(cmd *cobra.Command, cl *cohort.Class) {
 	}
 }
 
+// printEstimate says what one seat costs an hour and the most the class
+// can cost, in list prices.
+func printEstimate(w io.Writer, cl *cohort.Class, cc *cohort.ClassCost) {
+	if cc.Unpriced != "" {
+		fmt.Fprintf(w, "Cost:          unknown: %s\n", cc.Unpriced)
+		return
+	}
+	money := func(v float64) string { return cost.Money(v, cc.Currency) }
+	fmt.Fprintf(w, "Cost:          %s per seat-hour, %s an hour for all %d seats (list prices of %s)\n",
+		money(cc.SeatHour), money(cc.AllSeatsHour), cl.Policy.Seats, cc.PricesChecked)
+	fmt.Fprintf(w, "Estimate:      typically %s; at most %s, every seat running to its hard stop\n", money(cc.Typical), money(cc.Max))
+}
+
 func newClassCreateCmd(cf *clientFlags) *cobra.Command {
 	var (
 		name, image, machine, gpu, zones, idle, maxLife, maxExt, warn, starts, ends string
@@ -169,6 +218,9 @@ func newClassCreateCmd(cf *clientFlags) *cobra.Command {
 				return printJSON(cmd.OutOrStdout(), cl)
 			}
 			printClass(cmd, cl)
+			if est, err := c.ClassCost(cmd.Context(), cl.ID); err == nil {
+				printEstimate(cmd.OutOrStdout(), cl, est)
+			}
 			return nil
 		},
 	}

@@ -511,7 +511,11 @@ func TestE2ECLI(t *testing.T) {
 	t.Parallel()
 	dataDir := t.TempDir()
 	cleanupNotebooks(t, dataDir)
-	srv := startServer(t, dataDir)
+	prices := filepath.Join(t.TempDir(), "prices.json")
+	if err := os.WriteFile(prices, []byte(`{"local_hour": 0.60}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv := startServer(t, dataDir, "COHORT_PRICES="+prices)
 	env := append(os.Environ(), "XDG_CONFIG_HOME="+t.TempDir(), "COHORT_URL="+srv.url, "COHORT_TOKEN="+token(t, dataDir, "ada@example.com", cohort.RoleInstructor))
 	run := func(args ...string) (string, error) {
 		cmd := exec.Command(binary, args...)
@@ -560,8 +564,35 @@ func TestE2ECLI(t *testing.T) {
 	if out, err := run("class", "stop-all", class.ID); err != nil || !strings.Contains(out, "stopping 1 session\n") {
 		t.Fatalf("class stop-all = %v\n%s", err, out)
 	}
+	// The price file's hourly price of a local session meters both.
+	out, err = run("class", "cost", class.ID)
+	if err != nil || !strings.Contains(out, "$0.60 per seat-hour, $1.80 an hour for all 3 seats") ||
+		!strings.Contains(out, "at most $28.80") || !strings.Contains(out, "ada@example.com") || !strings.Contains(out, "ada@example.org") {
+		t.Fatalf("class cost = %v\n%s", err, out)
+	}
+	out, err = run("class", "cost", class.ID, "--json")
+	var spend cohort.ClassCost
+	if err != nil || json.Unmarshal([]byte(out), &spend) != nil || spend.SeatHour != 0.60 || spend.Spent <= 0 || len(spend.Participants) != 2 {
+		t.Fatalf("class cost --json = %v\n%s", err, out)
+	}
 	env = append(env, "COHORT_TOKEN=")
 	if out, err := run("class", "list"); err == nil || !strings.Contains(out, "not signed in") {
 		t.Fatalf("without a token = %v\n%s", err, out)
+	}
+}
+
+// TestE2EBadPriceFileRefusesToStart: metering at zero would hide the
+// spend, so a price file that does not parse stops cohort at start,
+// saying where.
+func TestE2EBadPriceFileRefusesToStart(t *testing.T) {
+	t.Parallel()
+	prices := filepath.Join(t.TempDir(), "prices.json")
+	if err := os.WriteFile(prices, []byte("{\n  \"regions\": {\"us-central1\": {\"gpus\": {\"nvidia-tesla-t4\": {\"on_demand\": -0.35}}}}\n}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(binary, "serve", "--data-dir", t.TempDir(), "--addr", "127.0.0.1:0", "--prices", prices)
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "regions.us-central1.gpus.nvidia-tesla-t4.on_demand: -0.35 is negative") {
+		t.Fatalf("serve with a bad price file = %v\n%s", err, out)
 	}
 }

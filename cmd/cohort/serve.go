@@ -19,6 +19,7 @@ import (
 
 	"github.com/cohortdev/cohort"
 	"github.com/cohortdev/cohort/api"
+	"github.com/cohortdev/cohort/cost"
 	"github.com/cohortdev/cohort/auth"
 	"github.com/cohortdev/cohort/auth/localissuer"
 	"github.com/cohortdev/cohort/jobs"
@@ -41,6 +42,8 @@ type Config struct {
 	NotebookDomain string
 	// TrustedProxies are the addresses whose X-Forwarded-For is believed.
 	TrustedProxies string
+	// Prices is a price file over the embedded table (docs/cost.md).
+	Prices string
 	JupyterBin     string
 	LogLevel       string
 	// SessionsDir holds the local driver's sessions; SessionUIDs is the
@@ -108,6 +111,7 @@ func newServeCmd() *cobra.Command {
 	f.StringVar(&cfg.DataDir, "data-dir", envOr("COHORT_DATA_DIR", defaultDataDir()), "directory for the database and local notebooks (env COHORT_DATA_DIR)")
 	f.StringVar(&cfg.PublicURL, "public-url", os.Getenv("COHORT_PUBLIC_URL"), "URL browsers use to reach cohort, e.g. https://cohort.example.org (env COHORT_PUBLIC_URL; default: http://ADDR on a loopback address)")
 	f.StringVar(&cfg.NotebookDomain, "notebook-domain", os.Getenv("COHORT_NOTEBOOK_DOMAIN"), "domain whose subdomains serve the notebooks, one origin per session, e.g. nb.example.org (wildcard DNS and TLS; env COHORT_NOTEBOOK_DOMAIN; default: localhost:PORT on a loopback address)")
+	f.StringVar(&cfg.Prices, "prices", os.Getenv("COHORT_PRICES"), "price file over the embedded list prices: negotiated discounts, other regions or currencies, the local driver's hourly price (env COHORT_PRICES; docs/cost.md)")
 	f.StringVar(&cfg.TrustedProxies, "trusted-proxies", os.Getenv("COHORT_TRUSTED_PROXIES"), "comma-separated addresses or CIDR ranges of reverse proxies whose X-Forwarded-For is believed (env COHORT_TRUSTED_PROXIES; default: none)")
 	f.StringVar(&cfg.JupyterBin, "jupyter", envOr("COHORT_JUPYTER", local.DefaultBin), "notebook server of the local driver (env COHORT_JUPYTER)")
 	f.StringVar(&cfg.SessionsDir, "sessions-dir", os.Getenv("COHORT_SESSIONS_DIR"), "where the local driver keeps sessions' files (env COHORT_SESSIONS_DIR; default: DATA_DIR/sessions, or /var/lib/cohort/sessions as root)")
@@ -153,6 +157,12 @@ func (m *Main) Run(ctx context.Context) error {
 	log, err := newLogger(m.Config.LogLevel)
 	if err != nil {
 		return err
+	}
+	// A price file that does not parse refuses the start: metering at zero
+	// would hide the spend.
+	prices, err := cost.Load(m.Config.Prices)
+	if err != nil {
+		return fmt.Errorf("--prices: %w", err)
 	}
 	// Only cohort may enter its data: the database holds every session's
 	// notebook token. A directory made earlier (or by hand) is tightened.
@@ -223,7 +233,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	runtimes, _ := driver.(cohort.RuntimeChecker)
 	server, err := api.New(api.Options{
-		Store: store, Enqueuer: queue, Driver: driver.Name(), FilesNote: driver.FilesNote(), Runtimes: runtimes, Logger: log,
+		Store: store, Enqueuer: queue, Driver: driver.Name(), FilesNote: driver.FilesNote(), Runtimes: runtimes, Prices: prices, Logger: log,
 		PublicURL: publicURL, NotebookDomain: notebookDomain, TrustedProxies: splitList(m.Config.TrustedProxies),
 		Auth: signIn.rp, LocalIssuer: signIn.local, LocalIssuerPath: localIssuerPath,
 		Admins:         splitList(m.Config.Admins),

@@ -38,7 +38,8 @@ type Options struct {
 	// NotebookPort is where the session agent serves Jupyter; infra.NotebookPort.
 	NotebookPort int
 	// MaxRunMargin is added to a session's maximum lifetime for GCE's own
-	// hard stop, so that it only acts when cohort could not; 30m if zero.
+	// hard stop, so that it only acts when cohort could not;
+	// cohort.HardStopMargin if zero.
 	MaxRunMargin time.Duration
 	// SeatsPerShard is how many sessions one stack holds at most; 25 if
 	// zero. Gather is how long a shard waits for more sessions before its
@@ -80,7 +81,7 @@ func New(opts Options) (*Driver, error) {
 		opts.NotebookPort = infra.NotebookPort
 	}
 	if opts.MaxRunMargin == 0 {
-		opts.MaxRunMargin = 30 * time.Minute
+		opts.MaxRunMargin = cohort.HardStopMargin
 	}
 	if opts.NetworkTag == "" {
 		opts.NetworkTag = "cohort-session"

@@ -1,0 +1,145 @@
+package cost_test
+
+import (
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cohortdev/cohort"
+	"github.com/cohortdev/cohort/cost"
+)
+
+func near(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
+
+func TestRateOfTheDefaultClass(t *testing.T) {
+	t.Parallel()
+	rt := cohort.DefaultClass().Runtime // n1-standard-4, one T4, 100 GB, us-central1
+	r, err := cost.Default().Rate("gce", rt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !near(r.VM, 0.189999+0.35) || !near(r.Disk, 100*0.10/730) {
+		t.Fatalf("rate %+v, want VM 0.539999/h and disk 10/730 per hour", r)
+	}
+	rt.Spot = true
+	if r, _ := cost.Default().Rate("gce", rt); !near(r.VM, 0.040+0.14) {
+		t.Fatalf("spot rate %+v", r)
+	}
+	rt.Spot, rt.MachineType, rt.GPUType = false, "g2-standard-4", "nvidia-l4"
+	if r, _ := cost.Default().Rate("gce", rt); !near(r.VM, 0.706832) {
+		t.Fatalf("G2 rate %+v: its L4 is in the machine's price", r)
+	}
+	rt.Zones = []string{"asia-east1-a"}
+	if _, err := cost.Default().Rate("gce", rt); cohort.ErrorCode(err) != cohort.EUNAVAILABLE || !strings.Contains(err.Error(), `no prices for region "asia-east1"`) {
+		t.Fatalf("a region without prices = %v", err)
+	}
+	if r, err := cost.Default().Rate("local", rt); err != nil || r.Hour() != 0 {
+		t.Fatalf("local rate %+v, %v; want 0 unless configured", r, err)
+	}
+}
+
+func TestMeterBillsPerSecondWithAMinute(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2026, 12, 3, 9, 0, 0, 0, time.UTC)
+	rate := cost.Rate{VM: 0.54, Disk: 0.01}
+	at := func(d time.Duration) *time.Time { v := t0.Add(d); return &v }
+	for _, tt := range []struct {
+		name     string
+		s        cohort.Session
+		now      time.Time
+		vm, disk time.Duration
+	}{
+		{"30 s: a minute of VM", cohort.Session{State: cohort.StateStopped, CreatedAt: t0, EndedAt: at(30 * time.Second)}, t0.Add(time.Hour), time.Minute, 30 * time.Second},
+		{"ended", cohort.Session{State: cohort.StateStopped, CreatedAt: t0, EndedAt: at(90*time.Minute + 1500*time.Millisecond)}, t0.Add(5 * time.Hour), 90*time.Minute + 2*time.Second, 90*time.Minute + 2*time.Second},
+		{"running", cohort.Session{State: cohort.StateReady, CreatedAt: t0}, t0.Add(2 * time.Hour), 2 * time.Hour, 2 * time.Hour},
+		{"waiting for a seat", cohort.Session{State: cohort.StateRequested, CreatedAt: t0}, t0.Add(2 * time.Hour), 0, 0},
+	} {
+		b := cost.Meter(&tt.s, rate, tt.now)
+		if b.VM != tt.vm || b.Disk != tt.disk || !near(b.Amount, rate.VM*tt.vm.Hours()+rate.Disk*tt.disk.Hours()) {
+			t.Errorf("%s: %+v, want VM %s, disk %s", tt.name, b, tt.vm, tt.disk)
+		}
+	}
+}
+
+func TestEstimateIsTheHardStop(t *testing.T) {
+	t.Parallel()
+	p := cohort.DefaultClass().Policy // 30 seats, 12 h, 4 h of extensions
+	e := cost.EstimateClass(p, cost.Rate{VM: 0.5, Disk: 0.05}, cohort.HardStopMargin)
+	if !near(e.Max, 30*0.55*16.5) || !near(e.Typical, 30*0.55*12) || !near(e.AllSeatsHour, 30*0.55) {
+		t.Fatalf("estimate %+v", e)
+	}
+	start := time.Date(2026, 12, 3, 9, 0, 0, 0, time.UTC)
+	end := start.Add(3 * time.Hour)
+	p.StartsAt, p.EndsAt = &start, &end
+	if e := cost.EstimateClass(p, cost.Rate{VM: 0.5, Disk: 0.05}, 0); !near(e.Typical, 30*0.55*3) {
+		t.Fatalf("typical of a 3-hour class = %v", e.Typical)
+	}
+}
+
+func write(t *testing.T, body string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "prices.json")
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestPriceFileOverrides(t *testing.T) {
+	t.Parallel()
+	tbl, err := cost.Load(write(t, `{"regions": {"us-central1": {"gpus": {"nvidia-tesla-t4": {"on_demand": 0.30, "spot": 0.12}}},
+		"europe-west4": {"machines": {"n1-standard-4": {"on_demand": 0.21, "spot": 0.05}}, "gpus": {"nvidia-tesla-t4": {"on_demand": 0.37, "spot": 0.15}},
+		"disks": {"pd-balanced": 0.11}}}, "local_hour": 0.05}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := cohort.DefaultClass().Runtime
+	if r, _ := tbl.Rate("gce", rt); !near(r.VM, 0.189999+0.30) {
+		t.Errorf("negotiated T4 price not applied: %+v", r)
+	}
+	rt.Zones = []string{"europe-west4-a"}
+	if r, err := tbl.Rate("gce", rt); err != nil || !near(r.VM, 0.21+0.37) || !near(r.Disk, 100*0.11/730) {
+		t.Errorf("a region the file adds: %+v, %v", r, err)
+	}
+	if r, _ := tbl.Rate("local", rt); r.VM != 0.05 {
+		t.Errorf("local hour %v", r.VM)
+	}
+}
+
+func TestBadPriceFiles(t *testing.T) {
+	t.Parallel()
+	for name, tt := range map[string]struct{ body, want string }{
+		"syntax":           {"{\n  \"regions\": {\n    \"us-central1\": {,}\n  }\n}", "line 3"},
+		"unknown field":    {`{"regoins": {}}`, `unknown field "regoins"`},
+		"negative":         {`{"regions": {"us-central1": {"gpus": {"nvidia-tesla-t4": {"on_demand": -1}}}}}`, "regions.us-central1.gpus.nvidia-tesla-t4.on_demand: -1 is negative"},
+		"unknown region":   {`{"regions": {"Moon": {}}}`, "regions.Moon: not a region name"},
+		"unknown machine":  {`{"regions": {"us-central1": {"machines": {"n9-mega": {"on_demand": 1}}}}}`, "regions.us-central1.machines.n9-mega: unknown machine type"},
+		"unknown GPU":      {`{"regions": {"us-central1": {"gpus": {"nvidia-h9000": {"on_demand": 1}}}}}`, "regions.us-central1.gpus.nvidia-h9000: unknown GPU"},
+		"a string price":   {`{"regions": {"us-central1": {"disks": {"pd-balanced": "cheap"}}}}`, "line 1"},
+		"other currency":   {`{"currency": "EUR", "regions": {}}`, "a table in EUR replaces the embedded one"},
+		"currency name":    {`{"currency": "euro"}`, `currency "euro" is not a three-letter code`},
+		"negative local":   {`{"local_hour": -0.5}`, "local_hour -0.5 is negative"},
+		"other disk types": {`{"regions": {"us-central1": {"disks": {"pd-ssd": 0.17}}}}`, "regions.us-central1.disks.pd-ssd"},
+	} {
+		_, err := cost.Load(write(t, tt.body))
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: %v, want an error with %q", name, err, tt.want)
+		}
+	}
+	if _, err := cost.Load(filepath.Join(t.TempDir(), "missing.json")); err == nil {
+		t.Error("a missing price file was accepted")
+	}
+}
+
+func TestMoney(t *testing.T) {
+	t.Parallel()
+	if got := cost.Money(12.345, "USD"); got != "$12.35" && got != "$12.34" {
+		t.Errorf("Money = %q", got)
+	}
+	if got := cost.Money(3, "EUR"); got != "3.00 EUR" {
+		t.Errorf("Money = %q", got)
+	}
+}
