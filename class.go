@@ -51,6 +51,11 @@ type Policy struct {
 	StartsAt          *time.Time `json:"starts_at,omitempty"`
 	// EndsAt ends every session of the class, whatever their deadlines.
 	EndsAt *time.Time `json:"ends_at,omitempty"`
+	// Budget caps what the class may commit, in the price table's
+	// currency; 0 is none. A seat starts only if what the class has spent
+	// and what its seats can still cost, to their hard stops, stays
+	// within it (docs/cost.md).
+	Budget float64 `json:"budget,omitempty"`
 }
 
 // Defaults of policy fields that classes made before they existed lack.
@@ -69,7 +74,9 @@ func (p Policy) Warn() time.Duration {
 
 // Limits on class fields; beyond them the input is a mistake, not a class.
 const (
-	MaxSeats       = 1000
+	MaxSeats = 1000
+	// MaxBudget bounds a class's budget: more is a typo.
+	MaxBudget      = 10_000_000
 	MaxNameLength  = 200
 	MaxLifetimeCap = 7 * 24 * time.Hour
 	MinIdleTimeout = 5 * time.Minute
@@ -163,6 +170,8 @@ func (p *Policy) validate() error {
 		return Invalid("policy.warn_before", "warn_before must be shorter than idle_timeout (%s) and at most %s", p.IdleTimeout, MaxWarnBefore)
 	case p.StartsAt != nil && p.EndsAt != nil && !p.EndsAt.After(*p.StartsAt):
 		return Invalid("policy.ends_at", "ends_at must be after starts_at")
+	case p.Budget < 0 || p.Budget > MaxBudget:
+		return Invalid("policy.budget", "budget must be between 0 (none) and %d, not %v", MaxBudget, p.Budget)
 	}
 	return nil
 }

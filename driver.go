@@ -31,6 +31,10 @@ type Driver interface {
 // it only acts when cohort could not.
 const HardStopMargin = 30 * time.Minute
 
+// GCEStartTimeout is how long a GCE session may take to become ready: a
+// VM takes minutes to create and boot.
+const GCEStartTimeout = 15 * time.Minute
+
 // Rescheduler is a driver with a backstop of its own that must hear when
 // a running session's hard deadline moves later (an extension), so that
 // the backstop does not act before it.

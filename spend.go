@@ -14,6 +14,10 @@ type ClassCost struct {
 	AllSeatsHour float64 `json:"all_seats_hour"`
 	Typical      float64 `json:"typical"`
 	Max          float64 `json:"max"`
+	// Budget is the class's (0: none); Committed what it has spent and
+	// its seats can still cost, each to its hard stop.
+	Budget    float64 `json:"budget"`
+	Committed float64 `json:"committed"`
 	// Spent so far, and what the running seats cost per hour.
 	Spent        float64           `json:"spent"`
 	RunningSeats int               `json:"running_seats"`

@@ -107,6 +107,19 @@ func (s *Server) updateClass(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	// So does a budget lowered below what the seats have committed.
+	if class.Policy.Budget != old.Budget {
+		s.budgetMu.Lock()
+		n, err := s.enforceBudget(c.Request.Context(), class)
+		s.budgetMu.Unlock()
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		if n > 0 {
+			s.log.Info("seats stopped for the class's budget", "class_id", class.ID, "stopped", n)
+		}
+	}
 	c.JSON(http.StatusOK, class)
 }
 

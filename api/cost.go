@@ -19,17 +19,15 @@ func (s *Server) classCostOf(c *gin.Context, class *cohort.Class) (*cohort.Class
 	if err != nil {
 		out.Unpriced = cohort.ErrorMessage(err)
 	}
-	margin := cohort.HardStopMargin
-	if s.driver != "gce" {
-		margin = 0
-	}
-	e := cost.EstimateClass(class.Policy, rate, margin)
+	seatCap := cost.SeatCap(class.Policy, s.driver)
+	e := cost.EstimateClass(class.Policy, rate, seatCap)
 	out.SeatHour, out.AllSeatsHour, out.Typical, out.Max = e.Hour, e.AllSeatsHour, e.Typical, e.Max
 	sessions, err := s.store.ListSessions(ctx, cohort.SessionFilter{ClassID: class.ID})
 	if err != nil {
 		return nil, err
 	}
 	now := s.now()
+	out.Budget, out.Committed = class.Policy.Budget, cost.Committed(sessions, rate, now, seatCap)
 	byUser := map[string]*cohort.ParticipantCost{}
 	for _, sess := range sessions {
 		b := cost.Meter(sess, rate, now)

@@ -2,8 +2,10 @@ package api_test
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -63,8 +65,8 @@ func TestClassCost(t *testing.T) {
 	if got.Currency != "USD" || !near(got.SeatHour, seat) || !near(got.AllSeatsHour, 2*seat) {
 		t.Errorf("rates %+v", got)
 	}
-	if !near(got.Max, 2*seat*5.5) || !near(got.Typical, 2*seat*4) {
-		t.Errorf("estimate max %v typical %v, want two seats to the hard stop (4h + 1h + 30m) and for 4h", got.Max, got.Typical)
+	if !near(got.Max, 2*seat*5.75) || !near(got.Typical, 2*seat*4) {
+		t.Errorf("estimate max %v typical %v, want two seats to the hard stop (4h + 1h + 15m to start + 30m) and for 4h", got.Max, got.Typical)
 	}
 	if !near(got.Spent, 2.5*seat) || got.RunningSeats != 1 || !near(got.RunningHour, seat) {
 		t.Errorf("spent %v running %d (%v/h), want 2.5 seat-hours and bob's seat", got.Spent, got.RunningSeats, got.RunningHour)
@@ -75,6 +77,66 @@ func TestClassCost(t *testing.T) {
 	for _, user := range []string{"alice", "teacher2"} {
 		if r := e.do(user, "GET", "/v1/classes/"+c.ID+"/cost", ""); r.status == http.StatusOK {
 			t.Errorf("%s read the class's cost", user)
+		}
+	}
+}
+
+// TestClassBudget: seats start while what the class has spent and its
+// seats can still cost to their hard stops fits the budget; the next is
+// refused with what is left; a participant with a seat reconnects;
+// lowering the budget stops the newest seats with end cause "budget".
+func TestClassBudget(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 12, 3, 9, 0, 0, 0, time.UTC)
+	e := newEnv(t, func(o *api.Options) { o.Driver, o.Now = "gce", func() time.Time { return now } })
+	e.db.Now = func() time.Time { return now }
+	seat := (0.189999 + 0.35 + 100*0.10/730) * 5.75 // to the hard stop: 4h + 1h + 15m + 30m
+	// Room for two seats and a bit: the third must not start.
+	c := e.createClass("teacher", fmt.Sprintf(`{"name": "Capped", "policy": {"seats": 10, "max_lifetime": "4h", "max_extension": "1h", "idle_timeout": "1h", "budget": %.2f}}`, 2.5*seat))
+	e.do("teacher", "POST", "/v1/classes/"+c.ID+"/members", `{"emails": ["carol@example.com"]}`)
+	if _, st := e.startSession("alice", c.ID); st != http.StatusCreated {
+		t.Fatalf("first seat: %d", st)
+	}
+	now = now.Add(10 * time.Minute)
+	bob, st := e.startSession("bob", c.ID)
+	if st != http.StatusCreated {
+		t.Fatalf("second seat: %d", st)
+	}
+	now = now.Add(10 * time.Minute)
+	r := e.do("teacher", "POST", "/v1/classes/"+c.ID+"/sessions", "")
+	code, _, msg := r.errorCode()
+	if r.status != http.StatusConflict || code != "conflict" || !strings.Contains(msg, "has $") || !strings.Contains(msg, "left, and a seat can cost up to $") ||
+		!strings.Contains(msg, "covers") {
+		t.Fatalf("a seat over the budget: %d %s", r.status, r.body)
+	}
+	if _, st := e.startSession("alice", c.ID); st != http.StatusOK {
+		t.Fatalf("alice reconnecting over the budget: %d", st)
+	}
+	var all struct {
+		Started, Running int
+		OverBudget       int `json:"over_budget"`
+	}
+	e.do("teacher", "POST", "/v1/classes/"+c.ID+"/start-all", "").json(t, &all)
+	if all.Started != 0 || all.Running != 2 || all.OverBudget != 1 {
+		t.Fatalf("start-all over the budget: %+v", all)
+	}
+	// Lowered below two seats' worth: the newest seat (bob's) stops.
+	if r := e.do("teacher", "PATCH", "/v1/classes/"+c.ID, fmt.Sprintf(`{"policy": {"budget": %.2f}}`, 1.5*seat)); r.status != http.StatusOK {
+		t.Fatalf("lower the budget: %d %s", r.status, r.body)
+	}
+	got, err := e.store.GetSession(context.Background(), bob.ID)
+	if err != nil || got.State != cohort.StateStopping || got.EndCause != cohort.CauseBudget {
+		t.Fatalf("bob's seat after the budget was lowered: %+v, %v", got, err)
+	}
+	var spend cohort.ClassCost
+	e.do("teacher", "GET", "/v1/classes/"+c.ID+"/cost", "").json(t, &spend)
+	if math.Abs(spend.Budget-1.5*seat) > 0.01 || spend.Committed > spend.Budget {
+		t.Fatalf("after lowering: budget %v, committed %v", spend.Budget, spend.Committed)
+	}
+	for _, bad := range []string{`-1`, `1e12`} {
+		r := e.do("teacher", "PATCH", "/v1/classes/"+c.ID, `{"policy": {"budget": `+bad+`}}`)
+		if _, field, _ := r.errorCode(); r.status != http.StatusBadRequest || field != "policy.budget" {
+			t.Errorf("budget %s: %d %s", bad, r.status, r.body)
 		}
 	}
 }

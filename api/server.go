@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -85,6 +86,7 @@ type Server struct {
 	enqueuer   Enqueuer
 	runtimes   cohort.RuntimeChecker
 	prices     *cost.Table
+	budgetMu   sync.Mutex // admission against class budgets, one at a time
 	auth       *auth.RelyingParty
 	admins     []string
 	firstAdmin bool

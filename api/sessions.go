@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -51,10 +52,7 @@ func (s *Server) startSession(c *gin.Context) {
 		s.fail(c, cohort.Errorf(cohort.ECONFLICT, "class %q opens at %s", class.Name, begin.Format(time.RFC3339)))
 		return
 	}
-	sess, created, err := s.store.StartSession(ctx, &cohort.Session{
-		ID: cohort.NewID("ses"), ClassID: class.ID, UserID: u.ID, State: cohort.StateRequested,
-		Driver: s.driver, NotebookToken: cohort.NewSecret(""),
-	}, class.Policy.Seats)
+	sess, created, err := s.startSeat(ctx, class, u.ID)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -170,18 +168,32 @@ func (s *Server) stopSession(c *gin.Context) {
 // stop asks for a session to stop on behalf of u. It reports whether it
 // did (false: the session was already stopping or ended).
 func (s *Server) stop(ctx context.Context, u *cohort.User, a sessionAccess) (*cohort.Session, bool, error) {
-	sess := a.session
+	who, cause := u.Email, cohort.CauseUser
+	if !a.owner {
+		who, cause = "instructor "+u.Email, cohort.CauseInstructor
+	}
+	sess, stopped, err := s.stopWith(ctx, a.session, cause, "stopped by "+who, "stop requested by "+who)
+	if !stopped {
+		return sess, false, err
+	}
+	if !a.owner {
+		s.audit(ctx, u, cohort.AuditEvent{Action: cohort.AuditSessionStopped, ClassID: sess.ClassID, SessionID: sess.ID, Subject: sess.UserID})
+	}
+	s.log.Info("session stop requested", "session_id", sess.ID, "user_id", u.ID)
+	return sess, true, nil
+}
+
+// stopWith asks for a session's stop for a cause, with the reason it
+// records and the event its participant sees; false if it was not
+// running.
+func (s *Server) stopWith(ctx context.Context, sess *cohort.Session, cause cohort.EndCause, reason, event string) (*cohort.Session, bool, error) {
 	for range 5 { // a concurrent reconcile step may win the version race
 		if !sess.State.WantsRunning() {
 			return sess, false, nil
 		}
 		now := s.now().UTC()
-		who, cause := u.Email, cohort.CauseUser
-		if !a.owner {
-			who, cause = "instructor "+u.Email, cohort.CauseInstructor
-		}
-		sess.State, sess.StateChangedAt, sess.Reason, sess.EndCause = cohort.StateStopping, now, "stopped by "+who, cause
-		err := s.store.UpdateSession(ctx, sess, &cohort.Event{Time: now, State: sess.State, Message: "stop requested by " + who})
+		sess.State, sess.StateChangedAt, sess.Reason, sess.EndCause = cohort.StateStopping, now, reason, cause
+		err := s.store.UpdateSession(ctx, sess, &cohort.Event{Time: now, State: sess.State, Message: event})
 		if cohort.ErrorCode(err) == cohort.ECONFLICT {
 			if sess, err = s.store.GetSession(ctx, sess.ID); err != nil {
 				return nil, false, err
@@ -194,13 +206,26 @@ func (s *Server) stop(ctx context.Context, u *cohort.User, a sessionAccess) (*co
 		if err := s.enqueuer.Enqueue(ctx, sess.ID); err != nil {
 			s.log.Error("enqueue session", "session_id", sess.ID, "error", err)
 		}
-		if !a.owner {
-			s.audit(ctx, u, cohort.AuditEvent{Action: cohort.AuditSessionStopped, ClassID: sess.ClassID, SessionID: sess.ID, Subject: sess.UserID})
-		}
-		s.log.Info("session stop requested", "session_id", sess.ID, "user_id", u.ID)
 		return sess, true, nil
 	}
 	return nil, false, cohort.Errorf(cohort.ECONFLICT, "the session is changing too fast; try again")
+}
+
+// errOverBudget marks a start the class's budget refused.
+var errOverBudget = errors.New("over budget")
+
+// startSeat records a user's seat in a class, or finds the one they
+// have, within the class's seats and budget.
+func (s *Server) startSeat(ctx context.Context, class *cohort.Class, userID string) (*cohort.Session, bool, error) {
+	s.budgetMu.Lock()
+	defer s.budgetMu.Unlock()
+	if err := s.admitSeat(ctx, class, userID); err != nil {
+		return nil, false, err
+	}
+	return s.store.StartSession(ctx, &cohort.Session{
+		ID: cohort.NewID("ses"), ClassID: class.ID, UserID: userID, State: cohort.StateRequested,
+		Driver: s.driver, NotebookToken: cohort.NewSecret(""),
+	}, class.Policy.Seats)
 }
 
 // stopAll stops every running session of a class (its instructors, admins).
@@ -246,7 +271,7 @@ func (s *Server) startAll(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	started, running, full := 0, 0, 0
+	started, running, full, overBudget := 0, 0, 0, 0
 	for _, m := range members {
 		if m.Role != cohort.MemberParticipant {
 			continue
@@ -256,11 +281,11 @@ func (s *Server) startAll(c *gin.Context) {
 			s.fail(c, err)
 			return
 		}
-		sess, created, err := s.store.StartSession(ctx, &cohort.Session{
-			ID: cohort.NewID("ses"), ClassID: a.class.ID, UserID: u.ID, State: cohort.StateRequested,
-			Driver: s.driver, NotebookToken: cohort.NewSecret(""),
-		}, a.class.Policy.Seats)
+		sess, created, err := s.startSeat(ctx, a.class, u.ID)
 		switch {
+		case errors.Is(err, errOverBudget):
+			overBudget++
+			continue
 		case cohort.ErrorCode(err) == cohort.ECONFLICT:
 			full++
 			continue
@@ -277,6 +302,6 @@ func (s *Server) startAll(c *gin.Context) {
 		}
 	}
 	s.audit(ctx, currentUser(c), cohort.AuditEvent{Action: cohort.AuditSessionsStarted, ClassID: a.class.ID,
-		Detail: fmt.Sprintf("%d started, %d already running, %d without a seat", started, running, full)})
-	c.JSON(http.StatusOK, gin.H{"started": started, "running": running, "no_seat": full})
+		Detail: fmt.Sprintf("%d started, %d already running, %d without a seat, %d over the budget", started, running, full, overBudget)})
+	c.JSON(http.StatusOK, gin.H{"started": started, "running": running, "no_seat": full, "over_budget": overBudget})
 }

@@ -152,6 +152,7 @@ func (c *Client) StartSession(ctx context.Context, classID string) (s *Session, 
 type StartAllResult struct {
 	Started, Running int
 	NoSeat           int `json:"no_seat"`
+	OverBudget       int `json:"over_budget"`
 }
 
 // StartAll starts a session for every participant of a class who has

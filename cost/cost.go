@@ -96,30 +96,55 @@ func Meter(s *cohort.Session, rate Rate, now time.Time) Billed {
 	return b
 }
 
+// SeatCap is the longest a seat of a class can bill: its maximum
+// lifetime and extensions; on GCE also the start timeout (the VM may be
+// made that late) and the margin GCE's own maximum run duration adds.
+// GCE stops the VM then even if cohort is down.
+func SeatCap(p cohort.Policy, driver string) time.Duration {
+	d := p.MaxLifetime.D() + p.MaxExtension.D()
+	if driver == "gce" {
+		d += cohort.GCEStartTimeout + cohort.HardStopMargin
+	}
+	return d
+}
+
 // Estimate is what a class can cost.
 type Estimate struct {
-	// Hour is one seat's rate, and Running all seats' together.
+	// Hour is one seat's rate, and AllSeatsHour all seats' together.
 	Hour, AllSeatsHour float64
-	// Max is the most the class can cost if every seat runs to its hard
-	// stop: GCE's own maximum run duration (lifetime, extensions and
-	// cohort's margin), which holds even when cohort is down.
+	// Max is the most the class can cost: every seat to its cap.
 	Max float64
 	// Typical is every seat running the class's window (ends_at -
 	// starts_at), or its maximum lifetime without extensions.
 	Typical float64
 }
 
-// EstimateClass says what a class of seats of a rate can cost; margin
-// is what the driver adds to a session's lifetime for its own hard stop
-// (cohort.HardStopMargin on GCE).
-func EstimateClass(p cohort.Policy, rate Rate, margin time.Duration) Estimate {
+// EstimateClass says what a class of seats of a rate can cost, each
+// seat billing at most seatCap.
+func EstimateClass(p cohort.Policy, rate Rate, seatCap time.Duration) Estimate {
 	seats := float64(p.Seats)
-	hardStop := p.MaxLifetime.D() + p.MaxExtension.D() + margin
 	typical := p.MaxLifetime.D()
 	if p.StartsAt != nil && p.EndsAt != nil && p.EndsAt.After(*p.StartsAt) {
 		typical = min(typical, p.EndsAt.Sub(*p.StartsAt))
 	}
-	return Estimate{Hour: rate.Hour(), AllSeatsHour: seats * rate.Hour(), Max: seats * rate.Hour() * hardStop.Hours(), Typical: seats * rate.Hour() * typical.Hours()}
+	return Estimate{Hour: rate.Hour(), AllSeatsHour: seats * rate.Hour(), Max: seats * rate.Hour() * seatCap.Hours(), Typical: seats * rate.Hour() * typical.Hours()}
+}
+
+// Committed is what a class's sessions have cost and can still cost:
+// an ended or stopping session what it has cost, any other what it would
+// cost running to its cap. It can be overrun only by a stop cohort asked
+// for and could not carry out, or a disk that outlives its VM, while
+// cohort is down.
+func Committed(sessions []*cohort.Session, rate Rate, now time.Time, seatCap time.Duration) float64 {
+	total := 0.0
+	for _, s := range sessions {
+		if s.EndedAt != nil || s.State == cohort.StateStopping {
+			total += Meter(s, rate, now).Amount
+			continue
+		}
+		total += rate.Hour() * max(seatCap, now.Sub(s.CreatedAt)).Hours()
+	}
+	return total
 }
 
 // Money formats an amount: "$12.34", or "12.34 EUR" in another currency.

@@ -67,7 +67,7 @@ func TestMeterBillsPerSecondWithAMinute(t *testing.T) {
 func TestEstimateIsTheHardStop(t *testing.T) {
 	t.Parallel()
 	p := cohort.DefaultClass().Policy // 30 seats, 12 h, 4 h of extensions
-	e := cost.EstimateClass(p, cost.Rate{VM: 0.5, Disk: 0.05}, cohort.HardStopMargin)
+	e := cost.EstimateClass(p, cost.Rate{VM: 0.5, Disk: 0.05}, 16*time.Hour+30*time.Minute)
 	if !near(e.Max, 30*0.55*16.5) || !near(e.Typical, 30*0.55*12) || !near(e.AllSeatsHour, 30*0.55) {
 		t.Fatalf("estimate %+v", e)
 	}
@@ -141,5 +141,32 @@ func TestMoney(t *testing.T) {
 	}
 	if got := cost.Money(3, "EUR"); got != "3.00 EUR" {
 		t.Errorf("Money = %q", got)
+	}
+}
+
+// TestCommittedCountsSeatsToTheirCap: an ended or stopping session
+// counts what it cost; any other what it can cost to its cap.
+func TestCommittedCountsSeatsToTheirCap(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2026, 12, 3, 9, 0, 0, 0, time.UTC)
+	ended := t0.Add(time.Hour)
+	rate := cost.Rate{VM: 1, Disk: 0}
+	sessions := []*cohort.Session{
+		{State: cohort.StateStopped, CreatedAt: t0, EndedAt: &ended},     // 1 h spent
+		{State: cohort.StateStopping, CreatedAt: t0.Add(time.Hour)},      // 1 h so far, stopping
+		{State: cohort.StateReady, CreatedAt: t0.Add(time.Hour)},         // to its 5 h cap
+		{State: cohort.StateRequested, CreatedAt: t0.Add(2 * time.Hour)}, // will start: its cap too
+		{State: cohort.StateReady, CreatedAt: t0.Add(-5 * time.Hour)},    // past its cap: what it ran
+	}
+	got := cost.Committed(sessions, rate, t0.Add(2*time.Hour), 5*time.Hour)
+	if want := 1.0 + 1 + 5 + 5 + 7; !near(got, want) {
+		t.Fatalf("committed %v, want %v", got, want)
+	}
+	p := cohort.DefaultClass().Policy
+	if got := cost.SeatCap(p, "gce"); got != 12*time.Hour+4*time.Hour+cohort.GCEStartTimeout+cohort.HardStopMargin {
+		t.Errorf("GCE seat cap %s", got)
+	}
+	if got := cost.SeatCap(p, "local"); got != 16*time.Hour {
+		t.Errorf("local seat cap %s", got)
 	}
 }

@@ -55,6 +55,9 @@ func newClassCmd() *cobra.Command {
 				return printJSON(cmd.OutOrStdout(), r)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "started %d, already running %d, without a seat %d\n", r.Started, r.Running, r.NoSeat)
+			if r.OverBudget > 0 {
+				fmt.Fprintf(cmd.OutOrStdout(), "%d not started: the class's budget cannot cover them (cohort class cost %s)\n", r.OverBudget, args[0])
+			}
 			return nil
 		},
 	}, &cobra.Command{
@@ -176,12 +179,17 @@ func printEstimate(w io.Writer, cl *cohort.Class, cc *cohort.ClassCost) {
 	fmt.Fprintf(w, "Cost:          %s per seat-hour, %s an hour for all %d seats (list prices of %s)\n",
 		money(cc.SeatHour), money(cc.AllSeatsHour), cl.Policy.Seats, cc.PricesChecked)
 	fmt.Fprintf(w, "Estimate:      typically %s; at most %s, every seat running to its hard stop\n", money(cc.Typical), money(cc.Max))
+	if cc.Budget > 0 {
+		fmt.Fprintf(w, "Budget:        %s; committed %s (spent, and what running seats can still cost), %s left\n",
+			money(cc.Budget), money(cc.Committed), money(max(cc.Budget-cc.Committed, 0)))
+	}
 }
 
 func newClassCreateCmd(cf *clientFlags) *cobra.Command {
 	var (
 		name, image, machine, gpu, zones, idle, maxLife, maxExt, warn, starts, ends string
 		gpuCount, seats, disk                                                       int
+		budget                                                                      float64
 		spot, ignoreBusy                                                            bool
 	)
 	cmd := &cobra.Command{
@@ -205,7 +213,7 @@ func newClassCreateCmd(cf *clientFlags) *cobra.Command {
 				runtime["zones"] = strings.Split(zones, ",")
 			}
 			for flag, v := range map[string]any{"idle-timeout": idle, "max-lifetime": maxLife, "max-extension": maxExt, "warn-before": warn,
-				"ignore-busy-kernels": ignoreBusy, "seats": seats, "starts-at": starts, "ends-at": ends} {
+				"ignore-busy-kernels": ignoreBusy, "seats": seats, "starts-at": starts, "ends-at": ends, "budget": budget} {
 				if set(flag) {
 					policy[strings.ReplaceAll(flag, "-", "_")] = v
 				}
@@ -239,6 +247,7 @@ func newClassCreateCmd(cf *clientFlags) *cobra.Command {
 	f.StringVar(&warn, "warn-before", "", "warn participants this long before a stop, e.g. 10m")
 	f.BoolVar(&ignoreBusy, "ignore-busy-kernels", false, "a running cell does not count as use")
 	f.IntVar(&seats, "seats", 0, "how many sessions may run at once")
+	f.Float64Var(&budget, "budget", 0, "the most the class may commit, in the price table's currency; no seat starts beyond it (docs/cost.md)")
 	f.StringVar(&starts, "starts-at", "", "when participants may start (RFC 3339)")
 	f.StringVar(&ends, "ends-at", "", "when the class ends (RFC 3339)")
 	cmd.MarkFlagRequired("name")

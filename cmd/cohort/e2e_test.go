@@ -523,7 +523,7 @@ func TestE2ECLI(t *testing.T) {
 		out, err := cmd.CombinedOutput()
 		return string(out), err
 	}
-	out, err := run("class", "create", "--name", "CLI class", "--seats", "3", "--idle-timeout", "45m", "--json")
+	out, err := run("class", "create", "--name", "CLI class", "--seats", "3", "--idle-timeout", "45m", "--budget", "50", "--json")
 	if err != nil {
 		t.Fatalf("class create: %v\n%s", err, out)
 	}
@@ -567,7 +567,8 @@ func TestE2ECLI(t *testing.T) {
 	// The price file's hourly price of a local session meters both.
 	out, err = run("class", "cost", class.ID)
 	if err != nil || !strings.Contains(out, "$0.60 per seat-hour, $1.80 an hour for all 3 seats") ||
-		!strings.Contains(out, "at most $28.80") || !strings.Contains(out, "ada@example.com") || !strings.Contains(out, "ada@example.org") {
+		!strings.Contains(out, "at most $28.80") || !strings.Contains(out, "ada@example.com") || !strings.Contains(out, "ada@example.org") ||
+		!strings.Contains(out, "Budget:        $50.00; committed $0.0") {
 		t.Fatalf("class cost = %v\n%s", err, out)
 	}
 	out, err = run("class", "cost", class.ID, "--json")

@@ -19,9 +19,9 @@ import (
 
 	"github.com/cohortdev/cohort"
 	"github.com/cohortdev/cohort/api"
-	"github.com/cohortdev/cohort/cost"
 	"github.com/cohortdev/cohort/auth"
 	"github.com/cohortdev/cohort/auth/localissuer"
+	"github.com/cohortdev/cohort/cost"
 	"github.com/cohortdev/cohort/jobs"
 	"github.com/cohortdev/cohort/provisioner"
 	"github.com/cohortdev/cohort/provisioner/gce"
@@ -43,9 +43,9 @@ type Config struct {
 	// TrustedProxies are the addresses whose X-Forwarded-For is believed.
 	TrustedProxies string
 	// Prices is a price file over the embedded table (docs/cost.md).
-	Prices string
-	JupyterBin     string
-	LogLevel       string
+	Prices     string
+	JupyterBin string
+	LogLevel   string
 	// SessionsDir holds the local driver's sessions; SessionUIDs is the
 	// range of uids they run as when cohort runs as root ("off": none).
 	SessionsDir, SessionUIDs string
@@ -323,7 +323,7 @@ func (m *Main) driver(log *slog.Logger, publicURL, audience string) (cohort.Driv
 		Subnetwork: g.Subnetwork, NetworkTag: g.NetworkTag, SessionAccount: g.SessionAccount,
 		SchedulerAccount: c.SchedulerAccount, SchedulerRegion: g.SchedulerRegion, PublicURL: publicURL, SchedulerAudience: audience, Compute: vms})
 	// A VM boots and starts Jupyter in minutes, not seconds.
-	return d, provisioner.Timing{StartTimeout: 15 * time.Minute, Poll: 2 * time.Second}, err
+	return d, provisioner.Timing{StartTimeout: cohort.GCEStartTimeout, Poll: 2 * time.Second}, err
 }
 
 // localDriver runs notebooks on this machine: as root, each session as a
