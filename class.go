@@ -31,6 +31,9 @@ type Runtime struct {
 	Zones       []string `json:"zones"`
 	Spot        bool     `json:"spot"`
 	DiskGB      int      `json:"disk_gb"`
+	// NoEgress keeps the class's GCE sessions off the internet: no pip
+	// install, no model downloads (the installation's firewall).
+	NoEgress bool `json:"no_egress,omitempty"`
 }
 
 // Policy is how long sessions of a class may live and how many there may be.

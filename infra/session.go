@@ -29,6 +29,10 @@ const (
 	MetaPublicURL = "cohort-public-url"
 )
 
+// NoEgressTag marks the VM of a class without internet: the
+// installation's firewall denies it every outbound connection.
+const NoEgressTag = "cohort-no-egress"
+
 // NotebookPort is where the agent's Jupyter listens on the VM's internal
 // address; the firewall admits cohort's control plane only.
 const NotebookPort = 8888
@@ -57,6 +61,8 @@ type SessionSpec struct {
 	// NetworkTag is the tag the firewall rule admitting the control plane
 	// targets.
 	NetworkTag string
+	// NoEgress adds NoEgressTag: the VM may open no outbound connection.
+	NoEgress bool
 	// ServiceAccount runs the VM, with the minimal scopes.
 	ServiceAccount string
 
@@ -196,7 +202,7 @@ func instanceArgs(s SessionSpec) *compute.InstanceArgs {
 			Subnetwork: optional(s.Subnetwork),
 		}},
 		Scheduling:     sched,
-		Tags:           pulumi.StringArray{pulumi.String(s.NetworkTag)},
+		Tags:           tags(s),
 		ServiceAccount: &compute.InstanceServiceAccountArgs{Email: pulumi.String(s.ServiceAccount), Scopes: pulumi.ToStringArray(Scopes)},
 		Labels: pulumi.StringMap{
 			"cohort-class":   pulumi.String(labelValue(s.ClassID)),
@@ -224,6 +230,14 @@ func instanceArgs(s SessionSpec) *compute.InstanceArgs {
 		}}
 	}
 	return args
+}
+
+func tags(s SessionSpec) pulumi.StringArray {
+	t := pulumi.StringArray{pulumi.String(s.NetworkTag)}
+	if s.NoEgress {
+		t = append(t, pulumi.String(NoEgressTag))
+	}
+	return t
 }
 
 func optional(v string) pulumi.StringPtrInput {

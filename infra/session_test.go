@@ -204,6 +204,16 @@ func TestSessionProgramKeepsTheBootImage(t *testing.T) {
 	}
 }
 
+func TestSessionProgramNoEgress(t *testing.T) {
+	t.Parallel()
+	spec := baseSpec()
+	spec.NoEgress = true
+	vm, _ := run(t, spec)
+	if tags := vm["tags"].ArrayValue(); len(tags) != 2 || tags[1].StringValue() != infra.NoEgressTag {
+		t.Fatalf("tags of a class without internet = %v", tags)
+	}
+}
+
 func TestSessionProgramSpot(t *testing.T) {
 	t.Parallel()
 	spec := baseSpec()

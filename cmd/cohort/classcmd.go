@@ -154,6 +154,9 @@ func printClass(cmd *cobra.Command, cl *cohort.Class) {
 	if cl.Runtime.Spot {
 		fmt.Fprint(w, ", spot")
 	}
+	if cl.Runtime.NoEgress {
+		fmt.Fprint(w, ", no internet")
+	}
 	fmt.Fprintf(w, "\nZones:         %s\n", strings.Join(cl.Runtime.Zones, ", "))
 	fmt.Fprintf(w, "Seats:         %d\nIdle timeout:  %s (warned %s before)\nMax lifetime:  %s (+ up to %s by instructors)\n",
 		cl.Policy.Seats, cl.Policy.IdleTimeout, cohort.Duration(cl.Policy.Warn()), cl.Policy.MaxLifetime, cl.Policy.MaxExtension)
@@ -190,7 +193,7 @@ func newClassCreateCmd(cf *clientFlags) *cobra.Command {
 		name, image, machine, gpu, zones, idle, maxLife, maxExt, warn, starts, ends string
 		gpuCount, seats, disk                                                       int
 		budget                                                                      float64
-		spot, ignoreBusy                                                            bool
+		spot, noEgress, ignoreBusy                                                  bool
 	)
 	cmd := &cobra.Command{
 		Use:   "create --name NAME [flags]",
@@ -204,7 +207,7 @@ func newClassCreateCmd(cf *clientFlags) *cobra.Command {
 			// Send only what was set, so the server's defaults apply.
 			set := cmd.Flags().Changed
 			runtime, policy := map[string]any{}, map[string]any{}
-			for flag, v := range map[string]any{"image": image, "machine-type": machine, "gpu-type": gpu, "gpu-count": gpuCount, "spot": spot, "disk-gb": disk} {
+			for flag, v := range map[string]any{"image": image, "machine-type": machine, "gpu-type": gpu, "gpu-count": gpuCount, "spot": spot, "no-egress": noEgress, "disk-gb": disk} {
 				if set(flag) {
 					runtime[strings.ReplaceAll(flag, "-", "_")] = v
 				}
@@ -240,6 +243,7 @@ func newClassCreateCmd(cf *clientFlags) *cobra.Command {
 	f.IntVar(&gpuCount, "gpu-count", 0, "GPUs per participant")
 	f.StringVar(&zones, "zones", "", "zones to try in order, comma-separated")
 	f.BoolVar(&spot, "spot", false, "use spot VMs (cheaper, may be preempted)")
+	f.BoolVar(&noEgress, "no-egress", false, "keep GCE sessions off the internet (no pip install, no downloads)")
 	f.IntVar(&disk, "disk-gb", 0, "boot disk size in GB")
 	f.StringVar(&idle, "idle-timeout", "", "stop a session idle this long, e.g. 90m")
 	f.StringVar(&maxLife, "max-lifetime", "", "stop a session this old, e.g. 12h")

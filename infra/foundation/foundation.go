@@ -52,9 +52,6 @@ type Config struct {
 	// installation in the same project after a destroy needs another name.
 	KMS     bool
 	KeyRing string
-	// NoSessionEgress denies session VMs every outbound connection (a
-	// class without pip install or model downloads).
-	NoSessionEgress bool
 }
 
 // GoogleFrontEnds are where Google's load balancers and health checks
@@ -255,14 +252,11 @@ func (f *foundation) addFirewall() error {
 			SourceRanges: pulumi.ToStringArray(GoogleFrontEnds), TargetServiceAccounts: sa(f.control)}},
 		{"cohort-allow-iap-ssh", compute.FirewallArgs{Allows: tcp("22"),
 			SourceRanges: pulumi.StringArray{pulumi.String(iapRange)}, TargetServiceAccounts: sa(f.control)}},
-	}
-	if f.c.NoSessionEgress {
-		rules = append(rules, struct {
-			name string
-			args compute.FirewallArgs
-		}{"cohort-deny-session-egress", compute.FirewallArgs{Direction: pulumi.String("EGRESS"),
+		// A class without internet (its runtime's no_egress): its VMs
+		// carry the tag; answers to the control plane still flow.
+		{"cohort-deny-egress", compute.FirewallArgs{Direction: pulumi.String("EGRESS"),
 			Denies:            compute.FirewallDenyArray{&compute.FirewallDenyArgs{Protocol: pulumi.String("all")}},
-			DestinationRanges: pulumi.StringArray{pulumi.String("0.0.0.0/0")}, TargetServiceAccounts: sa(f.session)}})
+			DestinationRanges: pulumi.StringArray{pulumi.String("0.0.0.0/0")}, TargetTags: pulumi.StringArray{pulumi.String(infra.NoEgressTag)}}},
 	}
 	for _, r := range rules {
 		args := r.args

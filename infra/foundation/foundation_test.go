@@ -9,6 +9,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
+	"github.com/cohortdev/cohort/infra"
 	"github.com/cohortdev/cohort/infra/foundation"
 )
 
@@ -144,17 +145,15 @@ func TestFirewallAdmitsOnlyTheControlPlane(t *testing.T) {
 		if src := strs(get(r, "sourceRanges")); len(src) > 0 && name != "cohort-allow-load-balancer" && name != "cohort-allow-iap-ssh" {
 			t.Errorf("%s admits address ranges %v", name, src)
 		}
-		if targets := strs(get(r, "targetServiceAccounts")); len(targets) == 0 {
+		if len(strs(get(r, "targetServiceAccounts"))) == 0 && len(strs(get(r, "targetTags"))) == 0 {
 			t.Errorf("%s targets every VM of the network", name)
 		}
 	}
-	if _, ok := rules["cohort-deny-session-egress"]; ok {
-		t.Error("session egress denied by default: pip install would fail in class")
-	}
-	noEgress := config()
-	noEgress.NoSessionEgress = true
-	if r := run(t, noEgress).of("gcp:compute/firewall:Firewall")["cohort-deny-session-egress"]; get(r, "direction").StringValue() != "EGRESS" {
-		t.Errorf("noSessionEgress: egress rule %v", r)
+	// Egress is denied only to VMs of classes without internet.
+	egress := rules["cohort-deny-egress"]
+	if get(egress, "direction").StringValue() != "EGRESS" || strs(get(egress, "targetTags"))[0] != infra.NoEgressTag ||
+		strs(get(egress, "destinationRanges"))[0] != "0.0.0.0/0" {
+		t.Errorf("egress rule %v", egress)
 	}
 }
 

@@ -34,7 +34,6 @@ func main() {
 			ControlMachineType: cfg.Get("controlMachineType"),
 			KMS:                cfg.GetBool("kms") || cfg.Get("kms") == "",
 			KeyRing:            cfg.Get("keyRing"),
-			NoSessionEgress:    cfg.GetBool("noSessionEgress"),
 		}
 		if c.Region == "" {
 			c.Region = "us-central1"

@@ -121,7 +121,7 @@ func (d *Driver) SessionSpec(spec cohort.NotebookSpec, now time.Time) infra.Sess
 		MachineType: spec.Runtime.MachineType, GPUType: spec.Runtime.GPUType, GPUCount: spec.Runtime.GPUCount,
 		Image:  fmt.Sprintf("projects/%s/global/images/family/%s", o.ImageProject, spec.Runtime.Image),
 		DiskGB: spec.Runtime.DiskGB, Spot: spec.Runtime.Spot, MaxRunDuration: spec.MaxLifetime + o.MaxRunMargin,
-		Network: o.Network, Subnetwork: o.Subnetwork, NetworkTag: o.NetworkTag, ServiceAccount: o.SessionAccount,
+		Network: o.Network, Subnetwork: o.Subnetwork, NetworkTag: o.NetworkTag, NoEgress: spec.Runtime.NoEgress, ServiceAccount: o.SessionAccount,
 		NotebookToken: spec.Token, BasePath: spec.BasePath, PublicURL: o.PublicURL,
 	}
 	if o.SchedulerAccount != "" && o.PublicURL != "" {
