@@ -1,8 +1,12 @@
 package api
 
 import (
+	"context"
+	"fmt"
 	"net/http"
 	"sort"
+	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -12,8 +16,7 @@ import (
 
 // classCostOf meters a class's sessions against the price table, at the
 // class's current runtime.
-func (s *Server) classCostOf(c *gin.Context, class *cohort.Class) (*cohort.ClassCost, error) {
-	ctx := c.Request.Context()
+func (s *Server) classCostOf(ctx context.Context, class *cohort.Class) (*cohort.ClassCost, *spendChart, error) {
 	out := &cohort.ClassCost{Currency: s.prices.Currency, PricesChecked: s.prices.Checked, Participants: []cohort.ParticipantCost{}}
 	rate, err := s.prices.Rate(s.driver, class.Runtime)
 	if err != nil {
@@ -24,7 +27,7 @@ func (s *Server) classCostOf(c *gin.Context, class *cohort.Class) (*cohort.Class
 	out.SeatHour, out.AllSeatsHour, out.Typical, out.Max = e.Hour, e.AllSeatsHour, e.Typical, e.Max
 	sessions, err := s.store.ListSessions(ctx, cohort.SessionFilter{ClassID: class.ID})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	now := s.now()
 	out.Budget, out.Committed = class.Policy.Budget, cost.Committed(sessions, rate, now, seatCap)
@@ -35,7 +38,7 @@ func (s *Server) classCostOf(c *gin.Context, class *cohort.Class) (*cohort.Class
 		if p == nil {
 			u, err := s.store.GetUser(ctx, sess.UserID)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			p = &cohort.ParticipantCost{Email: u.Email}
 			byUser[sess.UserID] = p
@@ -56,7 +59,7 @@ func (s *Server) classCostOf(c *gin.Context, class *cohort.Class) (*cohort.Class
 		a, b := out.Participants[i], out.Participants[j]
 		return a.Spent > b.Spent || a.Spent == b.Spent && a.Email < b.Email
 	})
-	return out, nil
+	return out, chartSpend(sessions, rate, now, out), nil
 }
 
 // getClassCost answers GET /v1/classes/:class/cost, for its instructors.
@@ -66,10 +69,62 @@ func (s *Server) getClassCost(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	out, err := s.classCostOf(c, a.class)
+	out, _, err := s.classCostOf(c.Request.Context(), a.class)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
 	c.JSON(http.StatusOK, out)
+}
+
+// spendChart is a class's spend over time, drawn as an SVG polyline
+// against its budget and what it has committed.
+type spendChart struct {
+	Width, Height int
+	// Points is the polyline of spend; BudgetY and CommittedY the
+	// heights of those lines (-1: none); Top the amount at the top.
+	Points              string
+	BudgetY, CommittedY float64
+	Top                 float64
+	From, To            time.Time
+}
+
+// chartSpend samples what the class had spent at 48 moments from its
+// first session to now.
+func chartSpend(sessions []*cohort.Session, rate cost.Rate, now time.Time, cc *cohort.ClassCost) *spendChart {
+	if len(sessions) == 0 {
+		return nil
+	}
+	from := now
+	for _, s := range sessions {
+		if s.CreatedAt.Before(from) {
+			from = s.CreatedAt
+		}
+	}
+	ch := &spendChart{Width: 600, Height: 160, From: from, To: now, BudgetY: -1, CommittedY: -1}
+	ch.Top = max(cc.Spent, cc.Committed, cc.Budget) * 1.1
+	if ch.Top <= 0 {
+		ch.Top = 1
+	}
+	y := func(v float64) float64 { return float64(ch.Height) * (1 - v/ch.Top) }
+	const samples = 48
+	var pts []string
+	for i := range samples + 1 {
+		t := from.Add(time.Duration(float64(now.Sub(from)) * float64(i) / samples))
+		spent := 0.0
+		for _, s := range sessions {
+			if !s.CreatedAt.After(t) {
+				spent += cost.Meter(s, rate, t).Amount
+			}
+		}
+		pts = append(pts, fmt.Sprintf("%.1f,%.1f", float64(ch.Width)*float64(i)/samples, y(spent)))
+	}
+	ch.Points = strings.Join(pts, " ")
+	if cc.Budget > 0 {
+		ch.BudgetY = y(cc.Budget)
+	}
+	if cc.Committed > 0 {
+		ch.CommittedY = y(cc.Committed)
+	}
+	return ch
 }

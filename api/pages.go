@@ -14,6 +14,7 @@ import (
 
 	"github.com/cohortdev/cohort"
 	"github.com/cohortdev/cohort/catalog"
+	"github.com/cohortdev/cohort/cost"
 	"github.com/cohortdev/cohort/timeouts"
 )
 
@@ -33,6 +34,8 @@ var pages = template.Must(template.New("").Funcs(template.FuncMap{
 	"join":        strings.Join,
 	"localTime":   localTime,
 	"duration":    func(d time.Duration) string { return cohort.Duration(d).String() },
+	"money":       cost.Money,
+	"sub":         func(a, b float64) float64 { return max(a-b, 0) },
 }).ParseFS(pageFiles, "pages/*.html"))
 
 type pageData struct {
@@ -60,6 +63,10 @@ type pageData struct {
 	Roles   []cohort.Role
 
 	MachineTypes, GPUTypes []string
+
+	// A class's money, on its page.
+	Cost  *cohort.ClassCost
+	Chart *spendChart
 }
 
 // card is one class on the home page, with the user's session in it.
@@ -314,6 +321,10 @@ func (s *Server) managePage(c *gin.Context) {
 			latest = ev[len(ev)-1].Message
 		}
 		d.Seats = append(d.Seats, seat{Email: emails[sess.UserID], Session: v, Latest: latest})
+	}
+	if d.Cost, d.Chart, err = s.classCostOf(ctx, a.class); err != nil {
+		s.failPage(c, err)
+		return
 	}
 	s.render(c, http.StatusOK, "manage", d)
 }

@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +14,8 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/cohortdev/cohort"
+	"github.com/cohortdev/cohort/client"
+	"github.com/cohortdev/cohort/cost"
 )
 
 const chromiumBin = "/usr/bin/chromium"
@@ -116,8 +120,12 @@ func TestE2EWorkshopInTheBrowser(t *testing.T) {
 	t.Parallel()
 	dataDir := t.TempDir()
 	cleanupNotebooks(t, dataDir)
-	srv := startServer(t, dataDir)
-	token(t, dataDir, "teacher@example.com", cohort.RoleInstructor) // an admin made them instructor
+	prices := filepath.Join(t.TempDir(), "prices.json")
+	if err := os.WriteFile(prices, []byte(`{"local_hour": 0.60}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv := startServer(t, dataDir, "COHORT_PRICES="+prices)
+	teacherToken := token(t, dataDir, "teacher@example.com", cohort.RoleInstructor) // an admin made them instructor
 	ctx := newBrowser(t)
 	base := srv.url
 
@@ -196,6 +204,26 @@ func TestE2EWorkshopInTheBrowser(t *testing.T) {
 	)
 	if seats := read(t, ctx, chromedp.Text(chromedp.CSS(`[data-seats]`))); !strings.Contains(seats, "alice@example.com") || !strings.Contains(seats, "ready") {
 		t.Fatalf("seat table: %q", seats)
+	}
+	// The class's money on its page is what `cohort class cost --json` says.
+	spend, err := client.New(srv.url, teacherToken).ClassCost(context.Background(), classID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	figures := map[string]string{}
+	for _, f := range []string{"spent", "running", "committed", "budget", "estimate"} {
+		figures[f] = read(t, ctx, chromedp.Text(chromedp.CSS(`[data-cost] [data-`+f+`]`)))
+	}
+	money := func(v float64) string { return cost.Money(v, spend.Currency) }
+	if figures["committed"] != money(spend.Committed) || figures["running"] != "1 running, "+money(spend.RunningHour)+" an hour" ||
+		!strings.Contains(figures["estimate"], "at most "+money(spend.Max)) || figures["budget"] != "none" {
+		t.Errorf("the page's figures %q do not match the API's %+v", figures, spend)
+	}
+	if shown, err := strconv.ParseFloat(strings.TrimPrefix(figures["spent"], "$"), 64); err != nil || math.Abs(shown-spend.Spent) > 0.011 {
+		t.Errorf("the page shows %s spent, the API %v", figures["spent"], spend.Spent)
+	}
+	if n := read(t, ctx, chromedp.AttributeValue(chromedp.CSS(`[data-cost] polyline`), "points")); len(strings.Fields(n.Value)) != 49 {
+		t.Errorf("spend chart has points %q, want 49", n.Value)
 	}
 	shot(t, ctx, "seat-table")
 	signOutBrowser(t, ctx)
