@@ -14,6 +14,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/cohortdev/cohort"
+	"github.com/cohortdev/cohort/api"
 	"github.com/cohortdev/cohort/client"
 )
 
@@ -117,6 +118,43 @@ func listClass(b *testing.B, n int) {
 	}
 	url := e.http.URL + "/v1/sessions?class_id=" + c.ID
 	loadWith(b, n, func() *http.Request {
+		req, _ := http.NewRequest("GET", url, nil)
+		req.Header.Set("Authorization", "Bearer "+e.tokens["teacher"])
+		return req
+	})
+}
+
+// BenchmarkAPIClassCost: a class's cost (GET /v1/classes/:class/cost)
+// over 500 participants with 10 sessions each, metered from the store,
+// one instructor asking at a time.
+func BenchmarkAPIClassCost(b *testing.B) {
+	e := newEnv(b, func(o *api.Options) { o.Driver = "gce" })
+	ctx := context.Background()
+	c := e.createClass("teacher", `{"name": "Huge", "policy": {"seats": 1000, "budget": 100000}}`)
+	const participants, each = 500, 10
+	for i := range participants {
+		u, err := e.store.EnsureUser(ctx, fmt.Sprintf("p%d@example.com", i), cohort.RoleParticipant)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for j := range each {
+			s, _, err := e.store.StartSession(ctx, &cohort.Session{ID: cohort.NewID("ses"), ClassID: c.ID, UserID: u.ID,
+				State: cohort.StateRequested, Driver: "gce", NotebookToken: "t"}, 1000)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if j == each-1 {
+				break // the last one runs
+			}
+			ended := time.Now()
+			s.State, s.EndedAt = cohort.StateStopped, &ended
+			if err := e.store.UpdateSession(ctx, s, nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	url := e.http.URL + "/v1/classes/" + c.ID + "/cost"
+	loadWith(b, 1, func() *http.Request {
 		req, _ := http.NewRequest("GET", url, nil)
 		req.Header.Set("Authorization", "Bearer "+e.tokens["teacher"])
 		return req

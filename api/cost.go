@@ -15,8 +15,8 @@ import (
 )
 
 // classCostOf meters a class's sessions against the price table, at the
-// class's current runtime.
-func (s *Server) classCostOf(ctx context.Context, class *cohort.Class) (*cohort.ClassCost, *spendChart, error) {
+// class's current runtime, and with chart draws its spend over time.
+func (s *Server) classCostOf(ctx context.Context, class *cohort.Class, chart bool) (*cohort.ClassCost, *spendChart, error) {
 	out := &cohort.ClassCost{Currency: s.prices.Currency, PricesChecked: s.prices.Checked, Participants: []cohort.ParticipantCost{}}
 	rate, err := s.prices.Rate(s.driver, class.Runtime)
 	if err != nil {
@@ -31,16 +31,16 @@ func (s *Server) classCostOf(ctx context.Context, class *cohort.Class) (*cohort.
 	}
 	now := s.now()
 	out.Budget, out.Committed = class.Policy.Budget, cost.Committed(sessions, rate, now, seatCap)
+	emails, err := s.emailsOf(ctx, sessions)
+	if err != nil {
+		return nil, nil, err
+	}
 	byUser := map[string]*cohort.ParticipantCost{}
 	for _, sess := range sessions {
 		b := cost.Meter(sess, rate, now)
 		p := byUser[sess.UserID]
 		if p == nil {
-			u, err := s.store.GetUser(ctx, sess.UserID)
-			if err != nil {
-				return nil, nil, err
-			}
-			p = &cohort.ParticipantCost{Email: u.Email}
+			p = &cohort.ParticipantCost{Email: emails[sess.UserID]}
 			byUser[sess.UserID] = p
 		}
 		p.Sessions++
@@ -59,7 +59,39 @@ func (s *Server) classCostOf(ctx context.Context, class *cohort.Class) (*cohort.
 		a, b := out.Participants[i], out.Participants[j]
 		return a.Spent > b.Spent || a.Spent == b.Spent && a.Email < b.Email
 	})
+	if !chart {
+		return out, nil, nil
+	}
 	return out, chartSpend(sessions, rate, now, out), nil
+}
+
+// emailsOf finds the owners' emails of sessions: one by one for a few,
+// all users at once for many (a class of hundreds).
+func (s *Server) emailsOf(ctx context.Context, sessions []*cohort.Session) (map[string]string, error) {
+	emails := map[string]string{}
+	for _, sess := range sessions {
+		emails[sess.UserID] = ""
+	}
+	if len(emails) > 50 {
+		users, err := s.store.ListUsers(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, u := range users {
+			if _, ok := emails[u.ID]; ok {
+				emails[u.ID] = u.Email
+			}
+		}
+		return emails, nil
+	}
+	for id := range emails {
+		u, err := s.store.GetUser(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		emails[id] = u.Email
+	}
+	return emails, nil
 }
 
 // getClassCost answers GET /v1/classes/:class/cost, for its instructors.
@@ -69,7 +101,7 @@ func (s *Server) getClassCost(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	out, _, err := s.classCostOf(c.Request.Context(), a.class)
+	out, _, err := s.classCostOf(c.Request.Context(), a.class, false)
 	if err != nil {
 		s.fail(c, err)
 		return

@@ -322,7 +322,7 @@ func (s *Server) managePage(c *gin.Context) {
 		}
 		d.Seats = append(d.Seats, seat{Email: emails[sess.UserID], Session: v, Latest: latest})
 	}
-	if d.Cost, d.Chart, err = s.classCostOf(ctx, a.class); err != nil {
+	if d.Cost, d.Chart, err = s.classCostOf(ctx, a.class, true); err != nil {
 		s.failPage(c, err)
 		return
 	}
