@@ -18,12 +18,19 @@ type ClassCost struct {
 	// its seats can still cost, each to its hard stop.
 	Budget    float64 `json:"budget"`
 	Committed float64 `json:"committed"`
+	// Warning says the class has committed BudgetWarnAt of its budget or
+	// more: few or no seats are left to start.
+	Warning string `json:"warning,omitempty"`
 	// Spent so far, and what the running seats cost per hour.
 	Spent        float64           `json:"spent"`
 	RunningSeats int               `json:"running_seats"`
 	RunningHour  float64           `json:"running_hour"`
 	Participants []ParticipantCost `json:"participants"`
 }
+
+// BudgetWarnAt is the share of its budget a class may commit before its
+// instructors are warned.
+const BudgetWarnAt = 0.8
 
 // ParticipantCost is one participant's share of a class's spend.
 type ParticipantCost struct {

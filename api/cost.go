@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/csv"
 	"fmt"
 	"net/http"
 	"sort"
@@ -31,6 +32,11 @@ func (s *Server) classCostOf(ctx context.Context, class *cohort.Class, chart boo
 	}
 	now := s.now()
 	out.Budget, out.Committed = class.Policy.Budget, cost.Committed(sessions, rate, now, seatCap)
+	if b := out.Budget; b > 0 && out.Committed >= cohort.BudgetWarnAt*b {
+		seat := rate.Hour() * seatCap.Hours()
+		out.Warning = fmt.Sprintf("%.0f%% of the budget is committed: %s left, room for %d more seats", 100*out.Committed/b,
+			cost.Money(max(b-out.Committed, 0), out.Currency), seatsFitting(b-out.Committed, seat))
+	}
 	emails, err := s.emailsOf(ctx, sessions)
 	if err != nil {
 		return nil, nil, err
@@ -63,6 +69,21 @@ func (s *Server) classCostOf(ctx context.Context, class *cohort.Class, chart boo
 		return out, nil, nil
 	}
 	return out, chartSpend(sessions, rate, now, out), nil
+}
+
+func seatsFitting(left, seat float64) int {
+	if seat <= 0 || left <= 0 {
+		return 0
+	}
+	return int(left / seat)
+}
+
+// csvSafe keeps a spreadsheet from reading a cell as a formula.
+func csvSafe(v string) string {
+	if v != "" && strings.ContainsRune("=+-@\t\r", rune(v[0])) {
+		return "'" + v
+	}
+	return v
 }
 
 // emailsOf finds the owners' emails of sessions: one by one for a few,
@@ -104,6 +125,17 @@ func (s *Server) getClassCost(c *gin.Context) {
 	out, _, err := s.classCostOf(c.Request.Context(), a.class, false)
 	if err != nil {
 		s.fail(c, err)
+		return
+	}
+	if c.Query("format") == "csv" {
+		c.Header("Content-Disposition", `attachment; filename="`+a.class.ID+`-cost.csv"`)
+		c.Header("Content-Type", "text/csv; charset=utf-8")
+		w := csv.NewWriter(c.Writer)
+		w.Write([]string{"email", "sessions", "hours", "spent_" + strings.ToLower(out.Currency)})
+		for _, p := range out.Participants {
+			w.Write([]string{csvSafe(p.Email), fmt.Sprint(p.Sessions), fmt.Sprintf("%.3f", p.Hours), fmt.Sprintf("%.2f", p.Spent)})
+		}
+		w.Flush()
 		return
 	}
 	c.JSON(http.StatusOK, out)

@@ -74,9 +74,18 @@ func TestClassCost(t *testing.T) {
 	if len(got.Participants) != 2 || got.Participants[0].Email != "bob@example.com" || !near(got.Participants[0].Hours, 1.5) || !near(got.Participants[1].Spent, seat) {
 		t.Errorf("participants %+v", got.Participants)
 	}
+	csv := e.do("teacher", "GET", "/v1/classes/"+c.ID+"/cost?format=csv", "")
+	lines := strings.Split(strings.TrimSpace(string(csv.body)), "\n")
+	if csv.status != http.StatusOK || !strings.HasPrefix(csv.header.Get("Content-Type"), "text/csv") || len(lines) != 3 ||
+		lines[0] != "email,sessions,hours,spent_usd" || !strings.HasPrefix(lines[1], "bob@example.com,1,1.500,") {
+		t.Errorf("CSV export: %d %q", csv.status, csv.body)
+	}
 	for _, user := range []string{"alice", "teacher2"} {
 		if r := e.do(user, "GET", "/v1/classes/"+c.ID+"/cost", ""); r.status == http.StatusOK {
 			t.Errorf("%s read the class's cost", user)
+		}
+		if r := e.do(user, "GET", "/v1/classes/"+c.ID+"/cost?format=csv", ""); r.status == http.StatusOK {
+			t.Errorf("%s downloaded the class's cost", user)
 		}
 	}
 }
@@ -92,7 +101,7 @@ func TestClassBudget(t *testing.T) {
 	e.db.Now = func() time.Time { return now }
 	seat := (0.189999 + 0.35 + 100*0.10/730) * 5.75 // to the hard stop: 4h + 1h + 15m + 30m
 	// Room for two seats and a bit: the third must not start.
-	c := e.createClass("teacher", fmt.Sprintf(`{"name": "Capped", "policy": {"seats": 10, "max_lifetime": "4h", "max_extension": "1h", "idle_timeout": "1h", "budget": %.2f}}`, 2.5*seat))
+	c := e.createClass("teacher", fmt.Sprintf(`{"name": "Capped", "policy": {"seats": 10, "max_lifetime": "4h", "max_extension": "1h", "idle_timeout": "1h", "budget": %.2f}}`, 2.4*seat))
 	e.do("teacher", "POST", "/v1/classes/"+c.ID+"/members", `{"emails": ["carol@example.com"]}`)
 	if _, st := e.startSession("alice", c.ID); st != http.StatusCreated {
 		t.Fatalf("first seat: %d", st)
@@ -103,6 +112,11 @@ func TestClassBudget(t *testing.T) {
 		t.Fatalf("second seat: %d", st)
 	}
 	now = now.Add(10 * time.Minute)
+	var warned cohort.ClassCost
+	e.do("teacher", "GET", "/v1/classes/"+c.ID+"/cost", "").json(t, &warned)
+	if !strings.Contains(warned.Warning, "of the budget is committed") || !strings.Contains(warned.Warning, "room for 0 more seats") {
+		t.Errorf("two seats of a budget of 2.4: warning %q", warned.Warning)
+	}
 	r := e.do("teacher", "POST", "/v1/classes/"+c.ID+"/sessions", "")
 	code, _, msg := r.errorCode()
 	if r.status != http.StatusConflict || code != "conflict" || !strings.Contains(msg, "has $") || !strings.Contains(msg, "left, and a seat can cost up to $") ||

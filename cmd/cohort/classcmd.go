@@ -186,6 +186,9 @@ func printEstimate(w io.Writer, cl *cohort.Class, cc *cohort.ClassCost) {
 		fmt.Fprintf(w, "Budget:        %s; committed %s (spent, and what running seats can still cost), %s left\n",
 			money(cc.Budget), money(cc.Committed), money(max(cc.Budget-cc.Committed, 0)))
 	}
+	if cc.Warning != "" {
+		fmt.Fprintf(w, "Warning:       %s\n", cc.Warning)
+	}
 }
 
 func newClassCreateCmd(cf *clientFlags) *cobra.Command {
