@@ -62,6 +62,14 @@ type Session struct {
 	HardDeadline   *time.Time `json:"hard_deadline,omitempty"`
 	CheckAt        *time.Time `json:"-"`
 	WarnedAt       *time.Time `json:"warned_at,omitempty"`
+	// BillVM and BillDisk are the session's hourly rates and BillCap the
+	// longest it can bill, fixed when it was admitted (package cost): a
+	// later change of its class's runtime or lifetime does not change
+	// what its VM costs or when GCE stops it. Zero for sessions made
+	// before cohort recorded them.
+	BillVM   float64  `json:"-"`
+	BillDisk float64  `json:"-"`
+	BillCap  Duration `json:"-"`
 	// Version increases with every change; updates compare it to catch
 	// concurrent writers.
 	Version int64 `json:"-"`

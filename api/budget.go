@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/cohortdev/cohort"
@@ -29,14 +30,18 @@ func (s *Server) budgetOf(ctx context.Context, class *cohort.Class) (*budget, er
 		return nil, err
 	}
 	b := &budget{rate: rate, seatCap: cost.SeatCap(class.Policy, s.driver), sessions: sessions}
-	b.committed = cost.Committed(sessions, rate, s.now(), b.seatCap)
+	now := s.now()
+	for _, sess := range sessions {
+		b.committed += cost.Committed(sess, rate, now, b.seatCap)
+	}
 	return b, nil
 }
 
 // admitSeat refuses a new seat for a user when the class's budget cannot
 // cover it running to its hard stop; a user who has a seat reconnects to
-// it whatever the budget. Call with s.budgetMu held, until the seat is
-// recorded, so that two starts cannot both take the last of a budget.
+// it whatever the budget. Call with the class's admission lock held, until
+// the seat is recorded, so that two starts cannot both take the last of a
+// budget.
 func (s *Server) admitSeat(ctx context.Context, class *cohort.Class, userID string) error {
 	limit := class.Policy.Budget
 	if limit == 0 {
@@ -85,14 +90,26 @@ func (s *Server) enforceBudget(ctx context.Context, class *cohort.Class) (stoppe
 		if b.committed <= limit {
 			break
 		}
+		before := cost.Committed(sess, b.rate, now, b.seatCap)
 		msg := fmt.Sprintf("stopped: the class's budget (%s) is below what its seats had committed", cost.Money(limit, s.prices.Currency))
-		if _, ok, err := s.stopWith(ctx, sess, cohort.CauseBudget, msg, msg); err != nil {
+		stoppedSess, ok, err := s.stopWith(ctx, sess, cohort.CauseBudget, msg, msg)
+		if err != nil {
 			return stopped, err
-		} else if ok {
-			stopped++
 		}
-		// From now on it costs what it has cost, not what it could.
-		b.committed -= b.rate.Hour()*max(b.seatCap, now.Sub(sess.CreatedAt)).Hours() - cost.Meter(sess, b.rate, now).Amount
+		if ok {
+			stopped++
+			sess = stoppedSess
+		}
+		// From now on it costs what it has cost and the stop, not what it
+		// could.
+		b.committed += cost.Committed(sess, b.rate, now, b.seatCap) - before
 	}
 	return stopped, nil
+}
+
+// classLock serialises admission to one class: per class, so that a
+// 500-seat start-all holds up no other class.
+func (s *Server) classLock(classID string) *sync.Mutex {
+	m, _ := s.admission.LoadOrStore(classID, &sync.Mutex{})
+	return m.(*sync.Mutex)
 }

@@ -23,6 +23,11 @@ func (s *Server) validate(ctx context.Context, class *cohort.Class) error {
 	if err := class.Validate(); err != nil {
 		return err
 	}
+	if class.Policy.Budget > 0 {
+		if _, err := s.prices.Rate(s.driver, class.Runtime); err != nil {
+			return cohort.Invalid("policy.budget", "a budget needs the price of the class's seats: %s", cohort.ErrorMessage(err))
+		}
+	}
 	if s.runtimes == nil {
 		return nil
 	}
@@ -109,9 +114,10 @@ func (s *Server) updateClass(c *gin.Context) {
 	}
 	// So does a budget lowered below what the seats have committed.
 	if class.Policy.Budget != old.Budget {
-		s.budgetMu.Lock()
+		mu := s.classLock(class.ID)
+		mu.Lock()
 		n, err := s.enforceBudget(c.Request.Context(), class)
-		s.budgetMu.Unlock()
+		mu.Unlock()
 		if err != nil {
 			s.fail(c, err)
 			return

@@ -15,8 +15,10 @@ import (
 	"github.com/cohortdev/cohort/cost"
 )
 
-// classCostOf meters a class's sessions against the price table, at the
-// class's current runtime, and with chart draws its spend over time.
+// classCostOf meters a class's sessions at the terms fixed when each was
+// admitted (older ones at the class's current runtime), estimates the
+// class at its current runtime and policy, and with chart draws its
+// spend over time.
 func (s *Server) classCostOf(ctx context.Context, class *cohort.Class, chart bool) (*cohort.ClassCost, *spendChart, error) {
 	out := &cohort.ClassCost{Currency: s.prices.Currency, PricesChecked: s.prices.Checked, Participants: []cohort.ParticipantCost{}}
 	rate, err := s.prices.Rate(s.driver, class.Runtime)
@@ -31,7 +33,10 @@ func (s *Server) classCostOf(ctx context.Context, class *cohort.Class, chart boo
 		return nil, nil, err
 	}
 	now := s.now()
-	out.Budget, out.Committed = class.Policy.Budget, cost.Committed(sessions, rate, now, seatCap)
+	out.Budget = class.Policy.Budget
+	for _, sess := range sessions {
+		out.Committed += cost.Committed(sess, rate, now, seatCap)
+	}
 	if b := out.Budget; b > 0 && out.Committed >= cohort.BudgetWarnAt*b {
 		seat := rate.Hour() * seatCap.Hours()
 		out.Warning = fmt.Sprintf("%.0f%% of the budget is committed: %s left, room for %d more seats", 100*out.Committed/b,
@@ -43,7 +48,8 @@ func (s *Server) classCostOf(ctx context.Context, class *cohort.Class, chart boo
 	}
 	byUser := map[string]*cohort.ParticipantCost{}
 	for _, sess := range sessions {
-		b := cost.Meter(sess, rate, now)
+		terms, _ := cost.Terms(sess, rate, seatCap)
+		b := cost.Meter(sess, terms, now)
 		p := byUser[sess.UserID]
 		if p == nil {
 			p = &cohort.ParticipantCost{Email: emails[sess.UserID]}
@@ -53,9 +59,9 @@ func (s *Server) classCostOf(ctx context.Context, class *cohort.Class, chart boo
 		p.Hours += b.VM.Hours()
 		p.Spent += b.Amount
 		out.Spent += b.Amount
-		if sess.EndedAt == nil && sess.State != cohort.StateRequested {
+		if sess.EndedAt == nil && sess.State.Active() && sess.State != cohort.StateRequested {
 			out.RunningSeats++
-			out.RunningHour += rate.Hour()
+			out.RunningHour += terms.Hour()
 		}
 	}
 	for _, p := range byUser {
@@ -68,7 +74,7 @@ func (s *Server) classCostOf(ctx context.Context, class *cohort.Class, chart boo
 	if !chart {
 		return out, nil, nil
 	}
-	return out, chartSpend(sessions, rate, now, out), nil
+	return out, chartSpend(sessions, rate, seatCap, now, out), nil
 }
 
 func seatsFitting(left, seat float64) int {
@@ -155,7 +161,7 @@ type spendChart struct {
 
 // chartSpend samples what the class had spent at 48 moments from its
 // first session to now.
-func chartSpend(sessions []*cohort.Session, rate cost.Rate, now time.Time, cc *cohort.ClassCost) *spendChart {
+func chartSpend(sessions []*cohort.Session, rate cost.Rate, seatCap time.Duration, now time.Time, cc *cohort.ClassCost) *spendChart {
 	if len(sessions) == 0 {
 		return nil
 	}
@@ -177,9 +183,16 @@ func chartSpend(sessions []*cohort.Session, rate cost.Rate, now time.Time, cc *c
 		t := from.Add(time.Duration(float64(now.Sub(from)) * float64(i) / samples))
 		spent := 0.0
 		for _, s := range sessions {
-			if !s.CreatedAt.After(t) {
-				spent += cost.Meter(s, rate, t).Amount
+			if s.CreatedAt.After(t) {
+				continue
 			}
+			terms, _ := cost.Terms(s, rate, seatCap)
+			if s.EndedAt != nil && s.EndedAt.After(t) {
+				at := *s // still running at t
+				at.EndedAt = nil
+				s = &at
+			}
+			spent += cost.Meter(s, terms, t).Amount
 		}
 		pts = append(pts, fmt.Sprintf("%.1f,%.1f", float64(ch.Width)*float64(i)/samples, y(spent)))
 	}

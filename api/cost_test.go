@@ -134,7 +134,22 @@ func TestClassBudget(t *testing.T) {
 	if all.Started != 0 || all.Running != 2 || all.OverBudget != 1 {
 		t.Fatalf("start-all over the budget: %+v", all)
 	}
-	// Lowered below two seats' worth: the newest seat (bob's) stops.
+	// Changing the class does not change what running seats count: they
+	// keep the rate and hard stop they were admitted with (their VMs do).
+	var before cohort.ClassCost
+	e.do("teacher", "GET", "/v1/classes/"+c.ID+"/cost", "").json(t, &before)
+	for _, change := range []string{`{"runtime": {"machine_type": "e2-standard-4", "gpu_type": "", "gpu_count": 0}}`, `{"policy": {"max_lifetime": "1h", "max_extension": "0s"}}`} {
+		if r := e.do("teacher", "PATCH", "/v1/classes/"+c.ID, change); r.status != http.StatusOK {
+			t.Fatalf("PATCH %s: %d %s", change, r.status, r.body)
+		}
+		var after cohort.ClassCost
+		e.do("teacher", "GET", "/v1/classes/"+c.ID+"/cost", "").json(t, &after)
+		if after.Committed < before.Committed-1e-9 {
+			t.Fatalf("after %s committed fell from %v to %v: running seats would be repriced", change, before.Committed, after.Committed)
+		}
+	}
+	// Lowered below two seats' worth: the newest seat (bob's) stops; alice's
+	// fits.
 	if r := e.do("teacher", "PATCH", "/v1/classes/"+c.ID, fmt.Sprintf(`{"policy": {"budget": %.2f}}`, 1.5*seat)); r.status != http.StatusOK {
 		t.Fatalf("lower the budget: %d %s", r.status, r.body)
 	}
@@ -144,7 +159,7 @@ func TestClassBudget(t *testing.T) {
 	}
 	var spend cohort.ClassCost
 	e.do("teacher", "GET", "/v1/classes/"+c.ID+"/cost", "").json(t, &spend)
-	if math.Abs(spend.Budget-1.5*seat) > 0.01 || spend.Committed > spend.Budget {
+	if math.Abs(spend.Budget-1.5*seat) > 0.01 || spend.Committed > spend.Budget+1e-9 {
 		t.Fatalf("after lowering: budget %v, committed %v", spend.Budget, spend.Committed)
 	}
 	for _, bad := range []string{`-1`, `1e12`} {

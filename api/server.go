@@ -86,7 +86,7 @@ type Server struct {
 	enqueuer   Enqueuer
 	runtimes   cohort.RuntimeChecker
 	prices     *cost.Table
-	budgetMu   sync.Mutex // admission against class budgets, one at a time
+	admission  sync.Map // class ID → *sync.Mutex: admission against its budget
 	auth       *auth.RelyingParty
 	admins     []string
 	firstAdmin bool

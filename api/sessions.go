@@ -10,6 +10,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/cohortdev/cohort"
+	"github.com/cohortdev/cohort/cost"
 )
 
 // sessionView is a session as clients see it: no address, no token.
@@ -52,7 +53,7 @@ func (s *Server) startSession(c *gin.Context) {
 		s.fail(c, cohort.Errorf(cohort.ECONFLICT, "class %q opens at %s", class.Name, begin.Format(time.RFC3339)))
 		return
 	}
-	sess, created, err := s.startSeat(ctx, class, u.ID)
+	sess, created, err := s.startSeat(ctx, class.ID, u.ID)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -215,17 +216,28 @@ func (s *Server) stopWith(ctx context.Context, sess *cohort.Session, cause cohor
 var errOverBudget = errors.New("over budget")
 
 // startSeat records a user's seat in a class, or finds the one they
-// have, within the class's seats and budget.
-func (s *Server) startSeat(ctx context.Context, class *cohort.Class, userID string) (*cohort.Session, bool, error) {
-	s.budgetMu.Lock()
-	defer s.budgetMu.Unlock()
+// have, within the class's seats and budget. The class is read again
+// under the class's admission lock: a budget, runtime or policy changed
+// since the caller read it applies. A new seat's billing terms (rate and
+// cap) are fixed now, so that later changes to the class do not change
+// what it counts against the budget.
+func (s *Server) startSeat(ctx context.Context, classID, userID string) (*cohort.Session, bool, error) {
+	mu := s.classLock(classID)
+	mu.Lock()
+	defer mu.Unlock()
+	class, err := s.store.GetClass(ctx, classID)
+	if err != nil {
+		return nil, false, err
+	}
 	if err := s.admitSeat(ctx, class, userID); err != nil {
 		return nil, false, err
 	}
-	return s.store.StartSession(ctx, &cohort.Session{
-		ID: cohort.NewID("ses"), ClassID: class.ID, UserID: userID, State: cohort.StateRequested,
-		Driver: s.driver, NotebookToken: cohort.NewSecret(""),
-	}, class.Policy.Seats)
+	sess := &cohort.Session{ID: cohort.NewID("ses"), ClassID: class.ID, UserID: userID, State: cohort.StateRequested,
+		Driver: s.driver, NotebookToken: cohort.NewSecret("")}
+	if rate, err := s.prices.Rate(s.driver, class.Runtime); err == nil {
+		sess.BillVM, sess.BillDisk, sess.BillCap = rate.VM, rate.Disk, cohort.Duration(cost.SeatCap(class.Policy, s.driver))
+	}
+	return s.store.StartSession(ctx, sess, class.Policy.Seats)
 }
 
 // stopAll stops every running session of a class (its instructors, admins).
@@ -281,7 +293,7 @@ func (s *Server) startAll(c *gin.Context) {
 			s.fail(c, err)
 			return
 		}
-		sess, created, err := s.startSeat(ctx, a.class, u.ID)
+		sess, created, err := s.startSeat(ctx, a.class.ID, u.ID)
 		switch {
 		case errors.Is(err, errOverBudget):
 			overBudget++

@@ -33,12 +33,35 @@ func RegionOf(zones []string) string {
 
 // Rate returns the hourly rate of one session of a runtime on a driver:
 // a GCE VM's machine type, its attached GPUs and its disk, on demand or
-// spot; a local session's configured hourly price.
+// spot, in the dearest region of the class's zones (a seat may land in
+// any of them); a local session's configured hourly price.
 func (t *Table) Rate(driver string, r cohort.Runtime) (Rate, error) {
 	if driver != "gce" {
 		return Rate{VM: t.LocalHour}, nil
 	}
-	region := RegionOf(r.Zones)
+	var dearest Rate
+	seen := map[string]bool{}
+	for _, zone := range r.Zones {
+		region := RegionOf([]string{zone})
+		if seen[region] {
+			continue
+		}
+		seen[region] = true
+		rate, err := t.regionRate(region, r)
+		if err != nil {
+			return Rate{}, err
+		}
+		if rate.Hour() > dearest.Hour() {
+			dearest = rate
+		}
+	}
+	if len(seen) == 0 {
+		return Rate{}, cohort.Errorf(cohort.EUNAVAILABLE, "the class has no zones to price")
+	}
+	return dearest, nil
+}
+
+func (t *Table) regionRate(region string, r cohort.Runtime) (Rate, error) {
 	reg, ok := t.Regions[region]
 	if !ok {
 		return Rate{}, cohort.Errorf(cohort.EUNAVAILABLE, "no prices for region %q: add them with a price file (--prices; docs/cost.md)", region)
@@ -130,21 +153,34 @@ func EstimateClass(p cohort.Policy, rate Rate, seatCap time.Duration) Estimate {
 	return Estimate{Hour: rate.Hour(), AllSeatsHour: seats * rate.Hour(), Max: seats * rate.Hour() * seatCap.Hours(), Typical: seats * rate.Hour() * typical.Hours()}
 }
 
-// Committed is what a class's sessions have cost and can still cost:
-// an ended or stopping session what it has cost, any other what it would
-// cost running to its cap. It can be overrun only by a stop cohort asked
-// for and could not carry out, or a disk that outlives its VM, while
-// cohort is down.
-func Committed(sessions []*cohort.Session, rate Rate, now time.Time, seatCap time.Duration) float64 {
-	total := 0.0
-	for _, s := range sessions {
-		if s.EndedAt != nil || s.State == cohort.StateStopping {
-			total += Meter(s, rate, now).Amount
-			continue
-		}
-		total += rate.Hour() * max(seatCap, now.Sub(s.CreatedAt)).Hours()
+// StopAllowance is how long a seat asked to stop may still bill: its VM
+// is deleted by the driver's next update, which takes minutes.
+const StopAllowance = 10 * time.Minute
+
+// Terms are what a session bills per hour and for how long at most: the
+// ones fixed at its admission, or for a session made before cohort
+// recorded them, its class's current ones.
+func Terms(s *cohort.Session, rate Rate, seatCap time.Duration) (Rate, time.Duration) {
+	if s.BillCap > 0 {
+		return Rate{VM: s.BillVM, Disk: s.BillDisk}, s.BillCap.D()
 	}
-	return total
+	return rate, seatCap
+}
+
+// Committed is what one session has cost and can still cost: an ended
+// one what it cost; a stopping one what it has cost and StopAllowance
+// more; any other what it costs running to its cap. Summed over a class,
+// it can be overrun only by a stop that takes longer than the allowance,
+// or a disk that outlives its VM, while cohort is down.
+func Committed(s *cohort.Session, rate Rate, now time.Time, seatCap time.Duration) float64 {
+	rate, seatCap = Terms(s, rate, seatCap)
+	switch {
+	case s.EndedAt != nil || !s.State.Active():
+		return Meter(s, rate, now).Amount
+	case s.State == cohort.StateStopping:
+		return Meter(s, rate, now).Amount + rate.Hour()*StopAllowance.Hours()
+	}
+	return rate.Hour() * max(seatCap, now.Sub(s.CreatedAt)).Hours()
 }
 
 // Money formats an amount: "$12.34", or "12.34 EUR" in another currency.

@@ -36,6 +36,10 @@ func TestRateOfTheDefaultClass(t *testing.T) {
 	if _, err := cost.Default().Rate("gce", rt); cohort.ErrorCode(err) != cohort.EUNAVAILABLE || !strings.Contains(err.Error(), `no prices for region "asia-east1"`) {
 		t.Fatalf("a region without prices = %v", err)
 	}
+	rt.Zones = []string{"us-central1-a", "asia-east1-a"}
+	if _, err := cost.Default().Rate("gce", rt); err == nil {
+		t.Fatal("a class with a zone in a region without prices was priced by its first zone")
+	}
 	if r, err := cost.Default().Rate("local", rt); err != nil || r.Hour() != 0 {
 		t.Fatalf("local rate %+v, %v; want 0 unless configured", r, err)
 	}
@@ -104,8 +108,23 @@ func TestPriceFileOverrides(t *testing.T) {
 	if r, err := tbl.Rate("gce", rt); err != nil || !near(r.VM, 0.21+0.37) || !near(r.Disk, 100*0.11/730) {
 		t.Errorf("a region the file adds: %+v, %v", r, err)
 	}
+	rt.Zones = []string{"us-central1-a", "europe-west4-a"}
+	if r, _ := tbl.Rate("gce", rt); !near(r.VM, 0.21+0.37) {
+		t.Errorf("a class over two regions is priced at %+v, want the dearer one's", r)
+	}
 	if r, _ := tbl.Rate("local", rt); r.VM != 0.05 {
 		t.Errorf("local hour %v", r.VM)
+	}
+	if !strings.Contains(tbl.Source, "with the prices of") {
+		t.Errorf("source %q does not say a file changed the prices", tbl.Source)
+	}
+	eur, err := cost.Load(write(t, `{"currency": "EUR", "checked": "2026-12-01", "source": "our contract", "regions": {"europe-west4": {
+		"machines": {"n1-standard-4": {"on_demand": 0.19, "spot": 0.05}}, "gpus": {"nvidia-tesla-t4": {"on_demand": 0.33, "spot": 0.13}}, "disks": {"pd-balanced": 0.10}}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := eur.Rate("gce", cohort.DefaultClass().Runtime); err == nil || eur.Currency != "EUR" {
+		t.Errorf("a table in another currency kept the embedded us-central1 prices (%v, %s)", err, eur.Currency)
 	}
 }
 
@@ -123,6 +142,10 @@ func TestBadPriceFiles(t *testing.T) {
 		"currency name":    {`{"currency": "euro"}`, `currency "euro" is not a three-letter code`},
 		"negative local":   {`{"local_hour": -0.5}`, "local_hour -0.5 is negative"},
 		"other disk types": {`{"regions": {"us-central1": {"disks": {"pd-ssd": 0.17}}}}`, "regions.us-central1.disks.pd-ssd"},
+		"spot left out":    {`{"regions": {"us-central1": {"gpus": {"nvidia-tesla-t4": {"on_demand": 0.30}}}}}`, "regions.us-central1.gpus.nvidia-tesla-t4.spot: missing or 0"},
+		"empty":            {"", "empty"},
+		"null":             {"null", "empty"},
+		"two values":       {"{}\n{}", "line 2: more than one JSON value"},
 	} {
 		_, err := cost.Load(write(t, tt.body))
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
@@ -144,23 +167,31 @@ func TestMoney(t *testing.T) {
 	}
 }
 
-// TestCommittedCountsSeatsToTheirCap: an ended or stopping session
-// counts what it cost; any other what it can cost to its cap.
+// TestCommittedCountsSeatsToTheirCap: an ended session counts what it
+// cost, a stopping one that and the stop allowance, any other what it can
+// cost to its cap, at the terms fixed when it was admitted if it has them.
 func TestCommittedCountsSeatsToTheirCap(t *testing.T) {
 	t.Parallel()
 	t0 := time.Date(2026, 12, 3, 9, 0, 0, 0, time.UTC)
 	ended := t0.Add(time.Hour)
 	rate := cost.Rate{VM: 1, Disk: 0}
-	sessions := []*cohort.Session{
-		{State: cohort.StateStopped, CreatedAt: t0, EndedAt: &ended},     // 1 h spent
-		{State: cohort.StateStopping, CreatedAt: t0.Add(time.Hour)},      // 1 h so far, stopping
-		{State: cohort.StateReady, CreatedAt: t0.Add(time.Hour)},         // to its 5 h cap
-		{State: cohort.StateRequested, CreatedAt: t0.Add(2 * time.Hour)}, // will start: its cap too
-		{State: cohort.StateReady, CreatedAt: t0.Add(-5 * time.Hour)},    // past its cap: what it ran
-	}
-	got := cost.Committed(sessions, rate, t0.Add(2*time.Hour), 5*time.Hour)
-	if want := 1.0 + 1 + 5 + 5 + 7; !near(got, want) {
-		t.Fatalf("committed %v, want %v", got, want)
+	now := t0.Add(2 * time.Hour)
+	for _, tt := range []struct {
+		name string
+		s    cohort.Session
+		want float64
+	}{
+		{"ended: 1 h spent", cohort.Session{State: cohort.StateStopped, CreatedAt: t0, EndedAt: &ended}, 1},
+		{"failed without an end time: what it ran", cohort.Session{State: cohort.StateFailed, CreatedAt: t0}, 2},
+		{"stopping: 1 h so far and the allowance", cohort.Session{State: cohort.StateStopping, CreatedAt: t0.Add(time.Hour)}, 1 + cost.StopAllowance.Hours()},
+		{"ready: to its 5 h cap", cohort.Session{State: cohort.StateReady, CreatedAt: t0.Add(time.Hour)}, 5},
+		{"waiting for a seat: its cap too", cohort.Session{State: cohort.StateRequested, CreatedAt: now}, 5},
+		{"past its cap: what it ran", cohort.Session{State: cohort.StateReady, CreatedAt: t0.Add(-5 * time.Hour)}, 7},
+		{"admitted at other terms: those", cohort.Session{State: cohort.StateReady, CreatedAt: t0, BillVM: 3, BillCap: cohort.Duration(10 * time.Hour)}, 30},
+	} {
+		if got := cost.Committed(&tt.s, rate, now, 5*time.Hour); !near(got, tt.want) {
+			t.Errorf("%s: committed %v, want %v", tt.name, got, tt.want)
+		}
 	}
 	p := cohort.DefaultClass().Policy
 	if got := cost.SeatCap(p, "gce"); got != 12*time.Hour+4*time.Hour+cohort.GCEStartTimeout+cohort.HardStopMargin {

@@ -89,9 +89,11 @@ func Load(path string) (*Table, error) {
 		base.Disks = merge(base.Disks, r.Disks)
 		t.Regions[name] = base
 	}
-	t.LocalHour = over.LocalHour
-	if over.Checked != "" {
+	t.LocalHour = over.LocalHour // the embedded table has none
+	if over.Checked != "" || over.Source != "" {
 		t.Checked, t.Source = over.Checked, over.Source
+	} else {
+		t.Source += "; with the prices of " + path
 	}
 	return t, nil
 }
@@ -120,8 +122,14 @@ func parse(r io.Reader, name string) (*Table, error) {
 	dec := json.NewDecoder(bytes.NewReader(src))
 	dec.DisallowUnknownFields()
 	var t Table
+	if len(bytes.TrimSpace(src)) == 0 || bytes.Equal(bytes.TrimSpace(src), []byte("null")) {
+		return nil, fmt.Errorf("%s: empty; a price file is a JSON object (docs/cost.md)", name)
+	}
 	if err := dec.Decode(&t); err != nil {
 		return nil, fmt.Errorf("%s: %s", name, describe(src, err))
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("%s: line %d: more than one JSON value", name, 1+bytes.Count(src[:dec.InputOffset()], []byte("\n")))
 	}
 	var problems []string
 	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
@@ -152,8 +160,8 @@ func parse(r io.Reader, name string) (*Table, error) {
 			if d != "pd-balanced" {
 				bad("regions.%s.disks.%s: cohort's session disks are pd-balanced", rn, d)
 			}
-			if reg.Disks[d] < 0 {
-				bad("regions.%s.disks.%s: %v is negative", rn, d, reg.Disks[d])
+			if reg.Disks[d] <= 0 {
+				bad("regions.%s.disks.%s: %v is not a price per GB-month", rn, d, reg.Disks[d])
 			}
 		}
 	}
@@ -163,12 +171,20 @@ func parse(r io.Reader, name string) (*Table, error) {
 	return &t, nil
 }
 
+// checkPrice refuses a negative price, and a missing or zero one: a
+// price replaces the embedded one whole, so a file that gave only
+// on_demand would meter spot seats at nothing.
 func checkPrice(bad func(string, ...any), path string, p Price) {
-	if p.OnDemand < 0 {
-		bad("%s.on_demand: %v is negative", path, p.OnDemand)
-	}
-	if p.Spot < 0 {
-		bad("%s.spot: %v is negative", path, p.Spot)
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{{"on_demand", p.OnDemand}, {"spot", p.Spot}} {
+		switch {
+		case f.v < 0:
+			bad("%s.%s: %v is negative", path, f.name, f.v)
+		case f.v == 0:
+			bad("%s.%s: missing or 0; give both on_demand and spot (0 would meter seats at nothing)", path, f.name)
+		}
 	}
 }
 

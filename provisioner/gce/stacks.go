@@ -58,6 +58,10 @@ type StackOptions struct {
 type Stacks struct {
 	opts StackOptions
 	cli  auto.PulumiCommand
+	// opening holds a lock per stack name while it is opened: two
+	// creates of one stack at once race on the backend's files (one
+	// fails "already exists", or on the other's lock file vanishing).
+	opening sync.Map
 }
 
 // NewStacks checks the options and finds the Pulumi CLI.
@@ -107,9 +111,13 @@ func (s *Stacks) env() map[string]string {
 // WorkDir is the workspace directory of a stack.
 func (s *Stacks) WorkDir(stack string) string { return filepath.Join(s.opts.WorkRoot, stack) }
 
-// stack opens a stack, creating it if it does not exist yet. Two callers
-// may both find it missing; the one whose create loses selects it.
+// stack opens a stack, creating it if it does not exist yet. Callers in
+// this process open a stack one at a time; if another process created it
+// meanwhile, the losing create selects it.
 func (s *Stacks) stack(ctx context.Context, name string, specs []infra.SessionSpec) (auto.Stack, error) {
+	mu, _ := s.opening.LoadOrStore(name, &sync.Mutex{})
+	mu.(*sync.Mutex).Lock()
+	defer mu.(*sync.Mutex).Unlock()
 	dir := s.WorkDir(name)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return auto.Stack{}, err

@@ -12,17 +12,19 @@ import (
 
 const sessionColumns = `id, class_id, user_id, state, reason, driver, address, notebook_token,
 	created_at, state_changed_at, ready_at, ended_at, version,
-	end_cause, last_activity_at, extension_us, idle_deadline, hard_deadline, check_at, warned_at`
+	end_cause, last_activity_at, extension_us, idle_deadline, hard_deadline, check_at, warned_at,
+	bill_vm, bill_disk, bill_cap_us`
 
 const activeStates = `('requested', 'provisioning', 'ready', 'stopping')`
 
 func scanSession(row interface{ Scan(...any) error }) (*cohort.Session, error) {
 	var s cohort.Session
-	var created, changed, extension int64
+	var created, changed, extension, billCap int64
 	var ready, ended, activity, idle, hard, check, warned sql.NullInt64
 	err := row.Scan(&s.ID, &s.ClassID, &s.UserID, &s.State, &s.Reason, &s.Driver, &s.Address, &s.NotebookToken,
 		&created, &changed, &ready, &ended, &s.Version,
-		&s.EndCause, &activity, &extension, &idle, &hard, &check, &warned)
+		&s.EndCause, &activity, &extension, &idle, &hard, &check, &warned,
+		&s.BillVM, &s.BillDisk, &billCap)
 	if err != nil {
 		return nil, err
 	}
@@ -31,6 +33,7 @@ func scanSession(row interface{ Scan(...any) error }) (*cohort.Session, error) {
 	s.LastActivityAt, s.WarnedAt = fromNullMicros(activity), fromNullMicros(warned)
 	s.IdleDeadline, s.HardDeadline, s.CheckAt = fromNullMicros(idle), fromNullMicros(hard), fromNullMicros(check)
 	s.Extension = cohort.Duration(time.Duration(extension) * time.Microsecond)
+	s.BillCap = cohort.Duration(time.Duration(billCap) * time.Microsecond)
 	return &s, nil
 }
 
@@ -55,9 +58,9 @@ func (s *Store) StartSession(ctx context.Context, sess *cohort.Session, seats in
 		now := s.Now().UTC()
 		sess.CreatedAt, sess.StateChangedAt, sess.Version = now, now, 1
 		_, err = tx.ExecContext(ctx, `INSERT INTO sessions (id, class_id, user_id, state, reason, driver, address, notebook_token,
-			created_at, state_changed_at, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			created_at, state_changed_at, version, bill_vm, bill_disk, bill_cap_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			sess.ID, sess.ClassID, sess.UserID, sess.State, sess.Reason, sess.Driver, sess.Address, sess.NotebookToken,
-			micros(now), micros(now), sess.Version)
+			micros(now), micros(now), sess.Version, sess.BillVM, sess.BillDisk, time.Duration(sess.BillCap).Microseconds())
 		if err != nil {
 			return fmt.Errorf("insert session: %w", err)
 		}

@@ -16,9 +16,15 @@ func testStartSession(t *testing.T, s cohort.Store, _ *Clock) {
 	ctx := context.Background()
 	u := must(s.EnsureUser(ctx, "ada@example.com", cohort.RoleParticipant))
 	c := newClass(t, s, u)
-	first, created := must2(s.StartSession(ctx, newSession(c.ID, u.ID), 10))
+	admitted := newSession(c.ID, u.ID)
+	admitted.BillVM, admitted.BillDisk, admitted.BillCap = 0.54, 0.0137, cohort.Duration(16*time.Hour+45*time.Minute)
+	first, created := must2(s.StartSession(ctx, admitted, 10))
 	if !created || first.Version != 1 || first.State != cohort.StateRequested {
 		t.Fatalf("first StartSession = %+v, created %v", first, created)
+	}
+	// What it bills is fixed at admission and read back as written.
+	if got := must(s.GetSession(ctx, first.ID)); got.BillVM != 0.54 || got.BillDisk != 0.0137 || got.BillCap != admitted.BillCap {
+		t.Fatalf("billing terms read back %v %v %v", got.BillVM, got.BillDisk, got.BillCap)
 	}
 	again, created := must2(s.StartSession(ctx, newSession(c.ID, u.ID), 10))
 	if created || again.ID != first.ID || again.NotebookToken != first.NotebookToken {
