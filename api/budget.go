@@ -51,7 +51,9 @@ func (s *Server) admitSeat(ctx context.Context, class *cohort.Class, userID stri
 	if err != nil {
 		return err
 	}
-	if slices.ContainsFunc(b.sessions, func(x *cohort.Session) bool { return x.UserID == userID && x.EndedAt == nil }) {
+	// A running seat is a reconnect; a stopping one is about to end, and
+	// its user's next seat is a new one.
+	if slices.ContainsFunc(b.sessions, func(x *cohort.Session) bool { return x.UserID == userID && x.State.WantsRunning() }) {
 		return nil
 	}
 	seat := b.rate.Hour() * b.seatCap.Hours()
