@@ -59,6 +59,8 @@ type Policy struct {
 	// and what its seats can still cost, to their hard stops, stays
 	// within it (docs/cost.md).
 	Budget float64 `json:"budget,omitempty"`
+	// ShowCost lets participants see what their own session has cost.
+	ShowCost bool `json:"show_cost,omitempty"`
 }
 
 // Defaults of policy fields that classes made before they existed lack.

@@ -77,6 +77,21 @@ func (s *Server) classCostOf(ctx context.Context, class *cohort.Class, chart boo
 	return out, chartSpend(sessions, rate, seatCap, now, out), nil
 }
 
+// sessionCost is what one session has cost so far, for its participant;
+// "" if its class's seats have no price.
+func (s *Server) sessionCost(sess *cohort.Session, class *cohort.Class) string {
+	rate, err := s.prices.Rate(s.driver, class.Runtime)
+	if err != nil && sess.BillCap == 0 {
+		return ""
+	}
+	terms, _ := cost.Terms(sess, rate, cost.SeatCap(class.Policy, s.driver))
+	spent := cost.Money(cost.Meter(sess, terms, s.now()).Amount, s.prices.Currency)
+	if sess.State.WantsRunning() {
+		return spent + " so far, " + cost.Money(terms.Hour(), s.prices.Currency) + " an hour while it runs"
+	}
+	return spent
+}
+
 func seatsFitting(left, seat float64) int {
 	if seat <= 0 || left <= 0 {
 		return 0

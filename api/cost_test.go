@@ -169,3 +169,37 @@ func TestClassBudget(t *testing.T) {
 		}
 	}
 }
+
+// TestParticipantSeesTheirCost: where the class allows it, a participant's
+// home page says what their session has cost; otherwise it does not.
+func TestParticipantSeesTheirCost(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(o *api.Options) { o.Driver = "gce" })
+	shown := e.createClass("teacher", `{"name": "Open books", "policy": {"show_cost": true}}`)
+	hidden := e.createClass("teacher", `{"name": "Closed books"}`)
+	for _, c := range []*cohort.Class{shown, hidden} {
+		if _, st := e.startSession("alice", c.ID); st != http.StatusCreated {
+			t.Fatalf("start in %s: %d", c.Name, st)
+		}
+	}
+	b := newBrowser(t)
+	signIn(t, e, b, "alice@example.com", "/")
+	_, page := b.get(e.http.URL + "/")
+	open := strings.Index(page, "Open books")
+	closed := strings.Index(page, "Closed books")
+	if open < 0 || closed < 0 {
+		t.Fatalf("home page lacks the classes:\n%s", page)
+	}
+	card := func(from, to int) string {
+		if to < from {
+			return page[from:]
+		}
+		return page[from:to]
+	}
+	if c := card(open, closed); !strings.Contains(c, "data-session-cost") || !strings.Contains(c, "an hour while it runs") {
+		t.Errorf("the class that shows costs does not show alice hers:\n%s", c)
+	}
+	if c := card(closed, open); strings.Contains(c, "data-session-cost") {
+		t.Errorf("the class that hides costs shows alice hers:\n%s", c)
+	}
+}

@@ -54,6 +54,7 @@ type pageData struct {
 
 	Cards   []card
 	events  map[string][]*cohort.Event
+	costs   map[string]string // by session, where the class shows it
 	Class   *cohort.Class
 	Seats   []seat
 	Members []*cohort.Member
@@ -85,6 +86,9 @@ type seat struct {
 
 // Events returns a session's events for the page.
 func (d pageData) Events(id string) []*cohort.Event { return d.events[id] }
+
+// CardCost is what a session has cost, if its class shows it.
+func (d pageData) CardCost(id string) string { return d.costs[id] }
 
 // LastEvent returns the ID of a session's latest event shown, so that the
 // live stream continues from there.
@@ -220,7 +224,7 @@ func (s *Server) assets() http.Handler {
 
 func (s *Server) home(c *gin.Context) {
 	u, csrf := s.browserUser(c)
-	d := pageData{Title: "My classes", User: u, CSRF: csrf, FilesNote: s.filesNote, events: map[string][]*cohort.Event{}}
+	d := pageData{Title: "My classes", User: u, CSRF: csrf, FilesNote: s.filesNote, events: map[string][]*cohort.Event{}, costs: map[string]string{}}
 	if u == nil {
 		s.render(c, http.StatusOK, "home", d)
 		return
@@ -253,6 +257,9 @@ func (s *Server) home(c *gin.Context) {
 					break
 				}
 			}
+		}
+		if cd.Session != nil && class.Policy.ShowCost {
+			d.costs[cd.Session.ID] = s.sessionCost(cd.Session.Session, class)
 		}
 		if cd.Session != nil {
 			if d.events[cd.Session.ID], err = s.store.ListEvents(ctx, cd.Session.ID, 0); err != nil {
