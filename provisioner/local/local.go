@@ -164,7 +164,7 @@ func (d *Driver) setUpIsolation() error {
 	// In a user namespace (a rootless container) only some uids exist:
 	// find out now rather than at a participant's first start.
 	for _, uid := range []uint32{d.uids.First, d.uids.Last} {
-		if err := runAs(uid, "true"); err != nil {
+		if err := canRunAs(uid); err != nil {
 			return fmt.Errorf("cannot run a process as uid %d (in a user namespace that maps fewer uids?): %w", uid, err)
 		}
 	}
