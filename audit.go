@@ -23,6 +23,7 @@ const (
 	AuditSessionStopped     = "session_stopped"
 	AuditSessionExtended    = "session_extended"
 	AuditSessionsStarted    = "sessions_started"
+	AuditSettingsChanged    = "settings_changed"
 )
 
 // AuditEvent records who did what, for admins and class instructors.

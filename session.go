@@ -23,6 +23,9 @@ func (s SessionState) Active() bool {
 	return s != StateStopped && s != StateFailed
 }
 
+// ActiveStates are the states that are Active.
+var ActiveStates = []SessionState{StateRequested, StateProvisioning, StateReady, StateStopping}
+
 // WantsRunning reports whether the session should have a running notebook.
 func (s SessionState) WantsRunning() bool {
 	return s == StateRequested || s == StateProvisioning || s == StateReady
@@ -62,6 +65,9 @@ type Session struct {
 	HardDeadline   *time.Time `json:"hard_deadline,omitempty"`
 	CheckAt        *time.Time `json:"-"`
 	WarnedAt       *time.Time `json:"warned_at,omitempty"`
+	// BudgetStopAt is when the session stops because its class's budget
+	// was lowered below what its seats could cost (nil: it does not).
+	BudgetStopAt *time.Time `json:"budget_stop_at,omitempty"`
 	// BillVM and BillDisk are the session's hourly rates and BillCap the
 	// longest it can bill, fixed when it was admitted (package cost): a
 	// later change of its class's runtime or lifetime does not change

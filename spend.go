@@ -39,3 +39,65 @@ type ParticipantCost struct {
 	Hours    float64 `json:"hours"`
 	Spent    float64 `json:"spent"`
 }
+
+// Spend is what a class's sessions that ended cost in a month.
+type Spend struct {
+	Month     string  `json:"month"`
+	ClassID   string  `json:"class_id"`
+	ClassName string  `json:"class_name"`
+	Amount    float64 `json:"spent"`
+	Sessions  int     `json:"sessions"`
+}
+
+// Settings are the installation's settings an admin changes at run time.
+type Settings struct {
+	// MonthlyBudget caps what all classes together may commit in a
+	// calendar month (UTC), in the price table's currency; 0: no cap.
+	MonthlyBudget float64 `json:"monthly_budget"`
+}
+
+// Validate checks settings an admin sent.
+func (s Settings) Validate() error {
+	if s.MonthlyBudget < 0 || s.MonthlyBudget > MaxBudget {
+		return Invalid("monthly_budget", "monthly_budget must be between 0 (none) and %d, not %v", MaxBudget, s.MonthlyBudget)
+	}
+	return nil
+}
+
+// MonthSpend is what the installation spent in a calendar month (UTC),
+// by class (GET /v1/spend, admins).
+type MonthSpend struct {
+	Month    string `json:"month"`
+	Currency string `json:"currency"`
+	// Budget is the installation's monthly budget (0: none). Committed,
+	// the running seats and Warning are of the current month only: what
+	// it has spent, and what its running seats can still cost, each to
+	// its hard stop.
+	Budget       float64 `json:"budget"`
+	Spent        float64 `json:"spent"`
+	Committed    float64 `json:"committed"`
+	RunningSeats int     `json:"running_seats"`
+	RunningHour  float64 `json:"running_hour"`
+	Warning      string  `json:"warning,omitempty"`
+	// Classes spent in the month, dearest first; Months are every month
+	// with spend, newest first.
+	Classes []ClassSpend `json:"classes"`
+	Months  []MonthTotal `json:"months"`
+}
+
+// ClassSpend is one class's part of a month's spend.
+type ClassSpend struct {
+	ClassID      string  `json:"class_id"`
+	ClassName    string  `json:"class_name"`
+	Spent        float64 `json:"spent"`
+	Sessions     int     `json:"sessions"`
+	RunningSeats int     `json:"running_seats"`
+	RunningHour  float64 `json:"running_hour"`
+	Committed    float64 `json:"committed"`
+}
+
+// MonthTotal is what a month cost in all.
+type MonthTotal struct {
+	Month string  `json:"month"`
+	Spent float64 `json:"spent"`
+}

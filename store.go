@@ -13,6 +13,7 @@ type Store interface {
 	ClassStore
 	SessionStore
 	AuditStore
+	SpendStore
 	// Ping checks that the store answers.
 	Ping(ctx context.Context) error
 }
@@ -126,7 +127,9 @@ type SessionStore interface {
 	ListSessions(ctx context.Context, f SessionFilter) ([]*Session, error)
 	// UpdateSession writes s if its Version is still the stored one, then
 	// bumps Version; otherwise ECONFLICT. The event, if not nil, is appended
-	// in the same transaction.
+	// in the same transaction, and so is what s cost (package cost, at its
+	// admitted terms) to its months' spend when s ends: EndedAt set for the
+	// first time.
 	UpdateSession(ctx context.Context, s *Session, e *Event) error
 
 	// RecordActivity moves a session's last activity forward to at.
@@ -136,6 +139,9 @@ type SessionStore interface {
 	SetDeadlines(ctx context.Context, id string, d SessionDeadlines) error
 	// SetExtension records an instructor's extension of the maximum lifetime.
 	SetExtension(ctx context.Context, id string, ext Duration) error
+	// SetBudgetStop records when a session stops for its class's budget
+	// (nil: it does not).
+	SetBudgetStop(ctx context.Context, id string, at *time.Time) error
 	// DueSessions returns ready sessions whose CheckAt is at or before t,
 	// or not computed yet.
 	DueSessions(ctx context.Context, t time.Time) ([]*Session, error)
@@ -144,6 +150,17 @@ type SessionStore interface {
 	AppendEvent(ctx context.Context, e *Event) error
 	// ListEvents returns a session's events with ID > after, oldest first.
 	ListEvents(ctx context.Context, sessionID string, after int64) ([]*Event, error)
+}
+
+// SpendStore keeps what ended sessions cost, and the settings that cap
+// the installation's spend.
+type SpendStore interface {
+	// ListSpend returns what sessions that ended cost in a month
+	// ("2026-12", UTC), by class, dearest first; every month, newest
+	// first, if month is "".
+	ListSpend(ctx context.Context, month string) ([]*Spend, error)
+	GetSettings(ctx context.Context) (*Settings, error)
+	SetSettings(ctx context.Context, s *Settings) error
 }
 
 // AuditStore keeps the audit log.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/cohortdev/cohort"
 	"github.com/cohortdev/cohort/cost"
+	"github.com/cohortdev/cohort/timeouts"
 )
 
 // budget is a class's money as admission sees it.
@@ -56,7 +57,7 @@ func (s *Server) admitSeat(ctx context.Context, class *cohort.Class, userID stri
 	if slices.ContainsFunc(b.sessions, func(x *cohort.Session) bool { return x.UserID == userID && x.State.WantsRunning() }) {
 		return nil
 	}
-	seat := b.rate.Hour() * b.seatCap.Hours()
+	seat := b.rate.Seat(b.seatCap)
 	if b.committed+seat <= limit {
 		return nil
 	}
@@ -74,39 +75,98 @@ func hoursOf(amount, hourly float64) time.Duration {
 	return time.Duration(amount / hourly * float64(time.Hour)).Truncate(time.Minute)
 }
 
-// enforceBudget stops a class's newest seats until what it has committed
-// fits its budget again: after the budget was lowered below it.
-func (s *Server) enforceBudget(ctx context.Context, class *cohort.Class) (stopped int, err error) {
+// enforceBudget brings what a class has committed back within its budget
+// after the budget changed. Its newest seats stop first, until the rest
+// fit: a ready one after the class's warning time, its participant told
+// at once (and the driver's backstop moved to then), one not ready yet at
+// once. A seat marked to stop that fits again (the budget was raised, or
+// removed) goes on. It returns how many seats stop.
+func (s *Server) enforceBudget(ctx context.Context, class *cohort.Class) (stopping int, err error) {
 	limit := class.Policy.Budget
-	if limit == 0 {
-		return 0, nil
-	}
-	b, err := s.budgetOf(ctx, class)
-	if err != nil || b.committed <= limit {
-		return 0, err
+	var b *budget
+	if limit > 0 {
+		if b, err = s.budgetOf(ctx, class); err != nil {
+			return 0, err
+		}
+	} else {
+		b = &budget{}
+		if b.sessions, err = s.store.ListSessions(ctx, cohort.SessionFilter{ClassID: class.ID}); err != nil {
+			return 0, err
+		}
 	}
 	active := slices.DeleteFunc(slices.Clone(b.sessions), func(x *cohort.Session) bool { return x.EndedAt != nil || !x.State.WantsRunning() })
 	slices.SortFunc(active, func(a, c *cohort.Session) int { return c.CreatedAt.Compare(a.CreatedAt) }) // newest first
 	now := s.now()
+	// What the class commits if no seat stops for the budget.
+	unmarked := func(x *cohort.Session) *cohort.Session { cp := *x; cp.BudgetStopAt = nil; return &cp }
 	for _, sess := range active {
-		if b.committed <= limit {
-			break
+		b.committed += cost.Committed(unmarked(sess), b.rate, now, b.seatCap) - cost.Committed(sess, b.rate, now, b.seatCap)
+	}
+	for _, sess := range active {
+		if limit == 0 || b.committed <= limit {
+			if sess.BudgetStopAt != nil {
+				if err := s.markBudgetStop(ctx, sess, class, nil); err != nil {
+					return stopping, err
+				}
+			}
+			continue
 		}
-		before := cost.Committed(sess, b.rate, now, b.seatCap)
-		msg := fmt.Sprintf("stopped: the class's budget (%s) is below what its seats had committed", cost.Money(limit, s.prices.Currency))
-		stoppedSess, ok, err := s.stopWith(ctx, sess, cohort.CauseBudget, msg, msg)
-		if err != nil {
-			return stopped, err
+		before := cost.Committed(unmarked(sess), b.rate, now, b.seatCap)
+		if sess.State == cohort.StateReady && sess.ReadyAt != nil {
+			at := now.Add(class.Policy.Warn()).UTC()
+			if sess.BudgetStopAt != nil && sess.BudgetStopAt.Before(at) {
+				at = *sess.BudgetStopAt // told before: not later now
+			}
+			if err := s.markBudgetStop(ctx, sess, class, &at); err != nil {
+				return stopping, err
+			}
+		} else {
+			msg := fmt.Sprintf("stopped: the class's budget (%s) is below what its seats had committed", cost.Money(limit, s.prices.Currency))
+			stopped, ok, err := s.stopWith(ctx, sess, cohort.CauseBudget, msg, msg)
+			if err != nil {
+				return stopping, err
+			}
+			if ok {
+				sess = stopped
+			}
 		}
-		if ok {
-			stopped++
-			sess = stoppedSess
-		}
-		// From now on it costs what it has cost and the stop, not what it
-		// could.
+		stopping++
 		b.committed += cost.Committed(sess, b.rate, now, b.seatCap) - before
 	}
-	return stopped, nil
+	return stopping, nil
+}
+
+// markBudgetStop sets (or with at nil, calls off) a ready seat's stop for
+// its class's budget, stores its deadlines, tells its participant, and
+// moves the driver's backstop.
+func (s *Server) markBudgetStop(ctx context.Context, sess *cohort.Session, class *cohort.Class, at *time.Time) error {
+	if equalTime(sess.BudgetStopAt, at) {
+		return nil
+	}
+	if err := s.store.SetBudgetStop(ctx, sess.ID, at); err != nil {
+		return err
+	}
+	sess.BudgetStopAt = at
+	d, ok := timeouts.Compute(sess, class.Policy)
+	if !ok {
+		return nil
+	}
+	now := s.now().UTC()
+	var warned *time.Time
+	msg := "the stop for the class's budget is called off: the budget covers this session again"
+	if at != nil {
+		warned = &now
+		msg = fmt.Sprintf("this session will stop at %s (in %s) %s; download your work now",
+			at.Format("15:04 UTC"), cohort.Duration(at.Sub(now).Round(time.Minute)), timeouts.Why(cohort.CauseBudget))
+	}
+	if err := s.store.SetDeadlines(ctx, sess.ID, d.Stored(warned)); err != nil {
+		return err
+	}
+	if s.sweeper != nil {
+		s.sweeper.Reschedule(ctx, sess.ID, d.Hard)
+	}
+	s.sessionEvent(ctx, sess, msg)
+	return nil
 }
 
 // classLock serialises admission to one class: per class, so that a

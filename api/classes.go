@@ -123,7 +123,7 @@ func (s *Server) updateClass(c *gin.Context) {
 			return
 		}
 		if n > 0 {
-			s.log.Info("seats stopped for the class's budget", "class_id", class.ID, "stopped", n)
+			s.log.Info("seats stop for the class's budget", "class_id", class.ID, "stopping", n)
 		}
 	}
 	c.JSON(http.StatusOK, class)

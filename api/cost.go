@@ -38,7 +38,7 @@ func (s *Server) classCostOf(ctx context.Context, class *cohort.Class, chart boo
 		out.Committed += cost.Committed(sess, rate, now, seatCap)
 	}
 	if b := out.Budget; b > 0 && out.Committed >= cohort.BudgetWarnAt*b {
-		seat := rate.Hour() * seatCap.Hours()
+		seat := rate.Seat(seatCap)
 		out.Warning = fmt.Sprintf("%.0f%% of the budget is committed: %s left, room for %d more seats", 100*out.Committed/b,
 			cost.Money(max(b-out.Committed, 0), out.Currency), seatsFitting(b-out.Committed, seat))
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cohortdev/cohort"
 	"github.com/cohortdev/cohort/api"
+	"github.com/cohortdev/cohort/cost"
 )
 
 // TestClassCost: a class's estimate and spend, metered from the times the
@@ -65,7 +66,7 @@ func TestClassCost(t *testing.T) {
 	if got.Currency != "USD" || !near(got.SeatHour, seat) || !near(got.AllSeatsHour, 2*seat) {
 		t.Errorf("rates %+v", got)
 	}
-	if !near(got.Max, 2*seat*5.75) || !near(got.Typical, 2*seat*4) {
+	if !near(got.Max, 2*(seat*5.75+100*0.10/730*cost.StopAllowance.Hours())) || !near(got.Typical, 2*seat*4) {
 		t.Errorf("estimate max %v typical %v, want two seats to the hard stop (4h + 1h + 15m to start + 30m) and for 4h", got.Max, got.Typical)
 	}
 	if !near(got.Spent, 2.5*seat) || got.RunningSeats != 1 || !near(got.RunningHour, seat) {
@@ -99,7 +100,8 @@ func TestClassBudget(t *testing.T) {
 	now := time.Date(2026, 12, 3, 9, 0, 0, 0, time.UTC)
 	e := newEnv(t, func(o *api.Options) { o.Driver, o.Now = "gce", func() time.Time { return now } })
 	e.db.Now = func() time.Time { return now }
-	seat := (0.189999 + 0.35 + 100*0.10/730) * 5.75 // to the hard stop: 4h + 1h + 15m + 30m
+	// To the hard stop, 4h + 1h + 15m + 30m, and its disk 10 minutes more.
+	seat := (0.189999+0.35)*5.75 + 100*0.10/730*(5.75+cost.StopAllowance.Hours())
 	// Room for two seats and a bit: the third must not start.
 	c := e.createClass("teacher", fmt.Sprintf(`{"name": "Capped", "policy": {"seats": 10, "max_lifetime": "4h", "max_extension": "1h", "idle_timeout": "1h", "budget": %.2f}}`, 2.4*seat))
 	e.do("teacher", "POST", "/v1/classes/"+c.ID+"/members", `{"emails": ["carol@example.com"]}`)

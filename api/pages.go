@@ -140,6 +140,8 @@ func stopText(c cohort.EndCause) string {
 		return "if unused"
 	case cohort.CauseClassEnded:
 		return "when the class ends"
+	case cohort.CauseBudget:
+		return "for the class's budget"
 	}
 	return "at the maximum session length"
 }

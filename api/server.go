@@ -290,6 +290,9 @@ func (s *Server) routes(localIssuer http.Handler, localIssuerPath string) {
 	v1.POST("/tokens", s.createToken)
 	v1.DELETE("/tokens/:token", s.revokeToken)
 	v1.GET("/audit", s.listAudit)
+	v1.GET("/spend", s.getSpend)
+	v1.GET("/settings", s.getSettings)
+	v1.PUT("/settings", s.putSettings)
 	v1.POST("/join", s.join)
 
 	v1.POST("/classes", s.createClass)

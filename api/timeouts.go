@@ -155,6 +155,10 @@ func (s *Server) extendSession(c *gin.Context) {
 		s.fail(c, cohort.Errorf(cohort.ECONFLICT, "the session stops when the class ends at %s; move the class's ends_at to give more time",
 			before.Hard.UTC().Format(time.RFC3339)))
 		return
+	} else if ok && before.HardCause == cohort.CauseBudget {
+		s.fail(c, cohort.Errorf(cohort.ECONFLICT, "the session stops at %s for the class's budget; raise the budget to keep it",
+			before.Hard.UTC().Format(time.RFC3339)))
+		return
 	}
 	ext := sess.Extension + in.By
 	if err := s.store.SetExtension(ctx, sess.ID, ext); err != nil {

@@ -22,6 +22,13 @@ type Rate struct {
 // Hour is the rate of a running session.
 func (r Rate) Hour() float64 { return r.VM + r.Disk }
 
+// Seat is the most a seat of this rate costs when it bills for d: its VM
+// for d, and its disk StopAllowance longer (cohort deletes it after GCE
+// stopped the VM).
+func (r Rate) Seat(d time.Duration) float64 {
+	return r.VM*d.Hours() + r.Disk*(d+StopAllowance).Hours()
+}
+
 // RegionOf is the region of a class's first zone ("us-central1-a" →
 // "us-central1").
 func RegionOf(zones []string) string {
@@ -105,18 +112,96 @@ type Billed struct {
 // VM, as GCE bills. A session still waiting for a seat has cost nothing.
 // It overstates the time before a VM exists (cohort records the request,
 // not the VM's create), never understates it.
+//
+// A VM that stops itself (GCE's maximum run duration) bills no longer
+// than the cap it was admitted with, even when cohort saw the stop late
+// (it was down); its disk bills until cohort deleted it.
 func Meter(s *cohort.Session, rate Rate, now time.Time) Billed {
+	return MeterWithin(s, rate, now, time.Time{}, endOfTime)
+}
+
+var endOfTime = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// MeterWithin is Meter for the part of a session's life within [from,
+// to): a month's share of it. The VM's one-minute minimum is billed
+// where the session began.
+func MeterWithin(s *cohort.Session, rate Rate, now, from, to time.Time) Billed {
 	if s.State == cohort.StateRequested {
 		return Billed{}
 	}
+	start, end := s.CreatedAt, now
+	if s.EndedAt != nil {
+		end = *s.EndedAt
+	}
+	end = maxTime(end, start)
+	vmEnd := end
+	if s.Driver == "gce" && s.BillCap > 0 {
+		vmEnd = minTime(end, start.Add(max(s.BillCap.D(), time.Minute)))
+	}
+	b := Billed{VM: overlap(start, vmEnd, from, to), Disk: overlap(start, end, from, to)}
+	if !start.Before(from) && start.Before(to) {
+		b.VM = max(b.VM, time.Minute)
+	}
+	b.Amount = rate.VM*b.VM.Hours() + rate.Disk*b.Disk.Hours()
+	return b
+}
+
+// overlap is how much of [a, b) lies within [from, to), to the second.
+func overlap(a, b, from, to time.Time) time.Duration {
+	return max(minTime(b, to).Sub(maxTime(a, from)), 0).Round(time.Second)
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// Month is a calendar month in UTC, as "2026-12".
+type Month string
+
+// MonthOf is the month of t.
+func MonthOf(t time.Time) Month { return Month(t.UTC().Format("2006-01")) }
+
+// ParseMonth reads "2026-12".
+func ParseMonth(v string) (Month, error) {
+	if _, err := time.Parse("2006-01", v); err != nil {
+		return "", cohort.Invalid("month", "month %q is not a month such as \"2026-12\"", v)
+	}
+	return Month(v), nil
+}
+
+// Span is when the month begins and the next one does.
+func (m Month) Span() (from, to time.Time) {
+	from, _ = time.Parse("2006-01", string(m))
+	return from, from.AddDate(0, 1, 0)
+}
+
+// ByMonth splits what a session has cost by now by the months it ran
+// in. The store adds an ended session's to its monthly rollup, at the
+// terms it was admitted with, in the update that ends it.
+func ByMonth(s *cohort.Session, rate Rate, now time.Time) map[Month]float64 {
 	end := now
 	if s.EndedAt != nil {
 		end = *s.EndedAt
 	}
-	d := max(end.Sub(s.CreatedAt), 0).Round(time.Second)
-	b := Billed{VM: max(d, time.Minute), Disk: d}
-	b.Amount = rate.VM*b.VM.Hours() + rate.Disk*b.Disk.Hours()
-	return b
+	out := map[Month]float64{}
+	for m := MonthOf(s.CreatedAt); m <= MonthOf(end); {
+		from, to := m.Span()
+		if a := MeterWithin(s, rate, now, from, to).Amount; a > 0 {
+			out[m] = a
+		}
+		m = MonthOf(to)
+	}
+	return out
 }
 
 // SeatCap is the longest a seat of a class can bill: its maximum
@@ -150,7 +235,7 @@ func EstimateClass(p cohort.Policy, rate Rate, seatCap time.Duration) Estimate {
 	if p.StartsAt != nil && p.EndsAt != nil && p.EndsAt.After(*p.StartsAt) {
 		typical = min(typical, p.EndsAt.Sub(*p.StartsAt))
 	}
-	return Estimate{Hour: rate.Hour(), AllSeatsHour: seats * rate.Hour(), Max: seats * rate.Hour() * seatCap.Hours(), Typical: seats * rate.Hour() * typical.Hours()}
+	return Estimate{Hour: rate.Hour(), AllSeatsHour: seats * rate.Hour(), Max: seats * rate.Seat(seatCap), Typical: seats * rate.Hour() * typical.Hours()}
 }
 
 // StopAllowance is how long a seat asked to stop may still bill: its VM
@@ -169,18 +254,24 @@ func Terms(s *cohort.Session, rate Rate, seatCap time.Duration) (Rate, time.Dura
 
 // Committed is what one session has cost and can still cost: an ended
 // one what it cost; a stopping one what it has cost and StopAllowance
-// more; any other what it costs running to its cap. Summed over a class,
-// it can be overrun only by a stop that takes longer than the allowance,
-// or a disk that outlives its VM, while cohort is down.
+// more; one to be stopped for a budget what it costs until then and the
+// allowance; any other what it costs running to its cap, and its disk
+// the allowance after that (cohort deletes it once GCE stopped the VM).
+// Summed over a class, it can be overrun only by a stop that takes longer
+// than the allowance, or a disk that outlives its VM longer, while cohort
+// is down.
 func Committed(s *cohort.Session, rate Rate, now time.Time, seatCap time.Duration) float64 {
 	rate, seatCap = Terms(s, rate, seatCap)
+	toCap := max(rate.Seat(seatCap), Meter(s, rate, now).Amount)
 	switch {
 	case s.EndedAt != nil || !s.State.Active():
 		return Meter(s, rate, now).Amount
 	case s.State == cohort.StateStopping:
 		return Meter(s, rate, now).Amount + rate.Hour()*StopAllowance.Hours()
+	case s.BudgetStopAt != nil && s.State != cohort.StateRequested:
+		return min(Meter(s, rate, maxTime(now, s.BudgetStopAt.Add(StopAllowance))).Amount, toCap)
 	}
-	return rate.Hour() * max(seatCap, now.Sub(s.CreatedAt)).Hours()
+	return toCap
 }
 
 // Money formats an amount: "$12.34", or "12.34 EUR" in another currency.

@@ -60,6 +60,12 @@ func TestMeterBillsPerSecondWithAMinute(t *testing.T) {
 		{"ended", cohort.Session{State: cohort.StateStopped, CreatedAt: t0, EndedAt: at(90*time.Minute + 1500*time.Millisecond)}, t0.Add(5 * time.Hour), 90*time.Minute + 2*time.Second, 90*time.Minute + 2*time.Second},
 		{"running", cohort.Session{State: cohort.StateReady, CreatedAt: t0}, t0.Add(2 * time.Hour), 2 * time.Hour, 2 * time.Hour},
 		{"waiting for a seat", cohort.Session{State: cohort.StateRequested, CreatedAt: t0}, t0.Add(2 * time.Hour), 0, 0},
+		// GCE stopped the VM at its maximum run duration while cohort was
+		// down; cohort deleted the disk 3 h later.
+		{"a disk that outlives its VM", cohort.Session{State: cohort.StateStopped, Driver: "gce", BillCap: cohort.Duration(2 * time.Hour), CreatedAt: t0, EndedAt: at(5 * time.Hour)},
+			t0.Add(6 * time.Hour), 2 * time.Hour, 5 * time.Hour},
+		{"a local notebook is not capped", cohort.Session{State: cohort.StateStopped, Driver: "local", BillCap: cohort.Duration(2 * time.Hour), CreatedAt: t0, EndedAt: at(5 * time.Hour)},
+			t0.Add(6 * time.Hour), 5 * time.Hour, 5 * time.Hour},
 	} {
 		b := cost.Meter(&tt.s, rate, tt.now)
 		if b.VM != tt.vm || b.Disk != tt.disk || !near(b.Amount, rate.VM*tt.vm.Hours()+rate.Disk*tt.disk.Hours()) {
@@ -72,7 +78,7 @@ func TestEstimateIsTheHardStop(t *testing.T) {
 	t.Parallel()
 	p := cohort.DefaultClass().Policy // 30 seats, 12 h, 4 h of extensions
 	e := cost.EstimateClass(p, cost.Rate{VM: 0.5, Disk: 0.05}, 16*time.Hour+30*time.Minute)
-	if !near(e.Max, 30*0.55*16.5) || !near(e.Typical, 30*0.55*12) || !near(e.AllSeatsHour, 30*0.55) {
+	if !near(e.Max, 30*(0.5*16.5+0.05*(16.5+cost.StopAllowance.Hours()))) || !near(e.Typical, 30*0.55*12) || !near(e.AllSeatsHour, 30*0.55) {
 		t.Fatalf("estimate %+v", e)
 	}
 	start := time.Date(2026, 12, 3, 9, 0, 0, 0, time.UTC)
@@ -176,6 +182,7 @@ func TestCommittedCountsSeatsToTheirCap(t *testing.T) {
 	ended := t0.Add(time.Hour)
 	rate := cost.Rate{VM: 1, Disk: 0}
 	now := t0.Add(2 * time.Hour)
+	tenMin := now.Add(10 * time.Minute)
 	for _, tt := range []struct {
 		name string
 		s    cohort.Session
@@ -187,6 +194,7 @@ func TestCommittedCountsSeatsToTheirCap(t *testing.T) {
 		{"ready: to its 5 h cap", cohort.Session{State: cohort.StateReady, CreatedAt: t0.Add(time.Hour)}, 5},
 		{"waiting for a seat: its cap too", cohort.Session{State: cohort.StateRequested, CreatedAt: now}, 5},
 		{"past its cap: what it ran", cohort.Session{State: cohort.StateReady, CreatedAt: t0.Add(-5 * time.Hour)}, 7},
+		{"to be stopped for the budget in 10 min: to then and the allowance", cohort.Session{State: cohort.StateReady, CreatedAt: t0, BudgetStopAt: &tenMin}, 2 + (10*time.Minute + cost.StopAllowance).Hours()},
 		{"admitted at other terms: those", cohort.Session{State: cohort.StateReady, CreatedAt: t0, BillVM: 3, BillCap: cohort.Duration(10 * time.Hour)}, 30},
 	} {
 		if got := cost.Committed(&tt.s, rate, now, 5*time.Hour); !near(got, tt.want) {
@@ -199,5 +207,37 @@ func TestCommittedCountsSeatsToTheirCap(t *testing.T) {
 	}
 	if got := cost.SeatCap(p, "local"); got != 16*time.Hour {
 		t.Errorf("local seat cap %s", got)
+	}
+}
+
+// TestByMonth: a session that runs over the turn of a month bills each
+// month its share, the VM's minimum minute in the month it began, and
+// the shares add up to what it cost.
+func TestByMonth(t *testing.T) {
+	t.Parallel()
+	start := time.Date(2026, 11, 30, 23, 0, 0, 0, time.UTC)
+	end := start.Add(3 * time.Hour)
+	s := &cohort.Session{State: cohort.StateStopped, Driver: "gce", CreatedAt: start, EndedAt: &end, BillVM: 1, BillDisk: 0.5, BillCap: cohort.Duration(2 * time.Hour)}
+	got := cost.ByMonth(s, cost.Rate{VM: 1, Disk: 0.5}, end)
+	// November: 1 h of VM and disk; December: 1 h of VM (its cap) and 2 h of disk.
+	if len(got) != 2 || !near(got["2026-11"], 1.5) || !near(got["2026-12"], 1+2*0.5) {
+		t.Fatalf("by month %v", got)
+	}
+	if total := got["2026-11"] + got["2026-12"]; !near(total, cost.Meter(s, cost.Rate{VM: 1, Disk: 0.5}, end).Amount) {
+		t.Fatalf("months add up to %v, the session cost %v", total, cost.Meter(s, cost.Rate{VM: 1, Disk: 0.5}, end).Amount)
+	}
+	short := start.Add(20 * time.Second)
+	s = &cohort.Session{State: cohort.StateStopped, CreatedAt: start, EndedAt: &short}
+	if got := cost.ByMonth(s, cost.Rate{VM: 60}, end); len(got) != 1 || !near(got["2026-11"], 1) {
+		t.Fatalf("20 s session: %v, want a minute in November", got)
+	}
+	running := &cohort.Session{State: cohort.StateReady, CreatedAt: start}
+	if got := cost.ByMonth(running, cost.Rate{VM: 1}, start.Add(2*time.Hour)); len(got) != 2 || !near(got["2026-12"], 1) {
+		t.Fatalf("a session running into December, by month: %v", got)
+	}
+	for _, bad := range []string{"2026-13", "2026-1", "december", ""} {
+		if _, err := cost.ParseMonth(bad); cohort.ErrorCode(err) != cohort.EINVALID {
+			t.Errorf("month %q: %v", bad, err)
+		}
 	}
 }

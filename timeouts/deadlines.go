@@ -17,8 +17,8 @@ type Deadlines struct {
 	LastActivity time.Time
 	// Idle is when it stops if nobody uses it; never after Hard.
 	Idle time.Time
-	// Hard is when it stops whatever happens, and why (max_lifetime or
-	// class_ended).
+	// Hard is when it stops whatever happens, and why (max_lifetime,
+	// class_ended or budget).
 	Hard      time.Time
 	HardCause cohort.EndCause
 	warn      time.Duration
@@ -42,6 +42,9 @@ func Compute(s *cohort.Session, p cohort.Policy) (d Deadlines, ok bool) {
 	d.Hard, d.HardCause = s.ReadyAt.Add(p.MaxLifetime.D()+s.Extension.D()), cohort.CauseMaxLifetime
 	if p.EndsAt != nil && p.EndsAt.Before(d.Hard) {
 		d.Hard, d.HardCause = *p.EndsAt, cohort.CauseClassEnded
+	}
+	if s.BudgetStopAt != nil && s.BudgetStopAt.Before(d.Hard) {
+		d.Hard, d.HardCause = *s.BudgetStopAt, cohort.CauseBudget
 	}
 	d.Idle = d.LastActivity.Add(p.IdleTimeout.D())
 	if d.Idle.After(d.Hard) {

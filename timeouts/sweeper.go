@@ -235,6 +235,8 @@ func Why(cause cohort.EndCause) string {
 		return "because it reaches the class's maximum session length"
 	case cohort.CauseClassEnded:
 		return "because the class ends"
+	case cohort.CauseBudget:
+		return "because the class's budget was lowered below what its seats can cost"
 	}
 	return ""
 }
@@ -249,6 +251,8 @@ func (s *Sweeper) expire(ctx context.Context, sess *cohort.Session, cause cohort
 		reason = "stopped at the class's maximum session length"
 	case cohort.CauseClassEnded:
 		reason = "stopped because the class ended"
+	case cohort.CauseBudget:
+		reason = "stopped because the class's budget was lowered below what its seats could cost"
 	}
 	sess.State, sess.StateChangedAt, sess.Reason, sess.EndCause = cohort.StateStopping, now, reason, cause
 	err := s.store.UpdateSession(ctx, sess, &cohort.Event{Time: now, State: sess.State, Message: reason + ". " + s.driver.FilesNote()})

@@ -109,3 +109,9 @@ func (c *Store) SetExtension(ctx context.Context, id string, ext cohort.Duration
 	defer c.session(id)
 	return c.Store.SetExtension(ctx, id, ext)
 }
+
+// SetBudgetStop records when a session stops for its class's budget.
+func (c *Store) SetBudgetStop(ctx context.Context, id string, at *time.Time) error {
+	defer c.session(id)
+	return c.Store.SetBudgetStop(ctx, id, at)
+}

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -13,18 +14,18 @@ import (
 const sessionColumns = `id, class_id, user_id, state, reason, driver, address, notebook_token,
 	created_at, state_changed_at, ready_at, ended_at, version,
 	end_cause, last_activity_at, extension_us, idle_deadline, hard_deadline, check_at, warned_at,
-	bill_vm, bill_disk, bill_cap_us`
+	bill_vm, bill_disk, bill_cap_us, budget_stop_at`
 
 const activeStates = `('requested', 'provisioning', 'ready', 'stopping')`
 
 func scanSession(row interface{ Scan(...any) error }) (*cohort.Session, error) {
 	var s cohort.Session
 	var created, changed, extension, billCap int64
-	var ready, ended, activity, idle, hard, check, warned sql.NullInt64
+	var ready, ended, activity, idle, hard, check, warned, budgetStop sql.NullInt64
 	err := row.Scan(&s.ID, &s.ClassID, &s.UserID, &s.State, &s.Reason, &s.Driver, &s.Address, &s.NotebookToken,
 		&created, &changed, &ready, &ended, &s.Version,
 		&s.EndCause, &activity, &extension, &idle, &hard, &check, &warned,
-		&s.BillVM, &s.BillDisk, &billCap)
+		&s.BillVM, &s.BillDisk, &billCap, &budgetStop)
 	if err != nil {
 		return nil, err
 	}
@@ -32,6 +33,7 @@ func scanSession(row interface{ Scan(...any) error }) (*cohort.Session, error) {
 	s.ReadyAt, s.EndedAt = fromNullMicros(ready), fromNullMicros(ended)
 	s.LastActivityAt, s.WarnedAt = fromNullMicros(activity), fromNullMicros(warned)
 	s.IdleDeadline, s.HardDeadline, s.CheckAt = fromNullMicros(idle), fromNullMicros(hard), fromNullMicros(check)
+	s.BudgetStopAt = fromNullMicros(budgetStop)
 	s.Extension = cohort.Duration(time.Duration(extension) * time.Microsecond)
 	s.BillCap = cohort.Duration(time.Duration(billCap) * time.Microsecond)
 	return &s, nil
@@ -113,17 +115,27 @@ func (s *Store) UpdateSession(ctx context.Context, sess *cohort.Session, e *coho
 	return s.inTx(ctx, func(tx *sql.Tx) error {
 		// The timeout columns are not written here: activity arrives all the
 		// time and must not make lifecycle writes fail their version check.
-		res, err := tx.ExecContext(ctx, `UPDATE sessions SET state = ?, reason = ?, end_cause = ?, address = ?, state_changed_at = ?,
-			ready_at = ?, ended_at = ?, version = version + 1 WHERE id = ? AND version = ?`,
-			sess.State, sess.Reason, sess.EndCause, sess.Address, micros(sess.StateChangedAt),
-			nullMicros(sess.ReadyAt), nullMicros(sess.EndedAt), sess.ID, sess.Version)
+		var wasEnded bool
+		err := tx.QueryRowContext(ctx, `SELECT ended_at IS NOT NULL FROM sessions WHERE id = ? AND version = ?`, sess.ID, sess.Version).Scan(&wasEnded)
+		if errors.Is(err, sql.ErrNoRows) {
+			return cohort.Errorf(cohort.ECONFLICT, "session %s changed meanwhile; reload it", sess.ID)
+		}
 		if err != nil {
 			return fmt.Errorf("update session: %w", err)
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return cohort.Errorf(cohort.ECONFLICT, "session %s changed meanwhile; reload it", sess.ID)
+		_, err = tx.ExecContext(ctx, `UPDATE sessions SET state = ?, reason = ?, end_cause = ?, address = ?, state_changed_at = ?,
+			ready_at = ?, ended_at = ?, version = version + 1 WHERE id = ?`,
+			sess.State, sess.Reason, sess.EndCause, sess.Address, micros(sess.StateChangedAt),
+			nullMicros(sess.ReadyAt), nullMicros(sess.EndedAt), sess.ID)
+		if err != nil {
+			return fmt.Errorf("update session: %w", err)
 		}
 		sess.Version++
+		if !wasEnded && sess.EndedAt != nil {
+			if err := addSpend(ctx, tx, sess); err != nil {
+				return err
+			}
+		}
 		if e == nil {
 			return nil
 		}
@@ -182,6 +194,19 @@ func (s *Store) SetDeadlines(ctx context.Context, id string, d cohort.SessionDea
 		nullMicros(d.Idle), nullMicros(d.Hard), nullMicros(d.CheckAt), nullMicros(d.WarnedAt), id)
 	if err != nil {
 		return fmt.Errorf("set deadlines: %w", err)
+	}
+	return nil
+}
+
+// SetBudgetStop records when a session stops for its class's budget
+// (nil: it does not).
+func (s *Store) SetBudgetStop(ctx context.Context, id string, at *time.Time) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE sessions SET budget_stop_at = ? WHERE id = ?`, nullMicros(at), id)
+	if err != nil {
+		return fmt.Errorf("set budget stop: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return cohort.Errorf(cohort.ENOTFOUND, "session %s not found", id)
 	}
 	return nil
 }
