@@ -55,6 +55,7 @@ type env struct {
 	// front of db. Tests write through it too, as every part of cohort does.
 	store  *cache.Store
 	db     *sqlite.Store
+	dbPath string
 	server *api.Server
 	http   *httptest.Server
 	queue  *recorder
@@ -65,13 +66,14 @@ type env struct {
 // newEnv starts a server with the users above; mods change its options.
 func newEnv(t testing.TB, mods ...func(*api.Options)) *env {
 	t.Helper()
-	db, err := sqlite.Open(context.Background(), freshDB(t))
+	path := freshDB(t)
+	db, err := sqlite.Open(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
 	store := cache.New(db, cache.Options{Now: func() time.Time { return db.Now() }})
-	e := &env{t: t, store: store, db: db, queue: &recorder{}, tokens: map[string]string{}, users: map[string]*cohort.User{}}
+	e := &env{t: t, store: store, db: db, dbPath: path, queue: &recorder{}, tokens: map[string]string{}, users: map[string]*cohort.User{}}
 	var issuer *localissuer.Issuer
 	e.http, e.server = serve(t, func(url string) api.Options {
 		var err error

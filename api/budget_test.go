@@ -170,3 +170,44 @@ func (b *backstops) FilesNote() string                                { return "
 func (b *backstops) Inspect(context.Context, cohort.NotebookSpec) (cohort.Instance, error) {
 	return cohort.Instance{State: cohort.InstanceReady}, nil
 }
+
+// TestRaisedLimitsKeepTheAdmittedCap: a seat runs at most what it was
+// admitted for, which its budget counted and its VM's own stop enforces:
+// raising the class's lifetime later moves no running seat's hard stop
+// past it, and an extension beyond it is refused with what is left.
+func TestRaisedLimitsKeepTheAdmittedCap(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 12, 3, 9, 0, 0, 0, time.UTC)
+	e := newEnv(t, func(o *api.Options) { o.Driver, o.Now = "gce", func() time.Time { return now } })
+	e.db.Now = func() time.Time { return now }
+	c := e.createClass("teacher", `{"name": "Limits", "policy": {"max_lifetime": "4h", "max_extension": "1h", "idle_timeout": "3h"}}`)
+	started, st := e.startSession("alice", c.ID)
+	if st != http.StatusCreated {
+		t.Fatalf("alice's seat: %d", st)
+	}
+	s, _ := e.store.GetSession(context.Background(), started.ID)
+	ready := now
+	s.State, s.ReadyAt = cohort.StateReady, &ready
+	if err := e.store.UpdateSession(context.Background(), s, nil); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.do("teacher", "PATCH", "/v1/classes/"+c.ID, `{"policy": {"max_lifetime": "8h", "max_extension": "3h"}}`); r.status != http.StatusOK {
+		t.Fatalf("raise the limits: %d %s", r.status, r.body)
+	}
+	var v struct {
+		HardDeadline *time.Time `json:"hard_deadline"`
+	}
+	e.do("alice", "GET", "/v1/sessions/"+s.ID, "").json(t, &v)
+	if v.HardDeadline == nil || !v.HardDeadline.Equal(ready.Add(5*time.Hour)) {
+		t.Fatalf("hard deadline after the class's lifetime was raised: %v, want the admitted 5h", v.HardDeadline)
+	}
+	r := e.do("teacher", "POST", "/v1/sessions/"+s.ID+"/extend", `{"by": "2h"}`)
+	if _, field, msg := r.errorCode(); r.status != http.StatusBadRequest || field != "by" || !strings.Contains(msg, "admitted to run 5h") {
+		t.Fatalf("an extension past the admitted cap: %d %s", r.status, r.body)
+	}
+	// A seat admitted now has the new limits.
+	bob, _ := e.startSession("bob", c.ID)
+	if got, _ := e.store.GetSession(context.Background(), bob.ID); cost.Life(got) != 11*time.Hour {
+		t.Fatalf("a new seat's admitted life is %s, want 11h", cost.Life(got))
+	}
+}

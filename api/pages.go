@@ -68,6 +68,10 @@ type pageData struct {
 	// A class's money, on its page.
 	Cost  *cohort.ClassCost
 	Chart *spendChart
+	// The installation's, on the admin page: a month's spend, and the
+	// months before and after it.
+	Spend                *cohort.MonthSpend
+	PrevMonth, NextMonth string
 }
 
 // card is one class on the home page, with the user's session in it.
@@ -349,10 +353,24 @@ func (s *Server) adminPage(c *gin.Context) {
 	}
 	ctx := c.Request.Context()
 	d := pageData{Title: "Admin", User: u, CSRF: csrf, Roles: []cohort.Role{cohort.RoleParticipant, cohort.RoleInstructor, cohort.RoleAdmin}}
+	month := cost.MonthOf(s.now())
 	var err error
+	if v := c.Query("month"); v != "" {
+		if month, err = cost.ParseMonth(v); err != nil {
+			s.failPage(c, err)
+			return
+		}
+	}
+	from, to := month.Span()
+	d.PrevMonth = string(cost.MonthOf(from.AddDate(0, 0, -1)))
+	if next := cost.MonthOf(to); next <= cost.MonthOf(s.now()) {
+		d.NextMonth = string(next)
+	}
 	if d.Users, err = s.store.ListUsers(ctx); err == nil {
 		if d.Classes, err = s.store.ListClasses(ctx); err == nil {
-			d.Audit, err = s.store.ListAudit(ctx, cohort.AuditFilter{Limit: 200})
+			if d.Audit, err = s.store.ListAudit(ctx, cohort.AuditFilter{Limit: 200}); err == nil {
+				d.Spend, err = s.monthSpend(ctx, month)
+			}
 		}
 	}
 	if err != nil {

@@ -70,14 +70,14 @@ func (s *Server) monthSpend(ctx context.Context, month cost.Month) (*cohort.Mont
 			continue // its class was deleted under it
 		}
 		rate, _ := cost.Terms(sess, t.rate, t.seatCap)
-		for m, spent := range cost.ByMonth(sess, rate, now) {
+		cost.EachMonth(sess, rate, now, func(m cost.Month, spent float64) {
 			totals[string(m)] += spent
 			if m == month {
 				cs := class(sess.ClassID, "")
 				cs.Spent += spent
 				cs.Sessions++
 			}
-		}
+		})
 		if month != cost.MonthOf(now) {
 			continue
 		}

@@ -24,7 +24,7 @@ func TestMonthlySpend(t *testing.T) {
 	e := newEnv(t, func(o *api.Options) { o.Driver, o.Now = "gce", clock })
 	e.db.Now = clock
 	ctx := context.Background()
-	hour := 0.189999 + 0.35 + 100*0.10/730 // a seat of the default runtime, an hour
+	hour := 0.189999 + 0.35 + 100*0.10/730                                          // a seat of the default runtime, an hour
 	seat := (0.189999+0.35)*16.75 + 100*0.10/730*(16.75+cost.StopAllowance.Hours()) // 12h + 4h + 15m + 30m
 	a := e.createClass("teacher", `{"name": "Vision"}`)
 	b := e.createClass("teacher", `{"name": "Speech"}`)
@@ -108,6 +108,19 @@ func TestMonthlySpend(t *testing.T) {
 	}
 	if _, st := e.startSession("bob", a.ID); st != http.StatusCreated {
 		t.Fatalf("a seat once the monthly budget is lifted: %d", st)
+	}
+
+	// The admin page shows the same figures.
+	br := newBrowser(t)
+	signIn(t, e, br, "boss@example.com", "/admin")
+	_, page := br.get(e.http.URL + "/admin?month=2026-11")
+	for _, want := range []string{"Spend in 2026-11", `<dd data-spent>` + cost.Money(nov.Spent, "USD") + `</dd>`, `data-class-spend="` + a.ID + `"`, `href="/admin?month=2026-12"`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the admin page for November lacks %q", want)
+		}
+	}
+	if _, page := br.get(e.http.URL + "/admin"); !strings.Contains(page, "Spend in 2026-12") || !strings.Contains(page, `data-api="PUT /v1/settings"`) {
+		t.Errorf("the admin page for this month lacks its spend or the budget form")
 	}
 
 	for _, bad := range []struct{ method, path, body, field string }{

@@ -9,6 +9,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/cohortdev/cohort"
+	"github.com/cohortdev/cohort/cost"
 	"github.com/cohortdev/cohort/timeouts"
 )
 
@@ -149,6 +150,11 @@ func (s *Server) extendSession(c *gin.Context) {
 	if in.By > p.MaxExtension-sess.Extension {
 		s.fail(c, cohort.Invalid("by", "the class allows extending a session by %s in all; this one has %s left",
 			p.MaxExtension, p.MaxExtension-sess.Extension))
+		return
+	}
+	if life := cost.Life(sess); life > 0 && p.MaxLifetime.D()+(sess.Extension+in.By).D() > life {
+		s.fail(c, cohort.Invalid("by", "this seat was admitted to run %s at most, extensions included (the class's limits when it started, which its budget and its VM's own stop count); it can be extended by %s more",
+			cohort.Duration(life), cohort.Duration(max(life-p.MaxLifetime.D()-sess.Extension.D(), 0))))
 		return
 	}
 	if before, ok := timeouts.Compute(sess, p); ok && before.HardCause == cohort.CauseClassEnded {

@@ -128,6 +128,25 @@ func (c *Client) ClassCost(ctx context.Context, id string) (*cohort.ClassCost, e
 	return &out, err
 }
 
+// MonthSpend returns what the installation spent in a month ("2026-12";
+// this month if empty), by class (admins).
+func (c *Client) MonthSpend(ctx context.Context, month string) (*cohort.MonthSpend, error) {
+	var out cohort.MonthSpend
+	path := "/v1/spend"
+	if month != "" {
+		path += "?month=" + url.QueryEscape(month)
+	}
+	_, err := c.do(ctx, http.MethodGet, path, nil, &out)
+	return &out, err
+}
+
+// SetSettings replaces the installation's settings (admins).
+func (c *Client) SetSettings(ctx context.Context, s cohort.Settings) (*cohort.Settings, error) {
+	var out cohort.Settings
+	_, err := c.do(ctx, http.MethodPut, "/v1/settings", s, &out)
+	return &out, err
+}
+
 // ListClasses returns the classes.
 func (c *Client) ListClasses(ctx context.Context) ([]cohort.Class, error) {
 	var out struct{ Classes []cohort.Class }

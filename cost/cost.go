@@ -169,7 +169,11 @@ func maxTime(a, b time.Time) time.Time {
 type Month string
 
 // MonthOf is the month of t.
-func MonthOf(t time.Time) Month { return Month(t.UTC().Format("2006-01")) }
+func MonthOf(t time.Time) Month {
+	y, m, _ := t.UTC().Date()
+	b := [7]byte{byte('0' + y/1000%10), byte('0' + y/100%10), byte('0' + y/10%10), byte('0' + y%10), '-', byte('0' + int(m)/10), byte('0' + int(m)%10)}
+	return Month(b[:])
+}
 
 // ParseMonth reads "2026-12".
 func ParseMonth(v string) (Month, error) {
@@ -189,19 +193,32 @@ func (m Month) Span() (from, to time.Time) {
 // in. The store adds an ended session's to its monthly rollup, at the
 // terms it was admitted with, in the update that ends it.
 func ByMonth(s *cohort.Session, rate Rate, now time.Time) map[Month]float64 {
+	out := map[Month]float64{}
+	EachMonth(s, rate, now, func(m Month, amount float64) { out[m] = amount })
+	return out
+}
+
+// EachMonth calls fn with each month a session has billed in by now, and
+// what it cost in it.
+func EachMonth(s *cohort.Session, rate Rate, now time.Time, fn func(Month, float64)) {
 	end := now
 	if s.EndedAt != nil {
 		end = *s.EndedAt
 	}
-	out := map[Month]float64{}
-	for m := MonthOf(s.CreatedAt); m <= MonthOf(end); {
+	first, last := MonthOf(s.CreatedAt), MonthOf(end)
+	if first == last {
+		if a := Meter(s, rate, now).Amount; a > 0 {
+			fn(first, a)
+		}
+		return
+	}
+	for m := first; m <= last; {
 		from, to := m.Span()
 		if a := MeterWithin(s, rate, now, from, to).Amount; a > 0 {
-			out[m] = a
+			fn(m, a)
 		}
 		m = MonthOf(to)
 	}
-	return out
 }
 
 // SeatCap is the longest a seat of a class can bill: its maximum
@@ -209,11 +226,25 @@ func ByMonth(s *cohort.Session, rate Rate, now time.Time) map[Month]float64 {
 // made that late) and the margin GCE's own maximum run duration adds.
 // GCE stops the VM then even if cohort is down.
 func SeatCap(p cohort.Policy, driver string) time.Duration {
-	d := p.MaxLifetime.D() + p.MaxExtension.D()
+	return p.MaxLifetime.D() + p.MaxExtension.D() + driverMargin(driver)
+}
+
+func driverMargin(driver string) time.Duration {
 	if driver == "gce" {
-		d += cohort.GCEStartTimeout + cohort.HardStopMargin
+		return cohort.GCEStartTimeout + cohort.HardStopMargin
 	}
-	return d
+	return 0
+}
+
+// Life is the longest a session may run, extensions included, as it was
+// admitted: its cap less what the driver adds to it. A later change of
+// its class's lifetime cannot take it past this: its budget counted no
+// more, and its VM stops there. 0 for a session without recorded terms.
+func Life(s *cohort.Session) time.Duration {
+	if s.BillCap == 0 {
+		return 0
+	}
+	return s.BillCap.D() - driverMargin(s.Driver)
 }
 
 // Estimate is what a class can cost.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cohortdev/cohort"
+	"github.com/cohortdev/cohort/cost"
 )
 
 // Options configure a Reconciler.
@@ -148,10 +149,14 @@ func (r *Reconciler) spec(ctx context.Context, s *cohort.Session) (cohort.Notebo
 	if err != nil {
 		return cohort.NotebookSpec{}, fmt.Errorf("owner of session %s: %w", s.ID, err)
 	}
+	life := cost.Life(s) // as admitted, which its budget counted
+	if life == 0 {
+		life = c.Policy.MaxLifetime.D() + c.Policy.MaxExtension.D()
+	}
 	return cohort.NotebookSpec{
 		SessionID: s.ID, ClassID: s.ClassID, UserEmail: u.Email,
 		Token: s.NotebookToken, BasePath: s.BasePath(), Runtime: c.Runtime,
-		MaxLifetime: c.Policy.MaxLifetime.D() + c.Policy.MaxExtension.D(),
+		MaxLifetime: life,
 		Deadline:    r.deadline(s, c.Policy),
 	}, nil
 }
@@ -162,7 +167,11 @@ func (r *Reconciler) deadline(s *cohort.Session, p cohort.Policy) time.Time {
 	if s.HardDeadline != nil {
 		return *s.HardDeadline
 	}
-	return r.now().Add(r.timing.StartTimeout + p.MaxLifetime.D() + s.Extension.D())
+	life := p.MaxLifetime.D() + s.Extension.D()
+	if admitted := cost.Life(s); admitted > 0 {
+		life = min(life, admitted)
+	}
+	return r.now().Add(r.timing.StartTimeout + life)
 }
 
 // record writes the step's state change and its event in one update.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cohortdev/cohort"
+	"github.com/cohortdev/cohort/cost"
 )
 
 // Deadlines are when a session stops under its class's policy.
@@ -40,6 +41,9 @@ func Compute(s *cohort.Session, p cohort.Policy) (d Deadlines, ok bool) {
 		d.LastActivity = *p.StartsAt
 	}
 	d.Hard, d.HardCause = s.ReadyAt.Add(p.MaxLifetime.D()+s.Extension.D()), cohort.CauseMaxLifetime
+	if life := cost.Life(s); life > 0 && s.ReadyAt.Add(life).Before(d.Hard) {
+		d.Hard = s.ReadyAt.Add(life) // the class's lifetime was raised after it was admitted
+	}
 	if p.EndsAt != nil && p.EndsAt.Before(d.Hard) {
 		d.Hard, d.HardCause = *p.EndsAt, cohort.CauseClassEnded
 	}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -517,12 +518,13 @@ func TestE2ECLI(t *testing.T) {
 	}
 	srv := startServer(t, dataDir, "COHORT_PRICES="+prices)
 	env := append(os.Environ(), "XDG_CONFIG_HOME="+t.TempDir(), "COHORT_URL="+srv.url, "COHORT_TOKEN="+token(t, dataDir, "ada@example.com", cohort.RoleInstructor))
-	run := func(args ...string) (string, error) {
+	runWith := func(env []string, args ...string) (string, error) {
 		cmd := exec.Command(binary, args...)
 		cmd.Env = env
 		out, err := cmd.CombinedOutput()
 		return string(out), err
 	}
+	run := func(args ...string) (string, error) { return runWith(env, args...) }
 	out, err := run("class", "create", "--name", "CLI class", "--seats", "3", "--idle-timeout", "45m", "--budget", "50", "--json")
 	if err != nil {
 		t.Fatalf("class create: %v\n%s", err, out)
@@ -575,6 +577,23 @@ func TestE2ECLI(t *testing.T) {
 	var spend cohort.ClassCost
 	if err != nil || json.Unmarshal([]byte(out), &spend) != nil || spend.SeatHour != 0.60 || spend.Spent <= 0 || len(spend.Participants) != 2 {
 		t.Fatalf("class cost --json = %v\n%s", err, out)
+	}
+	// The month's spend is an admin's; an instructor is told so.
+	if out, err := run("spend"); err == nil || !strings.Contains(out, "admin") {
+		t.Fatalf("spend as an instructor = %v\n%s", err, out)
+	}
+	admin := append(slices.Clone(env), "COHORT_TOKEN="+token(t, dataDir, "root@example.com", cohort.RoleAdmin))
+	out, err = runWith(admin, "spend", "--set-budget", "100")
+	if err != nil || !strings.Contains(out, "Budget:        $100.00 a month") || !strings.Contains(out, class.ID) || !strings.Contains(out, "CLI class") {
+		t.Fatalf("spend --set-budget 100 = %v\n%s", err, out)
+	}
+	out, err = runWith(admin, "spend", "--json")
+	var month cohort.MonthSpend
+	if err != nil || json.Unmarshal([]byte(out), &month) != nil || month.Spent <= 0 || month.Budget != 100 || len(month.Classes) != 1 || month.Classes[0].ClassID != class.ID {
+		t.Fatalf("spend --json = %v\n%s", err, out)
+	}
+	if out, err := runWith(admin, "spend", "--month", "December"); err == nil || !strings.Contains(out, "not a month") {
+		t.Fatalf("spend --month December = %v\n%s", err, out)
 	}
 	env = append(env, "COHORT_TOKEN=")
 	if out, err := run("class", "list"); err == nil || !strings.Contains(out, "not signed in") {

@@ -46,6 +46,6 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newServeCmd(), newTokenCmd(), newLoginCmd(), newLogoutCmd(), newClassCmd(), newSessionCmd(), newJoinCmd(), newAuditCmd())
+	root.AddCommand(newServeCmd(), newTokenCmd(), newLoginCmd(), newLogoutCmd(), newClassCmd(), newSessionCmd(), newJoinCmd(), newAuditCmd(), newSpendCmd())
 	return root
 }

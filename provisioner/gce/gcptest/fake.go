@@ -296,6 +296,12 @@ func (f *Fake) Preempt(name string) {
 	}
 }
 
+// RunOut is an instance reaching its scheduling.maxRunDuration with
+// instanceTerminationAction STOP: GCE stops it as it would preempt it,
+// and its disk stays until deleted
+// (cloud.google.com/compute/docs/instances/limit-vm-runtime).
+func (f *Fake) RunOut(name string) { f.Preempt(name) }
+
 // Creates says how many creates were accepted.
 func (f *Fake) Creates() int {
 	f.mu.Lock()
