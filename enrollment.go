@@ -56,7 +56,7 @@ func NormalizeEmails(field string, emails []string) ([]string, error) {
 	for i, e := range emails {
 		n, err := NormalizeEmail(field, e)
 		if err != nil {
-			return nil, Invalid(field, "entry %d: %q is not an email address", i+1, strings.TrimSpace(e))
+			return nil, Invalid(field, "entry %d: %s", i+1, ErrorMessage(err))
 		}
 		if !seen[n] {
 			seen[n] = true

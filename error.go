@@ -24,6 +24,18 @@ type Error struct {
 	Code    string
 	Message string
 	Field   string
+	// Cause is what went wrong underneath, for the server's log only.
+	Cause error
+}
+
+// Unwrap returns the cause.
+func (e *Error) Unwrap() error { return e.Cause }
+
+// Unavailable returns an EUNAVAILABLE error with a message for the
+// client: the service cannot answer now, for a reason that passes; cause
+// is logged.
+func Unavailable(cause error, message string) *Error {
+	return &Error{Code: EUNAVAILABLE, Message: message, Cause: cause}
 }
 
 func (e *Error) Error() string {

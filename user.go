@@ -8,6 +8,7 @@ import (
 	"net/mail"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Role is what a user may do across cohort.
@@ -39,14 +40,30 @@ type User struct {
 // CanTeach reports whether the user may create classes.
 func (u *User) CanTeach() bool { return u.Role == RoleAdmin || u.Role == RoleInstructor }
 
+// MaxEmailLength is the longest address mail can carry: a path of 256
+// octets less its angle brackets (RFC 5321, section 4.5.3.1.3).
+const MaxEmailLength = 254
+
 // NormalizeEmail validates an email address and returns it in lower case.
 func NormalizeEmail(field, email string) (string, error) {
 	email = strings.TrimSpace(email)
+	if len(email) > MaxEmailLength {
+		return "", Invalid(field, "%q is longer than %d characters, the most an email address can be", Clip(email), MaxEmailLength)
+	}
 	a, err := mail.ParseAddress(email)
 	if err != nil || a.Address != email || !strings.Contains(email, "@") {
 		return "", Invalid(field, "%q is not an email address", email)
 	}
 	return strings.ToLower(email), nil
+}
+
+// Clip shortens what a client sent for an error message: its first 40
+// characters and an ellipsis.
+func Clip(s string) string {
+	if utf8.RuneCountInString(s) <= 40 {
+		return s
+	}
+	return string([]rune(s)[:40]) + "…"
 }
 
 // Token is an API token. Only its hash is stored; the secret is shown once,

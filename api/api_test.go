@@ -227,6 +227,9 @@ func (e *env) do(user, method, path, body string) response {
 	if user != "" {
 		req.Header.Set("Authorization", "Bearer "+e.tokens[user])
 	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := noRedirects.Do(req)
 	if err != nil {
 		e.t.Fatal(err)

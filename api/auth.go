@@ -127,6 +127,12 @@ func (s *Server) getMe(c *gin.Context) {
 // decode reads a JSON body into v, refusing unknown fields and trailing
 // data, with messages that name what was wrong.
 func decode(c *gin.Context, v any) error {
+	if t := c.ContentType(); t != "application/json" && c.Request.ContentLength != 0 {
+		if t == "" {
+			t = "none"
+		}
+		return cohort.Errorf(EMEDIATYPE, "send the body as JSON with Content-Type: application/json (it was %s)", cohort.Clip(t))
+	}
 	dec := json.NewDecoder(c.Request.Body)
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)

@@ -170,7 +170,8 @@ func (s *Server) markBudgetStop(ctx context.Context, sess *cohort.Session, class
 }
 
 // classLock serialises admission to one class: per class, so that a
-// 500-seat start-all holds up no other class.
+// 500-seat start-all holds up no other class (with a monthly budget, the
+// installation's lock after it does).
 func (s *Server) classLock(classID string) *sync.Mutex {
 	m, _ := s.admission.LoadOrStore(classID, &sync.Mutex{})
 	return m.(*sync.Mutex)

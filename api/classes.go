@@ -112,11 +112,17 @@ func (s *Server) updateClass(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	// So does a budget lowered below what the seats have committed.
-	if class.Policy.Budget != old.Budget {
+	// So does a budget lowered below what the seats have committed: the
+	// class as stored, read again under its lock (another change may have
+	// landed since), whenever it has a budget or had one.
+	if class.Policy.Budget > 0 || old.Budget > 0 {
 		mu := s.classLock(class.ID)
 		mu.Lock()
-		n, err := s.enforceBudget(c.Request.Context(), class)
+		stored, err := s.store.GetClass(c.Request.Context(), class.ID)
+		var n int
+		if err == nil {
+			n, err = s.enforceBudget(c.Request.Context(), stored)
+		}
 		mu.Unlock()
 		if err != nil {
 			s.fail(c, err)

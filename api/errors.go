@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
@@ -17,6 +18,8 @@ const (
 	// ESLOWDOWN: a CLI sign-in polled too fast; poll 5 seconds slower
 	// from now on (RFC 8628's slow_down).
 	ESLOWDOWN = "slow_down"
+	// EMEDIATYPE: a body in another format than the route reads.
+	EMEDIATYPE = "unsupported_media_type"
 )
 
 var statusOf = map[string]int{
@@ -30,6 +33,7 @@ var statusOf = map[string]int{
 	EMETHOD:              http.StatusMethodNotAllowed,
 	ETOOMANY:             http.StatusTooManyRequests,
 	ESLOWDOWN:            http.StatusTooManyRequests,
+	EMEDIATYPE:           http.StatusUnsupportedMediaType,
 }
 
 // errorBody is the JSON of every error response.
@@ -53,6 +57,12 @@ func (s *Server) fail(c *gin.Context, err error) {
 	if code == cohort.EUNAUTHORIZED {
 		c.Header("WWW-Authenticate", `Bearer realm="cohort"`)
 	}
+	if code == cohort.EUNAVAILABLE {
+		c.Header("Retry-After", "5")
+		if cause := errors.Unwrap(asError(err)); cause != nil {
+			s.log.Warn("request refused: the service cannot answer now", "method", c.Request.Method, "path", c.Request.URL.Path, "error", cause)
+		}
+	}
 	status, ok := statusOf[code]
 	if !ok {
 		status = http.StatusInternalServerError
@@ -70,4 +80,10 @@ func (s *Server) logInternal(c *gin.Context, err error) {
 		return
 	}
 	s.log.Error("request failed", "method", c.Request.Method, "path", c.Request.URL.Path, "error", err)
+}
+
+func asError(err error) *cohort.Error {
+	var e *cohort.Error
+	errors.As(err, &e)
+	return e
 }

@@ -72,6 +72,7 @@ type pageData struct {
 	// months before and after it.
 	Spend                *cohort.MonthSpend
 	PrevMonth, NextMonth string
+	ThisMonth            bool
 }
 
 // card is one class on the home page, with the user's session in it.
@@ -362,6 +363,7 @@ func (s *Server) adminPage(c *gin.Context) {
 		}
 	}
 	from, to := month.Span()
+	d.ThisMonth = month == cost.MonthOf(s.now())
 	d.PrevMonth = string(cost.MonthOf(from.AddDate(0, 0, -1)))
 	if next := cost.MonthOf(to); next <= cost.MonthOf(s.now()) {
 		d.NextMonth = string(next)

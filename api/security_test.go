@@ -82,6 +82,7 @@ func TestAuditRecordsAddresses(t *testing.T) {
 		})
 		req, _ := http.NewRequest("POST", e.http.URL+"/v1/tokens", strings.NewReader(`{"name": "x"}`))
 		req.Header.Set("Authorization", "Bearer "+e.tokens["alice"])
+		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("X-Forwarded-For", "203.0.113.7")
 		resp, err := noRedirects.Do(req)
 		if err != nil {

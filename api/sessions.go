@@ -232,13 +232,19 @@ func (s *Server) startSeat(ctx context.Context, classID, userID string) (*cohort
 	if err := s.admitSeat(ctx, class, userID); err != nil {
 		return nil, false, err
 	}
-	// The installation's monthly budget: one lock for all classes, taken
-	// after the class's (always in that order).
-	all := s.classLock("")
-	all.Lock()
-	defer all.Unlock()
-	if err := s.admitMonthly(ctx, class, userID); err != nil {
+	// The installation's monthly budget, if it has one: one lock for all
+	// classes, taken after the class's (always in that order).
+	set, err := s.store.GetSettings(ctx)
+	if err != nil {
 		return nil, false, err
+	}
+	if set.MonthlyBudget > 0 {
+		all := s.classLock("")
+		all.Lock()
+		defer all.Unlock()
+		if err := s.admitMonthly(ctx, class, userID); err != nil {
+			return nil, false, err
+		}
 	}
 	sess := &cohort.Session{ID: cohort.NewID("ses"), ClassID: class.ID, UserID: userID, State: cohort.StateRequested,
 		Driver: s.driver, NotebookToken: cohort.NewSecret("")}

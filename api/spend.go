@@ -23,11 +23,13 @@ func (s *Server) monthSpend(ctx context.Context, month cost.Month) (*cohort.Mont
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.store.ListSpend(ctx, "")
+	// The running seats first: one that ends before the rollup is read
+	// then counts twice (more, never less), not in neither.
+	active, err := s.store.ListSessions(ctx, cohort.SessionFilter{States: cohort.ActiveStates})
 	if err != nil {
 		return nil, err
 	}
-	active, err := s.store.ListSessions(ctx, cohort.SessionFilter{States: cohort.ActiveStates})
+	rows, err := s.store.ListSpend(ctx, "")
 	if err != nil {
 		return nil, err
 	}

@@ -169,9 +169,10 @@ func (c *Client) StartSession(ctx context.Context, classID string) (s *Session, 
 
 // StartAllResult is what starting every seat of a class did.
 type StartAllResult struct {
-	Started, Running int
-	NoSeat           int `json:"no_seat"`
-	OverBudget       int `json:"over_budget"`
+	Started    int `json:"started"`
+	Running    int `json:"running"`
+	NoSeat     int `json:"no_seat"`
+	OverBudget int `json:"over_budget"`
 }
 
 // StartAll starts a session for every participant of a class who has

@@ -198,8 +198,8 @@ func ByMonth(s *cohort.Session, rate Rate, now time.Time) map[Month]float64 {
 	return out
 }
 
-// EachMonth calls fn with each month a session has billed in by now, and
-// what it cost in it.
+// EachMonth calls fn with each month a session has run in by now, and
+// what it cost in it (0 at a price of 0: a free session still counts).
 func EachMonth(s *cohort.Session, rate Rate, now time.Time, fn func(Month, float64)) {
 	end := now
 	if s.EndedAt != nil {
@@ -207,15 +207,15 @@ func EachMonth(s *cohort.Session, rate Rate, now time.Time, fn func(Month, float
 	}
 	first, last := MonthOf(s.CreatedAt), MonthOf(end)
 	if first == last {
-		if a := Meter(s, rate, now).Amount; a > 0 {
-			fn(first, a)
+		if b := Meter(s, rate, now); b.VM > 0 || b.Disk > 0 {
+			fn(first, b.Amount)
 		}
 		return
 	}
 	for m := first; m <= last; {
 		from, to := m.Span()
-		if a := MeterWithin(s, rate, now, from, to).Amount; a > 0 {
-			fn(m, a)
+		if b := MeterWithin(s, rate, now, from, to); b.VM > 0 || b.Disk > 0 {
+			fn(m, b.Amount)
 		}
 		m = MonthOf(to)
 	}
@@ -303,6 +303,22 @@ func Committed(s *cohort.Session, rate Rate, now time.Time, seatCap time.Duratio
 		return min(Meter(s, rate, maxTime(now, s.BudgetStopAt.Add(StopAllowance))).Amount, toCap)
 	}
 	return toCap
+}
+
+// RunLeft is how long a session's VM, made now, may run: its admitted
+// life, less the time its seat waited past the start timeout (cohort was
+// down, say): its cap counts from when it was asked for, GCE's maximum
+// run duration from the VM's create. At least a minute; 0 for a session
+// without recorded terms.
+func RunLeft(s *cohort.Session, now time.Time) time.Duration {
+	life := Life(s)
+	if life == 0 || s.Driver != "gce" {
+		return life
+	}
+	if late := now.Sub(s.CreatedAt) - cohort.GCEStartTimeout; late > 0 {
+		life -= late
+	}
+	return max(life, time.Minute)
 }
 
 // Money formats an amount: "$12.34", or "12.34 EUR" in another currency.

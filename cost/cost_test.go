@@ -241,3 +241,28 @@ func TestByMonth(t *testing.T) {
 		}
 	}
 }
+
+// TestRunLeft: a VM made late (its seat waited past the start timeout)
+// may run only what is left of its cap, counted from the request.
+func TestRunLeft(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2026, 12, 3, 9, 0, 0, 0, time.UTC)
+	s := &cohort.Session{Driver: "gce", CreatedAt: t0, BillCap: cohort.Duration(5*time.Hour + cohort.GCEStartTimeout + cohort.HardStopMargin)}
+	for _, tt := range []struct {
+		now  time.Time
+		want time.Duration
+	}{
+		{t0.Add(time.Minute), 5 * time.Hour},
+		{t0.Add(cohort.GCEStartTimeout), 5 * time.Hour},
+		{t0.Add(cohort.GCEStartTimeout + time.Hour), 4 * time.Hour},
+		{t0.Add(24 * time.Hour), time.Minute},
+	} {
+		if got := cost.RunLeft(s, tt.now); got != tt.want {
+			t.Errorf("made %s after the request: %s, want %s", tt.now.Sub(t0), got, tt.want)
+		}
+	}
+	local := &cohort.Session{Driver: "local", CreatedAt: t0, BillCap: cohort.Duration(5 * time.Hour)}
+	if got := cost.RunLeft(local, t0.Add(24*time.Hour)); got != 5*time.Hour {
+		t.Errorf("local: %s", got)
+	}
+}

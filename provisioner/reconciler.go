@@ -149,7 +149,7 @@ func (r *Reconciler) spec(ctx context.Context, s *cohort.Session) (cohort.Notebo
 	if err != nil {
 		return cohort.NotebookSpec{}, fmt.Errorf("owner of session %s: %w", s.ID, err)
 	}
-	life := cost.Life(s) // as admitted, which its budget counted
+	life := cost.RunLeft(s, r.now()) // as admitted, which its budget counted
 	if life == 0 {
 		life = c.Policy.MaxLifetime.D() + c.Policy.MaxExtension.D()
 	}

@@ -563,6 +563,12 @@ func TestE2ECLI(t *testing.T) {
 	if out, err := run("class", "start-all", class.ID); err != nil || !strings.Contains(out, "started 1, already running 0, without a seat 0") {
 		t.Fatalf("class start-all = %v\n%s", err, out)
 	}
+	// --json speaks the API's names.
+	out, err = run("class", "start-all", class.ID, "--json")
+	var again map[string]int
+	if err != nil || json.Unmarshal([]byte(out), &again) != nil || again["started"] != 0 || again["running"] != 1 {
+		t.Fatalf("class start-all --json = %v\n%s", err, out)
+	}
 	if out, err := run("class", "stop-all", class.ID); err != nil || !strings.Contains(out, "stopping 1 session\n") {
 		t.Fatalf("class stop-all = %v\n%s", err, out)
 	}

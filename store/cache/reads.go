@@ -122,7 +122,7 @@ func cloneTime(t *time.Time) *time.Time {
 }
 
 func cloneSession(s cohort.Session) *cohort.Session {
-	for _, p := range []**time.Time{&s.ReadyAt, &s.EndedAt, &s.LastActivityAt, &s.IdleDeadline, &s.HardDeadline, &s.CheckAt, &s.WarnedAt} {
+	for _, p := range []**time.Time{&s.ReadyAt, &s.EndedAt, &s.LastActivityAt, &s.IdleDeadline, &s.HardDeadline, &s.CheckAt, &s.WarnedAt, &s.BudgetStopAt} {
 		*p = cloneTime(*p)
 	}
 	return &s

@@ -16,7 +16,7 @@ func (s *Store) AppendAudit(ctx context.Context, e *cohort.AuditEvent) error {
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 		micros(e.Time), e.ActorID, e.ActorEmail, e.Action, e.ClassID, e.SessionID, e.Subject, e.Detail, e.ClientAddr).Scan(&e.ID)
 	if err != nil {
-		return fmt.Errorf("insert audit event: %w", err)
+		return fmt.Errorf("insert audit event: %w", unavailable(err))
 	}
 	return nil
 }
@@ -34,7 +34,7 @@ func (s *Store) ListAudit(ctx context.Context, f cohort.AuditFilter) ([]*cohort.
 	if f.Before > 0 {
 		q, args = q+` AND id < ?`, append(args, f.Before)
 	}
-	rows, err := s.db.QueryContext(ctx, q+` ORDER BY id DESC LIMIT ?`, append(args, f.Limit)...)
+	rows, err := s.read.QueryContext(ctx, q+` ORDER BY id DESC LIMIT ?`, append(args, f.Limit)...)
 	if err != nil {
 		return nil, fmt.Errorf("list audit events: %w", err)
 	}

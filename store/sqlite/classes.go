@@ -68,13 +68,13 @@ func (s *Store) CreateClass(ctx context.Context, c *cohort.Class) error {
 
 // GetClass returns a class by ID.
 func (s *Store) GetClass(ctx context.Context, id string) (*cohort.Class, error) {
-	c, err := scanClass(s.db.QueryRowContext(ctx, `SELECT `+classColumns+` FROM classes WHERE id = ?`, id))
+	c, err := scanClass(s.read.QueryRowContext(ctx, `SELECT `+classColumns+` FROM classes WHERE id = ?`, id))
 	return c, notFound(err, "class %s not found", id)
 }
 
 // ListClasses returns all classes, newest first.
 func (s *Store) ListClasses(ctx context.Context) ([]*cohort.Class, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+classColumns+` FROM classes ORDER BY created_at DESC, id`)
+	rows, err := s.read.QueryContext(ctx, `SELECT `+classColumns+` FROM classes ORDER BY created_at DESC, id`)
 	if err != nil {
 		return nil, fmt.Errorf("list classes: %w", err)
 	}
@@ -83,7 +83,7 @@ func (s *Store) ListClasses(ctx context.Context) ([]*cohort.Class, error) {
 
 // ListClassesFor returns the classes whose roster holds email, newest first.
 func (s *Store) ListClassesFor(ctx context.Context, email string) ([]*cohort.Class, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+qualifiedClassColumns+` FROM classes c
+	rows, err := s.read.QueryContext(ctx, `SELECT `+qualifiedClassColumns+` FROM classes c
 		JOIN class_members m ON m.class_id = c.id WHERE m.email = lower(?) ORDER BY c.created_at DESC, c.id`, email)
 	if err != nil {
 		return nil, fmt.Errorf("list classes of %s: %w", email, err)
@@ -98,7 +98,7 @@ func (s *Store) UpdateClass(ctx context.Context, c *cohort.Class) error {
 	if err != nil {
 		return err
 	}
-	res, err := s.db.ExecContext(ctx, `UPDATE classes SET name = ?, runtime = ?, policy = ?, updated_at = ? WHERE id = ?`,
+	res, err := s.exec(ctx, `UPDATE classes SET name = ?, runtime = ?, policy = ?, updated_at = ? WHERE id = ?`,
 		c.Name, runtime, policy, micros(c.UpdatedAt), c.ID)
 	if err != nil {
 		return fmt.Errorf("update class: %w", err)

@@ -10,13 +10,13 @@ import (
 
 // SetUserHostedDomain records the hosted domain of the latest sign-in.
 func (s *Store) SetUserHostedDomain(ctx context.Context, userID, domain string) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE users SET hosted_domain = ? WHERE id = ?`, domain, userID)
+	_, err := s.exec(ctx, `UPDATE users SET hosted_domain = ? WHERE id = ?`, domain, userID)
 	return err
 }
 
 // ListUsers returns all users by email.
 func (s *Store) ListUsers(ctx context.Context) ([]*cohort.User, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+userColumns+` FROM users ORDER BY email`)
+	rows, err := s.read.QueryContext(ctx, `SELECT `+userColumns+` FROM users ORDER BY email`)
 	if err != nil {
 		return nil, fmt.Errorf("list users: %w", err)
 	}
@@ -38,7 +38,7 @@ const tokenColumns = `id, user_id, name, created_at, revoked_at`
 
 // ListTokens returns a user's tokens, live and revoked, newest first.
 func (s *Store) ListTokens(ctx context.Context, userID string) ([]*cohort.Token, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+tokenColumns+` FROM api_tokens WHERE user_id = ? ORDER BY created_at DESC, id`, userID)
+	rows, err := s.read.QueryContext(ctx, `SELECT `+tokenColumns+` FROM api_tokens WHERE user_id = ? ORDER BY created_at DESC, id`, userID)
 	if err != nil {
 		return nil, fmt.Errorf("list tokens: %w", err)
 	}
@@ -47,13 +47,13 @@ func (s *Store) ListTokens(ctx context.Context, userID string) ([]*cohort.Token,
 
 // GetToken returns a token's record (never its secret).
 func (s *Store) GetToken(ctx context.Context, id string) (*cohort.Token, error) {
-	t, err := scanToken(s.db.QueryRowContext(ctx, `SELECT `+tokenColumns+` FROM api_tokens WHERE id = ?`, id))
+	t, err := scanToken(s.read.QueryRowContext(ctx, `SELECT `+tokenColumns+` FROM api_tokens WHERE id = ?`, id))
 	return t, notFound(err, "token %s not found", id)
 }
 
 // RevokeToken revokes a token; revoking it again is a no-op.
 func (s *Store) RevokeToken(ctx context.Context, id string) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE api_tokens SET revoked_at = coalesce(revoked_at, ?) WHERE id = ?`, micros(s.Now()), id)
+	res, err := s.exec(ctx, `UPDATE api_tokens SET revoked_at = coalesce(revoked_at, ?) WHERE id = ?`, micros(s.Now()), id)
 	if err != nil {
 		return fmt.Errorf("revoke token: %w", err)
 	}
@@ -97,10 +97,10 @@ func (s *Store) RevokeUserCredentials(ctx context.Context, userID string) (int, 
 // CreateLoginAttempt records a sign-in in progress.
 func (s *Store) CreateLoginAttempt(ctx context.Context, a *cohort.LoginAttempt) error {
 	// Old attempts are garbage: abandoned sign-ins.
-	if _, err := s.db.ExecContext(ctx, `DELETE FROM login_attempts WHERE expires_at < ?`, micros(s.Now())); err != nil {
+	if _, err := s.exec(ctx, `DELETE FROM login_attempts WHERE expires_at < ?`, micros(s.Now())); err != nil {
 		return fmt.Errorf("prune login attempts: %w", err)
 	}
-	_, err := s.db.ExecContext(ctx, `INSERT INTO login_attempts (state_hash, nonce, verifier, next, expires_at) VALUES (?, ?, ?, ?, ?)`,
+	_, err := s.exec(ctx, `INSERT INTO login_attempts (state_hash, nonce, verifier, next, expires_at) VALUES (?, ?, ?, ?, ?)`,
 		a.StateHash, a.Nonce, a.Verifier, a.Next, micros(a.ExpiresAt))
 	if err != nil {
 		return fmt.Errorf("insert login attempt: %w", err)
@@ -126,13 +126,13 @@ func (s *Store) TakeLoginAttempt(ctx context.Context, stateHash string) (*cohort
 
 // CreateDeviceCode starts a CLI sign-in.
 func (s *Store) CreateDeviceCode(ctx context.Context, deviceHash string, d *cohort.DeviceCode) error {
-	if _, err := s.db.ExecContext(ctx, `DELETE FROM device_codes WHERE expires_at < ?`, micros(s.Now())); err != nil {
+	if _, err := s.exec(ctx, `DELETE FROM device_codes WHERE expires_at < ?`, micros(s.Now())); err != nil {
 		return fmt.Errorf("prune device codes: %w", err)
 	}
 	if d.CreatedAt.IsZero() {
 		d.CreatedAt = s.Now().UTC()
 	}
-	_, err := s.db.ExecContext(ctx, `INSERT INTO device_codes (device_hash, user_code, client_name, client_addr, created_at, expires_at)
+	_, err := s.exec(ctx, `INSERT INTO device_codes (device_hash, user_code, client_name, client_addr, created_at, expires_at)
 		VALUES (?, ?, ?, ?, ?, ?)`, deviceHash, d.UserCode, d.ClientName, d.ClientAddr, micros(d.CreatedAt), micros(d.ExpiresAt))
 	if isUniqueViolation(err) {
 		return cohort.Errorf(cohort.ECONFLICT, "user code collision; try again")
@@ -147,7 +147,7 @@ func (s *Store) CreateDeviceCode(ctx context.Context, deviceHash string, d *coho
 func (s *Store) DeviceCode(ctx context.Context, userCode string) (*cohort.DeviceCode, error) {
 	d := cohort.DeviceCode{UserCode: userCode}
 	var created, expires int64
-	err := s.db.QueryRowContext(ctx, `SELECT client_name, client_addr, created_at, expires_at FROM device_codes
+	err := s.read.QueryRowContext(ctx, `SELECT client_name, client_addr, created_at, expires_at FROM device_codes
 		WHERE user_code = ? AND approved_at IS NULL AND expires_at > ?`, userCode, micros(s.Now())).
 		Scan(&d.ClientName, &d.ClientAddr, &created, &expires)
 	if err == sql.ErrNoRows {
@@ -162,7 +162,7 @@ func (s *Store) DeviceCode(ctx context.Context, userCode string) (*cohort.Device
 
 // ApproveDeviceCode approves a live, unapproved user code.
 func (s *Store) ApproveDeviceCode(ctx context.Context, userCode, userID string) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE device_codes SET user_id = ?, approved_at = ?
+	res, err := s.exec(ctx, `UPDATE device_codes SET user_id = ?, approved_at = ?
 		WHERE user_code = ? AND approved_at IS NULL AND expires_at > ?`, userID, micros(s.Now()), userCode, micros(s.Now()))
 	if err != nil {
 		return fmt.Errorf("approve device code: %w", err)

@@ -17,7 +17,8 @@ import (
 	"time"
 
 	"github.com/cohortdev/cohort"
-	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+	"modernc.org/sqlite" // also registers the "sqlite" database/sql driver
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 //go:embed migrations/*.sql
@@ -27,7 +28,11 @@ var _ cohort.Store = (*Store)(nil)
 
 // Store is cohort.Store on SQLite.
 type Store struct {
-	db *sql.DB
+	// db writes, one transaction at a time (BEGIN IMMEDIATE); read
+	// reads, from connections of its own: in WAL mode a reader never
+	// waits for a writer, and a pool of its own keeps reads from queuing
+	// behind writers that wait for the lock.
+	db, read *sql.DB
 	// Now returns the current time; tests replace it.
 	Now func() time.Time
 }
@@ -63,7 +68,20 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("migrate %s: %w", path, err)
 	}
+	if s.read, err = sql.Open("sqlite", readDSN(path)); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	s.read.SetMaxOpenConns(8)
 	return s, nil
+}
+
+// readDSN is DSN for connections that only read.
+func readDSN(path string) string {
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "query_only(1)")
+	return "file:" + filepath.ToSlash(path) + "?" + q.Encode()
 }
 
 // ownerOnly creates the database file with mode 0600, or sets that mode
@@ -83,13 +101,13 @@ func ownerOnly(path string) error {
 }
 
 // Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error { return errors.Join(s.read.Close(), s.db.Close()) }
 
 // Ping checks that the database answers.
 func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
 
 func (s *Store) migrate(ctx context.Context) error {
-	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS cohort_migrations (name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
+	if _, err := s.exec(ctx, `CREATE TABLE IF NOT EXISTS cohort_migrations (name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
 		return err
 	}
 	names, err := fs.Glob(migrations, "migrations/*.sql")
@@ -126,13 +144,36 @@ func (s *Store) applyMigration(ctx context.Context, name string) error {
 func (s *Store) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return err
+		return unavailable(err)
 	}
 	if err := fn(tx); err != nil {
 		tx.Rollback()
+		return unavailable(err)
+	}
+	return unavailable(tx.Commit())
+}
+
+// exec runs one statement that writes.
+func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	res, err := s.db.ExecContext(ctx, query, args...)
+	return res, unavailable(err)
+}
+
+// unavailable tells a client what it can do about a database that is
+// busy (another writer held the lock past the busy timeout) or full,
+// rather than "internal error"; the cause stays for the server's log.
+func unavailable(err error) error {
+	var e *sqlite.Error
+	if !errors.As(err, &e) {
 		return err
 	}
-	return tx.Commit()
+	switch e.Code() & 0xff {
+	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
+		return cohort.Unavailable(err, "the database is busy; try again in a few seconds")
+	case sqlite3.SQLITE_FULL:
+		return cohort.Unavailable(err, "the database's disk is full; an admin must free space on the server")
+	}
+	return err
 }
 
 func micros(t time.Time) int64 { return t.UnixMicro() }

@@ -47,7 +47,7 @@ func orNoRows(err error) error {
 
 // RemoveMember takes an email off a class's roster.
 func (s *Store) RemoveMember(ctx context.Context, classID, email string) error {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM class_members WHERE class_id = ? AND email = lower(?)`, classID, email)
+	res, err := s.exec(ctx, `DELETE FROM class_members WHERE class_id = ? AND email = lower(?)`, classID, email)
 	if err != nil {
 		return fmt.Errorf("remove member: %w", err)
 	}
@@ -59,7 +59,7 @@ func (s *Store) RemoveMember(ctx context.Context, classID, email string) error {
 
 // ListMembers returns a class's roster by email.
 func (s *Store) ListMembers(ctx context.Context, classID string) ([]*cohort.Member, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT class_id, email, role, added_by, added_at FROM class_members WHERE class_id = ? ORDER BY role DESC, email`, classID)
+	rows, err := s.read.QueryContext(ctx, `SELECT class_id, email, role, added_by, added_at FROM class_members WHERE class_id = ? ORDER BY role DESC, email`, classID)
 	if err != nil {
 		return nil, fmt.Errorf("list members: %w", err)
 	}
@@ -77,7 +77,7 @@ func (s *Store) ListMembers(ctx context.Context, classID string) ([]*cohort.Memb
 // MemberRole returns the email's role in the class, or "".
 func (s *Store) MemberRole(ctx context.Context, classID, email string) (cohort.MemberRole, error) {
 	var role cohort.MemberRole
-	err := s.db.QueryRowContext(ctx, `SELECT role FROM class_members WHERE class_id = ? AND email = lower(?)`, classID, email).Scan(&role)
+	err := s.read.QueryRowContext(ctx, `SELECT role FROM class_members WHERE class_id = ? AND email = lower(?)`, classID, email).Scan(&role)
 	if err == sql.ErrNoRows {
 		return "", nil
 	}
@@ -100,7 +100,7 @@ func scanInvite(row interface{ Scan(...any) error }) (*cohort.Invite, error) {
 // CreateInvite stores an invite by the hash of its code.
 func (s *Store) CreateInvite(ctx context.Context, inv *cohort.Invite, codeHash string) error {
 	inv.CreatedAt = s.Now().UTC()
-	_, err := s.db.ExecContext(ctx, `INSERT INTO class_invites (id, class_id, code_hash, domain, created_by, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+	_, err := s.exec(ctx, `INSERT INTO class_invites (id, class_id, code_hash, domain, created_by, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 		inv.ID, inv.ClassID, codeHash, inv.Domain, inv.CreatedBy, micros(inv.CreatedAt), micros(inv.ExpiresAt))
 	if err != nil {
 		return fmt.Errorf("insert invite: %w", err)
@@ -110,7 +110,7 @@ func (s *Store) CreateInvite(ctx context.Context, inv *cohort.Invite, codeHash s
 
 // ListInvites returns a class's invites, newest first.
 func (s *Store) ListInvites(ctx context.Context, classID string) ([]*cohort.Invite, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+inviteColumns+` FROM class_invites WHERE class_id = ? ORDER BY created_at DESC, id`, classID)
+	rows, err := s.read.QueryContext(ctx, `SELECT `+inviteColumns+` FROM class_invites WHERE class_id = ? ORDER BY created_at DESC, id`, classID)
 	if err != nil {
 		return nil, fmt.Errorf("list invites: %w", err)
 	}
@@ -119,7 +119,7 @@ func (s *Store) ListInvites(ctx context.Context, classID string) ([]*cohort.Invi
 
 // RevokeInvite revokes an invite of a class.
 func (s *Store) RevokeInvite(ctx context.Context, classID, inviteID string) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE class_invites SET revoked_at = coalesce(revoked_at, ?) WHERE id = ? AND class_id = ?`,
+	res, err := s.exec(ctx, `UPDATE class_invites SET revoked_at = coalesce(revoked_at, ?) WHERE id = ? AND class_id = ?`,
 		micros(s.Now()), inviteID, classID)
 	if err != nil {
 		return fmt.Errorf("revoke invite: %w", err)

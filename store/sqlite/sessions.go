@@ -79,7 +79,7 @@ func (s *Store) StartSession(ctx context.Context, sess *cohort.Session, seats in
 
 // GetSession returns a session by ID.
 func (s *Store) GetSession(ctx context.Context, id string) (*cohort.Session, error) {
-	sess, err := scanSession(s.db.QueryRowContext(ctx, `SELECT `+sessionColumns+` FROM sessions WHERE id = ?`, id))
+	sess, err := scanSession(s.read.QueryRowContext(ctx, `SELECT `+sessionColumns+` FROM sessions WHERE id = ?`, id))
 	return sess, notFound(err, "session %s not found", id)
 }
 
@@ -103,7 +103,7 @@ func (s *Store) ListSessions(ctx context.Context, f cohort.SessionFilter) ([]*co
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
-	rows, err := s.db.QueryContext(ctx, q+" ORDER BY created_at DESC, id", args...)
+	rows, err := s.read.QueryContext(ctx, q+" ORDER BY created_at DESC, id", args...)
 	if err != nil {
 		return nil, fmt.Errorf("list sessions: %w", err)
 	}
@@ -160,7 +160,7 @@ func insertEvent(ctx context.Context, tx *sql.Tx, e *cohort.Event) error {
 
 // ListEvents returns a session's events after the given ID, oldest first.
 func (s *Store) ListEvents(ctx context.Context, sessionID string, after int64) ([]*cohort.Event, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, session_id, time, state, message FROM session_events
+	rows, err := s.read.QueryContext(ctx, `SELECT id, session_id, time, state, message FROM session_events
 		WHERE session_id = ? AND id > ? ORDER BY id LIMIT 1000`, sessionID, after)
 	if err != nil {
 		return nil, fmt.Errorf("list events: %w", err)
@@ -181,7 +181,7 @@ func (s *Store) ListEvents(ctx context.Context, sessionID string, after int64) (
 
 // RecordActivity moves a session's last activity forward to at (never back).
 func (s *Store) RecordActivity(ctx context.Context, id string, at time.Time) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE sessions SET last_activity_at = max(coalesce(last_activity_at, 0), ?) WHERE id = ?`, micros(at), id)
+	_, err := s.exec(ctx, `UPDATE sessions SET last_activity_at = max(coalesce(last_activity_at, 0), ?) WHERE id = ?`, micros(at), id)
 	if err != nil {
 		return fmt.Errorf("record activity: %w", err)
 	}
@@ -190,7 +190,7 @@ func (s *Store) RecordActivity(ctx context.Context, id string, at time.Time) err
 
 // SetDeadlines caches a session's computed deadlines and warning time.
 func (s *Store) SetDeadlines(ctx context.Context, id string, d cohort.SessionDeadlines) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE sessions SET idle_deadline = ?, hard_deadline = ?, check_at = ?, warned_at = ? WHERE id = ?`,
+	_, err := s.exec(ctx, `UPDATE sessions SET idle_deadline = ?, hard_deadline = ?, check_at = ?, warned_at = ? WHERE id = ?`,
 		nullMicros(d.Idle), nullMicros(d.Hard), nullMicros(d.CheckAt), nullMicros(d.WarnedAt), id)
 	if err != nil {
 		return fmt.Errorf("set deadlines: %w", err)
@@ -201,7 +201,7 @@ func (s *Store) SetDeadlines(ctx context.Context, id string, d cohort.SessionDea
 // SetBudgetStop records when a session stops for its class's budget
 // (nil: it does not).
 func (s *Store) SetBudgetStop(ctx context.Context, id string, at *time.Time) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE sessions SET budget_stop_at = ? WHERE id = ?`, nullMicros(at), id)
+	res, err := s.exec(ctx, `UPDATE sessions SET budget_stop_at = ? WHERE id = ?`, nullMicros(at), id)
 	if err != nil {
 		return fmt.Errorf("set budget stop: %w", err)
 	}
@@ -213,7 +213,7 @@ func (s *Store) SetBudgetStop(ctx context.Context, id string, at *time.Time) err
 
 // SetExtension records an instructor's extension of the maximum lifetime.
 func (s *Store) SetExtension(ctx context.Context, id string, ext cohort.Duration) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE sessions SET extension_us = ? WHERE id = ?`, ext.D().Microseconds(), id)
+	res, err := s.exec(ctx, `UPDATE sessions SET extension_us = ? WHERE id = ?`, ext.D().Microseconds(), id)
 	if err != nil {
 		return fmt.Errorf("set extension: %w", err)
 	}
@@ -226,7 +226,7 @@ func (s *Store) SetExtension(ctx context.Context, id string, ext cohort.Duration
 // DueSessions returns ready sessions whose check time is at or before t,
 // or not computed yet.
 func (s *Store) DueSessions(ctx context.Context, t time.Time) ([]*cohort.Session, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+sessionColumns+` FROM sessions WHERE state = 'ready'
+	rows, err := s.read.QueryContext(ctx, `SELECT `+sessionColumns+` FROM sessions WHERE state = 'ready'
 		AND (check_at IS NULL OR check_at <= ?) ORDER BY id`, micros(t))
 	if err != nil {
 		return nil, fmt.Errorf("due sessions: %w", err)

@@ -27,7 +27,7 @@ func addSpend(ctx context.Context, tx *sql.Tx, sess *cohort.Session) error {
 // ListSpend returns what ended sessions cost in a month, by class; in
 // every month if month is "".
 func (s *Store) ListSpend(ctx context.Context, month string) ([]*cohort.Spend, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT month, class_id, class_name, amount, sessions FROM spend
+	rows, err := s.read.QueryContext(ctx, `SELECT month, class_id, class_name, amount, sessions FROM spend
 		WHERE ? = '' OR month = ? ORDER BY month DESC, amount DESC, class_id`, month, month)
 	if err != nil {
 		return nil, fmt.Errorf("list spend: %w", err)
@@ -41,7 +41,7 @@ func (s *Store) ListSpend(ctx context.Context, month string) ([]*cohort.Spend, e
 // GetSettings returns the installation's settings.
 func (s *Store) GetSettings(ctx context.Context) (*cohort.Settings, error) {
 	var set cohort.Settings
-	if err := s.db.QueryRowContext(ctx, `SELECT monthly_budget FROM settings WHERE id = 1`).Scan(&set.MonthlyBudget); err != nil {
+	if err := s.read.QueryRowContext(ctx, `SELECT monthly_budget FROM settings WHERE id = 1`).Scan(&set.MonthlyBudget); err != nil {
 		return nil, fmt.Errorf("get settings: %w", err)
 	}
 	return &set, nil
@@ -49,7 +49,7 @@ func (s *Store) GetSettings(ctx context.Context) (*cohort.Settings, error) {
 
 // SetSettings replaces the installation's settings.
 func (s *Store) SetSettings(ctx context.Context, set *cohort.Settings) error {
-	if _, err := s.db.ExecContext(ctx, `UPDATE settings SET monthly_budget = ? WHERE id = 1`, set.MonthlyBudget); err != nil {
+	if _, err := s.exec(ctx, `UPDATE settings SET monthly_budget = ? WHERE id = 1`, set.MonthlyBudget); err != nil {
 		return fmt.Errorf("set settings: %w", err)
 	}
 	return nil

@@ -31,7 +31,7 @@ func (s *Store) EnsureUser(ctx context.Context, email string, role cohort.Role) 
 	if !role.Valid() {
 		return nil, cohort.Invalid("role", "role must be admin, instructor or participant, not %q", role)
 	}
-	_, err = s.db.ExecContext(ctx, `INSERT INTO users (id, email, role, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (email) DO NOTHING`,
+	_, err = s.exec(ctx, `INSERT INTO users (id, email, role, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (email) DO NOTHING`,
 		cohort.NewID("usr"), email, role, micros(s.Now()))
 	if err != nil {
 		return nil, fmt.Errorf("insert user: %w", err)
@@ -44,7 +44,7 @@ func (s *Store) SetUserRole(ctx context.Context, userID string, role cohort.Role
 	if !role.Valid() {
 		return cohort.Invalid("role", "role must be admin, instructor or participant, not %q", role)
 	}
-	res, err := s.db.ExecContext(ctx, `UPDATE users SET role = ? WHERE id = ?`, role, userID)
+	res, err := s.exec(ctx, `UPDATE users SET role = ? WHERE id = ?`, role, userID)
 	if err != nil {
 		return fmt.Errorf("update user role: %w", err)
 	}
@@ -56,20 +56,20 @@ func (s *Store) SetUserRole(ctx context.Context, userID string, role cohort.Role
 
 // GetUser returns a user by ID.
 func (s *Store) GetUser(ctx context.Context, id string) (*cohort.User, error) {
-	u, err := scanUser(s.db.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE id = ?`, id))
+	u, err := scanUser(s.read.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE id = ?`, id))
 	return u, notFound(err, "user %s not found", id)
 }
 
 // GetUserByEmail returns a user by email (case-insensitive).
 func (s *Store) GetUserByEmail(ctx context.Context, email string) (*cohort.User, error) {
-	u, err := scanUser(s.db.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE email = lower(?)`, email))
+	u, err := scanUser(s.read.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE email = lower(?)`, email))
 	return u, notFound(err, "no user with email %s", email)
 }
 
 // CreateToken stores a new API token by the hash of its secret.
 func (s *Store) CreateToken(ctx context.Context, t *cohort.Token, secretHash string) error {
 	t.CreatedAt = s.Now().UTC()
-	_, err := s.db.ExecContext(ctx, `INSERT INTO api_tokens (id, user_id, name, secret_hash, created_at) VALUES (?, ?, ?, ?, ?)`,
+	_, err := s.exec(ctx, `INSERT INTO api_tokens (id, user_id, name, secret_hash, created_at) VALUES (?, ?, ?, ?, ?)`,
 		t.ID, t.UserID, t.Name, secretHash, micros(t.CreatedAt))
 	if err != nil {
 		return fmt.Errorf("insert token: %w", err)
@@ -79,7 +79,7 @@ func (s *Store) CreateToken(ctx context.Context, t *cohort.Token, secretHash str
 
 // UserByTokenHash returns the owner of a live API token.
 func (s *Store) UserByTokenHash(ctx context.Context, secretHash string) (*cohort.User, error) {
-	u, err := scanUser(s.db.QueryRowContext(ctx, `SELECT `+qualifiedUserColumns+`
+	u, err := scanUser(s.read.QueryRowContext(ctx, `SELECT `+qualifiedUserColumns+`
 		FROM api_tokens t JOIN users u ON u.id = t.user_id
 		WHERE t.secret_hash = ? AND t.revoked_at IS NULL`, secretHash))
 	return u, unauthorized(err, "the API token is not valid")
@@ -87,7 +87,7 @@ func (s *Store) UserByTokenHash(ctx context.Context, secretHash string) (*cohort
 
 // CreateLoginCode stores a one-time browser code for a session.
 func (s *Store) CreateLoginCode(ctx context.Context, codeHash string, lc *cohort.LoginCode) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO login_codes (code_hash, user_id, session_id, expires_at, cookie_expires_at) VALUES (?, ?, ?, ?, ?)`,
+	_, err := s.exec(ctx, `INSERT INTO login_codes (code_hash, user_id, session_id, expires_at, cookie_expires_at) VALUES (?, ?, ?, ?, ?)`,
 		codeHash, lc.UserID, lc.SessionID, micros(lc.ExpiresAt), micros(lc.CookieExpiresAt))
 	if err != nil {
 		return fmt.Errorf("insert login code: %w", err)
@@ -99,7 +99,7 @@ func (s *Store) CreateLoginCode(ctx context.Context, codeHash string, lc *cohort
 func (s *Store) LoginCode(ctx context.Context, codeHash string) (*cohort.LoginCode, error) {
 	var lc cohort.LoginCode
 	var expires, cookieExpires int64
-	err := s.db.QueryRowContext(ctx, `SELECT user_id, session_id, expires_at, cookie_expires_at FROM login_codes
+	err := s.read.QueryRowContext(ctx, `SELECT user_id, session_id, expires_at, cookie_expires_at FROM login_codes
 		WHERE code_hash = ? AND used_at IS NULL AND expires_at > ?`, codeHash, micros(s.Now())).Scan(&lc.UserID, &lc.SessionID, &expires, &cookieExpires)
 	if err != nil {
 		return nil, unauthorized(err, "this link has expired or was already used; ask for a new one")
@@ -111,7 +111,7 @@ func (s *Store) LoginCode(ctx context.Context, codeHash string) (*cohort.LoginCo
 // UseLoginCode uses a one-time code up, once.
 func (s *Store) UseLoginCode(ctx context.Context, codeHash string) error {
 	now := micros(s.Now())
-	res, err := s.db.ExecContext(ctx, `UPDATE login_codes SET used_at = ?
+	res, err := s.exec(ctx, `UPDATE login_codes SET used_at = ?
 		WHERE code_hash = ? AND used_at IS NULL AND expires_at > ?`, now, codeHash, now)
 	if err != nil {
 		return fmt.Errorf("use login code: %w", err)
@@ -124,7 +124,7 @@ func (s *Store) UseLoginCode(ctx context.Context, codeHash string) error {
 
 // CreateBrowserSession stores a browser sign-in by the hash of its cookie.
 func (s *Store) CreateBrowserSession(ctx context.Context, cookieHash string, b *cohort.BrowserSession) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO browser_sessions (cookie_hash, user_id, csrf_token, session_id, created_at, expires_at)
+	_, err := s.exec(ctx, `INSERT INTO browser_sessions (cookie_hash, user_id, csrf_token, session_id, created_at, expires_at)
 		VALUES (?, ?, ?, ?, ?, ?)`, cookieHash, b.User.ID, b.CSRFToken, b.SessionID, micros(s.Now()), micros(b.ExpiresAt))
 	if err != nil {
 		return fmt.Errorf("insert browser session: %w", err)
@@ -138,7 +138,7 @@ func (s *Store) GetBrowserSession(ctx context.Context, cookieHash string) (*coho
 	var expires int64
 	var u cohort.User
 	var created int64
-	err := s.db.QueryRowContext(ctx, `SELECT `+qualifiedUserColumns+`, b.csrf_token, b.session_id, b.expires_at
+	err := s.read.QueryRowContext(ctx, `SELECT `+qualifiedUserColumns+`, b.csrf_token, b.session_id, b.expires_at
 		FROM browser_sessions b JOIN users u ON u.id = b.user_id
 		WHERE b.cookie_hash = ? AND b.revoked_at IS NULL AND b.expires_at > ?`, cookieHash, micros(s.Now())).
 		Scan(&u.ID, &u.Email, &u.Role, &u.HostedDomain, &created, &b.CSRFToken, &b.SessionID, &expires)
@@ -151,14 +151,14 @@ func (s *Store) GetBrowserSession(ctx context.Context, cookieHash string) (*coho
 
 // RevokeBrowserSession ends a browser sign-in.
 func (s *Store) RevokeBrowserSession(ctx context.Context, cookieHash string) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE browser_sessions SET revoked_at = ? WHERE cookie_hash = ? AND revoked_at IS NULL`,
+	_, err := s.exec(ctx, `UPDATE browser_sessions SET revoked_at = ? WHERE cookie_hash = ? AND revoked_at IS NULL`,
 		micros(s.Now()), cookieHash)
 	return err
 }
 
 // RevokeNotebookCookies revokes the live notebook cookies of a user.
 func (s *Store) RevokeNotebookCookies(ctx context.Context, userID string) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE browser_sessions SET revoked_at = ? WHERE user_id = ? AND session_id != '' AND revoked_at IS NULL`,
+	_, err := s.exec(ctx, `UPDATE browser_sessions SET revoked_at = ? WHERE user_id = ? AND session_id != '' AND revoked_at IS NULL`,
 		micros(s.Now()), userID)
 	if err != nil {
 		return fmt.Errorf("revoke notebook cookies: %w", err)
