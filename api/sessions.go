@@ -242,7 +242,7 @@ func (s *Server) startSeat(ctx context.Context, classID, userID string) (*cohort
 		all := s.classLock("")
 		all.Lock()
 		defer all.Unlock()
-		if err := s.admitMonthly(ctx, class, userID); err != nil {
+		if err := s.admitMonthly(ctx, class, userID, set.MonthlyBudget); err != nil {
 			return nil, false, err
 		}
 	}

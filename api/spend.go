@@ -188,11 +188,7 @@ func (s *Server) putSettings(c *gin.Context) {
 // admitMonthly refuses a seat that the installation's monthly budget
 // cannot cover to its hard stop. Call with the installation's admission
 // lock held until the seat is recorded.
-func (s *Server) admitMonthly(ctx context.Context, class *cohort.Class, userID string) error {
-	set, err := s.store.GetSettings(ctx)
-	if err != nil || set.MonthlyBudget == 0 {
-		return err
-	}
+func (s *Server) admitMonthly(ctx context.Context, class *cohort.Class, userID string, budget float64) error {
 	// A running seat is a reconnect, as for a class's budget.
 	mine, err := s.store.ListSessions(ctx, cohort.SessionFilter{ClassID: class.ID, UserID: userID,
 		States: []cohort.SessionState{cohort.StateRequested, cohort.StateProvisioning, cohort.StateReady}})
@@ -208,10 +204,10 @@ func (s *Server) admitMonthly(ctx context.Context, class *cohort.Class, userID s
 		return err
 	}
 	seat := rate.Seat(cost.SeatCap(class.Policy, s.driver))
-	if m.Committed+seat <= set.MonthlyBudget {
+	if m.Committed+seat <= budget {
 		return nil
 	}
 	money := func(v float64) string { return cost.Money(v, s.prices.Currency) }
 	return errors.Join(errOverBudget, cohort.Errorf(cohort.ECONFLICT, "the installation's monthly budget of %s has %s left this month, and a seat of this class can cost up to %s: "+
-		"no seat can start. An admin can raise the monthly budget (cohort spend --set-budget)", money(set.MonthlyBudget), money(max(set.MonthlyBudget-m.Committed, 0)), money(seat)))
+		"no seat can start. An admin can raise the monthly budget (cohort spend --set-budget)", money(budget), money(max(budget-m.Committed, 0)), money(seat)))
 }
