@@ -80,7 +80,10 @@ func TestE2EIdleRulesOnLocalNotebook(t *testing.T) {
 		t.Fatal(err)
 	}
 	if st.Expired != 0 || st.Revived != 1 {
-		t.Fatalf("sweep 91m after start with a busy kernel: %+v, want the session kept", st)
+		// What each side saw, for a failure that happens only under load.
+		in, err := driver.Inspect(ctx, cohort.NotebookSpec{SessionID: s.ID, Token: s.NotebookToken, BasePath: s.BasePath()})
+		t.Fatalf("sweep 91m after start with a busy kernel: %+v, want the session kept; the kernel is %q now, the driver sees %+v (%v)",
+			st, kernelState(t, s, kernel), in, err)
 	}
 
 	// Interrupt the cell; nobody uses the notebook any more.
