@@ -24,7 +24,6 @@ import (
 	"github.com/cohortdev/cohort/cost"
 	"github.com/cohortdev/cohort/jobs"
 	"github.com/cohortdev/cohort/provisioner"
-	"github.com/cohortdev/cohort/provisioner/gce"
 	"github.com/cohortdev/cohort/provisioner/local"
 	"github.com/cohortdev/cohort/store/cache"
 	"github.com/cohortdev/cohort/store/sqlite"
@@ -285,98 +284,6 @@ func (m *Main) Run(ctx context.Context) error {
 }
 
 const localIssuerPath = "/local-oidc"
-
-// driver makes the configured provisioner driver, with how long a start
-// may take on it.
-func (m *Main) driver(log *slog.Logger, publicURL, audience string) (cohort.Driver, provisioner.Timing, error) {
-	c := m.Config
-	switch c.Driver {
-	case "local":
-		d, err := m.localDriver(log)
-		return d, provisioner.Timing{}, err
-	case "gce":
-	default:
-		return nil, provisioner.Timing{}, fmt.Errorf("--driver must be local or gce, not %q", c.Driver)
-	}
-	g := c.GCE
-	if g.Project == "" || g.SessionAccount == "" || g.Network == "" && g.Subnetwork == "" {
-		return nil, provisioner.Timing{}, errors.New("--driver gce needs --gce-project, --gce-session-account and --gce-subnetwork (or --gce-network): the foundation's outputs print them (see docs/gcp.md)")
-	}
-	state := g.PulumiState
-	if state == "" {
-		state = "file://" + filepath.Join(c.DataDir, "pulumi-state")
-	}
-	passphrase, err := secretFile(filepath.Join(c.DataDir, "pulumi-passphrase"))
-	if err != nil {
-		return nil, provisioner.Timing{}, err
-	}
-	stacks, err := gce.NewStacks(gce.StackOptions{WorkRoot: filepath.Join(c.DataDir, "pulumi-work"), StateURL: state,
-		SecretsProvider: g.SecretsProvider, Passphrase: passphrase, PulumiRoot: g.PulumiRoot})
-	if err != nil {
-		return nil, provisioner.Timing{}, err
-	}
-	vms, err := gce.NewCompute(context.Background(), g.ComputeEndpoint)
-	if err != nil {
-		return nil, provisioner.Timing{}, fmt.Errorf("%w (cohort reads the VMs' status and boot progress with the control plane's credentials; see docs/gcp.md)", err)
-	}
-	d, err := gce.New(gce.Options{Stacks: stacks, Project: g.Project, ImageProject: g.ImageProject, Network: g.Network,
-		Subnetwork: g.Subnetwork, NetworkTag: g.NetworkTag, SessionAccount: g.SessionAccount,
-		SchedulerAccount: c.SchedulerAccount, SchedulerRegion: g.SchedulerRegion, PublicURL: publicURL, SchedulerAudience: audience, Compute: vms})
-	// A VM boots and starts Jupyter in minutes, not seconds.
-	return d, provisioner.Timing{StartTimeout: cohort.GCEStartTimeout, Poll: 2 * time.Second}, err
-}
-
-// localDriver runs notebooks on this machine: as root, each session as a
-// uid of its own, in a sessions directory outside the data directory
-// (which only cohort may enter); otherwise all as this user, which cohort
-// says at start.
-func (m *Main) localDriver(log *slog.Logger) (*local.Driver, error) {
-	c := m.Config
-	root := os.Geteuid() == 0
-	var uids local.UIDRange
-	if root && c.SessionUIDs != "off" {
-		uids = local.DefaultUIDs()
-		if c.SessionUIDs != "" {
-			var err error
-			if uids, err = local.ParseUIDRange(c.SessionUIDs); err != nil {
-				return nil, fmt.Errorf("--session-uids: %w", err)
-			}
-		}
-	} else if c.SessionUIDs != "" && c.SessionUIDs != "off" {
-		return nil, errors.New("--session-uids needs cohort to run as root: it starts each session as a uid of its own")
-	}
-	dir := c.SessionsDir
-	switch {
-	case dir != "":
-	case !uids.IsZero():
-		dir = "/var/lib/cohort/sessions"
-	default:
-		dir = filepath.Join(c.DataDir, "sessions")
-	}
-	d, err := local.New(local.Options{Root: dir, Bin: c.JupyterBin, UIDs: uids, Logger: log})
-	if err != nil {
-		return nil, err
-	}
-	if !d.Isolated() {
-		log.Warn("participants are not isolated from each other: every notebook runs as this user and can read the others' files; " +
-			"run cohort as root to give each session a uid of its own (see docs/security.md)")
-	}
-	return d, nil
-}
-
-// secretFile returns the secret kept in path, making one on first use.
-// (The Pulumi passphrase: losing it makes the stacks' secrets unreadable,
-// so it lives with the data, not in a flag.)
-func secretFile(path string) (string, error) {
-	if b, err := os.ReadFile(path); err == nil {
-		return strings.TrimSpace(string(b)), nil
-	}
-	secret := cohort.NewSecret("")
-	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
-		return "", fmt.Errorf("store the Pulumi passphrase: %w", err)
-	}
-	return secret, nil
-}
 
 // lateEnqueuer lets the sweeper, made before the queue that runs it, queue
 // sessions on it.
