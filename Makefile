@@ -4,15 +4,21 @@
 GO      ?= go
 BIN     := bin/cohort
 ADDR    ?= 127.0.0.1:8080
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+# The client build (every command but `serve` and `token create`), for
+# instructors' and participants' laptops.
+DIST_TARGETS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64 windows/arm64
 
-.PHONY: run test deps test-deps bench-deps build vet bench screenshots pulumi lint-images image agent clean
+.PHONY: run test deps test-deps bench-deps build dist vet bench screenshots pulumi lint-images image agent clean
 
 ## run: build and serve on $(ADDR) with SQLite and local notebooks
 run: deps build
 	$(BIN) serve --addr $(ADDR)
 
-## test: vet and run all tests (real SQLite, Jupyter, Chromium, the Pulumi engine and cohort processes)
-test: test-deps pulumi vet lint-images
+## test: vet, check the clients cross-compile, and run all tests (real SQLite, Jupyter,
+## Chromium, the Pulumi engine and cohort processes)
+test: test-deps pulumi vet lint-images dist
 	$(GO) test -race -count=1 ./...
 
 ## bench: measure start-to-ready, memory and expiry with the local driver; the notebook proxy
@@ -35,8 +41,21 @@ test-deps:
 screenshots: test-deps
 	COHORT_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run TestE2EWorkshopInTheBrowser ./cmd/cohort/
 
+## build: the server build (Linux): bin/cohort, every command including `serve`
 build:
-	$(GO) build -o $(BIN) ./cmd/cohort
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/cohort
+
+## dist: the client build for every laptop in dist/, with SHA256SUMS
+dist:
+	@rm -rf dist && mkdir -p dist
+	@for t in $(DIST_TARGETS); do \
+		os=$${t%/*}; arch=$${t#*/}; ext=; [ $$os = windows ] && ext=.exe; \
+		out=dist/cohort-$(VERSION)-$$os-$$arch$$ext; \
+		echo "dist: $$out"; \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -tags client -trimpath \
+			-ldflags "-s -w $(LDFLAGS)" -o $$out ./cmd/cohort || exit 1; \
+	done
+	@cd dist && sha256sum cohort-* > SHA256SUMS
 
 vet:
 	$(GO) vet ./...
@@ -65,4 +84,4 @@ image: agent
 	cd images && packer init . && packer build -var project_id=$(PROJECT) .
 
 clean:
-	rm -rf bin
+	rm -rf bin dist

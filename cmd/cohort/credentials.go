@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 )
 
@@ -20,8 +21,18 @@ type credential struct {
 	Email   string `json:"email"`
 }
 
+// credentialsPath is where `cohort login` keeps its token: readable by
+// the user alone (0600 in ~/.config/cohort; in %AppData%\cohort on
+// Windows, which is the user's own).
 func credentialsPath() (string, error) {
 	dir := os.Getenv("XDG_CONFIG_HOME")
+	if dir == "" && runtime.GOOS == "windows" {
+		d, err := os.UserConfigDir()
+		if err != nil {
+			return "", err
+		}
+		dir = d
+	}
 	if dir == "" {
 		home, err := os.UserHomeDir()
 		if err != nil {

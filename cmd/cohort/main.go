@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -46,6 +47,24 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newServeCmd(), newTokenCmd(), newLoginCmd(), newLogoutCmd(), newClassCmd(), newSessionCmd(), newJoinCmd(), newAuditCmd(), newSpendCmd())
+	root.AddCommand(newTokenCmd(), newLoginCmd(), newLogoutCmd(), newClassCmd(), newSessionCmd(), newJoinCmd(), newAuditCmd(), newSpendCmd(), newVersionCmd())
+	root.AddCommand(serverCommands()...)
 	return root
+}
+
+func defaultDataDir() string {
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "cohort")
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".local", "share", "cohort")
+	}
+	return "cohort-data"
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
 }

@@ -1,3 +1,5 @@
+//go:build linux && !client
+
 package main
 
 import (
@@ -76,23 +78,6 @@ type GCEConfig struct {
 	ComputeEndpoint string
 	// SecretsProvider is "passphrase" or a gcpkms:// key for Pulumi.
 	SecretsProvider string
-}
-
-func defaultDataDir() string {
-	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
-		return filepath.Join(d, "cohort")
-	}
-	if home, err := os.UserHomeDir(); err == nil {
-		return filepath.Join(home, ".local", "share", "cohort")
-	}
-	return "cohort-data"
-}
-
-func envOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return def
 }
 
 func newServeCmd() *cobra.Command {
