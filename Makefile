@@ -17,9 +17,9 @@ run: deps build
 	$(BIN) serve --addr $(ADDR)
 
 ## test: vet, check the clients cross-compile, and run all tests (real SQLite, Jupyter,
-## Chromium, the Pulumi engine and cohort processes)
+## Chromium, Postgres, the Pulumi engine and cohort processes)
 test: test-deps pulumi vet lint-images dist
-	$(GO) test -race -count=1 ./...
+	COHORT_TEST_POSTGRES=required $(GO) test -race -count=1 ./...
 
 ## bench: measure start-to-ready, memory and expiry with the local driver; the notebook proxy
 ## against direct Jupyter and configurable-http-proxy; the API; the sweep

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver"
+	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivermigrate"
 
@@ -34,9 +36,12 @@ type Sweeper interface {
 
 // Options configure a Queue.
 type Options struct {
-	// DB is a pool for River alone; it must allow one connection only
-	// (SQLite allows one writer, and River runs work in parallel).
-	DB         *sql.DB
+	// DB is a pool for River alone. With SQLite it must allow one
+	// connection only (SQLite allows one writer, and River runs work in
+	// parallel).
+	DB *sql.DB
+	// Database is what DB is: SQLite (the default) or Postgres.
+	Database   string
 	Reconciler Reconciler
 	// Workers is how many sessions are reconciled at once; 20 if zero.
 	Workers int
@@ -49,6 +54,12 @@ type Options struct {
 	SweepEvery time.Duration
 	Logger     *slog.Logger
 }
+
+// The databases River runs on.
+const (
+	SQLite   = "sqlite"
+	Postgres = "postgres"
+)
 
 // Queue is the job queue.
 type Queue struct {
@@ -96,7 +107,10 @@ func New(ctx context.Context, opts Options) (*Queue, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	driver := riversqlite.New(opts.DB)
+	var driver riverdriver.Driver[*sql.Tx] = riversqlite.New(opts.DB)
+	if opts.Database == Postgres {
+		driver = riverdatabasesql.New(opts.DB)
+	}
 	migrator, err := rivermigrate.New(driver, &rivermigrate.Config{Logger: quiet(opts.Logger)})
 	if err != nil {
 		return nil, fmt.Errorf("river migrator: %w", err)
@@ -125,7 +139,8 @@ func New(ctx context.Context, opts Options) (*Queue, error) {
 		Queues:       map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: opts.Workers}},
 		Workers:      workers,
 		PeriodicJobs: periodic,
-		// SQLite has no LISTEN/NOTIFY: poll often, it is a cheap query.
+		// Neither SQLite nor Postgres through database/sql has River's
+		// LISTEN/NOTIFY: poll often, it is a cheap query.
 		FetchPollInterval: 100 * time.Millisecond,
 		FetchCooldown:     20 * time.Millisecond,
 		// A GCE start may try several zones, minutes each.

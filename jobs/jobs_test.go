@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -11,6 +12,8 @@ import (
 
 	"github.com/cohortdev/cohort/jobs"
 	"github.com/cohortdev/cohort/provisioner"
+	"github.com/cohortdev/cohort/store/postgres"
+	"github.com/cohortdev/cohort/store/postgres/pgtest"
 	"github.com/cohortdev/cohort/store/sqlite"
 )
 
@@ -43,17 +46,36 @@ func (s *script) Reconcile(_ context.Context, id string) (provisioner.Result, er
 
 func (s *script) Pending(context.Context) ([]string, error) { return s.pending, nil }
 
-func newQueue(t *testing.T, rec *script) *jobs.Queue {
+func TestMain(m *testing.M) { os.Exit(pgtest.Run(m)) }
+
+// onEach runs test with River on each database cohort supports.
+func onEach(t *testing.T, test func(t *testing.T, database string)) {
+	for _, database := range []string{jobs.SQLite, jobs.Postgres} {
+		t.Run(database, func(t *testing.T) {
+			t.Parallel()
+			test(t, database)
+		})
+	}
+}
+
+func newQueue(t *testing.T, rec *script, database string) *jobs.Queue {
 	t.Helper()
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "cohort.db")
-	db, err := sql.Open("sqlite", sqlite.DSN(path))
+	var db *sql.DB
+	var err error
+	if database == jobs.Postgres {
+		db, err = postgres.OpenDB(pgtest.URL(t), 10)
+	} else {
+		db, err = sql.Open("sqlite", sqlite.DSN(filepath.Join(t.TempDir(), "cohort.db")))
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	db.SetMaxOpenConns(1)
+	if database == jobs.SQLite {
+		db.SetMaxOpenConns(1) // see jobs.Options
+	}
 	t.Cleanup(func() { db.Close() })
-	q, err := jobs.New(ctx, jobs.Options{DB: db, Reconciler: rec, Resync: time.Hour})
+	q, err := jobs.New(ctx, jobs.Options{DB: db, Database: database, Reconciler: rec, Resync: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,8 +107,9 @@ func waitDone(t *testing.T, rec *script, want ...string) {
 	}
 }
 
-func TestRequeueAndRetry(t *testing.T) {
-	t.Parallel()
+func TestRequeueAndRetry(t *testing.T) { onEach(t, testRequeueAndRetry) }
+
+func testRequeueAndRetry(t *testing.T, database string) {
 	rec := &script{
 		answers: map[string][]answer{
 			"ses_wait":  {{res: provisioner.Result{RequeueAfter: 50 * time.Millisecond}}, {res: provisioner.Result{Requeue: true}}},
@@ -94,7 +117,7 @@ func TestRequeueAndRetry(t *testing.T) {
 		},
 		passes: map[string]int{}, done: make(chan string, 10),
 	}
-	q := newQueue(t, rec)
+	q := newQueue(t, rec, database)
 	for _, id := range []string{"ses_wait", "ses_error"} {
 		if err := q.Enqueue(context.Background(), id); err != nil {
 			t.Fatal(err)
@@ -108,10 +131,11 @@ func TestRequeueAndRetry(t *testing.T) {
 	}
 }
 
-func TestStartResumesPendingSessions(t *testing.T) {
-	t.Parallel()
+func TestStartResumesPendingSessions(t *testing.T) { onEach(t, testStartResumesPendingSessions) }
+
+func testStartResumesPendingSessions(t *testing.T, database string) {
 	rec := &script{answers: map[string][]answer{}, passes: map[string]int{}, done: make(chan string, 10),
 		pending: []string{"ses_a", "ses_b"}}
-	newQueue(t, rec)
+	newQueue(t, rec, database)
 	waitDone(t, rec, "ses_a", "ses_b")
 }

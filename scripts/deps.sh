@@ -1,7 +1,7 @@
 #!/bin/sh
 # Installs the Debian packages cohort needs, if they are missing: the local
 # driver's Jupyter, with "test" also what the tests use (Chromium for the
-# browser tests, packer and shellcheck for the image template), with
+# browser tests, packer and shellcheck for the image template, Postgres), with
 # "bench" what the benchmarks compare against (wrk, configurable-http-proxy).
 # Safe to run again: it does nothing when all is there.
 set -eu
@@ -18,6 +18,8 @@ if [ "${1:-}" = test ]; then
 	[ -x /usr/bin/chromium ] || missing="$missing chromium"
 	command -v packer >/dev/null 2>&1 || missing="$missing packer"
 	command -v shellcheck >/dev/null 2>&1 || missing="$missing shellcheck"
+	# The Postgres store's tests run a server of their own (store/postgres/pgtest).
+	ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing="$missing postgresql"
 fi
 
 [ -z "$missing" ] && exit 0

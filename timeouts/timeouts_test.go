@@ -258,6 +258,9 @@ func TestProxyActivityPushesDeadline(t *testing.T) {
 	w.now = t0.Add(60 * time.Minute)
 	tracker.Touch(s.ID)
 	tracker.Touch(s.ID) // within 30s: not written twice
+	if err := tracker.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	if st := w.at(91 * time.Minute); st.Expired != 0 || st.Warned != 0 {
 		t.Fatalf("at 91m after use at 60m: %+v", st)
 	}

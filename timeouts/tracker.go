@@ -2,6 +2,7 @@ package timeouts
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -12,10 +13,12 @@ type ActivityStore interface {
 	RecordActivity(ctx context.Context, id string, at time.Time) error
 }
 
-// Tracker records use seen by the proxy. It writes a session's activity at
-// most once per Every: activity is only ever late by that much, against
-// idle timeouts of many minutes, and busy notebooks do not turn into a
-// stream of database writes.
+// Tracker records use seen by the proxy without ever making it wait for
+// the database: Touch notes the use in memory, and Run writes what was
+// noted in the background. A session's use is noted at most once per
+// every: activity is only ever late by that much plus Run's interval,
+// against idle timeouts of many minutes, and busy notebooks do not turn
+// into a stream of database writes.
 type Tracker struct {
 	store ActivityStore
 	now   func() time.Time
@@ -23,10 +26,12 @@ type Tracker struct {
 	log   *slog.Logger
 
 	mu      sync.Mutex
-	written map[string]time.Time
+	noted   map[string]time.Time // when each session's use was last noted
+	pending map[string]time.Time // noted, not written yet
 }
 
-// NewTracker returns a Tracker writing to store at most once per every.
+// NewTracker returns a Tracker noting each session's use at most once per
+// every; nothing is written until Run or Flush.
 func NewTracker(store ActivityStore, now func() time.Time, every time.Duration, log *slog.Logger) *Tracker {
 	if now == nil {
 		now = time.Now
@@ -34,32 +39,68 @@ func NewTracker(store ActivityStore, now func() time.Time, every time.Duration, 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Tracker{store: store, now: now, every: every, log: log, written: map[string]time.Time{}}
+	return &Tracker{store: store, now: now, every: every, log: log,
+		noted: map[string]time.Time{}, pending: map[string]time.Time{}}
 }
 
-// Touch records that the session is in use now.
+// Touch records that the session is in use now. It never blocks on I/O.
 func (t *Tracker) Touch(sessionID string) {
 	now := t.now()
 	t.mu.Lock()
-	last, ok := t.written[sessionID]
-	due := !ok || now.Sub(last) >= t.every
-	if due {
-		t.written[sessionID] = now
-		if len(t.written) > 10000 { // forget sessions not seen for long
-			for id, at := range t.written {
-				if now.Sub(at) > time.Hour {
-					delete(t.written, id)
-				}
+	defer t.mu.Unlock()
+	if last, ok := t.noted[sessionID]; ok && now.Sub(last) < t.every {
+		return
+	}
+	t.noted[sessionID] = now
+	t.pending[sessionID] = now
+	if len(t.noted) > 10000 { // forget sessions not seen for long
+		for id, at := range t.noted {
+			if now.Sub(at) > time.Hour {
+				delete(t.noted, id)
 			}
 		}
 	}
+}
+
+// Flush writes the use noted since the last flush. What fails to be
+// written stays noted for the next.
+func (t *Tracker) Flush(ctx context.Context) error {
+	t.mu.Lock()
+	batch := t.pending
+	t.pending = map[string]time.Time{}
 	t.mu.Unlock()
-	if !due {
-		return
+	var errs []error
+	for id, at := range batch {
+		if err := t.store.RecordActivity(ctx, id, at); err != nil {
+			errs = append(errs, err)
+			t.mu.Lock()
+			if later, ok := t.pending[id]; !ok || later.Before(at) {
+				t.pending[id] = at
+			}
+			t.mu.Unlock()
+		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := t.store.RecordActivity(ctx, sessionID, now); err != nil {
-		t.log.Error("record activity", "session_id", sessionID, "error", err)
+	return errors.Join(errs...)
+}
+
+// Run flushes every interval until ctx ends, and once more then (for up
+// to 5 seconds), so that a clean shutdown loses no use.
+func (t *Tracker) Run(ctx context.Context, interval time.Duration) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+			if err := t.Flush(ctx); err != nil && ctx.Err() == nil {
+				t.log.Error("record activity", "error", err)
+			}
+		case <-ctx.Done():
+			last, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			if err := t.Flush(last); err != nil {
+				t.log.Error("record activity at shutdown", "error", err)
+			}
+			return
+		}
 	}
 }

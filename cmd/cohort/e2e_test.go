@@ -25,6 +25,7 @@ import (
 	"github.com/cohortdev/cohort/client"
 	"github.com/cohortdev/cohort/provisioner/local"
 	"github.com/cohortdev/cohort/provisioner/local/localtest"
+	"github.com/cohortdev/cohort/store/postgres/pgtest"
 	"github.com/cohortdev/cohort/store/sqlite"
 )
 
@@ -44,7 +45,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "build cohort:", err)
 		os.Exit(1)
 	}
-	code := m.Run()
+	code := pgtest.Run(m)
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

@@ -5,7 +5,6 @@ package main
 import (
 	"cmp"
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,7 +12,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -28,15 +26,16 @@ import (
 	"github.com/cohortdev/cohort/provisioner"
 	"github.com/cohortdev/cohort/provisioner/local"
 	"github.com/cohortdev/cohort/store/cache"
-	"github.com/cohortdev/cohort/store/sqlite"
 	"github.com/cohortdev/cohort/timeouts"
 )
 
 // Config is everything `cohort serve` can be told. Defaults work on a
 // laptop; every field has a flag and an environment variable.
 type Config struct {
-	Addr      string
-	DataDir   string
+	Addr    string
+	DataDir string
+	// Database is empty for SQLite in DataDir, or a postgres:// URL.
+	Database  string
 	PublicURL string
 	// NotebookDomain serves session S at {S}.{NotebookDomain}: a wildcard
 	// DNS name of its own (default localhost:PORT on a loopback address).
@@ -93,6 +92,7 @@ func newServeCmd() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&cfg.Addr, "addr", envOr("COHORT_ADDR", "127.0.0.1:8080"), "listen address HOST:PORT (env COHORT_ADDR)")
 	f.StringVar(&cfg.DataDir, "data-dir", envOr("COHORT_DATA_DIR", defaultDataDir()), "directory for the database and local notebooks (env COHORT_DATA_DIR)")
+	f.StringVar(&cfg.Database, "database", os.Getenv("COHORT_DATABASE"), "a postgres:// URL for an installation of several replicas (env COHORT_DATABASE, best: it may hold a password); default: SQLite in the data directory")
 	f.StringVar(&cfg.PublicURL, "public-url", os.Getenv("COHORT_PUBLIC_URL"), "URL browsers use to reach cohort, e.g. https://cohort.example.org (env COHORT_PUBLIC_URL; default: http://ADDR on a loopback address)")
 	f.StringVar(&cfg.NotebookDomain, "notebook-domain", os.Getenv("COHORT_NOTEBOOK_DOMAIN"), "domain whose subdomains serve the notebooks, one origin per session, e.g. nb.example.org (wildcard DNS and TLS; env COHORT_NOTEBOOK_DOMAIN; default: localhost:PORT on a loopback address)")
 	f.StringVar(&cfg.Prices, "prices", os.Getenv("COHORT_PRICES"), "price file over the embedded list prices: negotiated discounts, other regions or currencies, the local driver's hourly price (env COHORT_PRICES; docs/cost.md)")
@@ -156,22 +156,14 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := os.Chmod(m.Config.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
-	dbPath := filepath.Join(m.Config.DataDir, "cohort.db")
-	db, err := sqlite.Open(ctx, dbPath)
+	db, err := openDatabase(ctx, m.Config.Database, m.Config.DataDir)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
 	// Every part of cohort reads and writes through the one cache, so that
 	// a write any of them makes is seen by the others at once.
-	store := cache.New(db, cache.Options{})
-	// River gets a pool of its own with a single connection (see jobs).
-	riverDB, err := sql.Open("sqlite", sqlite.DSN(dbPath))
-	if err != nil {
-		return err
-	}
-	riverDB.SetMaxOpenConns(1)
-	defer riverDB.Close()
+	store := cache.New(db.store, cache.Options{})
 
 	ln, err := net.Listen("tcp", m.Config.Addr)
 	if err != nil {
@@ -191,6 +183,11 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 
+	if m.Config.Driver == "gce" {
+		if err := db.holdAlone(ctx); err != nil {
+			return err
+		}
+	}
 	audience := m.schedulerAudience(publicURL)
 	driver, timing, err := m.driver(log, publicURL, audience)
 	if err != nil {
@@ -205,7 +202,7 @@ func (m *Main) Run(ctx context.Context) error {
 		// at once needs 100 jobs in flight to be batched, not queued.
 		workers = 200
 	}
-	queue, err := jobs.New(ctx, jobs.Options{DB: riverDB, Reconciler: rec, Sweeper: sweeper, SweepEvery: m.Config.SweepEvery,
+	queue, err := jobs.New(ctx, jobs.Options{DB: db.river, Database: db.kind, Reconciler: rec, Sweeper: sweeper, SweepEvery: m.Config.SweepEvery,
 		Workers: workers, Logger: log})
 	if err != nil {
 		return err
@@ -216,13 +213,19 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	runtimes, _ := driver.(cohort.RuntimeChecker)
+	// The proxy notes use in memory; this writes it, off the request path.
+	tracker := timeouts.NewTracker(store, nil, 30*time.Second, log)
+	trackCtx, stopTracking := context.WithCancel(ctx)
+	tracked := make(chan struct{})
+	go func() { tracker.Run(trackCtx, time.Second); close(tracked) }()
+	defer func() { stopTracking(); <-tracked }()
 	server, err := api.New(api.Options{
 		Store: store, Enqueuer: queue, Driver: driver.Name(), FilesNote: driver.FilesNote(), Runtimes: runtimes, Prices: prices, Logger: log,
 		PublicURL: publicURL, NotebookDomain: notebookDomain, TrustedProxies: splitList(m.Config.TrustedProxies),
 		Auth: signIn.rp, LocalIssuer: signIn.local, LocalIssuerPath: localIssuerPath,
 		Admins:         splitList(m.Config.Admins),
 		FirstUserAdmin: signIn.local != nil,
-		Tracker:        timeouts.NewTracker(store, nil, 30*time.Second, log),
+		Tracker:        tracker,
 		Sweeper:        sweeper, Scheduler: scheduler,
 	})
 	if err != nil {
@@ -238,7 +241,7 @@ func (m *Main) Run(ctx context.Context) error {
 	httpServer := &http.Server{Handler: server, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 620 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- httpServer.Serve(ln) }()
-	log.Info("cohort is serving", "url", publicURL, "notebooks", server.NotebookOrigin("ses_*"), "data_dir", m.Config.DataDir, "driver", driver.Name())
+	log.Info("cohort is serving", "url", publicURL, "notebooks", server.NotebookOrigin("ses_*"), "data_dir", m.Config.DataDir, "database", db.kind, "driver", driver.Name())
 	if signIn.local != nil {
 		// The link is for the person who started cohort: it goes to the
 		// terminal (stderr), as Jupyter's token URL does.
@@ -247,7 +250,11 @@ func (m *Main) Run(ctx context.Context) error {
 	} else {
 		log.Info("sign-in: OpenID Connect", "issuer", signIn.rp.Issuer(), "redirect_uri", publicURL+"/auth/callback")
 	}
-	log.Info("to mint an API token, run on this machine: cohort token create --data-dir " + m.Config.DataDir + " --email YOU@EXAMPLE.ORG --role admin")
+	where := "--data-dir " + m.Config.DataDir
+	if m.Config.Database != "" {
+		where = "--database \"$COHORT_DATABASE\""
+	}
+	log.Info("to mint an API token, run on this machine: cohort token create " + where + " --email YOU@EXAMPLE.ORG --role admin")
 	if m.Ready != nil {
 		m.Ready(ln.Addr().String())
 	}

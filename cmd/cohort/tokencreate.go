@@ -4,17 +4,16 @@ package main
 
 import (
 	"fmt"
-	"path/filepath"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/cohortdev/cohort"
-	"github.com/cohortdev/cohort/store/sqlite"
 )
 
 func newTokenCreateCmd() *cobra.Command {
-	var dataDir, email, role, name string
+	var dataDir, database, email, role, name string
 	create := &cobra.Command{
 		Use:   "create",
 		Short: "Mint an API token directly in the server's store (run on the server machine)",
@@ -27,11 +26,12 @@ func newTokenCreateCmd() *cobra.Command {
 				return cohort.Invalid("role", "--role must be admin, instructor or participant, not %q", role)
 			}
 			ctx := cmd.Context()
-			store, err := sqlite.Open(ctx, filepath.Join(dataDir, "cohort.db"))
+			db, err := openDatabase(ctx, database, dataDir)
 			if err != nil {
 				return err
 			}
-			defer store.Close()
+			defer db.Close()
+			store := db.store
 			u, err := store.EnsureUser(ctx, email, r)
 			if err != nil {
 				return err
@@ -62,6 +62,7 @@ func newTokenCreateCmd() *cobra.Command {
 	}
 	f := create.Flags()
 	f.StringVar(&dataDir, "data-dir", envOr("COHORT_DATA_DIR", defaultDataDir()), "the server's data directory (env COHORT_DATA_DIR)")
+	f.StringVar(&database, "database", os.Getenv("COHORT_DATABASE"), "the server's postgres:// URL, if it has one (env COHORT_DATABASE)")
 	f.StringVar(&email, "email", "", "the user's email (required)")
 	f.StringVar(&role, "role", "participant", "admin, instructor or participant")
 	f.StringVar(&name, "name", "cli", "a name to recognise the token by")

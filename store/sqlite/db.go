@@ -1,5 +1,6 @@
 // Package sqlite is the embedded store: cohort's state in one SQLite file,
-// through the pure-Go modernc.org/sqlite driver, in WAL mode.
+// through the pure-Go modernc.org/sqlite driver, in WAL mode (the queries
+// are store/sqlstore's).
 package sqlite
 
 import (
@@ -8,15 +9,13 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
-	"time"
 
 	"github.com/cohortdev/cohort"
+	"github.com/cohortdev/cohort/store/sqlstore"
 	"modernc.org/sqlite" // also registers the "sqlite" database/sql driver
 	sqlite3 "modernc.org/sqlite/lib"
 )
@@ -24,17 +23,16 @@ import (
 //go:embed migrations/*.sql
 var migrations embed.FS
 
-var _ cohort.Store = (*Store)(nil)
-
 // Store is cohort.Store on SQLite.
-type Store struct {
-	// db writes, one transaction at a time (BEGIN IMMEDIATE); read
-	// reads, from connections of its own: in WAL mode a reader never
-	// waits for a writer, and a pool of its own keeps reads from queuing
-	// behind writers that wait for the lock.
-	db, read *sql.DB
-	// Now returns the current time; tests replace it.
-	Now func() time.Time
+type Store = sqlstore.Store
+
+// dialect is SQLite's: one writer at a time (transactions take the write
+// lock at BEGIN), so every transaction runs as if alone.
+var dialect = &sqlstore.Dialect{
+	Unavailable: unavailable,
+	Unique: func(err error) bool {
+		return strings.Contains(err.Error(), "UNIQUE constraint failed")
+	},
 }
 
 // DSN returns the connection string used for path: WAL, a busy timeout so
@@ -63,17 +61,19 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	db.SetMaxOpenConns(4)
-	s := &Store{db: db, Now: time.Now}
-	if err := s.migrate(ctx); err != nil {
+	if err := sqlstore.Migrate(ctx, db, dialect, migrations); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("migrate %s: %w", path, err)
 	}
-	if s.read, err = sql.Open("sqlite", readDSN(path)); err != nil {
+	// In WAL mode a reader never waits for a writer, and a pool of its own
+	// keeps reads from queuing behind writers that wait for the lock.
+	read, err := sql.Open("sqlite", readDSN(path))
+	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	s.read.SetMaxOpenConns(8)
-	return s, nil
+	read.SetMaxOpenConns(8)
+	return sqlstore.New(db, read, dialect), nil
 }
 
 // readDSN is DSN for connections that only read.
@@ -100,65 +100,6 @@ func ownerOnly(path string) error {
 	return nil
 }
 
-// Close closes the database.
-func (s *Store) Close() error { return errors.Join(s.read.Close(), s.db.Close()) }
-
-// Ping checks that the database answers.
-func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
-
-func (s *Store) migrate(ctx context.Context) error {
-	if _, err := s.exec(ctx, `CREATE TABLE IF NOT EXISTS cohort_migrations (name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
-		return err
-	}
-	names, err := fs.Glob(migrations, "migrations/*.sql")
-	if err != nil {
-		return err
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		if err := s.applyMigration(ctx, name); err != nil {
-			return fmt.Errorf("%s: %w", name, err)
-		}
-	}
-	return nil
-}
-
-func (s *Store) applyMigration(ctx context.Context, name string) error {
-	body, err := migrations.ReadFile(name)
-	if err != nil {
-		return err
-	}
-	return s.inTx(ctx, func(tx *sql.Tx) error {
-		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM cohort_migrations WHERE name = ?`, name).Scan(&n); err != nil || n > 0 {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, string(body)); err != nil {
-			return err
-		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO cohort_migrations (name, applied_at) VALUES (?, ?)`, name, micros(s.Now()))
-		return err
-	})
-}
-
-func (s *Store) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return unavailable(err)
-	}
-	if err := fn(tx); err != nil {
-		tx.Rollback()
-		return unavailable(err)
-	}
-	return unavailable(tx.Commit())
-}
-
-// exec runs one statement that writes.
-func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	res, err := s.db.ExecContext(ctx, query, args...)
-	return res, unavailable(err)
-}
-
 // unavailable tells a client what it can do about a database that is
 // busy (another writer held the lock past the busy timeout) or full,
 // rather than "internal error"; the cause stays for the server's log.
@@ -172,36 +113,6 @@ func unavailable(err error) error {
 		return cohort.Unavailable(err, "the database is busy; try again in a few seconds")
 	case sqlite3.SQLITE_FULL:
 		return cohort.Unavailable(err, "the database's disk is full; an admin must free space on the server")
-	}
-	return err
-}
-
-func micros(t time.Time) int64 { return t.UnixMicro() }
-
-func fromMicros(v int64) time.Time { return time.UnixMicro(v).UTC() }
-
-func fromNullMicros(v sql.NullInt64) *time.Time {
-	if !v.Valid {
-		return nil
-	}
-	t := fromMicros(v.Int64)
-	return &t
-}
-
-func nullMicros(t *time.Time) sql.NullInt64 {
-	if t == nil {
-		return sql.NullInt64{}
-	}
-	return sql.NullInt64{Int64: micros(*t), Valid: true}
-}
-
-func isUniqueViolation(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
-}
-
-func notFound(err error, format string, args ...any) error {
-	if errors.Is(err, sql.ErrNoRows) {
-		return cohort.Errorf(cohort.ENOTFOUND, format, args...)
 	}
 	return err
 }

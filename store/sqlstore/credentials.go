@@ -1,4 +1,4 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
@@ -66,7 +66,7 @@ func (s *Store) RevokeToken(ctx context.Context, id string) error {
 // RevokeUserCredentials revokes every token and browser session of a user.
 func (s *Store) RevokeUserCredentials(ctx context.Context, userID string) (int, error) {
 	total := 0
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx querier) error {
 		now := micros(s.Now())
 		for _, q := range []string{
 			`UPDATE api_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL`,
@@ -134,7 +134,7 @@ func (s *Store) CreateDeviceCode(ctx context.Context, deviceHash string, d *coho
 	}
 	_, err := s.exec(ctx, `INSERT INTO device_codes (device_hash, user_code, client_name, client_addr, created_at, expires_at)
 		VALUES (?, ?, ?, ?, ?, ?)`, deviceHash, d.UserCode, d.ClientName, d.ClientAddr, micros(d.CreatedAt), micros(d.ExpiresAt))
-	if isUniqueViolation(err) {
+	if s.isUniqueViolation(err) {
 		return cohort.Errorf(cohort.ECONFLICT, "user code collision; try again")
 	}
 	if err != nil {
@@ -176,7 +176,7 @@ func (s *Store) ApproveDeviceCode(ctx context.Context, userCode, userID string) 
 // ClaimDeviceCode hands the approving user to the polling CLI, once.
 func (s *Store) ClaimDeviceCode(ctx context.Context, deviceHash string) (string, error) {
 	var userID string
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx querier) error {
 		var uid sql.NullString
 		var approved, claimed sql.NullInt64
 		var expires int64

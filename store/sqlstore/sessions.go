@@ -1,4 +1,4 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
@@ -42,7 +42,7 @@ func scanSession(row interface{ Scan(...any) error }) (*cohort.Session, error) {
 // StartSession returns the user's active session in the class or inserts s.
 func (s *Store) StartSession(ctx context.Context, sess *cohort.Session, seats int) (*cohort.Session, bool, error) {
 	var active *cohort.Session
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx querier) error {
 		var err error
 		active, err = scanSession(tx.QueryRowContext(ctx, `SELECT `+sessionColumns+` FROM sessions
 			WHERE class_id = ? AND user_id = ? AND state IN `+activeStates, sess.ClassID, sess.UserID))
@@ -112,7 +112,7 @@ func (s *Store) ListSessions(ctx context.Context, f cohort.SessionFilter) ([]*co
 
 // UpdateSession writes a session if nobody changed it since it was read.
 func (s *Store) UpdateSession(ctx context.Context, sess *cohort.Session, e *cohort.Event) error {
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx querier) error {
 		// The timeout columns are not written here: activity arrives all the
 		// time and must not make lifecycle writes fail their version check.
 		var wasEnded bool
@@ -130,7 +130,6 @@ func (s *Store) UpdateSession(ctx context.Context, sess *cohort.Session, e *coho
 		if err != nil {
 			return fmt.Errorf("update session: %w", err)
 		}
-		sess.Version++
 		if !wasEnded && sess.EndedAt != nil {
 			if err := addSpend(ctx, tx, sess); err != nil {
 				return err
@@ -142,14 +141,18 @@ func (s *Store) UpdateSession(ctx context.Context, sess *cohort.Session, e *coho
 		e.SessionID = sess.ID
 		return insertEvent(ctx, tx, e)
 	})
+	if err == nil {
+		sess.Version++
+	}
+	return err
 }
 
 // AppendEvent records a progress message.
 func (s *Store) AppendEvent(ctx context.Context, e *cohort.Event) error {
-	return s.inTx(ctx, func(tx *sql.Tx) error { return insertEvent(ctx, tx, e) })
+	return s.inTx(ctx, func(tx querier) error { return insertEvent(ctx, tx, e) })
 }
 
-func insertEvent(ctx context.Context, tx *sql.Tx, e *cohort.Event) error {
+func insertEvent(ctx context.Context, tx querier, e *cohort.Event) error {
 	err := tx.QueryRowContext(ctx, `INSERT INTO session_events (session_id, time, state, message) VALUES (?, ?, ?, ?) RETURNING id`,
 		e.SessionID, micros(e.Time), e.State, e.Message).Scan(&e.ID)
 	if err != nil {
@@ -181,7 +184,7 @@ func (s *Store) ListEvents(ctx context.Context, sessionID string, after int64) (
 
 // RecordActivity moves a session's last activity forward to at (never back).
 func (s *Store) RecordActivity(ctx context.Context, id string, at time.Time) error {
-	_, err := s.exec(ctx, `UPDATE sessions SET last_activity_at = max(coalesce(last_activity_at, 0), ?) WHERE id = ?`, micros(at), id)
+	_, err := s.exec(ctx, `UPDATE sessions SET last_activity_at = ? WHERE id = ? AND (last_activity_at IS NULL OR last_activity_at < ?)`, micros(at), id, micros(at))
 	if err != nil {
 		return fmt.Errorf("record activity: %w", err)
 	}

@@ -1,4 +1,4 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 // AddMembers puts emails on a class's roster.
 func (s *Store) AddMembers(ctx context.Context, classID string, emails []string, role cohort.MemberRole, addedBy string) (int, error) {
 	added := 0
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx querier) error {
 		var n int
 		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM classes WHERE id = ?`, classID).Scan(&n); err != nil || n == 0 {
 			return notFound(orNoRows(err), "class %s not found", classID)
@@ -133,7 +133,7 @@ func (s *Store) RevokeInvite(ctx context.Context, classID, inviteID string) erro
 // RedeemInvite enrolls u as a participant with a live invite code.
 func (s *Store) RedeemInvite(ctx context.Context, codeHash string, u *cohort.User) (*cohort.Invite, error) {
 	var inv *cohort.Invite
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx querier) error {
 		var err error
 		inv, err = scanInvite(tx.QueryRowContext(ctx, `SELECT `+inviteColumns+` FROM class_invites WHERE code_hash = ?`, codeHash))
 		if err == sql.ErrNoRows {

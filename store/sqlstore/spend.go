@@ -1,8 +1,7 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 
 	"github.com/cohortdev/cohort"
@@ -10,12 +9,12 @@ import (
 )
 
 // addSpend adds what a session that just ended cost to its months' spend.
-func addSpend(ctx context.Context, tx *sql.Tx, sess *cohort.Session) error {
+func addSpend(ctx context.Context, tx querier, sess *cohort.Session) error {
 	for month, amount := range cost.ByMonth(sess, cost.Rate{VM: sess.BillVM, Disk: sess.BillDisk}, *sess.EndedAt) {
 		_, err := tx.ExecContext(ctx, `INSERT INTO spend (month, class_id, class_name, amount, sessions)
 			VALUES (?, ?, coalesce((SELECT name FROM classes WHERE id = ?), ''), ?, 1)
-			ON CONFLICT (month, class_id) DO UPDATE SET amount = amount + excluded.amount, sessions = sessions + 1,
-				class_name = CASE WHEN excluded.class_name = '' THEN class_name ELSE excluded.class_name END`,
+			ON CONFLICT (month, class_id) DO UPDATE SET amount = spend.amount + excluded.amount, sessions = spend.sessions + 1,
+				class_name = CASE WHEN excluded.class_name = '' THEN spend.class_name ELSE excluded.class_name END`,
 			string(month), sess.ClassID, sess.ClassID, amount)
 		if err != nil {
 			return fmt.Errorf("add to the month's spend: %w", err)

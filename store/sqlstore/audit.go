@@ -1,4 +1,4 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
@@ -16,7 +16,7 @@ func (s *Store) AppendAudit(ctx context.Context, e *cohort.AuditEvent) error {
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 		micros(e.Time), e.ActorID, e.ActorEmail, e.Action, e.ClassID, e.SessionID, e.Subject, e.Detail, e.ClientAddr).Scan(&e.ID)
 	if err != nil {
-		return fmt.Errorf("insert audit event: %w", unavailable(err))
+		return fmt.Errorf("insert audit event: %w", s.d.Unavailable(err))
 	}
 	return nil
 }

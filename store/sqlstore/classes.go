@@ -1,8 +1,7 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 
@@ -51,7 +50,7 @@ func (s *Store) CreateClass(ctx context.Context, c *cohort.Class) error {
 	if err != nil {
 		return err
 	}
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+	return s.inTx(ctx, func(tx querier) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO classes (`+classColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 			c.ID, c.Name, c.OwnerID, runtime, policy, micros(c.CreatedAt), micros(c.UpdatedAt))
 		if err != nil {
@@ -111,7 +110,7 @@ func (s *Store) UpdateClass(ctx context.Context, c *cohort.Class) error {
 
 // DeleteClass removes a class with no active session, and its history.
 func (s *Store) DeleteClass(ctx context.Context, id string) error {
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+	return s.inTx(ctx, func(tx querier) error {
 		var exists, active int
 		err := tx.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM classes WHERE id = ?),
 			(SELECT count(*) FROM sessions WHERE class_id = ? AND state NOT IN ('stopped', 'failed'))`, id, id).Scan(&exists, &active)

@@ -1,0 +1,128 @@
+package postgres_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cohortdev/cohort"
+	"github.com/cohortdev/cohort/store/postgres"
+	"github.com/cohortdev/cohort/store/postgres/pgtest"
+	"github.com/cohortdev/cohort/store/sqlstore"
+	"github.com/cohortdev/cohort/store/storetest"
+)
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Run(m)) }
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, now func() time.Time) cohort.Store {
+		s, err := postgres.Open(context.Background(), pgtest.URL(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Now = now
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}
+
+// TestReplicasShareTheSeats: two stores on one database (two replicas)
+// admit participants of one class at once; the class's seats hold, as
+// they do with SQLite's one writer. Without serializable transactions,
+// both count the same free seats and the class overfills.
+func TestReplicasShareTheSeats(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.URL(t)
+	var replicas [2]*sqlstore.Store
+	for i := range replicas {
+		s, err := postgres.Open(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		replicas[i] = s
+	}
+	owner, err := replicas[0].EnsureUser(ctx, "teacher@example.org", cohort.RoleInstructor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := cohort.DefaultClass()
+	c.Name, c.OwnerID = "NLP with spaCy", owner.ID
+	if err := replicas[0].CreateClass(ctx, &c); err != nil {
+		t.Fatal(err)
+	}
+	const seats, participants = 5, 24
+	var admitted, full atomic.Int32
+	var wg sync.WaitGroup
+	for i := range participants {
+		s := replicas[i%2]
+		wg.Go(func() {
+			u, err := s.EnsureUser(ctx, fmt.Sprintf("p%d@example.org", i), cohort.RoleParticipant)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			sess := &cohort.Session{ID: cohort.NewID("ses"), ClassID: c.ID, UserID: u.ID,
+				State: cohort.StateRequested, Driver: "local", NotebookToken: cohort.NewSecret("")}
+			_, created, err := s.StartSession(ctx, sess, seats)
+			switch {
+			case cohort.ErrorCode(err) == cohort.ECONFLICT:
+				full.Add(1)
+			case err != nil:
+				t.Errorf("%s: %v", u.Email, err)
+			case created:
+				admitted.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if admitted.Load() != seats || full.Load() != participants-seats {
+		t.Fatalf("%d participants for %d seats on two replicas: %d admitted, %d told the class is full", participants, seats, admitted.Load(), full.Load())
+	}
+	live, err := replicas[1].ListSessions(ctx, cohort.SessionFilter{ClassID: c.ID})
+	if err != nil || len(live) != seats {
+		t.Fatalf("the class has %d sessions (%v), want %d", len(live), err, seats)
+	}
+}
+
+// TestReplicasMigrateOnce: replicas starting together on an empty
+// database migrate it once; each starts.
+func TestReplicasMigrateOnce(t *testing.T) {
+	url := pgtest.URL(t)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			s, err := postgres.Open(context.Background(), url)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			s.Close()
+		})
+	}
+	wg.Wait()
+}
+
+// TestUnreachableIsUnavailable: a database that does not answer is a 503
+// to clients ("cannot reach the database"), not an internal error; a
+// malformed URL names the problem and never repeats the URL, which may
+// hold a password.
+func TestUnreachableIsUnavailable(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := postgres.Open(ctx, "postgres:///cohort?host="+t.TempDir()+"&user=cohort&connect_timeout=2")
+	if cohort.ErrorCode(err) != cohort.EUNAVAILABLE || !strings.Contains(err.Error(), "cannot reach the database") {
+		t.Fatalf("open with no server: %v (code %q), want unavailable", err, cohort.ErrorCode(err))
+	}
+	for _, bad := range []string{"mysql://root:s3cret@db/cohort", "postgres://root:s3cret@db:port/cohort"} {
+		_, err := postgres.Open(ctx, bad)
+		if cohort.ErrorCode(err) != cohort.EINVALID || strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("open %s: %v, want invalid, without the password", bad, err)
+		}
+	}
+}
