@@ -22,11 +22,12 @@ test: test-deps pulumi vet lint-images dist
 	COHORT_TEST_POSTGRES=required $(GO) test -race -count=1 ./...
 
 ## bench: measure start-to-ready, memory and expiry with the local driver; the notebook proxy
-## against direct Jupyter and configurable-http-proxy; the API; the sweep
+## against direct Jupyter and configurable-http-proxy; the API; the sweep; SQLite against Postgres
 bench: bench-deps build
 	$(GO) run ./cmd/cohort-bench
 	$(GO) test -run XXX -bench API -benchtime 10000x ./api/
 	$(GO) test -run XXX -bench . -benchtime 20x ./timeouts/
+	COHORT_TEST_POSTGRES=required $(GO) test -run XXX -bench Stores -benchtime 300x ./store/postgres/
 
 bench-deps:
 	@sh scripts/deps.sh bench

@@ -18,6 +18,8 @@ if [ "${1:-}" = test ]; then
 	[ -x /usr/bin/chromium ] || missing="$missing chromium"
 	command -v packer >/dev/null 2>&1 || missing="$missing packer"
 	command -v shellcheck >/dev/null 2>&1 || missing="$missing shellcheck"
+fi
+if [ "${1:-}" = test ] || [ "${1:-}" = bench ]; then
 	# The Postgres store's tests run a server of their own (store/postgres/pgtest).
 	ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing="$missing postgresql"
 fi

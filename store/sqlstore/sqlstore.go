@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"sort"
 	"strconv"
 	"strings"
@@ -178,18 +179,27 @@ func Migrate(ctx context.Context, db *sql.DB, d *Dialect, fsys fs.FS) error {
 	})
 }
 
-// maxTxAttempts bounds how often a transaction that lost a race runs again.
-const maxTxAttempts = 10
+// maxTxAttempts bounds how often a transaction that lost a race runs
+// again: a class's seats are counted by every admission into it, so 30
+// participants clicking Start at once race each other, one winning each
+// round.
+const maxTxAttempts = 60
 
 // inTx runs fn in a transaction, again if it lost a race with another
-// (fn must only touch the database, or be safe to repeat).
+// (fn must only touch the database, or be safe to repeat), after a random
+// pause that grows with the attempts so that the racers spread out.
 func (s *Store) inTx(ctx context.Context, fn func(querier) error) error {
 	for attempt := 1; ; attempt++ {
 		err := s.tryTx(ctx, fn)
-		if err == nil || !s.d.Retry(err) || attempt == maxTxAttempts || ctx.Err() != nil {
+		if err == nil || !s.d.Retry(err) || attempt == maxTxAttempts {
 			return s.d.Unavailable(err)
 		}
-		time.Sleep(time.Duration(attempt) * time.Millisecond)
+		pause := time.Duration(rand.Int64N(int64(min(attempt, 25)) * int64(2*time.Millisecond)))
+		select {
+		case <-ctx.Done():
+			return s.d.Unavailable(err)
+		case <-time.After(pause):
+		}
 	}
 }
 
