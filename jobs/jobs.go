@@ -18,7 +18,6 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivermigrate"
-	"github.com/riverqueue/river/rivertype"
 
 	"github.com/cohortdev/cohort/provisioner"
 	"github.com/cohortdev/cohort/timeouts"
@@ -78,18 +77,9 @@ type ReconcileArgs struct {
 // Kind names the job in the queue.
 func (ReconcileArgs) Kind() string { return "reconcile_session" }
 
-// InsertOpts makes one job carry each session, from its first change
-// until it is at rest again (Enqueue wakes it rather than adding another),
-// and gives it many attempts: snoozes do not use them up, and errors are
-// retried with River's backoff.
-func (ReconcileArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{MaxAttempts: 10, UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: live}}
-}
-
-// live are the states of a job that will still run; River requires
-// running among a unique job's states.
-var live = []rivertype.JobState{rivertype.JobStateAvailable, rivertype.JobStatePending,
-	rivertype.JobStateRetryable, rivertype.JobStateRunning, rivertype.JobStateScheduled}
+// InsertOpts gives reconcile jobs many attempts: snoozes do not use them
+// up, and errors are retried with River's backoff.
+func (ReconcileArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{MaxAttempts: 10} }
 
 // ResyncArgs asks for a look at every session that needs one.
 type ResyncArgs struct{}
@@ -191,70 +181,12 @@ func (q *Queue) Stop(ctx context.Context) error {
 	return q.client.Stop(ctx)
 }
 
-// Enqueue asks for a reconcile pass over the session soon: a new job, or
-// the session's job woken if it waits (snoozed while a notebook starts,
-// or for a retry). A job that runs meanwhile takes another pass itself if
-// the session changed under it (provisioner), and is asked again once it
-// has ended, in case the change came after it looked.
+// Enqueue asks for a reconcile pass over the session soon.
 func (q *Queue) Enqueue(ctx context.Context, sessionID string) error {
-	running, err := q.enqueue(ctx, sessionID)
-	if running {
-		go q.enqueueAfterRun(sessionID)
+	if _, err := q.client.Insert(ctx, ReconcileArgs{SessionID: sessionID}, nil); err != nil {
+		return fmt.Errorf("enqueue session %s: %w", sessionID, err)
 	}
-	return err
-}
-
-// enqueue inserts or wakes the session's job and says whether it was found
-// running.
-func (q *Queue) enqueue(ctx context.Context, sessionID string) (running bool, err error) {
-	res, err := q.client.Insert(ctx, ReconcileArgs{SessionID: sessionID}, nil)
-	if err != nil {
-		return false, fmt.Errorf("enqueue session %s: %w", sessionID, err)
-	}
-	if !res.UniqueSkippedAsDuplicate {
-		return false, nil
-	}
-	if res.Job.State == rivertype.JobStateRunning {
-		return true, nil
-	}
-	if _, err := q.client.JobRetry(ctx, res.Job.ID); err != nil {
-		return false, fmt.Errorf("wake the job of session %s: %w", sessionID, err)
-	}
-	return false, nil
-}
-
-// enqueueAfterRun enqueues again once the running job has ended. A job
-// that runs on for long saw the change itself (it looks again before it
-// ends); past this wait, the resync would find the session anyway.
-func (q *Queue) enqueueAfterRun(sessionID string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	tick := time.NewTicker(250 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-		running, err := q.enqueue(ctx, sessionID)
-		if err != nil {
-			q.log.Warn("enqueue after a running job", "session_id", sessionID, "error", err)
-			return
-		}
-		if !running {
-			return
-		}
-	}
-}
-
-// Depth counts the reconcile jobs that will still run.
-func (q *Queue) Depth(ctx context.Context) (int, error) {
-	res, err := q.client.JobList(ctx, river.NewJobListParams().Kinds(ReconcileArgs{}.Kind()).States(live...).First(10000))
-	if err != nil {
-		return 0, err
-	}
-	return len(res.Jobs), nil
+	return nil
 }
 
 func (q *Queue) resync(ctx context.Context) error {

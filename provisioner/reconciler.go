@@ -121,18 +121,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, sessionID string) (Result, e
 			return r.fail(ctx, s, reason)
 		}
 	}
-	if step.RequeueAfter > 0 {
-		return Result{RequeueAfter: step.RequeueAfter}, nil
-	}
-	return r.changedMeanwhile(ctx, s), nil
-}
-
-// changedMeanwhile asks for another pass if the session changed while
-// this one ran: one job carries each session (package jobs), and a change
-// whose enqueue found that job running must not wait for the next resync.
-func (r *Reconciler) changedMeanwhile(ctx context.Context, s *cohort.Session) Result {
-	cur, err := r.store.GetSession(ctx, s.ID)
-	return Result{Requeue: err == nil && cur.Version != s.Version}
+	return Result{RequeueAfter: step.RequeueAfter}, nil
 }
 
 // newProgress says whether the driver reports a step of a start the

@@ -34,38 +34,29 @@ func (d *bootingDriver) Inspect(_ context.Context, spec cohort.NotebookSpec) (co
 func (d *bootingDriver) Name() string      { return "fake" }
 func (d *bootingDriver) FilesNote() string { return "" }
 
-// newSession stores a session like s in a class of its own, in a store of
-// its own.
-func newSession(t *testing.T, s *cohort.Session) (*sqlite.Store, *cohort.Class, *cohort.Session) {
-	t.Helper()
+// TestReconcileRecordsBootProgress: what the driver observes of a start
+// becomes the participant's events, each step once.
+func TestReconcileRecordsBootProgress(t *testing.T) {
 	ctx := context.Background()
 	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "cohort.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { store.Close() })
+	defer store.Close()
 	u, err := store.EnsureUser(ctx, "ada@example.org", cohort.RoleInstructor)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := cohort.DefaultClass()
-	c.Name, c.OwnerID = "reconcile", u.ID
+	c.Name, c.OwnerID = "boot", u.ID
 	if err := store.CreateClass(ctx, &c); err != nil {
 		t.Fatal(err)
 	}
-	s.ID, s.ClassID, s.UserID, s.Driver, s.NotebookToken = cohort.NewID("ses"), c.ID, u.ID, "fake", "t"
-	s, _, err = store.StartSession(ctx, s, 10)
+	s, _, err := store.StartSession(ctx, &cohort.Session{ID: cohort.NewID("ses"), ClassID: c.ID, UserID: u.ID,
+		State: cohort.StateProvisioning, Driver: "fake", NotebookToken: "t"}, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return store, &c, s
-}
-
-// TestReconcileRecordsBootProgress: what the driver observes of a start
-// becomes the participant's events, each step once.
-func TestReconcileRecordsBootProgress(t *testing.T) {
-	ctx := context.Background()
-	store, c, s := newSession(t, &cohort.Session{State: cohort.StateProvisioning})
 	d := &bootingDriver{steps: []string{"booting the VM", "booting the VM", "the VM is up; starting Jupyter", "the VM is up; starting Jupyter", "ready"}}
 	now := time.Now()
 	r := provisioner.New(provisioner.Options{Store: store, Driver: d, Now: func() time.Time { return now },
@@ -92,49 +83,5 @@ func TestReconcileRecordsBootProgress(t *testing.T) {
 	// backstop is set to.
 	if want := now.Add(15*time.Minute + c.Policy.MaxLifetime.D()); !d.deadlines[0].Equal(want) {
 		t.Fatalf("deadline while starting %v, want %v", d.deadlines[0], want)
-	}
-}
-
-// meddlingDriver observes a ready notebook and, while the pass looks, has
-// someone else change the session (a stop request arriving).
-type meddlingDriver struct {
-	cohort.Driver
-	meddle func()
-}
-
-func (d *meddlingDriver) Inspect(context.Context, cohort.NotebookSpec) (cohort.Instance, error) {
-	if d.meddle != nil {
-		d.meddle()
-		d.meddle = nil
-	}
-	return cohort.Instance{State: cohort.InstanceReady, Address: "http://10.0.0.2:8888"}, nil
-}
-
-func (d *meddlingDriver) Name() string      { return "fake" }
-func (d *meddlingDriver) FilesNote() string { return "" }
-
-// TestReconcileLooksAgainAfterAChange: one job carries a session (jobs),
-// so a pass that finds nothing to do asks for another if the session
-// changed while it looked; a pass over an unchanged session rests.
-func TestReconcileLooksAgainAfterAChange(t *testing.T) {
-	ctx := context.Background()
-	store, _, s := newSession(t, &cohort.Session{State: cohort.StateReady, Address: "http://10.0.0.2:8888"})
-	d := &meddlingDriver{}
-	r := provisioner.New(provisioner.Options{Store: store, Driver: d})
-	if res, err := r.Reconcile(ctx, s.ID); err != nil || res != (provisioner.Result{}) {
-		t.Fatalf("a pass over a ready, unchanged session = %+v, %v; want rest", res, err)
-	}
-	d.meddle = func() {
-		stop, err := store.GetSession(ctx, s.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		stop.State, stop.Reason = cohort.StateStopping, "stopped by ada@example.org"
-		if err := store.UpdateSession(ctx, stop, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if res, err := r.Reconcile(ctx, s.ID); err != nil || !res.Requeue {
-		t.Fatalf("a pass during which the session was asked to stop = %+v, %v; want another pass", res, err)
 	}
 }

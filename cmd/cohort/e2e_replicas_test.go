@@ -90,3 +90,21 @@ func TestE2EGCEDriverRunsInOneReplica(t *testing.T) {
 	first.kill()
 	startServer(t, t.TempDir(), env...)
 }
+
+// TestDatabaseURLStaysOutOfHelp: the Postgres URL may hold a password, and
+// the docs say to give it in COHORT_DATABASE; help must not print it as
+// a flag's default.
+func TestDatabaseURLStaysOutOfHelp(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{{"serve", "--help"}, {"token", "create", "--help"}} {
+		cmd := exec.Command(binary, args...)
+		cmd.Env = append(os.Environ(), "COHORT_DATABASE=postgres://cohort:s3cret-pw@db.internal/cohort")
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "--database") {
+			t.Fatalf("cohort %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		if strings.Contains(string(out), "s3cret-pw") {
+			t.Errorf("cohort %s prints the database's password:\n%s", strings.Join(args, " "), out)
+		}
+	}
+}

@@ -85,6 +85,7 @@ func newServeCmd() *cobra.Command {
 		Use:   "serve",
 		Short: "Run the cohort server (SQLite, local notebooks by default)",
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg.Database = cmp.Or(cfg.Database, os.Getenv("COHORT_DATABASE"))
 			m := &Main{Config: cfg}
 			return m.Run(cmd.Context())
 		},
@@ -92,7 +93,8 @@ func newServeCmd() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&cfg.Addr, "addr", envOr("COHORT_ADDR", "127.0.0.1:8080"), "listen address HOST:PORT (env COHORT_ADDR)")
 	f.StringVar(&cfg.DataDir, "data-dir", envOr("COHORT_DATA_DIR", defaultDataDir()), "directory for the database and local notebooks (env COHORT_DATA_DIR)")
-	f.StringVar(&cfg.Database, "database", os.Getenv("COHORT_DATABASE"), "a postgres:// URL for an installation of several replicas (env COHORT_DATABASE, best: it may hold a password); default: SQLite in the data directory")
+	// No default from the environment: help would print it, password and all.
+	f.StringVar(&cfg.Database, "database", "", "a postgres:// URL for an installation of several replicas (env COHORT_DATABASE, best: it may hold a password); default: SQLite in the data directory")
 	f.StringVar(&cfg.PublicURL, "public-url", os.Getenv("COHORT_PUBLIC_URL"), "URL browsers use to reach cohort, e.g. https://cohort.example.org (env COHORT_PUBLIC_URL; default: http://ADDR on a loopback address)")
 	f.StringVar(&cfg.NotebookDomain, "notebook-domain", os.Getenv("COHORT_NOTEBOOK_DOMAIN"), "domain whose subdomains serve the notebooks, one origin per session, e.g. nb.example.org (wildcard DNS and TLS; env COHORT_NOTEBOOK_DOMAIN; default: localhost:PORT on a loopback address)")
 	f.StringVar(&cfg.Prices, "prices", os.Getenv("COHORT_PRICES"), "price file over the embedded list prices: negotiated discounts, other regions or currencies, the local driver's hourly price (env COHORT_PRICES; docs/cost.md)")

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"os"
 	"time"
@@ -26,7 +27,7 @@ func newTokenCreateCmd() *cobra.Command {
 				return cohort.Invalid("role", "--role must be admin, instructor or participant, not %q", role)
 			}
 			ctx := cmd.Context()
-			db, err := openDatabase(ctx, database, dataDir)
+			db, err := openDatabase(ctx, cmp.Or(database, os.Getenv("COHORT_DATABASE")), dataDir)
 			if err != nil {
 				return err
 			}
@@ -62,7 +63,7 @@ func newTokenCreateCmd() *cobra.Command {
 	}
 	f := create.Flags()
 	f.StringVar(&dataDir, "data-dir", envOr("COHORT_DATA_DIR", defaultDataDir()), "the server's data directory (env COHORT_DATA_DIR)")
-	f.StringVar(&database, "database", os.Getenv("COHORT_DATABASE"), "the server's postgres:// URL, if it has one (env COHORT_DATABASE)")
+	f.StringVar(&database, "database", "", "the server's postgres:// URL, if it has one (env COHORT_DATABASE, best)")
 	f.StringVar(&email, "email", "", "the user's email (required)")
 	f.StringVar(&role, "role", "participant", "admin, instructor or participant")
 	f.StringVar(&name, "name", "cli", "a name to recognise the token by")

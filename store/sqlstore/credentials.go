@@ -65,8 +65,9 @@ func (s *Store) RevokeToken(ctx context.Context, id string) error {
 
 // RevokeUserCredentials revokes every token and browser session of a user.
 func (s *Store) RevokeUserCredentials(ctx context.Context, userID string) (int, error) {
-	total := 0
+	var total int
 	err := s.inTx(ctx, func(tx querier) error {
+		total = 0 // again from 0 if the transaction runs again
 		now := micros(s.Now())
 		for _, q := range []string{
 			`UPDATE api_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL`,

@@ -11,8 +11,9 @@ import (
 
 // AddMembers puts emails on a class's roster.
 func (s *Store) AddMembers(ctx context.Context, classID string, emails []string, role cohort.MemberRole, addedBy string) (int, error) {
-	added := 0
+	var added int
 	err := s.inTx(ctx, func(tx querier) error {
+		added = 0 // again from 0 if the transaction runs again
 		var n int
 		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM classes WHERE id = ?`, classID).Scan(&n); err != nil || n == 0 {
 			return notFound(orNoRows(err), "class %s not found", classID)
