@@ -18,6 +18,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivermigrate"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/cohortdev/cohort/provisioner"
 	"github.com/cohortdev/cohort/timeouts"
@@ -111,12 +112,8 @@ func New(ctx context.Context, opts Options) (*Queue, error) {
 	if opts.Database == Postgres {
 		driver = riverdatabasesql.New(opts.DB)
 	}
-	migrator, err := rivermigrate.New(driver, &rivermigrate.Config{Logger: quiet(opts.Logger)})
-	if err != nil {
-		return nil, fmt.Errorf("river migrator: %w", err)
-	}
-	if _, err := migrator.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
-		return nil, fmt.Errorf("migrate river tables: %w", err)
+	if err := migrate(ctx, driver, opts); err != nil {
+		return nil, err
 	}
 	q := &Queue{rec: opts.Reconciler, sweeper: opts.Sweeper, log: opts.Logger}
 	workers := river.NewWorkers()
@@ -135,6 +132,7 @@ func New(ctx context.Context, opts Options) (*Queue, error) {
 			&river.PeriodicJobOpts{RunOnStart: true},
 		))
 	}
+	var err error
 	q.client, err = river.NewClient(driver, &river.Config{
 		Queues:       map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: opts.Workers}},
 		Workers:      workers,
@@ -151,6 +149,34 @@ func New(ctx context.Context, opts Options) (*Queue, error) {
 		return nil, fmt.Errorf("river client: %w", err)
 	}
 	return q, nil
+}
+
+// riverMigrationLock is the advisory lock replicas on Postgres take to
+// migrate River's tables one at a time.
+const riverMigrationLock = 0x7269766572 // "river"
+
+// migrate brings River's tables up to date: on Postgres under an advisory
+// lock, so that replicas starting together do not race.
+func migrate(ctx context.Context, driver riverdriver.Driver[*sql.Tx], opts Options) error {
+	if opts.Database == Postgres {
+		conn, err := opts.DB.Conn(ctx)
+		if err != nil {
+			return fmt.Errorf("migrate river tables: %w", err)
+		}
+		defer conn.Close()
+		if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock($1)", riverMigrationLock); err != nil {
+			return fmt.Errorf("migrate river tables: %w", err)
+		}
+		defer conn.ExecContext(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", riverMigrationLock)
+	}
+	migrator, err := rivermigrate.New(driver, &rivermigrate.Config{Logger: quiet(opts.Logger)})
+	if err != nil {
+		return fmt.Errorf("river migrator: %w", err)
+	}
+	if _, err := migrator.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+		return fmt.Errorf("migrate river tables: %w", err)
+	}
+	return nil
 }
 
 // quiet keeps River's own chatter out of the log below warnings.
@@ -207,17 +233,56 @@ type reconcileWorker struct {
 }
 
 func (w *reconcileWorker) Work(ctx context.Context, job *river.Job[ReconcileArgs]) error {
-	res, err := w.q.rec.Reconcile(ctx, job.Args.SessionID)
+	id := job.Args.SessionID
+	res, err := w.q.rec.Reconcile(ctx, id)
+	if err == nil && !res.Requeue && res.RequeueAfter == 0 {
+		return nil // at rest
+	}
+	// Another pass is due. Every change and every resync adds a job, so
+	// while a notebook starts, jobs would pile up, each passing again and
+	// again; instead one chain carries each session: a job that sees a
+	// newer one waiting ends here, and the newest goes on.
+	if newer, lerr := w.q.newerJob(ctx, id, job.ID); lerr != nil {
+		w.q.log.Warn("look for a newer reconcile job", "session_id", id, "error", lerr)
+	} else if newer {
+		return nil
+	}
 	switch {
 	case err != nil:
-		w.q.log.Warn("reconcile failed; will retry", "session_id", job.Args.SessionID, "attempt", job.Attempt, "error", err)
+		w.q.log.Warn("reconcile failed; will retry", "session_id", id, "attempt", job.Attempt, "error", err)
 		return err
 	case res.Requeue:
 		return river.JobSnooze(time.Millisecond)
-	case res.RequeueAfter > 0:
-		return river.JobSnooze(res.RequeueAfter)
 	}
-	return nil
+	return river.JobSnooze(res.RequeueAfter)
+}
+
+// live are the states of a job that will still run, or runs.
+var live = []rivertype.JobState{rivertype.JobStateAvailable, rivertype.JobStatePending,
+	rivertype.JobStateRetryable, rivertype.JobStateRunning, rivertype.JobStateScheduled}
+
+// newerJob says whether a reconcile job of the session newer than job will
+// still run. The newest job never ends for another, so one chain always
+// goes on. A running job may be that of a replica that died; the resync
+// then adds a newer one.
+func (q *Queue) newerJob(ctx context.Context, sessionID string, job int64) (bool, error) {
+	res, err := q.client.JobList(ctx, river.NewJobListParams().Kinds(ReconcileArgs{}.Kind()).States(live...).
+		Where("args ->> @key = @session AND id > @job", river.NamedArgs{"key": "session_id", "session": sessionID, "job": job}).
+		First(1))
+	if err != nil {
+		return false, err
+	}
+	return len(res.Jobs) > 0, nil
+}
+
+// Depth counts the reconcile jobs that will still run, running or waiting.
+func (q *Queue) Depth(ctx context.Context) (int, error) {
+	res, err := q.client.JobList(ctx, river.NewJobListParams().Kinds(ReconcileArgs{}.Kind()).
+		States(live...).First(10000))
+	if err != nil {
+		return 0, err
+	}
+	return len(res.Jobs), nil
 }
 
 type resyncWorker struct {

@@ -60,6 +60,11 @@ func onEach(t *testing.T, test func(t *testing.T, database string)) {
 
 func newQueue(t *testing.T, rec *script, database string) *jobs.Queue {
 	t.Helper()
+	return newQueueFor(t, rec, database)
+}
+
+func newQueueFor(t *testing.T, rec jobs.Reconciler, database string) *jobs.Queue {
+	t.Helper()
 	ctx := context.Background()
 	var db *sql.DB
 	var err error
@@ -138,4 +143,98 @@ func testStartResumesPendingSessions(t *testing.T, database string) {
 		pending: []string{"ses_a", "ses_b"}}
 	newQueue(t, rec, database)
 	waitDone(t, rec, "ses_a", "ses_b")
+}
+
+// forever is a reconciler whose sessions never come to rest: each pass
+// asks for another after snooze, as while a notebook starts.
+type forever struct {
+	snooze time.Duration
+	mu     sync.Mutex
+	passes map[string]int
+}
+
+func (f *forever) Reconcile(_ context.Context, id string) (provisioner.Result, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.passes[id]++
+	return provisioner.Result{RequeueAfter: f.snooze}, nil
+}
+
+func (f *forever) Pending(context.Context) ([]string, error) { return nil, nil }
+
+func (f *forever) count(id string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.passes[id]
+}
+
+// TestOneChainPerSession: a session that provisions for long is enqueued
+// again and again (each change, each resync). Each enqueue adds a job,
+// but the older ones end at their next pass, so the jobs come back to one
+// and the passes grow with the enqueues and the snoozes, not with their
+// product (before: 4 to 27 passes a second within 8 s, from 7 jobs).
+func TestOneChainPerSession(t *testing.T) { onEach(t, testOneChainPerSession) }
+
+func testOneChainPerSession(t *testing.T, database string) {
+	ctx := context.Background()
+	f := &forever{snooze: 200 * time.Millisecond, passes: map[string]int{}}
+	q := newQueueFor(t, f, database)
+	const enqueues = 30
+	start := time.Now()
+	for range enqueues {
+		if err := q.Enqueue(ctx, "ses_slow"); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		n, err := q.Depth(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d reconcile jobs live for one session 10 s after %d enqueues, want 1", n, enqueues)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// A pass starts at an enqueue or at the end of a snooze; while two
+	// chains meet, both may pass.
+	elapsed := time.Since(start)
+	if most := 2*(enqueues+int(elapsed/f.snooze)) + 4; f.count("ses_slow") > most {
+		t.Fatalf("%d passes in %s for %d enqueues with %s snoozes, want at most %d",
+			f.count("ses_slow"), elapsed.Round(time.Millisecond), enqueues, f.snooze, most)
+	}
+	// The one chain goes on.
+	before := f.count("ses_slow")
+	time.Sleep(5 * f.snooze)
+	if f.count("ses_slow") == before {
+		t.Fatal("the session's last job ended too: no chain carries it")
+	}
+}
+
+// TestReplicasMigrateRiverOnce: replicas starting together on an empty
+// Postgres database each make their queue; River's tables are made once.
+func TestReplicasMigrateRiverOnce(t *testing.T) {
+	t.Parallel()
+	url := pgtest.URL(t)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			db, err := postgres.OpenDB(url, 4)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer db.Close()
+			rec := &script{answers: map[string][]answer{}, passes: map[string]int{}, done: make(chan string, 1)}
+			if _, err := jobs.New(context.Background(), jobs.Options{DB: db, Database: jobs.Postgres, Reconciler: rec}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
 }

@@ -28,6 +28,7 @@ type Tracker struct {
 	mu      sync.Mutex
 	noted   map[string]time.Time // when each session's use was last noted
 	pending map[string]time.Time // noted, not written yet
+	pruned  time.Time            // when noted was last pruned
 }
 
 // NewTracker returns a Tracker noting each session's use at most once per
@@ -53,7 +54,9 @@ func (t *Tracker) Touch(sessionID string) {
 	}
 	t.noted[sessionID] = now
 	t.pending[sessionID] = now
-	if len(t.noted) > 10000 { // forget sessions not seen for long
+	// Forget sessions not seen for long, looking at most once a minute.
+	if len(t.noted) > 10000 && now.Sub(t.pruned) > time.Minute {
+		t.pruned = now
 		for id, at := range t.noted {
 			if now.Sub(at) > time.Hour {
 				delete(t.noted, id)

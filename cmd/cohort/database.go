@@ -6,7 +6,9 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"path/filepath"
+	"time"
 
 	"github.com/cohortdev/cohort/jobs"
 	"github.com/cohortdev/cohort/store/postgres"
@@ -18,8 +20,9 @@ import (
 type database struct {
 	store *sqlstore.Store
 	river *sql.DB
-	kind  string    // jobs.SQLite or jobs.Postgres
-	alone *sql.Conn // holds holdAlone's lock
+	kind  string     // jobs.SQLite or jobs.Postgres
+	alone *sql.Conn  // holds holdAlone's lock
+	lost  chan error // says the lock went with its connection
 }
 
 // openDatabase opens --database: empty for SQLite in the data directory
@@ -78,8 +81,28 @@ func (d *database) holdAlone(ctx context.Context) error {
 		conn.Close()
 		return errors.New("another cohort replica on this database runs the GCE driver; for now the GCE driver runs in one replica only (docs/operations.md)")
 	}
-	d.alone = conn
+	d.alone, d.lost = conn, make(chan error, 1)
+	go d.watchAlone(ctx)
 	return nil
+}
+
+// watchAlone checks that the lock's connection lives: if it went (the
+// database restarted, the network cut it), so did the lock, and another
+// replica may take it; cohort must stop running the driver then.
+func (d *database) watchAlone(ctx context.Context) {
+	tick := time.NewTicker(2 * time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if _, err := d.alone.ExecContext(ctx, "SELECT 1"); err != nil && ctx.Err() == nil {
+			d.lost <- fmt.Errorf("lost the database connection that holds the GCE driver's lock, so another replica may take it: stopping (%w)", err)
+			return
+		}
+	}
 }
 
 func (d *database) Close() error {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"os"
 	"os/exec"
 	"strings"
@@ -72,11 +73,13 @@ func TestE2EReplicasOnPostgres(t *testing.T) {
 
 // TestE2EGCEDriverRunsInOneReplica: until the GCE driver's shards live on
 // the queue, a second replica on the same database refuses to run it
-// (two would manage the same VMs apart); once the first is killed, the
-// lock goes with it and another replica starts.
+// (two would manage the same VMs apart). A replica whose lock went with
+// its database connection stops; once the first is killed, the lock goes
+// with it and another replica starts.
 func TestE2EGCEDriverRunsInOneReplica(t *testing.T) {
 	t.Parallel()
-	env := append(gceEnv(t, startFakeGCE(t)), "COHORT_DATABASE="+pgtest.URL(t))
+	url := pgtest.URL(t)
+	env := append(gceEnv(t, startFakeGCE(t)), "COHORT_DATABASE="+url)
 	first := startServer(t, t.TempDir(), env...)
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -88,7 +91,27 @@ func TestE2EGCEDriverRunsInOneReplica(t *testing.T) {
 		t.Fatalf("a second GCE replica on the database: %v\n%s", err, out)
 	}
 	first.kill()
-	startServer(t, t.TempDir(), env...)
+	third := startServer(t, t.TempDir(), env...)
+
+	// The database ends the third's lock connection (as a restart would).
+	db, err := sql.Open("pgx", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted"); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- third.cmd.Wait() }()
+	select {
+	case err := <-exited:
+		if err == nil || !strings.Contains(third.log.String(), "lost the database connection that holds the GCE driver's lock") {
+			t.Fatalf("after its lock went: exit %v\n%s", err, third.log)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("cohort ran on without its GCE driver lock:\n%s", third.log)
+	}
 }
 
 // TestDatabaseURLStaysOutOfHelp: the Postgres URL may hold a password, and

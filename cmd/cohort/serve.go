@@ -195,7 +195,8 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	rec := provisioner.New(provisioner.Options{Store: store, Driver: driver, Logger: log, Timing: timing})
+	// The reconciler reads sessions as they are, whatever replica wrote them.
+	rec := provisioner.New(provisioner.Options{Store: store.Fresh(), Driver: driver, Logger: log, Timing: timing})
 	enqueuer := &lateEnqueuer{}
 	sweeper := timeouts.New(timeouts.Options{Store: store, Driver: driver, Enqueuer: enqueuer, Logger: log})
 	workers := 0 // the default
@@ -217,7 +218,9 @@ func (m *Main) Run(ctx context.Context) error {
 	runtimes, _ := driver.(cohort.RuntimeChecker)
 	// The proxy notes use in memory; this writes it, off the request path.
 	tracker := timeouts.NewTracker(store, nil, 30*time.Second, log)
-	trackCtx, stopTracking := context.WithCancel(ctx)
+	// It stops after the server (the deferred call), writing the use the
+	// last requests brought.
+	trackCtx, stopTracking := context.WithCancel(context.WithoutCancel(ctx))
 	tracked := make(chan struct{})
 	go func() { tracker.Run(trackCtx, time.Second); close(tracked) }()
 	defer func() { stopTracking(); <-tracked }()
@@ -263,6 +266,7 @@ func (m *Main) Run(ctx context.Context) error {
 
 	select {
 	case err = <-served:
+	case err = <-db.lost: // nil, and so never, without the GCE driver's lock
 	case <-ctx.Done():
 	}
 	log.Info("shutting down")

@@ -95,3 +95,48 @@ func TestWritesElsewhereAreSeenWithinTTL(t *testing.T) {
 		t.Fatalf("a token revoked through the cache = %v, want refused at once", err)
 	}
 }
+
+// TestFreshSeesOtherReplicas: the reconciler's view reads sessions from the
+// database (another replica's stop is seen at once, not after TTL), and
+// its writes still reach the cache's readers at once.
+func TestFreshSeesOtherReplicas(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "cohort.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c := cache.New(s, cache.Options{TTL: time.Hour})
+	u, _ := s.EnsureUser(ctx, "ada@example.com", cohort.RoleInstructor)
+	class := cohort.DefaultClass()
+	class.Name, class.OwnerID = "NLP", u.ID
+	if err := s.CreateClass(ctx, &class); err != nil {
+		t.Fatal(err)
+	}
+	sess, _, err := c.StartSession(ctx, &cohort.Session{ID: cohort.NewID("ses"), ClassID: class.ID, UserID: u.ID,
+		State: cohort.StateReady, Driver: "local", NotebookToken: "t"}, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.GetSession(ctx, sess.ID); err != nil { // now kept
+		t.Fatal(err)
+	}
+	other, _ := s.GetSession(ctx, sess.ID) // another replica stops it
+	other.State = cohort.StateStopping
+	if err := s.UpdateSession(ctx, other, nil); err != nil {
+		t.Fatal(err)
+	}
+	fresh := c.Fresh()
+	got, err := fresh.GetSession(ctx, sess.ID)
+	if err != nil || got.State != cohort.StateStopping {
+		t.Fatalf("the fresh view reads %v (%v), want the other replica's stopping", got.State, err)
+	}
+	got.State = cohort.StateStopped
+	if err := fresh.UpdateSession(ctx, got, nil); err != nil {
+		t.Fatal(err)
+	}
+	if cached, _ := c.GetSession(ctx, sess.ID); cached.State != cohort.StateStopped {
+		t.Fatalf("after a write through the fresh view the cache answers %s, want stopped", cached.State)
+	}
+}

@@ -133,3 +133,22 @@ func cloneClass(cl cohort.Class) *cohort.Class {
 	cl.Policy.StartsAt, cl.Policy.EndsAt = cloneTime(cl.Policy.StartsAt), cloneTime(cl.Policy.EndsAt)
 	return &cl
 }
+
+// Fresh is c for a reader that must see what other replicas wrote (the
+// reconciler): its sessions and classes are read from the database, while
+// its writes still go through c and so are seen by c's readers at once.
+func (c *Store) Fresh() cohort.Store { return fresh{c} }
+
+type fresh struct{ *Store }
+
+func (f fresh) GetSession(ctx context.Context, id string) (*cohort.Session, error) {
+	return f.Store.Store.GetSession(ctx, id)
+}
+
+func (f fresh) GetClass(ctx context.Context, id string) (*cohort.Class, error) {
+	return f.Store.Store.GetClass(ctx, id)
+}
+
+func (f fresh) ListSessions(ctx context.Context, filter cohort.SessionFilter) ([]*cohort.Session, error) {
+	return f.Store.Store.ListSessions(ctx, filter)
+}
