@@ -86,6 +86,10 @@ const (
 	InstanceReady InstanceState = "ready"
 	// InstanceExited: it ran and ended on its own; Reason says why.
 	InstanceExited InstanceState = "exited"
+	// InstanceInterrupted: a start was cut short (cohort died between
+	// launching the notebook and recording it): what it launched may run,
+	// but nothing serves the session. A Start ends it and starts anew.
+	InstanceInterrupted InstanceState = "interrupted"
 )
 
 // Instance is a driver's observation of a session's notebook.

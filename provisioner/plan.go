@@ -54,7 +54,7 @@ func Plan(s *cohort.Session, in cohort.Instance, now time.Time, t Timing) Step {
 		return planProvisioning(s, in, now, t)
 	case cohort.StateReady:
 		switch in.State {
-		case cohort.InstanceExited, cohort.InstanceAbsent:
+		case cohort.InstanceExited, cohort.InstanceAbsent, cohort.InstanceInterrupted:
 			reason := in.Reason
 			if reason == "" {
 				reason = "the notebook is gone"
@@ -86,9 +86,9 @@ func planProvisioning(s *cohort.Session, in cohort.Instance, now time.Time, t Ti
 	case now.Sub(s.StateChangedAt) > t.StartTimeout:
 		reason := fmt.Sprintf("the notebook did not become ready within %s", t.StartTimeout)
 		return Step{Action: ActStop, State: cohort.StateFailed, Reason: reason, Message: reason}
-	case in.State == cohort.InstanceAbsent:
-		// Recorded as provisioning but never started (a crash between
-		// the two): start it now.
+	case in.State == cohort.InstanceAbsent, in.State == cohort.InstanceInterrupted:
+		// Recorded as provisioning but never started, or its start cut
+		// short (a crash in between): start it now.
 		return Step{Action: ActStart, RequeueAfter: t.Poll}
 	default:
 		return Step{RequeueAfter: t.Poll}

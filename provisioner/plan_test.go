@@ -15,6 +15,7 @@ func TestPlan(t *testing.T) {
 	starting := cohort.Instance{State: cohort.InstanceStarting}
 	ready := cohort.Instance{State: cohort.InstanceReady, Address: "http://127.0.0.1:1"}
 	exited := cohort.Instance{State: cohort.InstanceExited, Reason: "boom"}
+	interrupted := cohort.Instance{State: cohort.InstanceInterrupted}
 	tests := []struct {
 		name  string
 		state cohort.SessionState
@@ -26,6 +27,7 @@ func TestPlan(t *testing.T) {
 		{"provisioning waits", cohort.StateProvisioning, starting, 0, Step{RequeueAfter: time.Second}},
 		{"provisioning becomes ready", cohort.StateProvisioning, ready, 0, Step{State: cohort.StateReady, Address: ready.Address, Message: "notebook ready"}},
 		{"provisioning restarts a lost start", cohort.StateProvisioning, absent, 0, Step{Action: ActStart, RequeueAfter: time.Second}},
+		{"provisioning restarts an interrupted start", cohort.StateProvisioning, interrupted, 0, Step{Action: ActStart, RequeueAfter: time.Second}},
 		{"provisioning fails on exit", cohort.StateProvisioning, exited, 0, Step{Action: ActStop, State: cohort.StateFailed, Reason: "boom", Message: "the notebook could not start: boom"}},
 		{"provisioning times out", cohort.StateProvisioning, starting, 2 * time.Minute, Step{Action: ActStop, State: cohort.StateFailed, Reason: "the notebook did not become ready within 1m0s", Message: "the notebook did not become ready within 1m0s"}},
 		{"ready stays", cohort.StateReady, ready, 0, Step{}},
@@ -36,6 +38,7 @@ func TestPlan(t *testing.T) {
 		{"stopped at rest", cohort.StateStopped, absent, 0, Step{}},
 		{"stopped with a leftover", cohort.StateStopped, ready, 0, Step{Action: ActStop}},
 		{"failed with a leftover", cohort.StateFailed, starting, 0, Step{Action: ActStop}},
+		{"stopped with an interrupted start's leftovers", cohort.StateStopped, interrupted, 0, Step{Action: ActStop}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -193,7 +193,7 @@ func (s *Sweeper) kernelActivity(ctx context.Context, sess *cohort.Session, clas
 	})
 	if err != nil || in.State != cohort.InstanceReady || !in.KernelActivityKnown {
 		s.log.Warn("kernel activity unknown", "session_id", sess.ID, "error", err, "observed", in.State)
-		if in.State == cohort.InstanceExited || in.State == cohort.InstanceAbsent {
+		if in.State == cohort.InstanceExited || in.State == cohort.InstanceAbsent || in.State == cohort.InstanceInterrupted {
 			return false, true, nil // gone: nothing is training there; the reconciler ends it
 		}
 		return false, false, nil

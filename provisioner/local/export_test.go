@@ -52,3 +52,14 @@ func Retired(d *Driver, uid uint32) bool {
 	id, _ := os.Readlink(d.claims.path(uid))
 	return strings.HasPrefix(id, retiredPrefix)
 }
+
+// ForgetPID makes session id's record look as a start cut short between
+// the launch and its record leaves it: no server recorded.
+func ForgetPID(d *Driver, id string) error {
+	in, err := d.readInstance(id)
+	if err != nil || in == nil {
+		return err
+	}
+	in.PID = 0
+	return d.writeInstance(id, in)
+}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cohortdev/cohort"
+	"github.com/cohortdev/cohort/provisioner"
 	"github.com/cohortdev/cohort/provisioner/local"
 	"github.com/cohortdev/cohort/provisioner/local/localtest"
 )
@@ -285,4 +286,36 @@ exec sleep 600
 	if got := ownerOf(t, "/etc/shadow"); got != 0 {
 		t.Errorf("/etc/shadow is uid %d's now", got)
 	}
+}
+
+// TestInterruptedStartStartsAgain: cohort killed between launching a
+// notebook and recording it (kill -9 within ~50 ms of "start all") leaves
+// its processes and no server on record. The restarted cohort sees the
+// start as interrupted and starts again, ending what was launched; before,
+// it waited on "cleaning up an earlier start" until the start timeout
+// failed the seat.
+func TestInterruptedStartStartsAgain(t *testing.T) {
+	bothModes(t, func(t *testing.T, opts local.Options) {
+		ctx := context.Background()
+		d := newDriver(t, opts)
+		sp, first := startReady(t, d, "ses_cut")
+		if err := local.ForgetPID(d, sp.SessionID); err != nil {
+			t.Fatal(err)
+		}
+		restarted := newDriver(t, opts)
+		in, err := restarted.Inspect(ctx, sp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seat := &cohort.Session{ID: sp.SessionID, State: cohort.StateProvisioning, StateChangedAt: time.Now()}
+		step := provisioner.Plan(seat, in, time.Now(), provisioner.Timing{StartTimeout: 3 * time.Minute, Poll: time.Second})
+		if step.Action != provisioner.ActStart {
+			t.Fatalf("after a start cut short the driver sees %s (%q) and the plan is %+v; want a new start", in.State, in.Progress, step)
+		}
+		if err := restarted.Start(ctx, sp); err != nil {
+			t.Fatal(err)
+		}
+		again := waitFor(t, restarted, sp, cohort.InstanceReady)
+		t.Logf("ready again at %s (first at %s)", again.Address, first.Address)
+	})
 }

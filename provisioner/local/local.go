@@ -260,9 +260,10 @@ func (d *Driver) Inspect(ctx context.Context, spec cohort.NotebookSpec) (cohort.
 		if len(pids) == 0 {
 			return cohort.Instance{State: cohort.InstanceAbsent}, nil
 		}
-		// Leftovers without a recorded server (a crash mid-start): Stop or
-		// the next Start ends them.
-		return cohort.Instance{State: cohort.InstanceStarting, Progress: "cleaning up an earlier start"}, nil
+		// Processes without a recorded server: a start cut short (cohort
+		// died between the launch and its record). Stop or the next Start
+		// ends them.
+		return cohort.Instance{State: cohort.InstanceInterrupted, Progress: "an earlier start was interrupted"}, nil
 	}
 	if !d.serverAlive(spec.SessionID, in) {
 		return cohort.Instance{State: cohort.InstanceExited, Reason: d.exitReason(spec.SessionID)}, nil
