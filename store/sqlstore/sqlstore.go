@@ -56,7 +56,8 @@ type Store struct {
 }
 
 // New is a Store writing through db and reading through read.
-func New(db, read *sql.DB, d *Dialect) *Store {
+func New(db, read *sql.DB, dialect *Dialect) *Store {
+	d := *dialect // stores share dialects: this one is New's own
 	if d.Retry == nil {
 		d.Retry = func(error) bool { return false }
 	}
@@ -64,7 +65,7 @@ func New(db, read *sql.DB, d *Dialect) *Store {
 	if read != db {
 		pools = append(pools, read)
 	}
-	return &Store{db: querier{db, d}, read: querier{read, d}, pools: pools, d: d, Now: time.Now}
+	return &Store{db: querier{db, &d}, read: querier{read, &d}, pools: pools, d: &d, Now: time.Now}
 }
 
 // Close closes the database.
