@@ -126,6 +126,13 @@ type Event struct {
 	Message   string       `json:"message"`
 }
 
+// SessionCount is how many sessions are in a state on a driver.
+type SessionCount struct {
+	State  SessionState
+	Driver string
+	N      int
+}
+
 // SessionFilter selects sessions in ListSessions. Empty fields match all.
 type SessionFilter struct {
 	ClassID string

@@ -125,6 +125,8 @@ type SessionStore interface {
 	StartSession(ctx context.Context, s *Session, seats int) (active *Session, created bool, err error)
 	GetSession(ctx context.Context, id string) (*Session, error)
 	ListSessions(ctx context.Context, f SessionFilter) ([]*Session, error)
+	// CountSessions counts every session by state and driver.
+	CountSessions(ctx context.Context) ([]SessionCount, error)
 	// UpdateSession writes s if its Version is still the stored one, then
 	// bumps Version; otherwise ECONFLICT. The event, if not nil, is appended
 	// in the same transaction, and so is what s cost (package cost, at its

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/cohortdev/cohort/metrics"
 )
 
 // What counts as use of a notebook. Idle timeouts must follow real use,
@@ -36,8 +38,9 @@ func requestIsUse(r *http.Request, basePath string) bool {
 }
 
 // wsTransport returns a transport for one WebSocket upgrade whose
-// connection reports data frames, both ways, as use of the session.
-func wsTransport(base *http.Transport, touch func()) *http.Transport {
+// connection reports data frames, both ways, as use of the session, and
+// counts the bytes it carries.
+func wsTransport(base *http.Transport, touch func(), m *metrics.Metrics) *http.Transport {
 	t := base.Clone()
 	t.DisableKeepAlives = true // the connection belongs to this WebSocket
 	dial := base.DialContext
@@ -46,7 +49,7 @@ func wsTransport(base *http.Transport, touch func()) *http.Transport {
 		if err != nil {
 			return nil, err
 		}
-		return &usageConn{Conn: c, touch: touch, in: frameScanner{skipHTTP: true}, out: frameScanner{skipHTTP: true}}, nil
+		return &usageConn{Conn: c, touch: touch, metrics: m, in: frameScanner{skipHTTP: true}, out: frameScanner{skipHTTP: true}}, nil
 	}
 	return t
 }
@@ -56,6 +59,7 @@ func wsTransport(base *http.Transport, touch func()) *http.Transport {
 type usageConn struct {
 	net.Conn
 	touch   func()
+	metrics *metrics.Metrics
 	in, out frameScanner // each used by one direction's goroutine only
 	last    atomic.Int64 // unix nanoseconds of the last touch; both directions write it
 }
@@ -65,6 +69,7 @@ func (c *usageConn) Read(p []byte) (int, error) {
 	if c.in.scan(p[:n]) {
 		c.used()
 	}
+	c.metrics.ProxyBytes(n, 0)
 	return n, err
 }
 
@@ -72,7 +77,9 @@ func (c *usageConn) Write(p []byte) (int, error) {
 	if c.out.scan(p) {
 		c.used()
 	}
-	return c.Conn.Write(p)
+	n, err := c.Conn.Write(p)
+	c.metrics.ProxyBytes(0, n)
+	return n, err
 }
 
 // used calls touch at most once a second: the Tracker throttles writes

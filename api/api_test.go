@@ -18,6 +18,7 @@ import (
 	"github.com/cohortdev/cohort/auth"
 	"github.com/cohortdev/cohort/auth/localissuer"
 	"github.com/cohortdev/cohort/client"
+	"github.com/cohortdev/cohort/metrics"
 	"github.com/cohortdev/cohort/store/cache"
 	"github.com/cohortdev/cohort/store/sqlite"
 )
@@ -86,6 +87,7 @@ func newEnv(t testing.TB, mods ...func(*api.Options)) *env {
 			Store: store, Enqueuer: e.queue, Driver: "local", EventPoll: 10 * time.Millisecond,
 			Auth:        auth.New(auth.Options{Issuer: issuer.URL(), ClientID: localissuer.ClientID, Endpoints: issuer.Endpoints()}),
 			LocalIssuer: issuer, LocalIssuerPath: "/local-oidc", Admins: []string{"boss@example.com"},
+			Metrics: metrics.New(),
 		}
 		for _, mod := range mods {
 			mod(&opts)

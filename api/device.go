@@ -10,6 +10,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/cohortdev/cohort"
+	"github.com/cohortdev/cohort/metrics"
 )
 
 // CLI sign-in (`cohort login`) follows the OAuth device flow (RFC 8628):
@@ -127,6 +128,7 @@ func (s *Server) deviceToken(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	s.metrics.SignIn("cli", metrics.SignInOK)
 	c.JSON(http.StatusCreated, gin.H{"token": secret, "id": tok.ID, "user": u})
 }
 

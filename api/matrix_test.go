@@ -50,6 +50,7 @@ var matrix = map[string]rule{
 	"GET /healthz":                      {public: true},
 	"GET /readyz":                       {public: true},
 	"GET /v1/openapi.json":              {public: true},
+	"GET /metrics":                      {allow: []string{"admin"}},
 	"GET /":                             {public: true},
 	"GET /assets/*file":                 {public: true},
 	"GET /classes/new":                  {browser: true, allow: creators},

@@ -90,14 +90,18 @@ func (p *notebookProxy) serve(c *gin.Context) {
 		return
 	}
 	transport := p.transport
+	touch := func() {}
 	if s.tracker != nil {
 		if requestIsUse(c.Request, sess.BasePath()) {
 			s.tracker.Touch(sess.ID)
 		}
-		if isWebSocket(c.Request) {
-			transport = wsTransport(p.transport, func() { s.tracker.Touch(sess.ID) })
-		}
+		touch = func() { s.tracker.Touch(sess.ID) }
 	}
+	ws := isWebSocket(c.Request)
+	if ws && (s.tracker != nil || s.metrics != nil) {
+		transport = wsTransport(p.transport, touch, s.metrics)
+	}
+	s.metrics.ProxyRequest(ws)
 	rp := &httputil.ReverseProxy{
 		Transport:  transport,
 		BufferPool: p.buffers,
@@ -125,7 +129,9 @@ func (p *notebookProxy) serve(c *gin.Context) {
 		},
 	}
 	req := c.Request
-	if isWebSocket(req) {
+	if ws {
+		s.metrics.WebSocketOpen(1)
+		defer s.metrics.WebSocketOpen(-1)
 		// A kernel's or terminal's connection lasts for hours: it ends
 		// when the access that let it in ends (ReverseProxy closes an
 		// upgraded connection when its request's context is done).
@@ -135,6 +141,9 @@ func (p *notebookProxy) serve(c *gin.Context) {
 		req = req.WithContext(ctx)
 	}
 	rp.ServeHTTP(c.Writer, req)
+	if !ws { // a WebSocket's bytes are counted on its connection
+		s.metrics.ProxyBytes(max(c.Writer.Size(), 0), int(max(req.ContentLength, 0)))
+	}
 }
 
 // recordEntry tells the audit log and the participant (in their session's

@@ -22,6 +22,7 @@ import (
 	"github.com/cohortdev/cohort"
 	"github.com/cohortdev/cohort/auth"
 	"github.com/cohortdev/cohort/cost"
+	"github.com/cohortdev/cohort/metrics"
 )
 
 // Enqueuer asks the provisioner to look at a session soon.
@@ -47,6 +48,9 @@ type Options struct {
 	FirstUserAdmin bool
 	// Tracker hears of use seen by the proxy (nil: not tracked).
 	Tracker Toucher
+	// Metrics counts the proxy and sign-ins, and is served at /metrics to
+	// admins (nil: nothing counted, no /metrics).
+	Metrics *metrics.Metrics
 	// Sweeper enforces deadlines for the scheduler endpoints, which admit
 	// only callers Scheduler verifies (nil: those endpoints refuse all).
 	Sweeper   Sweeper
@@ -92,6 +96,7 @@ type Server struct {
 	firstAdmin bool
 	entries    entryLog
 	tracker    Toucher
+	metrics    *metrics.Metrics
 	sweeper    Sweeper
 	scheduler  CallerVerifier
 	driver     string
@@ -134,7 +139,7 @@ func New(opts Options) (*Server, error) {
 	s := &Server{
 		appHost: withoutDefaultPort(strings.ToLower(app.Host), app.Scheme),
 		store:   opts.Store, enqueuer: opts.Enqueuer, runtimes: opts.Runtimes, prices: cmp.Or(opts.Prices, cost.Default()), auth: opts.Auth, admins: normalizeAdmins(opts.Admins), firstAdmin: opts.FirstUserAdmin, driver: opts.Driver,
-		tracker: opts.Tracker, sweeper: opts.Sweeper, scheduler: opts.Scheduler, filesNote: opts.FilesNote,
+		tracker: opts.Tracker, metrics: opts.Metrics, sweeper: opts.Sweeper, scheduler: opts.Scheduler, filesNote: opts.FilesNote,
 		publicURL: publicURL, origins: o, log: opts.Logger, now: opts.Now, eventPoll: opts.EventPoll, recheck: opts.Recheck,
 		appCookie: cookieName(appCookieName, o.secure()), nbCookie: cookieName(notebookCookieName, o.secure()),
 		loginCookie: cookieName(loginCookieName, o.secure()),
@@ -247,6 +252,7 @@ func (s *Server) routes(localIssuer http.Handler, localIssuerPath string) {
 	r.GET("/healthz", s.healthz)
 	r.GET("/readyz", s.readyz)
 	r.GET("/v1/openapi.json", s.openAPI)
+	r.GET("/metrics", s.authenticate, s.serveMetrics)
 
 	// Browser pages and the sign-in flow.
 	r.GET("/", s.home)

@@ -12,6 +12,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/cohortdev/cohort"
+	"github.com/cohortdev/cohort/metrics"
 )
 
 // The sign-in flow: /auth/login records a login attempt (state, nonce,
@@ -94,6 +95,7 @@ func (s *Server) callback(c *gin.Context) {
 	}
 	u, err := s.signInUser(ctx, id.Email, id.HostedDomain)
 	if err != nil {
+		s.metrics.SignIn("browser", metrics.SignInRefused)
 		s.failPage(c, err)
 		return
 	}
@@ -103,6 +105,7 @@ func (s *Server) callback(c *gin.Context) {
 		return
 	}
 	s.audit(ctx, u, cohort.AuditEvent{Action: cohort.AuditSignIn, Detail: "via " + s.auth.Issuer()})
+	s.metrics.SignIn("browser", metrics.SignInOK)
 	s.setCookie(c, s.appCookie, secret, browserTTL)
 	c.Header("Cache-Control", "no-store")
 	c.Redirect(http.StatusSeeOther, attempt.Next)
@@ -144,6 +147,7 @@ func (s *Server) signInUser(ctx context.Context, email, hostedDomain string) (*c
 }
 
 func (s *Server) signInFailed(c *gin.Context, email string, err error) {
+	s.metrics.SignIn("browser", metrics.SignInFailed)
 	s.audit(c.Request.Context(), nil, cohort.AuditEvent{Action: cohort.AuditSignInFailed, Subject: email, Detail: cohort.ErrorMessage(err)})
 	s.failPage(c, err)
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/cohortdev/cohort"
 	"github.com/cohortdev/cohort/cost"
+	"github.com/cohortdev/cohort/metrics"
 )
 
 // Options configure a Reconciler.
@@ -21,15 +22,18 @@ type Options struct {
 	// Timing; StartTimeout defaults to 3 minutes, Poll to 250ms.
 	Timing Timing
 	Logger *slog.Logger
+	// Metrics hears how long starts and stops took (nil: not counted).
+	Metrics *metrics.Metrics
 }
 
 // Reconciler applies Plan to sessions.
 type Reconciler struct {
-	store  cohort.Store
-	driver cohort.Driver
-	now    func() time.Time
-	timing Timing
-	log    *slog.Logger
+	store   cohort.Store
+	driver  cohort.Driver
+	now     func() time.Time
+	timing  Timing
+	log     *slog.Logger
+	metrics *metrics.Metrics
 
 	mu       sync.Mutex
 	progress map[string]string // the last progress recorded, by provisioning session
@@ -38,7 +42,7 @@ type Reconciler struct {
 // New returns a Reconciler with defaults filled in.
 func New(opts Options) *Reconciler {
 	r := &Reconciler{store: opts.Store, driver: opts.Driver, now: opts.Now, timing: opts.Timing, log: opts.Logger,
-		progress: map[string]string{}}
+		metrics: opts.Metrics, progress: map[string]string{}}
 	if r.now == nil {
 		r.now = time.Now
 	}
@@ -177,6 +181,7 @@ func (r *Reconciler) deadline(s *cohort.Session, p cohort.Policy) time.Time {
 // record writes the step's state change and its event in one update.
 func (r *Reconciler) record(ctx context.Context, s *cohort.Session, step Step) error {
 	now := r.now().UTC()
+	was, since := s.State, s.StateChangedAt
 	if step.State != s.State {
 		s.StateChangedAt = now
 	}
@@ -205,7 +210,17 @@ func (r *Reconciler) record(ctx context.Context, s *cohort.Session, step Step) e
 		delete(r.progress, s.ID)
 		r.mu.Unlock()
 	}
-	return r.store.UpdateSession(ctx, s, &cohort.Event{Time: now, State: s.State, Message: msg})
+	firstReady := step.State == cohort.StateReady && was != cohort.StateReady
+	if err := r.store.UpdateSession(ctx, s, &cohort.Event{Time: now, State: s.State, Message: msg}); err != nil {
+		return err
+	}
+	switch {
+	case firstReady:
+		r.metrics.SessionReady(r.driver.Name(), now.Sub(s.CreatedAt))
+	case step.State == cohort.StateStopped && was == cohort.StateStopping:
+		r.metrics.SessionStopped(r.driver.Name(), now.Sub(since))
+	}
+	return nil
 }
 
 // fail stops whatever the session started and marks it failed.

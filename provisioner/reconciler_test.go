@@ -2,12 +2,16 @@ package provisioner_test
 
 import (
 	"context"
+	"log/slog"
+	"net/http/httptest"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/cohortdev/cohort"
+	"github.com/cohortdev/cohort/metrics"
 	"github.com/cohortdev/cohort/provisioner"
 	"github.com/cohortdev/cohort/store/sqlite"
 )
@@ -59,8 +63,9 @@ func TestReconcileRecordsBootProgress(t *testing.T) {
 	}
 	d := &bootingDriver{steps: []string{"booting the VM", "booting the VM", "the VM is up; starting Jupyter", "the VM is up; starting Jupyter", "ready"}}
 	now := time.Now()
+	m := metrics.New()
 	r := provisioner.New(provisioner.Options{Store: store, Driver: d, Now: func() time.Time { return now },
-		Timing: provisioner.Timing{StartTimeout: 15 * time.Minute}})
+		Timing: provisioner.Timing{StartTimeout: 15 * time.Minute}, Metrics: m})
 	for range d.steps {
 		if _, err := r.Reconcile(ctx, s.ID); err != nil {
 			t.Fatal(err)
@@ -77,6 +82,12 @@ func TestReconcileRecordsBootProgress(t *testing.T) {
 	want := []string{"booting the VM", "the VM is up; starting Jupyter", "notebook ready"}
 	if len(got) < len(want) || !slices.Equal(got[len(got)-len(want):], want) {
 		t.Fatalf("events %q, want them to end with %q", got, want)
+	}
+	// The start is timed once, from the request.
+	rec := httptest.NewRecorder()
+	m.Handler(slog.Default()).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if !strings.Contains(rec.Body.String(), `cohort_session_start_seconds_count{driver="fake"} 1`+"\n") {
+		t.Fatalf("the start was not timed once:\n%s", rec.Body)
 	}
 	// Before it is ready, the latest a session can run is bounded by the
 	// start timeout and the class's lifetime: what a driver's own

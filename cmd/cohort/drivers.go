@@ -43,7 +43,7 @@ func (m *Main) driver(log *slog.Logger, publicURL, audience string) (cohort.Driv
 		return nil, provisioner.Timing{}, err
 	}
 	stacks, err := gce.NewStacks(gce.StackOptions{WorkRoot: filepath.Join(c.DataDir, "pulumi-work"), StateURL: state,
-		SecretsProvider: g.SecretsProvider, Passphrase: passphrase, PulumiRoot: g.PulumiRoot})
+		SecretsProvider: g.SecretsProvider, Passphrase: passphrase, PulumiRoot: g.PulumiRoot, Metrics: m.metrics})
 	if err != nil {
 		return nil, provisioner.Timing{}, err
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/cohortdev/cohort/auth/localissuer"
 	"github.com/cohortdev/cohort/cost"
 	"github.com/cohortdev/cohort/jobs"
+	"github.com/cohortdev/cohort/metrics"
 	"github.com/cohortdev/cohort/provisioner"
 	"github.com/cohortdev/cohort/provisioner/local"
 	"github.com/cohortdev/cohort/store/cache"
@@ -134,6 +135,8 @@ type Main struct {
 	Config Config
 	// Ready, if set, receives the address the server listens on.
 	Ready func(addr string)
+	// metrics is what Run counts, served at /metrics.
+	metrics *metrics.Metrics
 }
 
 // Run serves until ctx ends, then shuts down in order: stop taking
@@ -191,12 +194,13 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 	}
 	audience := m.schedulerAudience(publicURL)
+	m.metrics = metrics.New()
 	driver, timing, err := m.driver(log, publicURL, audience)
 	if err != nil {
 		return err
 	}
 	// The reconciler reads sessions as they are, whatever replica wrote them.
-	rec := provisioner.New(provisioner.Options{Store: store.Fresh(), Driver: driver, Logger: log, Timing: timing})
+	rec := provisioner.New(provisioner.Options{Store: store.Fresh(), Driver: driver, Logger: log, Timing: timing, Metrics: m.metrics})
 	enqueuer := &lateEnqueuer{}
 	sweeper := timeouts.New(timeouts.Options{Store: store, Driver: driver, Enqueuer: enqueuer, Logger: log})
 	workers := 0 // the default
@@ -211,6 +215,8 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	enqueuer.q = queue
+	m.metrics.CountSessions(db.store.CountSessions)
+	m.metrics.QueueDepth(queue.Depth)
 	scheduler, err := m.schedulerVerifier(audience)
 	if err != nil {
 		return err
@@ -231,6 +237,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Admins:         splitList(m.Config.Admins),
 		FirstUserAdmin: signIn.local != nil,
 		Tracker:        tracker,
+		Metrics:        m.metrics,
 		Sweeper:        sweeper, Scheduler: scheduler,
 	})
 	if err != nil {

@@ -27,6 +27,7 @@ import (
 	"gocloud.dev/gcerrors"
 
 	"github.com/cohortdev/cohort/infra"
+	"github.com/cohortdev/cohort/metrics"
 )
 
 // project is the Pulumi project of cohort's stacks.
@@ -51,6 +52,8 @@ type StackOptions struct {
 	// LockWait is how long an operation waits for a lock whose process
 	// still runs; 10 minutes if zero.
 	LockWait time.Duration
+	// Metrics counts and times engine runs (nil: not counted).
+	Metrics *metrics.Metrics
 }
 
 // Stacks runs shard stacks: each holds the resources of many sessions
@@ -177,7 +180,10 @@ func (s *Stacks) Update(ctx context.Context, name string, specs []infra.SessionS
 				}
 			}
 		}()
-		_, err := st.Up(ctx, optup.SuppressProgress(), optup.ContinueOnError(), optup.EventStreams(stream))
+		err := s.timed("up", func() error {
+			_, err := st.Up(ctx, optup.SuppressProgress(), optup.ContinueOnError(), optup.EventStreams(stream))
+			return err
+		})
 		// The SDK closes the stream once it has read the engine's log to
 		// the end; an update that failed before starting has none.
 		select {
@@ -276,7 +282,9 @@ func (s *Stacks) Remove(ctx context.Context, name string) error {
 	if err != nil {
 		return fmt.Errorf("stack %s: %w", name, err)
 	}
-	err = s.locked(ctx, st, func() error { _, err := st.Destroy(ctx, optdestroy.SuppressProgress()); return err })
+	err = s.locked(ctx, st, func() error {
+		return s.timed("destroy", func() error { _, err := st.Destroy(ctx, optdestroy.SuppressProgress()); return err })
+	})
 	if err != nil {
 		return fmt.Errorf("destroy %s: %w", name, err)
 	}
@@ -405,7 +413,14 @@ func (s *Stacks) repair(ctx context.Context, st auto.Stack) error {
 	if err := st.Import(ctx, dep); err != nil {
 		return err
 	}
-	_, err = st.Refresh(ctx, optrefresh.SuppressProgress())
+	return s.timed("refresh", func() error { _, err := st.Refresh(ctx, optrefresh.SuppressProgress()); return err })
+}
+
+// timed runs one engine operation and counts it in the metrics.
+func (s *Stacks) timed(operation string, run func() error) error {
+	start := time.Now()
+	err := run()
+	s.opts.Metrics.EngineRun(operation, time.Since(start), err)
 	return err
 }
 

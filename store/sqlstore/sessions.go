@@ -236,3 +236,21 @@ func (s *Store) DueSessions(ctx context.Context, t time.Time) ([]*cohort.Session
 	}
 	return collect(rows, scanSession)
 }
+
+// CountSessions counts every session by state and driver.
+func (s *Store) CountSessions(ctx context.Context) ([]cohort.SessionCount, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT state, driver, count(*) FROM sessions GROUP BY state, driver ORDER BY state, driver`)
+	if err != nil {
+		return nil, fmt.Errorf("count sessions: %w", err)
+	}
+	defer rows.Close()
+	var out []cohort.SessionCount
+	for rows.Next() {
+		var c cohort.SessionCount
+		if err := rows.Scan(&c.State, &c.Driver, &c.N); err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -144,6 +145,10 @@ func testListSessions(t *testing.T, s cohort.Store, _ *Clock) {
 		if got := must(s.ListSessions(ctx, tt.f)); len(got) != tt.want {
 			t.Errorf("%s: %d sessions, want %d", tt.name, len(got), tt.want)
 		}
+	}
+	want := []cohort.SessionCount{{State: cohort.StateReady, Driver: "local", N: 1}, {State: cohort.StateRequested, Driver: "local", N: 2}}
+	if got := must(s.CountSessions(ctx)); !slices.Equal(got, want) {
+		t.Errorf("CountSessions = %+v, want %+v", got, want)
 	}
 }
 
