@@ -127,6 +127,10 @@ type SessionStore interface {
 	ListSessions(ctx context.Context, f SessionFilter) ([]*Session, error)
 	// CountSessions counts every session by state and driver.
 	CountSessions(ctx context.Context) ([]SessionCount, error)
+	// Hold takes the lock named name, which every replica on the database
+	// shares, waiting for it until ctx ends, and keeps it until release is
+	// called. Callers take it after any in-process lock of theirs.
+	Hold(ctx context.Context, name string) (release func(), err error)
 	// UpdateSession writes s if its Version is still the stored one, then
 	// bumps Version; otherwise ECONFLICT. The event, if not nil, is appended
 	// in the same transaction, and so is what s cost (package cost, at its

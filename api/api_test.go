@@ -20,6 +20,7 @@ import (
 	"github.com/cohortdev/cohort/client"
 	"github.com/cohortdev/cohort/metrics"
 	"github.com/cohortdev/cohort/store/cache"
+	"github.com/cohortdev/cohort/store/postgres/pgtest"
 	"github.com/cohortdev/cohort/store/sqlite"
 )
 
@@ -123,7 +124,7 @@ var templateDB struct {
 }
 
 func TestMain(m *testing.M) {
-	code := m.Run()
+	code := pgtest.Run(m)
 	if templateDB.dir != "" {
 		os.RemoveAll(templateDB.dir)
 	}

@@ -26,7 +26,7 @@ func (s *Server) budgetOf(ctx context.Context, class *cohort.Class) (*budget, er
 	if err != nil {
 		return nil, errors.Join(errOverBudget, cohort.Errorf(cohort.ECONFLICT, "the class has a budget, but its seats have no price: %s", cohort.ErrorMessage(err)))
 	}
-	sessions, err := s.store.ListSessions(ctx, cohort.SessionFilter{ClassID: class.ID})
+	sessions, err := s.fresh.ListSessions(ctx, cohort.SessionFilter{ClassID: class.ID})
 	if err != nil {
 		return nil, err
 	}
@@ -90,7 +90,7 @@ func (s *Server) enforceBudget(ctx context.Context, class *cohort.Class) (stoppi
 		}
 	} else {
 		b = &budget{}
-		if b.sessions, err = s.store.ListSessions(ctx, cohort.SessionFilter{ClassID: class.ID}); err != nil {
+		if b.sessions, err = s.fresh.ListSessions(ctx, cohort.SessionFilter{ClassID: class.ID}); err != nil {
 			return 0, err
 		}
 	}
@@ -169,10 +169,18 @@ func (s *Server) markBudgetStop(ctx context.Context, sess *cohort.Session, class
 	return nil
 }
 
-// classLock serialises admission to one class: per class, so that a
-// 500-seat start-all holds up no other class (with a monthly budget, the
-// installation's lock after it does).
-func (s *Server) classLock(classID string) *sync.Mutex {
+// holdClass serialises admission to one class, in this process and then
+// across every replica on the database: per class, so that a 500-seat
+// start-all holds up no other class. "" is the installation's lock (the
+// monthly budget), taken after a class's.
+func (s *Server) holdClass(ctx context.Context, classID string) (release func(), err error) {
 	m, _ := s.admission.LoadOrStore(classID, &sync.Mutex{})
-	return m.(*sync.Mutex)
+	mu := m.(*sync.Mutex)
+	mu.Lock()
+	held, err := s.store.Hold(ctx, "cohort admission "+classID)
+	if err != nil {
+		mu.Unlock()
+		return nil, err
+	}
+	return func() { held(); mu.Unlock() }, nil
 }

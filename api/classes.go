@@ -116,14 +116,16 @@ func (s *Server) updateClass(c *gin.Context) {
 	// class as stored, read again under its lock (another change may have
 	// landed since), whenever it has a budget or had one.
 	if class.Policy.Budget > 0 || old.Budget > 0 {
-		mu := s.classLock(class.ID)
-		mu.Lock()
-		stored, err := s.store.GetClass(c.Request.Context(), class.ID)
+		release, err := s.holdClass(c.Request.Context(), class.ID)
 		var n int
 		if err == nil {
-			n, err = s.enforceBudget(c.Request.Context(), stored)
+			var stored *cohort.Class
+			stored, err = s.fresh.GetClass(c.Request.Context(), class.ID)
+			if err == nil {
+				n, err = s.enforceBudget(c.Request.Context(), stored)
+			}
+			release()
 		}
-		mu.Unlock()
 		if err != nil {
 			s.fail(c, err)
 			return

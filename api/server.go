@@ -95,17 +95,21 @@ type Server struct {
 	admins     []string
 	firstAdmin bool
 	entries    entryLog
-	tracker    Toucher
-	metrics    *metrics.Metrics
-	sweeper    Sweeper
-	scheduler  CallerVerifier
-	driver     string
-	filesNote  string
-	publicURL  string
-	appHost    string // the public URL's host[:port], as a Host header says it
-	origins    origins
-	appCookie  string
-	nbCookie   string
+	// fresh reads from the database itself where a stale answer would
+	// admit too much (admission, under holdClass): other replicas write
+	// past this one's cache.
+	fresh     cohort.Store
+	tracker   Toucher
+	metrics   *metrics.Metrics
+	sweeper   Sweeper
+	scheduler CallerVerifier
+	driver    string
+	filesNote string
+	publicURL string
+	appHost   string // the public URL's host[:port], as a Host header says it
+	origins   origins
+	appCookie string
+	nbCookie  string
 	// loginCookie binds a sign-in in progress to its browser; __Host- over
 	// https, so that no notebook of the same site can plant one (login
 	// CSRF).
@@ -158,6 +162,10 @@ func New(opts Options) (*Server, error) {
 	}
 	if s.recheck == 0 {
 		s.recheck = 30 * time.Second
+	}
+	s.fresh = s.store
+	if f, ok := s.store.(interface{ Fresh() cohort.Store }); ok {
+		s.fresh = f.Fresh()
 	}
 	s.proxy = newNotebookProxy(s)
 	gin.SetMode(gin.ReleaseMode)

@@ -222,10 +222,12 @@ var errOverBudget = errors.New("over budget")
 // cap) are fixed now, so that later changes to the class do not change
 // what it counts against the budget.
 func (s *Server) startSeat(ctx context.Context, classID, userID string) (*cohort.Session, bool, error) {
-	mu := s.classLock(classID)
-	mu.Lock()
-	defer mu.Unlock()
-	class, err := s.store.GetClass(ctx, classID)
+	release, err := s.holdClass(ctx, classID)
+	if err != nil {
+		return nil, false, err
+	}
+	defer release()
+	class, err := s.fresh.GetClass(ctx, classID)
 	if err != nil {
 		return nil, false, err
 	}
@@ -239,9 +241,11 @@ func (s *Server) startSeat(ctx context.Context, classID, userID string) (*cohort
 		return nil, false, err
 	}
 	if set.MonthlyBudget > 0 {
-		all := s.classLock("")
-		all.Lock()
-		defer all.Unlock()
+		releaseAll, err := s.holdClass(ctx, "")
+		if err != nil {
+			return nil, false, err
+		}
+		defer releaseAll()
 		if err := s.admitMonthly(ctx, class, userID, set.MonthlyBudget); err != nil {
 			return nil, false, err
 		}

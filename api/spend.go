@@ -25,7 +25,7 @@ func (s *Server) monthSpend(ctx context.Context, month cost.Month) (*cohort.Mont
 	}
 	// The running seats first: one that ends before the rollup is read
 	// then counts twice (more, never less), not in neither.
-	active, err := s.store.ListSessions(ctx, cohort.SessionFilter{States: cohort.ActiveStates})
+	active, err := s.fresh.ListSessions(ctx, cohort.SessionFilter{States: cohort.ActiveStates})
 	if err != nil {
 		return nil, err
 	}
@@ -190,7 +190,7 @@ func (s *Server) putSettings(c *gin.Context) {
 // lock held until the seat is recorded.
 func (s *Server) admitMonthly(ctx context.Context, class *cohort.Class, userID string, budget float64) error {
 	// A running seat is a reconnect, as for a class's budget.
-	mine, err := s.store.ListSessions(ctx, cohort.SessionFilter{ClassID: class.ID, UserID: userID,
+	mine, err := s.fresh.ListSessions(ctx, cohort.SessionFilter{ClassID: class.ID, UserID: userID,
 		States: []cohort.SessionState{cohort.StateRequested, cohort.StateProvisioning, cohort.StateReady}})
 	if err != nil || len(mine) > 0 {
 		return err

@@ -38,7 +38,14 @@ func Open(ctx context.Context, url string) (*sqlstore.Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("migrate the Postgres database: %w", unavailable(err))
 	}
-	return sqlstore.New(db, db, dialect), nil
+	locks, err := OpenDB(url, 8)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	store := sqlstore.New(db, db, dialect)
+	store.UseLocks(locks)
+	return store, nil
 }
 
 // OpenDB opens a pool of at most conns connections to url; River gets a

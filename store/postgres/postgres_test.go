@@ -135,3 +135,41 @@ func TestUnreachableIsUnavailable(t *testing.T) {
 		}
 	}
 }
+
+// TestHoldIsSharedByReplicas: a lock one replica holds makes another's
+// Hold of the same name wait (here until its context ends); other names
+// are free; released, it is the other's.
+func TestHoldIsSharedByReplicas(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.URL(t)
+	a, err := postgres.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := postgres.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	release, err := a.Hold(ctx, "class cls_1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	if _, err := b.Hold(short, "class cls_1"); err == nil {
+		t.Fatal("a second replica took a lock the first holds")
+	}
+	other, err := b.Hold(ctx, "class cls_2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other()
+	release()
+	again, err := b.Hold(ctx, "class cls_1")
+	if err != nil {
+		t.Fatalf("after its release: %v", err)
+	}
+	again()
+}

@@ -8,7 +8,9 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
+	"hash/fnv"
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
@@ -50,6 +52,7 @@ type Store struct {
 	// are the one pool.
 	db, read querier
 	pools    []*sql.DB
+	locks    *sql.DB // holds Hold's locks, one connection each; nil: one replica
 	d        *Dialect
 	// Now returns the current time; tests replace it.
 	Now func() time.Time
@@ -66,6 +69,42 @@ func New(db, read *sql.DB, dialect *Dialect) *Store {
 		pools = append(pools, read)
 	}
 	return &Store{db: querier{db, &d}, read: querier{read, &d}, pools: pools, d: &d, Now: time.Now}
+}
+
+// UseLocks makes Hold take locks on the database, through pool, which
+// the store's queries do not use: a holder's queries never wait for a
+// connection held by one that waits for its lock. The store closes pool.
+func (s *Store) UseLocks(pool *sql.DB) {
+	s.locks = pool
+	s.pools = append(s.pools, pool)
+}
+
+// Hold takes the lock named name on the database (Postgres's advisory
+// locks, on a connection of its own) until release is called; without a
+// lock pool (SQLite: one replica) there is nothing to take.
+func (s *Store) Hold(ctx context.Context, name string) (func(), error) {
+	if s.locks == nil {
+		return func() {}, nil
+	}
+	conn, err := s.locks.Conn(ctx)
+	if err != nil {
+		return nil, s.d.Unavailable(err)
+	}
+	h := fnv.New64a()
+	h.Write([]byte(name))
+	key := int64(h.Sum64())
+	if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock($1)", key); err != nil {
+		conn.Close()
+		return nil, s.d.Unavailable(err)
+	}
+	return func() {
+		// Unlocked or not (the connection may be gone, and the lock with
+		// it), the connection goes back to the pool only unlocked.
+		if _, err := conn.ExecContext(context.Background(), "SELECT pg_advisory_unlock($1)", key); err != nil {
+			conn.Raw(func(any) error { return driver.ErrBadConn })
+		}
+		conn.Close()
+	}, nil
 }
 
 // Close closes the database.
