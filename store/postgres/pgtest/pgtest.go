@@ -66,6 +66,7 @@ func Start() (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	removeStale()
 	dir, err := os.MkdirTemp("", "cohort-pgtest-")
 	if err != nil {
 		return nil, err
@@ -113,6 +114,27 @@ func Start() (*Server, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// removeStale removes the directories of servers that test binaries
+// killed outright left behind (their server died with them): older than
+// an hour, with no server running in them.
+func removeStale() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "cohort-pgtest-*"))
+	for _, dir := range dirs {
+		fi, err := os.Stat(dir)
+		if err != nil || time.Since(fi.ModTime()) < time.Hour {
+			continue
+		}
+		if pid, err := os.ReadFile(filepath.Join(dir, "data", "postmaster.pid")); err == nil {
+			if f := bytes.Fields(pid); len(f) > 0 {
+				if n, err := strconv.Atoi(string(f[0])); err == nil && syscall.Kill(n, 0) == nil {
+					continue // running
+				}
+			}
+		}
+		os.RemoveAll(dir)
+	}
 }
 
 func postgresUser() (*syscall.Credential, error) {
