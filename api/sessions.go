@@ -43,14 +43,8 @@ func (s *Server) startSession(c *gin.Context) {
 		return
 	}
 	class := a.class
-	now := s.now()
-	if end := class.Policy.EndsAt; end != nil && !now.Before(*end) {
-		s.fail(c, cohort.Errorf(cohort.ECONFLICT, "class %q ended at %s", class.Name, end.Format(time.RFC3339)))
-		return
-	}
-	// Instructors may start before the class opens, to check the runtime.
-	if begin := class.Policy.StartsAt; begin != nil && now.Before(*begin) && !a.teaches() {
-		s.fail(c, cohort.Errorf(cohort.ECONFLICT, "class %q opens at %s", class.Name, begin.Format(time.RFC3339)))
+	if err := classOpen(class, s.now(), a.teaches()); err != nil {
+		s.fail(c, err)
 		return
 	}
 	sess, created, err := s.startSeat(ctx, class.ID, u.ID)
@@ -212,6 +206,19 @@ func (s *Server) stopWith(ctx context.Context, sess *cohort.Session, cause cohor
 	return nil, false, cohort.Errorf(cohort.ECONFLICT, "the session is changing too fast; try again")
 }
 
+// classOpen says whether a seat may start in class at now: never once the class
+// has ended; before it opens, only by its instructors (to check the
+// runtime, or to start every seat ahead of the class).
+func classOpen(class *cohort.Class, now time.Time, teaches bool) error {
+	if end := class.Policy.EndsAt; end != nil && !now.Before(*end) {
+		return cohort.Errorf(cohort.ECONFLICT, "class %q ended at %s", class.Name, end.Format(time.RFC3339))
+	}
+	if begin := class.Policy.StartsAt; begin != nil && now.Before(*begin) && !teaches {
+		return cohort.Errorf(cohort.ECONFLICT, "class %q opens at %s", class.Name, begin.Format(time.RFC3339))
+	}
+	return nil
+}
+
 // errOverBudget marks a start the class's budget refused.
 var errOverBudget = errors.New("over budget")
 
@@ -229,6 +236,10 @@ func (s *Server) startSeat(ctx context.Context, classID, userID string) (*cohort
 	defer release()
 	class, err := s.fresh.GetClass(ctx, classID)
 	if err != nil {
+		return nil, false, err
+	}
+	// As read under the lock: the class may have ended meanwhile.
+	if err := classOpen(class, s.now(), true); err != nil {
 		return nil, false, err
 	}
 	if err := s.admitSeat(ctx, class, userID); err != nil {
@@ -296,6 +307,11 @@ func (s *Server) startAll(c *gin.Context) {
 		return
 	}
 	ctx := c.Request.Context()
+	// Seats started after the class ended would only be stopped again.
+	if err := classOpen(a.class, s.now(), true); err != nil {
+		s.fail(c, err)
+		return
+	}
 	members, err := s.store.ListMembers(ctx, a.class.ID)
 	if err != nil {
 		s.fail(c, err)
