@@ -124,3 +124,22 @@ func TestZonesAreDeduplicatedAndBounded(t *testing.T) {
 		t.Fatalf("%d zones = %v, want refused", len(c.Runtime.Zones), err)
 	}
 }
+
+// TestRequestStop: a running session becomes a stop request with its
+// cause and reason; one already stopping or ended is left as it is.
+func TestRequestStop(t *testing.T) {
+	now := time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC)
+	for _, state := range []cohort.SessionState{cohort.StateRequested, cohort.StateProvisioning, cohort.StateReady} {
+		s := &cohort.Session{State: state}
+		if !s.RequestStop(now, cohort.CauseIdle, "idle") || s.State != cohort.StateStopping || s.EndCause != cohort.CauseIdle ||
+			s.Reason != "idle" || !s.StateChangedAt.Equal(now) {
+			t.Errorf("stop of a %s session: %+v", state, s)
+		}
+	}
+	for _, state := range []cohort.SessionState{cohort.StateStopping, cohort.StateStopped, cohort.StateFailed} {
+		s := &cohort.Session{State: state, Reason: "before", EndCause: cohort.CauseUser}
+		if s.RequestStop(now, cohort.CauseIdle, "idle") || s.State != state || s.Reason != "before" || s.EndCause != cohort.CauseUser {
+			t.Errorf("stop of a %s session changed it: %+v", state, s)
+		}
+	}
+}

@@ -31,6 +31,19 @@ func (s SessionState) WantsRunning() bool {
 	return s == StateRequested || s == StateProvisioning || s == StateReady
 }
 
+// RequestStop makes s a request to stop, for cause, at now, with the
+// reason it records; false if s is not running (already stopping, or
+// ended), and then s is unchanged. Every stop starts here: the
+// participant's, an instructor's, the sweeper's. The caller writes s and
+// queues it for the provisioner.
+func (s *Session) RequestStop(now time.Time, cause EndCause, reason string) bool {
+	if !s.State.WantsRunning() {
+		return false
+	}
+	s.State, s.StateChangedAt, s.Reason, s.EndCause = StateStopping, now, reason, cause
+	return true
+}
+
 // Session is one participant's notebook runtime in one class.
 type Session struct {
 	ID      string       `json:"id"`

@@ -183,11 +183,10 @@ func (s *Server) stop(ctx context.Context, u *cohort.User, a sessionAccess) (*co
 // running.
 func (s *Server) stopWith(ctx context.Context, sess *cohort.Session, cause cohort.EndCause, reason, event string) (*cohort.Session, bool, error) {
 	for range 5 { // a concurrent reconcile step may win the version race
-		if !sess.State.WantsRunning() {
+		now := s.now().UTC()
+		if !sess.RequestStop(now, cause, reason) {
 			return sess, false, nil
 		}
-		now := s.now().UTC()
-		sess.State, sess.StateChangedAt, sess.Reason, sess.EndCause = cohort.StateStopping, now, reason, cause
 		err := s.store.UpdateSession(ctx, sess, &cohort.Event{Time: now, State: sess.State, Message: event})
 		if cohort.ErrorCode(err) == cohort.ECONFLICT {
 			if sess, err = s.store.GetSession(ctx, sess.ID); err != nil {

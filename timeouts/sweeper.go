@@ -254,7 +254,9 @@ func (s *Sweeper) expire(ctx context.Context, sess *cohort.Session, cause cohort
 	case cohort.CauseBudget:
 		reason = "stopped because the class's budget was lowered below what its seats could cost"
 	}
-	sess.State, sess.StateChangedAt, sess.Reason, sess.EndCause = cohort.StateStopping, now, reason, cause
+	if !sess.RequestStop(now, cause, reason) {
+		return nil // it stopped meanwhile
+	}
 	err := s.store.UpdateSession(ctx, sess, &cohort.Event{Time: now, State: sess.State, Message: reason + ". " + s.driver.FilesNote()})
 	if cohort.ErrorCode(err) == cohort.ECONFLICT {
 		return nil // it changed meanwhile (stopped, used): the next sweep decides again
