@@ -77,9 +77,9 @@ var dialect = &sqlstore.Dialect{
 		code := errorCode(err)
 		return code == "40001" || code == "40P01" // serialization failure, deadlock
 	},
-	Unavailable: unavailable,
-	Unique:      func(err error) bool { return errorCode(err) == "23505" },
-	Lock:        fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", migrationLock),
+	Unavailable:   unavailable,
+	Unique:        func(err error) bool { return errorCode(err) == "23505" },
+	MigrationLock: fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", migrationLock),
 }
 
 func errorCode(err error) string {

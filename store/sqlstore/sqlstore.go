@@ -40,9 +40,9 @@ type Dialect struct {
 	Unavailable func(error) error
 	// Unique says err is a violated unique constraint.
 	Unique func(error) bool
-	// Lock, if set, is a statement that makes the migrations of replicas
+	// MigrationLock, if set, is a statement that makes the migrations of replicas
 	// starting together wait for each other.
-	Lock string
+	MigrationLock string
 }
 
 // Store is cohort.Store on a SQL database.
@@ -187,8 +187,8 @@ func Migrate(ctx context.Context, db *sql.DB, d *Dialect, fsys fs.FS) error {
 	md.Tx = nil
 	s := New(db, db, &md)
 	return s.inTx(ctx, func(tx querier) error {
-		if d.Lock != "" {
-			if _, err := tx.ExecContext(ctx, d.Lock); err != nil {
+		if d.MigrationLock != "" {
+			if _, err := tx.ExecContext(ctx, d.MigrationLock); err != nil {
 				return err
 			}
 		}
