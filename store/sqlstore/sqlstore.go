@@ -40,8 +40,8 @@ type Dialect struct {
 	Unavailable func(error) error
 	// Unique says err is a violated unique constraint.
 	Unique func(error) bool
-	// MigrationLock, if set, is a statement that makes the migrations of replicas
-	// starting together wait for each other.
+	// MigrationLock, if set, is a statement that makes the migrations of
+	// replicas starting together wait for each other.
 	MigrationLock string
 }
 
