@@ -518,7 +518,8 @@ func TestE2ECLI(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := startServer(t, dataDir, "COHORT_PRICES="+prices)
-	env := append(os.Environ(), "XDG_CONFIG_HOME="+t.TempDir(), "COHORT_URL="+srv.url, "COHORT_TOKEN="+token(t, dataDir, "ada@example.com", cohort.RoleInstructor))
+	instructor := token(t, dataDir, "ada@example.com", cohort.RoleInstructor)
+	env := append(os.Environ(), "XDG_CONFIG_HOME="+t.TempDir(), "COHORT_URL="+srv.url, "COHORT_TOKEN="+instructor)
 	runWith := func(env []string, args ...string) (string, error) {
 		cmd := exec.Command(binary, args...)
 		cmd.Env = env
@@ -573,6 +574,21 @@ func TestE2ECLI(t *testing.T) {
 	if out, err := run("class", "stop-all", class.ID); err != nil || !strings.Contains(out, "stopping 1 session\n") {
 		t.Fatalf("class stop-all = %v\n%s", err, out)
 	}
+	// A stopping seat still commits its stop; the budget below is read
+	// once nothing runs.
+	teacher := client.New(srv.url, instructor)
+	waitFor(t, "the class's seats to stop", func() bool {
+		seats, err := teacher.ListSessions(context.Background(), class.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range seats {
+			if s.State != cohort.StateStopped && s.State != cohort.StateFailed {
+				return false
+			}
+		}
+		return true
+	})
 	// The price file's hourly price of a local session meters both.
 	out, err = run("class", "cost", class.ID)
 	if err != nil || !strings.Contains(out, "$0.60 per seat-hour, $1.80 an hour for all 3 seats") ||
