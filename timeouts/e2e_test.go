@@ -234,7 +234,7 @@ func waitState(t *testing.T, s *cohort.Session, kernel, want string) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Fatalf("the notebook server did not report the kernel %s within 90 s (it reports %q), though the kernel told us it was", want, last)
+	t.Fatalf("the notebook server did not report the kernel %s within 90 s (it reports %q)", want, last)
 }
 
 // interrupt stops the running cell and waits until the kernel is idle.
