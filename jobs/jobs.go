@@ -241,7 +241,7 @@ func (w *reconcileWorker) Work(ctx context.Context, job *river.Job[ReconcileArgs
 	// Another pass is due. Every change and every resync adds a job, so
 	// while a notebook starts, jobs would pile up, each passing again and
 	// again; instead one chain carries each session: a job that sees a
-	// newer one waiting ends here, and the newest goes on.
+	// newer one that will still run ends here, and the newest goes on.
 	if newer, lerr := w.q.newerJob(ctx, id, job.ID); lerr != nil {
 		w.q.log.Warn("look for a newer reconcile job", "session_id", id, "error", lerr)
 	} else if newer {
