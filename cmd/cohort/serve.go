@@ -27,6 +27,7 @@ import (
 	"github.com/cohortdev/cohort/provisioner"
 	"github.com/cohortdev/cohort/provisioner/local"
 	"github.com/cohortdev/cohort/store/cache"
+	"github.com/cohortdev/cohort/store/postgres"
 	"github.com/cohortdev/cohort/timeouts"
 )
 
@@ -167,8 +168,18 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	defer db.Close()
 	// Every part of cohort reads and writes through the one cache, so that
-	// a write any of them makes is seen by the others at once.
-	store := cache.New(db.store, cache.Options{})
+	// a write any of them makes is seen by the others at once; replicas on
+	// Postgres tell each other's caches too.
+	var notifier *postgres.Notifier
+	cacheOpts := cache.Options{}
+	if db.kind == jobs.Postgres {
+		notifier = postgres.NewNotifier(m.Config.Database, db.river, log)
+		cacheOpts.Publish = notifier.Publish
+	}
+	store := cache.New(db.store, cacheOpts)
+	if notifier != nil {
+		go notifier.Run(ctx, store.Apply)
+	}
 
 	ln, err := net.Listen("tcp", m.Config.Addr)
 	if err != nil {

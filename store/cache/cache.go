@@ -6,12 +6,15 @@
 // An answer is forgotten as soon as a write through this store could
 // change it (a revoke, a role, a roster, a session's state), so that a
 // revoked token or a stopped session is refused on the very next request.
-// Every part of cohort in one process writes through the same Store. Writes
-// that do not go through it (another replica, the `cohort token` command
-// on the server's data directory) are seen within TTL.
+// Every part of cohort in one process writes through the same Store.
+// Replicas tell each other what they forgot (Options.Publish, Apply; on
+// Postgres through its notifications), so a revoke through one is refused
+// by the others too at once. Writes that do not go through a cache (the
+// `cohort token` command on the server machine) are seen within TTL.
 package cache
 
 import (
+	"strings"
 	"sync"
 	"time"
 
@@ -28,15 +31,21 @@ type Options struct {
 	MaxEntries int
 	// Now returns the current time; time.Now if nil.
 	Now func() time.Time
+	// Publish, if set, tells the caches of other replicas what this one
+	// forgot after a write ("credentials", "session ID", "class ID",
+	// "all"); they pass it to Apply. Without it they see the write
+	// within TTL.
+	Publish func(what string)
 }
 
 // Store is a cohort.Store that keeps the answers to its hot questions.
 type Store struct {
 	cohort.Store // everything else passes through
 
-	ttl time.Duration
-	max int
-	now func() time.Time
+	ttl     time.Duration
+	max     int
+	now     func() time.Time
+	publish func(string)
 
 	mu sync.Mutex
 	// gen counts invalidations: an answer read while one happened is not
@@ -66,7 +75,10 @@ func New(s cohort.Store, opts Options) *Store {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	c := &Store{Store: s, ttl: opts.TTL, max: opts.MaxEntries, now: opts.Now}
+	if opts.Publish == nil {
+		opts.Publish = func(string) {}
+	}
+	c := &Store{Store: s, ttl: opts.TTL, max: opts.MaxEntries, now: opts.Now, publish: opts.Publish}
 	c.reset()
 	return c
 }
@@ -121,17 +133,55 @@ func (c *Store) forget(drop func()) {
 	drop()
 }
 
-// credentials forgets every answer about who holds a token or cookie.
+// credentials forgets every answer about who holds a token or cookie,
+// here and in the other replicas.
 func (c *Store) credentials() {
-	c.forget(func() { clear(c.tokens); clear(c.cookies) })
+	c.forgetCredentials()
+	c.publish("credentials")
 }
 
 // session forgets a session, and every list (it may be in any).
 func (c *Store) session(id string) {
-	c.forget(func() { delete(c.sessions, id); clear(c.lists) })
+	c.forgetSession(id)
+	c.publish("session " + id)
 }
 
 func (c *Store) class(id string) {
+	c.forgetClass(id)
+	c.publish("class " + id)
+}
+
+// all forgets everything.
+func (c *Store) all() {
+	c.forget(c.reset)
+	c.publish("all")
+}
+
+// Apply forgets what another replica's cache forgot (Options.Publish);
+// anything it does not know forgets everything.
+func (c *Store) Apply(what string) {
+	kind, id, _ := strings.Cut(what, " ")
+	switch kind {
+	case "credentials":
+		c.forgetCredentials()
+	case "session":
+		c.forgetSession(id)
+	case "class":
+		c.forgetClass(id)
+	default:
+		c.forget(c.reset)
+	}
+}
+
+func (c *Store) forgetCredentials() {
+	c.forget(func() { clear(c.tokens); clear(c.cookies) })
+}
+
+func (c *Store) forgetSession(id string) {
+	c.forget(func() { delete(c.sessions, id); clear(c.lists) })
+}
+
+func (c *Store) forgetClass(id string) {
 	c.forget(func() {
 		delete(c.classes, id)
 		for k := range c.roles {

@@ -55,7 +55,7 @@ func (c *Store) UpdateClass(ctx context.Context, cl *cohort.Class) error {
 
 // DeleteClass removes a class and its ended sessions.
 func (c *Store) DeleteClass(ctx context.Context, id string) error {
-	defer c.forget(c.reset)
+	defer c.all()
 	return c.Store.DeleteClass(ctx, id)
 }
 

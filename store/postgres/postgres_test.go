@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cohortdev/cohort"
+	"github.com/cohortdev/cohort/store/cache"
 	"github.com/cohortdev/cohort/store/postgres"
 	"github.com/cohortdev/cohort/store/postgres/pgtest"
 	"github.com/cohortdev/cohort/store/sqlstore"
@@ -172,4 +173,60 @@ func TestHoldIsSharedByReplicas(t *testing.T) {
 		t.Fatalf("after its release: %v", err)
 	}
 	again()
+}
+
+// TestCachesHearEachOther: each replica keeps hot answers in its cache; a
+// token revoked through one replica is refused by the other at once (its
+// cache here keeps answers for an hour), told through Postgres.
+func TestCachesHearEachOther(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	url := pgtest.URL(t)
+	var caches [2]*cache.Store
+	for i := range caches {
+		s, err := postgres.Open(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		db, err := postgres.OpenDB(url, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		n := postgres.NewNotifier(url, db, nil)
+		caches[i] = cache.New(s, cache.Options{TTL: time.Hour, Publish: n.Publish})
+		go n.Run(ctx, caches[i].Apply)
+		select {
+		case <-n.Listening():
+		case <-time.After(10 * time.Second):
+			t.Fatal("the notifier never listened")
+		}
+	}
+	u, err := caches[0].EnsureUser(ctx, "ada@example.org", cohort.RoleParticipant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := &cohort.Token{ID: cohort.NewID("tok"), UserID: u.ID, Name: "t"}
+	if err := caches[0].CreateToken(ctx, tok, "hash"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range caches { // both keep the answer now
+		if _, err := c.UserByTokenHash(ctx, "hash"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := caches[0].RevokeToken(ctx, tok.ID); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := caches[1].UserByTokenHash(ctx, "hash"); err != nil {
+			break // refused
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the other replica still admits a token revoked 10 s ago")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
