@@ -28,6 +28,7 @@ bench: bench-deps build
 	$(GO) test -run XXX -bench API -benchtime 10000x ./api/
 	$(GO) test -run XXX -bench . -benchtime 20x ./timeouts/
 	COHORT_TEST_POSTGRES=required $(GO) test -run XXX -bench Stores -benchtime 300x ./store/postgres/
+	COHORT_TEST_POSTGRES=required $(GO) test -run XXX -bench ProvisioningPasses -benchtime 1x ./jobs/
 
 bench-deps:
 	@sh scripts/deps.sh bench

@@ -63,7 +63,7 @@ func newQueue(t *testing.T, rec *script, database string) *jobs.Queue {
 	return newQueueFor(t, rec, database)
 }
 
-func newQueueFor(t *testing.T, rec jobs.Reconciler, database string) *jobs.Queue {
+func newQueueFor(t testing.TB, rec jobs.Reconciler, database string) *jobs.Queue {
 	t.Helper()
 	ctx := context.Background()
 	var db *sql.DB
@@ -237,4 +237,41 @@ func TestReplicasMigrateRiverOnce(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// BenchmarkProvisioningPasses measures reconcile passes per second of one
+// session that provisions for a minute while it is enqueued again every
+// second (a participant's page reconnecting, a resync), with the local
+// driver's poll of 250 ms: the rate in the first and the last 10 seconds,
+// and the jobs live at the end. Run it with -benchtime 1x.
+func BenchmarkProvisioningPasses(b *testing.B) {
+	for _, database := range []string{jobs.SQLite, jobs.Postgres} {
+		b.Run(database, func(b *testing.B) {
+			for b.Loop() {
+				ctx := context.Background()
+				f := &forever{snooze: 250 * time.Millisecond, passes: map[string]int{}}
+				q := newQueueFor(b, f, database)
+				var first, last int
+				for sec := range 60 {
+					if err := q.Enqueue(ctx, "ses_slow"); err != nil {
+						b.Fatal(err)
+					}
+					time.Sleep(time.Second)
+					switch sec {
+					case 9:
+						first = f.count("ses_slow")
+					case 49:
+						last = f.count("ses_slow")
+					}
+				}
+				live, err := q.Depth(ctx)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.ReportMetric(float64(first)/10, "passes/s-first10s")
+				b.ReportMetric(float64(f.count("ses_slow")-last)/10, "passes/s-last10s")
+				b.ReportMetric(float64(live), "live-jobs")
+			}
+		})
+	}
 }
