@@ -14,6 +14,7 @@ type Store interface {
 	SessionStore
 	AuditStore
 	SpendStore
+	ShardStore
 	// Ping checks that the store answers.
 	Ping(ctx context.Context) error
 }

@@ -374,6 +374,13 @@ func (s *Stacks) unlock(ctx context.Context, stack string) (removed, held bool, 
 // one. Each pending create goes into the state under the ID GCE gives it,
 // and a refresh asks the provider whether it exists: kept if so, dropped
 // if not.
+//
+// The SDK's optrefresh.ImportPendingCreates does not do this at v3.274.1:
+// the CLI turns the pending creates into pending "importing" operations,
+// which the refresh neither reads nor keeps (backend/snapshot.go carries
+// only "creating" ones over), so the adopted VM is forgotten and the next
+// update fails on GCE's 409 alreadyExists. TestEngineKilledBeforeTheCreateLanded
+// fails with it.
 func (s *Stacks) repair(ctx context.Context, st auto.Stack) error {
 	dep, err := st.Export(ctx)
 	if err != nil {

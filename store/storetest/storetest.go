@@ -58,6 +58,7 @@ func Run(t *testing.T, newStore NewStore) {
 		"Spend":                  testSpend,
 		"BudgetStop":             testBudgetStop,
 		"Settings":               testSettings,
+		"Shards":                 testShards,
 	}
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) {
