@@ -20,8 +20,6 @@ type ShardStore interface {
 	ListShards(ctx context.Context) ([]*Shard, error)
 	// ListShardMembers returns every member of every shard.
 	ListShardMembers(ctx context.Context) ([]*ShardMember, error)
-	// NoteShardMember records the latest step of a member's start.
-	NoteShardMember(ctx context.Context, sessionID, note string) error
 }
 
 // ShardSet is a class's shards (by name) and their members (by session).
@@ -57,6 +55,6 @@ type ShardMember struct {
 	Spec, VM string
 	// Failed says why the driver gave up on the session's start.
 	Failed string
-	// Note is the latest step of its start, for the participant.
+	// Note is the last thing an update said of it (a zone out of stock).
 	Note string
 }

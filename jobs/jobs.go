@@ -20,6 +20,7 @@ import (
 	"github.com/riverqueue/river/rivermigrate"
 	"github.com/riverqueue/river/rivertype"
 
+	"github.com/cohortdev/cohort"
 	"github.com/cohortdev/cohort/provisioner"
 	"github.com/cohortdev/cohort/timeouts"
 )
@@ -28,6 +29,16 @@ import (
 type Reconciler interface {
 	Reconcile(ctx context.Context, sessionID string) (provisioner.Result, error)
 	Pending(ctx context.Context) ([]string, error)
+}
+
+// Shards is a driver that batches sessions into shards whose updates run
+// as jobs (provisioner/gce).
+type Shards interface {
+	// UpdateShard runs the update a shard is owed and says how soon to
+	// look at it again (0: nothing more is owed).
+	UpdateShard(ctx context.Context, class, shard string) (time.Duration, error)
+	// OwedShards returns the shards owed an update that nobody runs.
+	OwedShards(ctx context.Context) ([]cohort.Shard, error)
 }
 
 // Sweeper enforces session deadlines.
@@ -44,6 +55,8 @@ type Options struct {
 	// Database is what DB is: SQLite (the default) or Postgres.
 	Database   string
 	Reconciler Reconciler
+	// Shards, if set, has its shard updates run here.
+	Shards Shards
 	// Workers is how many sessions are reconciled at once; 20 if zero.
 	Workers int
 	// Resync is how often every session not at rest is looked at again;
@@ -66,6 +79,7 @@ const (
 type Queue struct {
 	client  *river.Client[*sql.Tx]
 	rec     Reconciler
+	shards  Shards
 	sweeper Sweeper
 	log     *slog.Logger
 }
@@ -81,6 +95,18 @@ func (ReconcileArgs) Kind() string { return "reconcile_session" }
 // InsertOpts gives reconcile jobs many attempts: snoozes do not use them
 // up, and errors are retried with River's backoff.
 func (ReconcileArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{MaxAttempts: 10} }
+
+// ShardArgs asks for the update a shard is owed.
+type ShardArgs struct {
+	Class string `json:"class_id"`
+	Shard string `json:"shard"`
+}
+
+// Kind names the job in the queue.
+func (ShardArgs) Kind() string { return "update_shard" }
+
+// InsertOpts: an update that fails is retried, with River's backoff.
+func (ShardArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{MaxAttempts: 25} }
 
 // ResyncArgs asks for a look at every session that needs one.
 type ResyncArgs struct{}
@@ -115,9 +141,12 @@ func New(ctx context.Context, opts Options) (*Queue, error) {
 	if err := migrate(ctx, driver, opts); err != nil {
 		return nil, err
 	}
-	q := &Queue{rec: opts.Reconciler, sweeper: opts.Sweeper, log: opts.Logger}
+	q := &Queue{rec: opts.Reconciler, shards: opts.Shards, sweeper: opts.Sweeper, log: opts.Logger}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &reconcileWorker{q: q})
+	if opts.Shards != nil {
+		river.AddWorker(workers, &shardWorker{q: q})
+	}
 	river.AddWorker(workers, &resyncWorker{q: q})
 	periodic := []*river.PeriodicJob{river.NewPeriodicJob(
 		river.PeriodicInterval(opts.Resync),
@@ -215,6 +244,18 @@ func (q *Queue) Enqueue(ctx context.Context, sessionID string) error {
 	return nil
 }
 
+// EnqueueShard asks for an update of a shard after a while.
+func (q *Queue) EnqueueShard(ctx context.Context, class, shard string, after time.Duration) error {
+	var opts *river.InsertOpts
+	if after > 0 {
+		opts = &river.InsertOpts{ScheduledAt: time.Now().Add(after)}
+	}
+	if _, err := q.client.Insert(ctx, ShardArgs{Class: class, Shard: shard}, opts); err != nil {
+		return fmt.Errorf("enqueue an update of shard %s: %w", shard, err)
+	}
+	return nil
+}
+
 func (q *Queue) resync(ctx context.Context) error {
 	ids, err := q.rec.Pending(ctx)
 	if err != nil {
@@ -223,6 +264,15 @@ func (q *Queue) resync(ctx context.Context) error {
 	var errs []error
 	for _, id := range ids {
 		errs = append(errs, q.Enqueue(ctx, id))
+	}
+	if q.shards != nil {
+		owed, err := q.shards.OwedShards(ctx)
+		if err != nil {
+			return errors.Join(append(errs, fmt.Errorf("list shards owed an update: %w", err))...)
+		}
+		for _, sh := range owed {
+			errs = append(errs, q.EnqueueShard(ctx, sh.ClassID, sh.Name, 0))
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -242,7 +292,7 @@ func (w *reconcileWorker) Work(ctx context.Context, job *river.Job[ReconcileArgs
 	// while a notebook starts, jobs would pile up, each passing again and
 	// again; instead one chain carries each session: a job that sees a
 	// newer one that will still run ends here, and the newest goes on.
-	if newer, lerr := w.q.newerJob(ctx, id, job.ID); lerr != nil {
+	if newer, lerr := w.q.newer(ctx, job.Kind, "session_id", id, job.ID); lerr != nil {
 		w.q.log.Warn("look for a newer reconcile job", "session_id", id, "error", lerr)
 	} else if newer {
 		return nil
@@ -257,17 +307,40 @@ func (w *reconcileWorker) Work(ctx context.Context, job *river.Job[ReconcileArgs
 	return river.JobSnooze(res.RequeueAfter)
 }
 
+type shardWorker struct {
+	river.WorkerDefaults[ShardArgs]
+	q *Queue
+}
+
+func (w *shardWorker) Work(ctx context.Context, job *river.Job[ShardArgs]) error {
+	again, err := w.q.shards.UpdateShard(ctx, job.Args.Class, job.Args.Shard)
+	if err == nil && again == 0 {
+		return nil
+	}
+	// One chain per shard, as per session: a newer job goes on instead.
+	if newer, lerr := w.q.newer(ctx, job.Kind, "shard", job.Args.Shard, job.ID); lerr != nil {
+		w.q.log.Warn("look for a newer shard job", "shard", job.Args.Shard, "error", lerr)
+	} else if newer {
+		return nil
+	}
+	if err != nil {
+		w.q.log.Warn("shard update failed; will retry", "shard", job.Args.Shard, "attempt", job.Attempt, "error", err)
+		return err
+	}
+	return river.JobSnooze(again)
+}
+
 // live are the states of a job that will still run, or runs.
 var live = []rivertype.JobState{rivertype.JobStateAvailable, rivertype.JobStatePending,
 	rivertype.JobStateRetryable, rivertype.JobStateRunning, rivertype.JobStateScheduled}
 
-// newerJob says whether a reconcile job of the session newer than job will
-// still run. The newest job never ends for another, so one chain always
-// goes on. A running job may be that of a replica that died; the resync
-// then adds a newer one.
-func (q *Queue) newerJob(ctx context.Context, sessionID string, job int64) (bool, error) {
-	res, err := q.client.JobList(ctx, river.NewJobListParams().Kinds(ReconcileArgs{}.Kind()).States(live...).
-		Where("args ->> @key = @session AND id > @job", river.NamedArgs{"key": "session_id", "session": sessionID, "job": job}).
+// newer says whether a job of a kind whose argument key is value, newer
+// than job, will still run. The newest job never ends for another, so one
+// chain always goes on. A running job may be that of a replica that died;
+// the resync then adds a newer one.
+func (q *Queue) newer(ctx context.Context, kind, key, value string, job int64) (bool, error) {
+	res, err := q.client.JobList(ctx, river.NewJobListParams().Kinds(kind).States(live...).
+		Where("args ->> @key = @value AND id > @job", river.NamedArgs{"key": key, "value": value, "job": job}).
 		First(1))
 	if err != nil {
 		return false, err

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cohortdev/cohort"
+	"github.com/cohortdev/cohort/jobs"
 	"github.com/cohortdev/cohort/provisioner"
 	"github.com/cohortdev/cohort/provisioner/gce"
 	"github.com/cohortdev/cohort/provisioner/local"
@@ -20,7 +22,7 @@ import (
 
 // driver makes the configured provisioner driver, with how long a start
 // may take on it.
-func (m *Main) driver(log *slog.Logger, publicURL, audience string) (cohort.Driver, provisioner.Timing, error) {
+func (m *Main) driver(log *slog.Logger, publicURL, audience string, db *database, shards shardQueue) (cohort.Driver, provisioner.Timing, error) {
 	c := m.Config
 	switch c.Driver {
 	case "local":
@@ -36,9 +38,13 @@ func (m *Main) driver(log *slog.Logger, publicURL, audience string) (cohort.Driv
 	}
 	state := g.PulumiState
 	if state == "" {
+		if db.kind == jobs.Postgres {
+			// Any replica may update any shard: they must share the state.
+			return nil, provisioner.Timing{}, errors.New("--driver gce with --database postgres needs --pulumi-state: a state backend every replica reaches (gs://BUCKET), and --pulumi-passphrase-file or a gcpkms:// secrets provider they share (docs/operations.md)")
+		}
 		state = "file://" + filepath.Join(c.DataDir, "pulumi-state")
 	}
-	passphrase, err := secretFile(filepath.Join(c.DataDir, "pulumi-passphrase"))
+	passphrase, err := secretFile(cmp.Or(g.PassphraseFile, filepath.Join(c.DataDir, "pulumi-passphrase")))
 	if err != nil {
 		return nil, provisioner.Timing{}, err
 	}
@@ -53,7 +59,16 @@ func (m *Main) driver(log *slog.Logger, publicURL, audience string) (cohort.Driv
 	}
 	d, err := gce.New(gce.Options{Stacks: stacks, Project: g.Project, ImageProject: g.ImageProject, Network: g.Network,
 		Subnetwork: g.Subnetwork, NetworkTag: g.NetworkTag, SessionAccount: g.SessionAccount,
-		SchedulerAccount: c.SchedulerAccount, SchedulerRegion: g.SchedulerRegion, PublicURL: publicURL, SchedulerAudience: audience, Compute: vms})
+		SchedulerAccount: c.SchedulerAccount, SchedulerRegion: g.SchedulerRegion, PublicURL: publicURL, SchedulerAudience: audience, Compute: vms,
+		Shards: db.store, Enqueue: shards, Logger: log,
+		// The steps of a start reach its participant as the session's
+		// events, from whichever replica runs the shard's update.
+		Progress: func(ctx context.Context, sessionID, msg string) {
+			e := &cohort.Event{SessionID: sessionID, Time: time.Now().UTC(), State: cohort.StateProvisioning, Message: msg}
+			if err := db.store.AppendEvent(ctx, e); err != nil {
+				log.Warn("record a start's progress", "session_id", sessionID, "error", err)
+			}
+		}})
 	// A VM boots and starts Jupyter in minutes, not seconds.
 	return d, provisioner.Timing{StartTimeout: cohort.GCEStartTimeout, Poll: 2 * time.Second}, err
 }
@@ -96,16 +111,26 @@ func (m *Main) localDriver(log *slog.Logger) (*local.Driver, error) {
 	return d, nil
 }
 
-// secretFile returns the secret kept in path, making one on first use.
+// secretFile returns the secret kept in path, making one on first use;
+// of replicas that start together, one makes it and the others read it.
 // (The Pulumi passphrase: losing it makes the stacks' secrets unreadable,
-// so it lives with the data, not in a flag.)
+// so it lives in a file, not in a flag.)
 func secretFile(path string) (string, error) {
-	if b, err := os.ReadFile(path); err == nil {
-		return strings.TrimSpace(string(b)), nil
+	for {
+		if b, err := os.ReadFile(path); err == nil && len(b) > 0 {
+			return strings.TrimSpace(string(b)), nil
+		} else if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return "", fmt.Errorf("read the Pulumi passphrase: %w", err)
+		}
+		tmp := fmt.Sprintf("%s.%d.tmp", path, os.Getpid())
+		if err := os.WriteFile(tmp, []byte(cohort.NewSecret("")+"\n"), 0o600); err != nil {
+			return "", fmt.Errorf("store the Pulumi passphrase: %w", err)
+		}
+		// A hard link never replaces a file another replica made meanwhile.
+		err := os.Link(tmp, path)
+		os.Remove(tmp)
+		if err != nil && !errors.Is(err, os.ErrExist) {
+			return "", fmt.Errorf("store the Pulumi passphrase: %w", err)
+		}
 	}
-	secret := cohort.NewSecret("")
-	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
-		return "", fmt.Errorf("store the Pulumi passphrase: %w", err)
-	}
-	return secret, nil
 }

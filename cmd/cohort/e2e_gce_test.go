@@ -280,7 +280,7 @@ func TestE2EGCEStartAllSeats(t *testing.T) {
 	if n := len(fake.Instances()); n != 6 {
 		t.Fatalf("%d instances for 6 seats", n)
 	}
-	shards, _ := filepath.Glob(filepath.Join(dataDir, "pulumi-work", "*", "members.json"))
+	shards, _ := filepath.Glob(filepath.Join(dataDir, "pulumi-work", "*"))
 	if len(shards) == 0 || len(shards) > 3 {
 		t.Fatalf("%d shard stacks for 6 seats started at once, want them batched", len(shards))
 	}

@@ -3,14 +3,18 @@ package main
 import (
 	"context"
 	"database/sql"
+	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/cohortdev/cohort"
 	"github.com/cohortdev/cohort/client"
+	"github.com/cohortdev/cohort/provisioner/gce"
 	"github.com/cohortdev/cohort/store/postgres/pgtest"
 )
 
@@ -71,47 +75,125 @@ func TestE2EReplicasOnPostgres(t *testing.T) {
 	}
 }
 
-// TestE2EGCEDriverRunsInOneReplica: until the GCE driver's shards live on
-// the queue, a second replica on the same database refuses to run it
-// (two would manage the same VMs apart). A replica whose lock went with
-// its database connection stops; once the first is killed, the lock goes
-// with it and another replica starts.
-func TestE2EGCEDriverRunsInOneReplica(t *testing.T) {
+// TestE2EGCEReplicasShareTheShards: two replicas on one Postgres run the
+// GCE driver on one state backend. An instructor starts 20 seats through
+// one; the replica running a shard update is killed in the middle of it;
+// the other takes the shard over when the lease runs out. Every seat is
+// ready with exactly one VM, no lock is left, code runs through the
+// survivor, and stop-all through it leaves nothing in the cloud.
+func TestE2EGCEReplicasShareTheShards(t *testing.T) {
 	t.Parallel()
+	fake := startFakeGCE(t)
+	fake.Latency = 3 * time.Second
+	ctx := context.Background()
 	url := pgtest.URL(t)
-	env := append(gceEnv(t, startFakeGCE(t)), "COHORT_DATABASE="+url)
-	first := startServer(t, t.TempDir(), env...)
-
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	second := exec.CommandContext(ctx, binary, "serve", "--addr", "127.0.0.1:0", "--data-dir", t.TempDir())
-	second.Env = append(os.Environ(), env...)
-	out, err := second.CombinedOutput()
-	if err == nil || !strings.Contains(string(out), "another cohort replica on this database runs the GCE driver") {
-		t.Fatalf("a second GCE replica on the database: %v\n%s", err, out)
+	shared := t.TempDir()
+	env := append(gceEnv(t, fake), "COHORT_DATABASE="+url, "COHORT_PULUMI_STATE=file://"+shared+"/state",
+		"COHORT_PULUMI_PASSPHRASE_FILE="+shared+"/passphrase")
+	replicas := []*server{startServer(t, t.TempDir(), env...), startServer(t, t.TempDir(), env...)}
+	mint := func(email string, role cohort.Role) string {
+		cmd := exec.Command(binary, "token", "create", "--email", email, "--role", string(role))
+		cmd.Env = append(cmd.Environ(), "COHORT_DATABASE="+url)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("token create --database: %v", err)
+		}
+		return strings.TrimSpace(string(out))
 	}
-	first.kill()
-	third := startServer(t, t.TempDir(), env...)
+	teacherToken := mint("teacher@example.org", cohort.RoleInstructor)
+	teacher := client.New(replicas[0].url, teacherToken)
+	class, err := teacher.CreateClass(ctx, map[string]any{"name": "replicated"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var roster []string
+	for i := range 20 {
+		roster = append(roster, fmt.Sprintf("p%d@example.org", i))
+	}
+	if _, err := teacher.AddMembers(ctx, class.ID, roster, cohort.MemberParticipant); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := teacher.StartAll(ctx, class.ID); err != nil || r.Started != 20 {
+		t.Fatalf("start-all = %+v, %v", r, err)
+	}
 
-	// The database ends the third's lock connection (as a restart would).
+	// Kill the replica that holds a shard's lease while GCE creates VMs.
 	db, err := sql.Open("pgx", url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if _, err := db.Exec("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted"); err != nil {
+	var victim int
+	waitFor(t, "an update under way", func() bool {
+		var owner string
+		err := db.QueryRow(`SELECT lease_owner FROM shards WHERE lease_owner <> '' LIMIT 1`).Scan(&owner)
+		if err != nil || fake.CreatesInFlight() == 0 {
+			return false
+		}
+		for i, r := range replicas {
+			if strings.Contains(owner, fmt.Sprintf("/%d/", r.cmd.Process.Pid)) {
+				victim = i
+				return true
+			}
+		}
+		return false
+	})
+	replicas[victim].kill()
+	survivor := replicas[1-victim]
+	t.Logf("killed replica %d mid-update; %d creates in flight", victim, fake.CreatesInFlight())
+
+	teacher = client.New(survivor.url, teacherToken)
+	seats, err := teacher.ListSessions(ctx, class.ID)
+	if err != nil || len(seats) != 20 {
+		t.Fatalf("sessions = %d, %v", len(seats), err)
+	}
+	for _, s := range seats {
+		waitState(t, teacher, s.ID, cohort.StateReady)
+	}
+	vms := map[string]int{}
+	for _, vm := range fake.Instances() {
+		vms[vm.Inputs["name"].(string)]++
+	}
+	if len(vms) != 20 {
+		t.Fatalf("%d VMs for 20 ready seats: %v", len(vms), vms)
+	}
+	for _, s := range seats {
+		if n := vms[gce.InstanceName(s.ID)]; n != 1 {
+			t.Errorf("seat %s has %d VMs", s.ID, n)
+		}
+	}
+	var locks []string
+	filepath.WalkDir(filepath.Join(shared, "state", ".pulumi", "locks"), func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			locks = append(locks, path)
+		}
+		return nil
+	})
+	if len(locks) != 0 {
+		t.Fatalf("locks left with every seat ready: %v", locks)
+	}
+	p7 := mint("p7@example.org", cohort.RoleParticipant)
+	participant := client.New(survivor.url, p7)
+	mine, _, err := participant.StartSession(ctx, class.ID)
+	if err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- third.cmd.Wait() }()
-	select {
-	case err := <-exited:
-		if err == nil || !strings.Contains(third.log.String(), "lost the database connection that holds the GCE driver's lock") {
-			t.Fatalf("after its lock went: exit %v\n%s", err, third.log)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("cohort ran on without its GCE driver lock:\n%s", third.log)
+	if got := runKernel(t, survivor.notebook(mine.ID), p7, "print(6*7)"); got != "42\n" {
+		t.Fatalf("through the surviving replica the kernel printed %q", got)
 	}
+	if n, err := teacher.StopAll(ctx, class.ID); err != nil || n != 20 {
+		t.Fatalf("stop-all = %d, %v", n, err)
+	}
+	for _, s := range seats {
+		waitState(t, teacher, s.ID, cohort.StateStopped)
+	}
+	if inv := fake.Inventory(); len(inv) != 0 {
+		t.Fatalf("left in the cloud after stop-all: %d resources", len(inv))
+	}
+	waitFor(t, "the empty shards to be removed", func() bool {
+		var n int
+		return db.QueryRow(`SELECT count(*) FROM shards`).Scan(&n) == nil && n == 0
+	})
 }
 
 // TestDatabaseURLStaysOutOfHelp: the Postgres URL may hold a password, and

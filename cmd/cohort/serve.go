@@ -77,8 +77,10 @@ type GCEConfig struct {
 	PulumiState, PulumiRoot string
 	// ComputeEndpoint is the Compute Engine API (tests: a fake).
 	ComputeEndpoint string
-	// SecretsProvider is "passphrase" or a gcpkms:// key for Pulumi.
-	SecretsProvider string
+	// SecretsProvider is "passphrase" or a gcpkms:// key for Pulumi;
+	// PassphraseFile keeps the passphrase (DATA_DIR/pulumi-passphrase if
+	// empty): replicas share one.
+	SecretsProvider, PassphraseFile string
 }
 
 func newServeCmd() *cobra.Command {
@@ -125,6 +127,7 @@ func newServeCmd() *cobra.Command {
 	f.StringVar(&g.PulumiState, "pulumi-state", os.Getenv("COHORT_PULUMI_STATE"), "Pulumi state backend, file:// or gs://; default: file://DATA_DIR/pulumi-state (env COHORT_PULUMI_STATE)")
 	f.StringVar(&g.ComputeEndpoint, "gce-compute-endpoint", envOr("COHORT_GCE_COMPUTE_ENDPOINT", "https://compute.googleapis.com"), "Compute Engine API, read for the VMs' boot progress (env COHORT_GCE_COMPUTE_ENDPOINT)")
 	f.StringVar(&g.SecretsProvider, "pulumi-secrets-provider", envOr("COHORT_PULUMI_SECRETS_PROVIDER", "passphrase"), "what encrypts notebook tokens in the Pulumi state: passphrase (kept in DATA_DIR/pulumi-passphrase) or gcpkms://projects/P/locations/L/keyRings/R/cryptoKeys/K (env COHORT_PULUMI_SECRETS_PROVIDER)")
+	f.StringVar(&g.PassphraseFile, "pulumi-passphrase-file", os.Getenv("COHORT_PULUMI_PASSPHRASE_FILE"), "file keeping the passphrase secrets provider's passphrase, made on first use; replicas share one (env COHORT_PULUMI_PASSPHRASE_FILE; default: DATA_DIR/pulumi-passphrase)")
 	f.StringVar(&g.PulumiRoot, "pulumi-root", os.Getenv("COHORT_PULUMI_ROOT"), "directory whose bin/pulumi is the CLI; default: the installed CLI (env COHORT_PULUMI_ROOT)")
 	// The client secret comes from the environment only: flags show in ps.
 	cfg.OIDCClientSecret = os.Getenv("COHORT_OIDC_CLIENT_SECRET")
@@ -199,14 +202,13 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 
-	if m.Config.Driver == "gce" {
-		if err := db.holdAlone(ctx); err != nil {
-			return err
-		}
-	}
 	audience := m.schedulerAudience(publicURL)
 	m.metrics = metrics.New()
-	driver, timing, err := m.driver(log, publicURL, audience)
+	var queue *jobs.Queue // made after the driver, which queues its shards' updates on it
+	shards := shardQueue(func(ctx context.Context, class, shard string, after time.Duration) error {
+		return queue.EnqueueShard(ctx, class, shard, after)
+	})
+	driver, timing, err := m.driver(log, publicURL, audience, db, shards)
 	if err != nil {
 		return err
 	}
@@ -214,14 +216,8 @@ func (m *Main) Run(ctx context.Context) error {
 	rec := provisioner.New(provisioner.Options{Store: store.Fresh(), Driver: driver, Logger: log, Timing: timing, Metrics: m.metrics})
 	enqueuer := &lateEnqueuer{}
 	sweeper := timeouts.New(timeouts.Options{Store: store, Driver: driver, Enqueuer: enqueuer, Logger: log})
-	workers := 0 // the default
-	if driver.Name() == "gce" {
-		// A GCE start waits for its shard's update: a class of 100 starting
-		// at once needs 100 jobs in flight to be batched, not queued.
-		workers = 200
-	}
-	queue, err := jobs.New(ctx, jobs.Options{DB: db.river, Database: db.kind, Reconciler: rec, Sweeper: sweeper, SweepEvery: m.Config.SweepEvery,
-		Workers: workers, Logger: log})
+	updates, _ := driver.(jobs.Shards)
+	queue, err = jobs.New(ctx, jobs.Options{DB: db.river, Database: db.kind, Reconciler: rec, Shards: updates, Sweeper: sweeper, SweepEvery: m.Config.SweepEvery, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -284,7 +280,6 @@ func (m *Main) Run(ctx context.Context) error {
 
 	select {
 	case err = <-served:
-	case err = <-db.lost: // nil, and so never, without the GCE driver's lock
 	case <-ctx.Done():
 	}
 	log.Info("shutting down")
@@ -300,6 +295,9 @@ func (m *Main) Run(ctx context.Context) error {
 }
 
 const localIssuerPath = "/local-oidc"
+
+// shardQueue queues a shard's update (provisioner/gce).
+type shardQueue = func(ctx context.Context, class, shard string, after time.Duration) error
 
 // lateEnqueuer lets the sweeper, made before the queue that runs it, queue
 // sessions on it.

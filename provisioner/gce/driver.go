@@ -3,14 +3,14 @@ package gce
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
-	"maps"
+	"log/slog"
 	"net/http"
+	"os"
 	"regexp"
-	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/cohortdev/cohort"
@@ -49,6 +49,21 @@ type Options struct {
 	// Compute, if set, says what became of a VM whose notebook does not
 	// answer: its boot progress, a failed boot, a stop by GCE.
 	Compute *Compute
+	// Shards keeps the shards and their members, for every replica.
+	Shards cohort.ShardStore
+	// Enqueue queues an update of a shard after a while; the job calls
+	// UpdateShard (package jobs).
+	Enqueue func(ctx context.Context, class, shard string, after time.Duration) error
+	// Lease is how long a replica's hold on a shard lasts unrenewed; 30s
+	// if zero. Poll is how often Stop looks whether its VM is gone; 250ms
+	// if zero.
+	Lease, Poll time.Duration
+	// Progress, if set, hears each step of a session's start, on whatever
+	// replica runs its shard's update ("creating the VM in us-central1-b").
+	Progress func(ctx context.Context, sessionID, message string)
+	// Now is the clock (time.Now if nil); Logger the log (none if nil).
+	Now    func() time.Time
+	Logger *slog.Logger
 }
 
 // Driver runs each session as a GCE VM with a GPU. Sessions are members
@@ -57,17 +72,16 @@ type Options struct {
 type Driver struct {
 	opts Options
 	http *http.Client
-
-	mu     sync.Mutex
-	loaded bool
-	shards map[string]*shard // by stack name
-	runs   sync.WaitGroup    // shards' update goroutines
+	log  *slog.Logger
+	now  func() time.Time
+	// id names this driver in the shards' leases: host/pid/random.
+	id string
 }
 
 // New returns a Driver.
 func New(opts Options) (*Driver, error) {
-	if opts.Stacks == nil || opts.Project == "" {
-		return nil, errors.New("gce driver: Stacks and Project are required")
+	if opts.Stacks == nil || opts.Project == "" || opts.Shards == nil {
+		return nil, errors.New("gce driver: Stacks, Shards and Project are required")
 	}
 	if opts.Network == "" && opts.Subnetwork == "" {
 		// GCE needs one; the project's default network would let session
@@ -92,11 +106,23 @@ func New(opts Options) (*Driver, error) {
 	if opts.Gather == 0 {
 		opts.Gather = 500 * time.Millisecond
 	}
-	return &Driver{opts: opts, http: jupyter.NewClient(5 * time.Second), shards: map[string]*shard{}}, nil
+	if opts.Lease == 0 {
+		opts.Lease = 30 * time.Second
+	}
+	if opts.Poll == 0 {
+		opts.Poll = 250 * time.Millisecond
+	}
+	d := &Driver{opts: opts, http: jupyter.NewClient(5 * time.Second), log: opts.Logger, now: opts.Now}
+	if d.log == nil {
+		d.log = slog.New(slog.DiscardHandler)
+	}
+	if d.now == nil {
+		d.now = time.Now
+	}
+	host, _ := os.Hostname()
+	d.id = fmt.Sprintf("%s/%d/%s", host, os.Getpid(), strings.ToLower(rand.Text()[:8]))
+	return d, nil
 }
-
-// Wait returns when no shard has an update or a removal under way.
-func (d *Driver) Wait() { d.runs.Wait() }
 
 // Name returns "gce".
 func (d *Driver) Name() string { return "gce" }
@@ -139,63 +165,42 @@ func (d *Driver) SessionSpec(spec cohort.NotebookSpec, now time.Time) infra.Sess
 	return s
 }
 
-// Start provisions the session's VM in the first of the class's zones that
-// has capacity, as a member of one of its class's shards, and returns when
-// the VM exists. An impossible request (quota, stockout everywhere) is a
-// user-facing error naming what to do.
+// Start makes the session a member of one of its class's shards and
+// queues the shard's update; it returns once that is recorded. Inspect
+// then says how the VM comes up, or why it could not (quota, stockout
+// everywhere: a message naming what to do).
 func (d *Driver) Start(ctx context.Context, spec cohort.NotebookSpec) error {
 	if len(spec.Runtime.Zones) == 0 {
 		return cohort.Errorf(cohort.EINVALID, "the class has no zones")
 	}
-	is := d.SessionSpec(spec, time.Now())
+	is := d.SessionSpec(spec, d.now())
 	is.Zone = spec.Runtime.Zones[0]
 	if err := is.Check(); err != nil {
 		return cohort.Errorf(cohort.EINVALID, "%v", err)
 	}
-	if _, err := d.List(ctx); err != nil { // every shard's state is known
+	var due string
+	err := d.opts.Shards.EditShards(ctx, spec.ClassID, func(set *cohort.ShardSet) error {
+		due = ""
+		m := set.Members[spec.SessionID]
+		if m != nil && m.Wanted && m.Failed == "" {
+			return nil // joined already
+		}
+		if m == nil {
+			sh := d.place(set, d.now())
+			m = &cohort.ShardMember{SessionID: spec.SessionID, Shard: sh.Name, ClassID: spec.ClassID}
+			set.Members[spec.SessionID] = m
+		}
+		m.Wanted, m.Failed, m.Note = true, "", ""
+		writeMember(m, member{Spec: is, Zones: spec.Runtime.Zones})
+		if owe(set.Shards[m.Shard]) {
+			due = m.Shard
+		}
+		return nil
+	})
+	if err != nil || due == "" {
 		return err
 	}
-	d.mu.Lock()
-	sh, m := d.find(spec.SessionID)
-	if m != nil {
-		if _, up := sh.exists[spec.SessionID]; up {
-			d.mu.Unlock()
-			return nil
-		}
-	} else {
-		sh = d.place(spec.ClassID)
-		sh.members[spec.SessionID] = &member{Spec: is, Zones: spec.Runtime.Zones}
-	}
-	if spec.Progress != nil {
-		sh.progress[spec.SessionID] = spec.Progress
-	}
-	sh.dirty = true
-	r := d.kick(sh)
-	d.mu.Unlock()
-	for {
-		select {
-		case <-r.done:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		d.mu.Lock()
-		_, up := sh.exists[spec.SessionID]
-		failed, member := r.failed[spec.SessionID], sh.members[spec.SessionID] != nil
-		r = r.then
-		d.mu.Unlock()
-		switch {
-		case failed != nil:
-			return failed
-		case up && member:
-			if spec.Progress != nil {
-				spec.Progress("the VM is up; waiting for it to boot and start Jupyter")
-			}
-			return nil
-		case !member:
-			return nil // stopped while it started
-		}
-		// Retried in the next update (another zone, a transient error).
-	}
+	return d.queue(ctx, spec.ClassID, due, d.opts.Gather)
 }
 
 // CheckRuntime refuses a class whose image family does not exist or
@@ -223,50 +228,58 @@ func (d *Driver) CheckRuntime(ctx context.Context, r cohort.Runtime) error {
 // sweep acts first and the job finds nothing to do. It returns once the
 // change is recorded; the shard's next update applies it.
 func (d *Driver) Reschedule(ctx context.Context, sessionID string, deadline time.Time) error {
-	if _, err := d.List(ctx); err != nil { // every shard's members are known
-		return err
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	sh, m := d.find(sessionID)
-	at := deadline.Add(time.Minute).Truncate(time.Minute)
-	if m == nil || m.Spec.ExpireURL == "" || !at.After(m.Spec.HardDeadline) {
+	m, err := d.opts.Shards.ShardMember(ctx, sessionID)
+	if cohort.ErrorCode(err) == cohort.ENOTFOUND {
 		return nil
 	}
-	m.Spec.HardDeadline = at
-	if err := d.persist(sh); err != nil {
+	if err != nil {
 		return err
 	}
-	sh.dirty = true
-	d.kick(sh)
-	return nil
+	at := deadline.Add(time.Minute).Truncate(time.Minute)
+	var due string
+	err = d.opts.Shards.EditShards(ctx, m.ClassID, func(set *cohort.ShardSet) error {
+		due = ""
+		m := set.Members[sessionID]
+		if m == nil || !m.Wanted {
+			return nil
+		}
+		mb, err := readMember(m)
+		if err != nil || mb.Spec.ExpireURL == "" || !at.After(mb.Spec.HardDeadline) {
+			return err
+		}
+		mb.Spec.HardDeadline = at
+		writeMember(m, mb)
+		if owe(set.Shards[m.Shard]) {
+			due = m.Shard
+		}
+		return nil
+	})
+	if err != nil || due == "" {
+		return err
+	}
+	return d.queue(ctx, m.ClassID, due, 0)
 }
 
 // Inspect says whether the session's VM is being created, and once it
 // exists, asks the notebook at its internal address whether it answers.
 func (d *Driver) Inspect(ctx context.Context, spec cohort.NotebookSpec) (cohort.Instance, error) {
-	d.mu.Lock()
-	if err := d.load(); err != nil {
-		d.mu.Unlock()
-		return cohort.Instance{}, err
-	}
-	sh, m := d.find(spec.SessionID)
-	if sh == nil {
-		d.mu.Unlock()
+	m, err := d.opts.Shards.ShardMember(ctx, spec.SessionID)
+	if cohort.ErrorCode(err) == cohort.ENOTFOUND {
 		return cohort.Instance{State: cohort.InstanceAbsent}, nil
 	}
-	if _, ok := sh.exists[spec.SessionID]; !ok && m != nil && (sh.running || sh.dirty) {
-		d.mu.Unlock()
-		return cohort.Instance{State: cohort.InstanceStarting, Progress: "creating the VM"}, nil
-	}
-	d.mu.Unlock()
-	exists, err := d.exists(ctx, sh)
 	if err != nil {
 		return cohort.Instance{}, err
 	}
-	out, ok := exists[spec.SessionID]
-	if !ok || out.InternalIP == "" {
-		return cohort.Instance{State: cohort.InstanceAbsent}, nil
+	out, up := readVM(m)
+	switch {
+	case m.Failed != "":
+		return cohort.Instance{State: cohort.InstanceExited, Reason: m.Failed}, nil
+	case !m.Wanted:
+		return cohort.Instance{State: cohort.InstanceStarting, Progress: "deleting the VM"}, nil
+	case !up:
+		return cohort.Instance{State: cohort.InstanceStarting, Progress: "waiting for the VM to be created"}, nil
+	case out.InternalIP == "":
+		return cohort.Instance{State: cohort.InstanceStarting, Progress: "the VM has no address yet"}, nil
 	}
 	addr := fmt.Sprintf("http://%s:%d", out.InternalIP, d.opts.NotebookPort)
 	if _, err := jupyter.GetStatus(ctx, d.http, addr, spec.BasePath, spec.Token); err != nil {
@@ -281,70 +294,123 @@ func (d *Driver) Inspect(ctx context.Context, spec cohort.NotebookSpec) (cohort.
 	return in, nil
 }
 
-// Stop removes the session from its shard and returns once an update has
-// deleted its VM, disk and scheduler job. A session whose VM is being
-// created is deleted by the update after that one.
+// Stop takes the session out of its shard and returns once its VM, disk
+// and scheduler job are gone: at once if nothing of them was made,
+// otherwise after an update (on any replica) has deleted them.
 func (d *Driver) Stop(ctx context.Context, sessionID string) error {
-	if _, err := d.List(ctx); err != nil { // every shard's state is known
-		return err
-	}
-	d.mu.Lock()
-	sh, m := d.find(sessionID)
-	if sh == nil {
-		d.mu.Unlock()
+	m, err := d.opts.Shards.ShardMember(ctx, sessionID)
+	if cohort.ErrorCode(err) == cohort.ENOTFOUND {
 		return nil
 	}
-	delete(sh.members, sessionID)
-	delete(sh.progress, sessionID)
-	_, exists := sh.exists[sessionID]
-	creating := m != nil && sh.busy // the update in flight may be making it
-	if !exists && !creating && len(sh.members) > 0 {
-		err := d.persist(sh)
-		d.mu.Unlock()
-		return err // nothing of it was made
+	if err != nil {
+		return err
 	}
-	sh.dirty = true
-	r := d.kick(sh) // an empty shard is removed after its update
-	d.mu.Unlock()
-	select {
-	case <-r.done:
-	case <-ctx.Done():
-		return ctx.Err()
+	var due string
+	var wait bool
+	var stopGen int64
+	err = d.opts.Shards.EditShards(ctx, m.ClassID, func(set *cohort.ShardSet) error {
+		due, wait = "", false
+		m := set.Members[sessionID]
+		if m == nil {
+			return nil
+		}
+		sh := set.Shards[m.Shard]
+		// Nothing was made if nothing exists and no update may be making
+		// it: it failed, or no replica updates the shard now (an update
+		// that died is owed another, which deletes what it left).
+		if m.VM == "" && (m.Failed != "" || !sh.Leased(d.now())) {
+			delete(set.Members, sessionID)
+			if len(membersOf(set, sh.Name)) > 0 {
+				return nil
+			}
+		} else {
+			m.Wanted, wait = false, true
+		}
+		if owe(sh) {
+			due = sh.Name
+		}
+		stopGen = sh.Generation
+		return nil
+	})
+	if err != nil {
+		return err
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if _, ok := sh.exists[sessionID]; ok {
-		return errors.Join(fmt.Errorf("stop %s: its VM still exists after an update of %s", sessionID, sh.name), r.err)
+	if due != "" {
+		if err := d.queue(ctx, m.ClassID, due, 0); err != nil {
+			return err
+		}
+	}
+	if !wait {
+		return nil // nothing was made
+	}
+	for {
+		left, err := d.opts.Shards.ShardMember(ctx, sessionID)
+		switch {
+		case cohort.ErrorCode(err) == cohort.ENOTFOUND:
+			return nil
+		case err != nil:
+			return err
+		case left.Wanted:
+			return nil // started again meanwhile
+		}
+		if sh := d.shard(ctx, m.ClassID, left.Shard); sh != nil && sh.Settled >= stopGen {
+			return fmt.Errorf("stop %s: its VM still exists after an update of %s (%s)", sessionID, left.Shard, left.Note)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(d.opts.Poll):
+		}
+	}
+}
+
+// shard reads one shard; nil if it is gone or cannot be read.
+func (d *Driver) shard(ctx context.Context, class, name string) *cohort.Shard {
+	shards, err := d.opts.Shards.ListShards(ctx)
+	if err != nil {
+		return nil
+	}
+	for _, sh := range shards {
+		if sh.Name == name && sh.ClassID == class {
+			return sh
+		}
 	}
 	return nil
 }
 
 // List returns the sessions that are members of a shard or have a VM.
 func (d *Driver) List(ctx context.Context) ([]string, error) {
-	d.mu.Lock()
-	if err := d.load(); err != nil {
-		d.mu.Unlock()
+	members, err := d.opts.Shards.ListShardMembers(ctx)
+	if err != nil {
 		return nil, err
 	}
-	shards := make([]*shard, 0, len(d.shards))
-	for _, sh := range d.shards {
-		shards = append(shards, sh)
+	ids := make([]string, len(members))
+	for i, m := range members {
+		ids[i] = m.SessionID
 	}
-	d.mu.Unlock()
-	seen := map[string]bool{}
+	return ids, nil
+}
+
+// OwedShards returns the shards owed an update that no replica runs: the
+// resync queues them, so that an update a dead replica left is finished.
+func (d *Driver) OwedShards(ctx context.Context) ([]cohort.Shard, error) {
+	shards, err := d.opts.Shards.ListShards(ctx)
+	if err != nil {
+		return nil, err
+	}
+	members, err := d.opts.Shards.ListShardMembers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	count := map[string]int{}
+	for _, m := range members {
+		count[m.Shard]++
+	}
+	var owed []cohort.Shard
 	for _, sh := range shards {
-		exists, err := d.exists(ctx, sh)
-		if err != nil {
-			return nil, err
-		}
-		d.mu.Lock()
-		for id := range sh.members {
-			seen[id] = true
-		}
-		d.mu.Unlock()
-		for id := range exists {
-			seen[id] = true
+		if !sh.Leased(d.now()) && (sh.Generation > sh.Settled || count[sh.Name] == 0) {
+			owed = append(owed, *sh)
 		}
 	}
-	return slices.Sorted(maps.Keys(seen)), nil
+	return owed, nil
 }

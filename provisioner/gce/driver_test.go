@@ -144,22 +144,10 @@ func TestDriverOneStartAtATime(t *testing.T) {
 const subnet = "projects/workshop-123/regions/us-central1/subnetworks/cohort-sessions"
 
 // newDriver is a driver over newStacks with the default class's runtime.
-func newDriver(t testing.TB) (*gce.Driver, *gce.Stacks, *gcptest.Fake) {
+func newDriver(t testing.TB) (*seats, *gce.Stacks, *gcptest.Fake) {
 	t.Helper()
 	stacks, fake := newStacks(t)
 	return driver(t, gce.Options{Stacks: stacks, Project: "workshop-123", Subnetwork: subnet, SeatsPerShard: 25, Gather: 300 * time.Millisecond}), stacks, fake
-}
-
-// driver is gce.New whose background work ends before the test's
-// directories are removed.
-func driver(t testing.TB, opts gce.Options) *gce.Driver {
-	t.Helper()
-	d, err := gce.New(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(d.Wait)
-	return d
 }
 
 func seat(id, class string, zones ...string) cohort.NotebookSpec {
@@ -172,11 +160,11 @@ func seat(id, class string, zones ...string) cohort.NotebookSpec {
 }
 
 // startAll starts the seats at once and returns each one's error.
-func startAll(d *gce.Driver, seats []cohort.NotebookSpec) map[string]error {
+func startAll(d *seats, specs []cohort.NotebookSpec) map[string]error {
 	var mu sync.Mutex
 	errs := map[string]error{}
 	var wg sync.WaitGroup
-	for _, s := range seats {
+	for _, s := range specs {
 		wg.Go(func() {
 			err := d.Start(context.Background(), s)
 			mu.Lock()
@@ -196,10 +184,7 @@ func TestDriverZoneFallback(t *testing.T) {
 	for _, z := range []string{"us-central1-a", "us-central1-b", "us-central1-c"} {
 		fake.Stockout(z, true)
 	}
-	var mu sync.Mutex
-	var progress []string
 	s := seat("ses_z", "cls_z", "us-central1-a", "us-central1-b", "us-central1-c", "us-central1-f")
-	s.Progress = func(m string) { mu.Lock(); progress = append(progress, m); mu.Unlock() }
 	if err := d.Start(context.Background(), s); err != nil {
 		t.Fatal(err)
 	}
@@ -207,13 +192,11 @@ func TestDriverZoneFallback(t *testing.T) {
 	if len(vms) != 1 || vms[0].Inputs["zone"] != "us-central1-f" {
 		t.Fatalf("instances %+v, want one in f", vms)
 	}
-	mu.Lock()
-	seen := strings.Join(progress, "\n")
-	mu.Unlock()
+	seen := strings.Join(d.store.of("ses_z"), "\n")
 	for _, want := range []string{"creating the VM in us-central1-a", "us-central1-a: the zone has no GPUs of this type left right now; trying us-central1-b",
 		"us-central1-b: the zone has no GPUs of this type left right now; trying us-central1-c",
 		"us-central1-c: the zone has no GPUs of this type left right now; trying us-central1-f",
-		"creating the VM in us-central1-f", "the VM is up"} {
+		"creating the VM in us-central1-f"} {
 		if !strings.Contains(seen, want) {
 			t.Errorf("progress lacks %q:\n%s", want, seen)
 		}
@@ -273,8 +256,8 @@ func TestDriverFlakyCloudEndsEverySeat(t *testing.T) {
 
 // TestDriverBatchesAClass: seats that start together share a few
 // updates; a seat that starts while they are busy opens its own shard
-// instead of waiting for theirs; a new driver over the same stacks (cohort
-// restarted) knows them all.
+// instead of waiting for theirs; a new driver over the same store (cohort
+// restarted, or another replica) knows them all.
 func TestDriverBatchesAClass(t *testing.T) {
 	t.Parallel()
 	d, stacks, fake := newDriver(t)
@@ -298,14 +281,13 @@ func TestDriverBatchesAClass(t *testing.T) {
 	if err := <-late; err != nil {
 		t.Fatal(err)
 	}
-	shards, _ := filepath.Glob(filepath.Join(stacks.WorkDir("*"), "members.json"))
-	if len(shards) < 2 || len(shards) > 4 {
+	if shards := d.shards(t); len(shards) < 2 || len(shards) > 4 {
 		t.Fatalf("%d shards for 10 seats started at once and one late: want the 10 batched and the late one apart", len(shards))
 	}
 	if n := len(fake.Instances()); n != 11 {
 		t.Fatalf("%d instances, want 11", n)
 	}
-	again := driver(t, gce.Options{Stacks: stacks, Project: "workshop-123", Subnetwork: subnet})
+	again := driverOn(t, d.store, gce.Options{Stacks: stacks, Project: "workshop-123", Subnetwork: subnet})
 	ids, err := again.List(context.Background())
 	if err != nil || len(ids) != 11 {
 		t.Fatalf("List after a restart = %v, %v", ids, err)
@@ -326,7 +308,10 @@ func TestDriverBatchesAClass(t *testing.T) {
 		t.Fatalf("inventory after stopping every seat = %+v", inv)
 	}
 	// Empty shards are removed after their last update.
-	waitUntil(t, func() bool { left, _ := filepath.Glob(stacks.WorkDir("*")); return len(left) == 0 })
+	waitUntil(t, func() bool {
+		left, _ := filepath.Glob(stacks.WorkDir("*"))
+		return len(left) == 0 && len(d.shards(t)) == 0
+	})
 }
 
 // TestDriverBackstopFollowsTheDeadline: the session's Cloud Scheduler
@@ -371,7 +356,6 @@ func TestDriverBackstopFollowsTheDeadline(t *testing.T) {
 	if err := d.Reschedule(ctx, "ses_d", deadline); err != nil {
 		t.Fatal(err)
 	}
-	d.Wait()
 	if got, _ := job(); got != infra.OneShot(later.Add(time.Minute)) {
 		t.Fatalf("an earlier deadline moved the job to %q", got)
 	}
@@ -521,11 +505,8 @@ func TestDriverNoticesAStoppedVM(t *testing.T) {
 func TestSchedulerAudienceIsCohorts(t *testing.T) {
 	t.Parallel()
 	for _, aud := range []string{"", "https://scheduler-audience.example.org"} {
-		d, err := gce.New(gce.Options{Stacks: &gce.Stacks{}, Project: "p", Network: "default", SchedulerAccount: "sched@x", SchedulerRegion: "us-central1",
+		d := driver(t, gce.Options{Stacks: &gce.Stacks{}, Project: "p", Network: "default", SchedulerAccount: "sched@x", SchedulerRegion: "us-central1",
 			PublicURL: "https://cohort.example.org", SchedulerAudience: aud})
-		if err != nil {
-			t.Fatal(err)
-		}
 		s := d.SessionSpec(cohort.NotebookSpec{SessionID: "ses_a", Runtime: cohort.DefaultClass().Runtime, MaxLifetime: time.Hour}, time.Now())
 		want := aud
 		if want == "" {

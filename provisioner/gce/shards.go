@@ -6,10 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"maps"
-	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -23,27 +20,19 @@ import (
 // a class. Engine work is mostly per run, not per VM (docs/benchmarks.md),
 // so a class start batches: sessions that arrive while nothing runs on a
 // shard wait Gather for company and go up in one update; sessions that
-// arrive while every shard of their class is busy open a new shard rather
-// than queue, so a late participant waits for one update, not two.
+// arrive while every shard of their class is updating open a new shard
+// rather than queue, so a late participant waits for one update, not two.
 //
-// Membership is the desired state, kept in the shard's workspace
-// (members.json, 0600: it holds notebook tokens) and written before each
-// update, so that after a crash the next update still holds every member's
-// VM and nothing else. All fields are guarded by Driver.mu.
-type shard struct {
-	name, class string
-	members     map[string]*member
-	// exists is what the state held after the last update; nil until read.
-	exists map[string]Outputs
-	// running: a goroutine gathers and updates (run). busy: an update is
-	// in flight. dirty: members changed since it began.
-	running, busy, dirty bool
-	// next is the round the next update will settle.
-	next     *round
-	progress map[string]func(string)
-}
+// Shards and their members are rows in the store (cohort.ShardStore), so
+// any replica can run any shard's update: a change bumps the shard's
+// generation and queues an update (Options.Enqueue); the update takes
+// the shard's lease, makes the stack hold every wanted member's VM and
+// nothing else, and records what exists. A replica that dies mid-update
+// lets its lease run out, and the next update, on any replica, finds the
+// engine's lock stale (Stacks.locked) and repairs the state.
 
-// member is a session in a shard.
+// member is what the driver keeps of a session in a shard
+// (cohort.ShardMember.Spec).
 type member struct {
 	Spec infra.SessionSpec `json:"spec"`
 	// Zones are the class's zones in order; Spec.Zone is the one tried now.
@@ -52,238 +41,291 @@ type member struct {
 	Tries int `json:"tries"`
 }
 
-// round is one update of a shard; done is closed when it is settled.
-type round struct {
-	done   chan struct{}
-	err    error
-	failed map[string]error // members given up on, with the user-facing error
-	// then is the round after this one, set when this one begins: a
-	// member retried here is in it.
-	then *round
-}
-
-func newRound() *round { return &round{done: make(chan struct{}), failed: map[string]error{}} }
-
 // maxTries bounds transient failures of one session's create.
 const maxTries = 3
 
-const membersFile = "members.json"
-
 var stackUnsafe = regexp.MustCompile(`[^a-zA-Z0-9_.-]+`)
 
-type membersDoc struct {
-	Class   string             `json:"class"`
-	Members map[string]*member `json:"members"`
+func readMember(m *cohort.ShardMember) (member, error) {
+	var mb member
+	if err := json.Unmarshal([]byte(m.Spec), &mb); err != nil {
+		return mb, fmt.Errorf("read the spec of session %s in shard %s: %w", m.SessionID, m.Shard, err)
+	}
+	return mb, nil
 }
 
-func (d *Driver) newShard(name, class string) *shard {
-	sh := &shard{name: name, class: class, members: map[string]*member{}, next: newRound(), progress: map[string]func(string){}}
-	d.shards[name] = sh
-	return sh
+func writeMember(m *cohort.ShardMember, mb member) {
+	b, _ := json.Marshal(mb) // plain data
+	m.Spec = string(b)
 }
 
-// load reads the shards' members once, after a start or a crash. d.mu is held.
-func (d *Driver) load() error {
-	if d.loaded {
-		return nil
+func readVM(m *cohort.ShardMember) (Outputs, bool) {
+	var out Outputs
+	if m.VM == "" || json.Unmarshal([]byte(m.VM), &out) != nil {
+		return out, false
 	}
-	files, err := filepath.Glob(filepath.Join(d.opts.Stacks.WorkDir("*"), membersFile))
-	if err != nil {
-		return err
-	}
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return err
-		}
-		var doc membersDoc
-		if err := json.Unmarshal(b, &doc); err != nil {
-			return fmt.Errorf("read %s: %w", f, err)
-		}
-		sh := d.newShard(filepath.Base(filepath.Dir(f)), doc.Class)
-		if doc.Members != nil {
-			sh.members = doc.Members
-		}
-		if len(sh.members) == 0 {
-			sh.dirty = true // emptied before a crash: make sure, then remove
-			d.kick(sh)
-		}
-	}
-	d.loaded = true
-	return nil
+	return out, true
 }
 
-// persist writes a shard's members. d.mu is held.
-func (d *Driver) persist(sh *shard) error {
-	dir := d.opts.Stacks.WorkDir(sh.name)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	b, err := json.Marshal(membersDoc{Class: sh.class, Members: sh.members})
-	if err != nil {
-		return err
-	}
-	tmp := filepath.Join(dir, membersFile+".tmp")
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, filepath.Join(dir, membersFile))
-}
-
-// find returns the shard a session is a member of or has a VM in (as far
-// as known), and its membership. d.mu is held.
-func (d *Driver) find(sessionID string) (*shard, *member) {
-	for _, sh := range d.shards {
-		if m, ok := sh.members[sessionID]; ok {
-			return sh, m
+// membersOf returns a shard's members in the order of their sessions.
+func membersOf(set *cohort.ShardSet, shard string) []*cohort.ShardMember {
+	var out []*cohort.ShardMember
+	for _, id := range slices.Sorted(maps.Keys(set.Members)) {
+		if m := set.Members[id]; m.Shard == shard {
+			out = append(out, m)
 		}
 	}
-	for _, sh := range d.shards {
-		if _, ok := sh.exists[sessionID]; ok {
-			return sh, nil
-		}
-	}
-	return nil, nil
+	return out
 }
 
-// place picks the shard a new session of a class joins: one that is not
-// updating (maybe gathering) and has room, else a new one. d.mu is held.
-func (d *Driver) place(class string) *shard {
-	for _, name := range slices.Sorted(maps.Keys(d.shards)) {
-		sh := d.shards[name]
-		if sh.class == class && !sh.busy && len(sh.members) < d.opts.SeatsPerShard {
+// owe records a change to what a shard should hold and says whether the
+// caller must queue an update: no update was owed before it.
+func owe(sh *cohort.Shard) bool {
+	due := sh.Generation == sh.Settled
+	sh.Generation++
+	return due
+}
+
+// place picks the shard a new session of a class joins: one that no
+// replica updates and that has room, else a new one.
+func (d *Driver) place(set *cohort.ShardSet, now time.Time) *cohort.Shard {
+	count := map[string]int{}
+	for _, m := range set.Members {
+		count[m.Shard]++
+	}
+	for _, name := range slices.Sorted(maps.Keys(set.Shards)) {
+		if sh := set.Shards[name]; !sh.Leased(now) && count[name] < d.opts.SeatsPerShard {
 			return sh
 		}
 	}
-	prefix := stackUnsafe.ReplaceAllString(class, "-")
+	prefix := stackUnsafe.ReplaceAllString(set.ClassID, "-")
 	if prefix == "" {
 		prefix = "class"
 	}
-	return d.newShard(prefix+"-"+strings.ToLower(rand.Text()[:6]), class)
+	sh := &cohort.Shard{Name: prefix + "-" + strings.ToLower(rand.Text()[:6]), ClassID: set.ClassID}
+	set.Shards[sh.Name] = sh
+	return sh
 }
 
-// kick makes sure an update goroutine runs for the shard and returns the
-// round that will include the changes made so far. d.mu is held.
-func (d *Driver) kick(sh *shard) *round {
-	if !sh.running {
-		sh.running = true
-		d.runs.Go(func() { d.run(sh) })
+// queue asks for an update of a shard after a while.
+func (d *Driver) queue(ctx context.Context, class, shard string, after time.Duration) error {
+	if d.opts.Enqueue == nil {
+		return errors.New("gce driver: no queue for shard updates (Options.Enqueue)")
 	}
-	return sh.next
+	if err := d.opts.Enqueue(ctx, class, shard, after); err != nil {
+		return fmt.Errorf("queue an update of shard %s: %w", shard, err)
+	}
+	return nil
 }
 
-// exists returns what a shard's state holds, reading it once.
-func (d *Driver) exists(ctx context.Context, sh *shard) (map[string]Outputs, error) {
-	d.mu.Lock()
-	known := sh.exists
-	d.mu.Unlock()
-	if known != nil {
-		return known, nil
+// UpdateShard runs the update a shard is owed, unless another replica
+// holds its lease, and returns how soon to look at the shard again: when
+// the lease runs out, or after a failure's backoff if another update is
+// owed; 0 when nothing more is owed. Jobs call it (package jobs).
+func (d *Driver) UpdateShard(ctx context.Context, class, name string) (time.Duration, error) {
+	var (
+		specs        []infra.SessionSpec
+		gen          int64
+		wait         time.Duration
+		took, remove bool
+	)
+	err := d.opts.Shards.EditShards(ctx, class, func(set *cohort.ShardSet) error {
+		specs, took, remove, wait = nil, false, false, 0
+		now := d.now()
+		sh := set.Shards[name]
+		switch {
+		case sh == nil:
+			return nil // removed
+		case sh.Leased(now) && sh.LeaseOwner != d.id:
+			wait = sh.LeaseUntil.Sub(now) + 100*time.Millisecond
+			return nil
+		}
+		members := membersOf(set, name)
+		for _, m := range members {
+			if m.Wanted && m.Failed == "" {
+				mb, err := readMember(m)
+				if err != nil {
+					return err
+				}
+				specs = append(specs, mb.Spec)
+			}
+		}
+		remove = len(members) == 0
+		if sh.Generation == sh.Settled && !remove {
+			return nil // nothing owed
+		}
+		sh.LeaseOwner, sh.LeaseUntil, gen, took = d.id, now.Add(d.opts.Lease), sh.Generation, true
+		return nil
+	})
+	if err != nil || !took {
+		return wait, err
 	}
-	read, err := d.opts.Stacks.State(ctx, sh.name)
+	held, release := d.hold(ctx, class, name)
+	defer release()
+	if remove {
+		return 0, d.removeShard(held, class, name)
+	}
+	rep, uerr := d.opts.Stacks.Update(held, name, specs, func(id, msg string) { d.progress(held, id, msg) })
+	if uerr != nil {
+		d.log.Warn("shard update failed", "shard", name, "error", uerr)
+	}
+	var again time.Duration
+	var notes map[string]string
+	// Record what exists even when the job's context has ended: the
+	// engine wrote it to the state.
+	err = d.opts.Shards.EditShards(context.WithoutCancel(ctx), class, func(set *cohort.ShardSet) error {
+		sh := set.Shards[name]
+		if sh == nil {
+			return fmt.Errorf("shard %s vanished while this replica held its lease", name)
+		}
+		var err error
+		again, notes, err = settle(set, sh, specs, rep, uerr)
+		if err != nil {
+			return err
+		}
+		sh.Settled = max(sh.Settled, gen)
+		if sh.LeaseOwner == d.id {
+			sh.LeaseOwner, sh.LeaseUntil = "", time.Time{}
+		}
+		switch {
+		case sh.Generation == sh.Settled && len(membersOf(set, name)) > 0:
+			again = 0 // nothing owed
+		case again == 0:
+			again = time.Millisecond
+		}
+		return nil
+	})
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if sh.exists == nil {
-		sh.exists = read
+	for _, id := range slices.Sorted(maps.Keys(notes)) {
+		d.progress(ctx, id, notes[id])
 	}
-	return sh.exists, nil
+	return again, nil
 }
 
-// run updates a shard until its members stop changing, then removes it
-// if it is empty.
-func (d *Driver) run(sh *shard) {
-	ctx := context.Background()
-	wait := d.opts.Gather
-	for {
-		time.Sleep(wait)
-		d.mu.Lock()
-		empty := len(sh.members) == 0 && len(sh.exists) == 0
-		if !sh.dirty || empty && sh.exists != nil {
-			sh.running = false
-			if empty {
-				delete(d.shards, sh.name)
-				close(sh.next.done) // nothing left to do for whoever waits
-				sh.next = newRound()
-			}
-			d.mu.Unlock()
-			if empty {
-				if err := d.opts.Stacks.Remove(ctx, sh.name); err != nil {
-					slog.Error("remove an empty shard", "stack", sh.name, "error", err)
-				}
-			}
-			return
-		}
-		sh.dirty, sh.busy = false, true
-		r := sh.next
-		sh.next = newRound()
-		r.then = sh.next
-		specs := make([]infra.SessionSpec, 0, len(sh.members))
-		for _, id := range slices.Sorted(maps.Keys(sh.members)) {
-			specs = append(specs, sh.members[id].Spec)
-		}
-		progress := maps.Clone(sh.progress)
-		err := d.persist(sh)
-		d.mu.Unlock()
+// progress tells a session's participant a step of its start.
+func (d *Driver) progress(ctx context.Context, sessionID, msg string) {
+	if d.opts.Progress != nil {
+		d.opts.Progress(ctx, sessionID, msg)
+	}
+}
 
-		var rep Report
-		if err == nil {
-			rep, err = d.opts.Stacks.Update(ctx, sh.name, specs, func(id, msg string) {
-				if p := progress[id]; p != nil {
-					p(msg)
+// removeShard destroys an empty shard's stack and deletes its row, unless
+// a member joined meanwhile (then the next update makes it).
+func (d *Driver) removeShard(ctx context.Context, class, name string) error {
+	rerr := d.opts.Stacks.Remove(ctx, name)
+	return d.opts.Shards.EditShards(context.WithoutCancel(ctx), class, func(set *cohort.ShardSet) error {
+		sh := set.Shards[name]
+		if sh == nil {
+			return nil
+		}
+		if len(membersOf(set, name)) == 0 && rerr == nil {
+			delete(set.Shards, name)
+			return nil
+		}
+		if sh.LeaseOwner == d.id {
+			sh.LeaseOwner, sh.LeaseUntil = "", time.Time{}
+		}
+		if rerr != nil {
+			return fmt.Errorf("remove the empty shard %s: %w", name, rerr)
+		}
+		return nil
+	})
+}
+
+// hold keeps a shard's lease while the returned context lives, renewing
+// it every third of Lease. If a renewal fails, the context is cancelled,
+// which interrupts the engine (SIGINT, then SIGKILL 10 s later: the
+// Automation API's cmd.WaitDelay) well before the lease runs out and
+// another replica may find the stack's lock and take it as stale.
+func (d *Driver) hold(ctx context.Context, class, name string) (context.Context, func()) {
+	held, cancel := context.WithCancelCause(ctx)
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		tick := time.NewTicker(d.opts.Lease / 3)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+			rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), d.opts.Lease/6)
+			err := d.opts.Shards.EditShards(rctx, class, func(set *cohort.ShardSet) error {
+				sh := set.Shards[name]
+				if sh == nil || sh.LeaseOwner != d.id {
+					return errors.New("another replica took it")
 				}
+				sh.LeaseUntil = d.now().Add(d.opts.Lease)
+				return nil
 			})
-		}
-		d.mu.Lock()
-		sh.busy = false
-		if rep.Exists != nil {
-			sh.exists = rep.Exists
-		}
-		r.err = err
-		notes, backoff := d.settle(sh, r, specs, rep, err)
-		close(r.done)
-		d.mu.Unlock()
-		for id, msg := range notes {
-			if p := progress[id]; p != nil {
-				p(msg)
+			rcancel()
+			if err != nil {
+				d.log.Error("lost a shard's lease; interrupting its update", "shard", name, "error", err)
+				cancel(fmt.Errorf("lost the lease of shard %s: %w", name, err))
+				return
 			}
 		}
-		wait = backoff
+	}()
+	return held, func() {
+		close(done)
+		<-stopped
+		cancel(nil)
 	}
 }
 
-// settle decides, after an update, what becomes of each session it
-// included: up; retried in another zone (stockout) or the same one
+// settle decides, after an update, what becomes of each member: its VM
+// recorded; up; retried in another zone (stockout) or the same one
 // (transient, up to maxTries); or given up on with a message for the
-// participant (quota, anything else). Whatever a given-up session left is
-// deleted by the next update. It returns progress notes by session and how
-// long to wait before the next update. d.mu is held.
-func (d *Driver) settle(sh *shard, r *round, specs []infra.SessionSpec, rep Report, updateErr error) (map[string]string, time.Duration) {
+// participant (quota, anything else). Whatever a given-up or stopped
+// member left is deleted by the next update; a stopped member with
+// nothing left is removed. It returns the backoff before the next update,
+// and what to tell participants.
+func settle(set *cohort.ShardSet, sh *cohort.Shard, specs []infra.SessionSpec, rep Report, updateErr error) (time.Duration, map[string]string, error) {
 	notes := map[string]string{}
+	tried := map[string]bool{}
+	for _, s := range specs {
+		tried[s.SessionID] = true
+	}
 	var backoff time.Duration
 	changed := false
-	giveUp := func(id, msg string) {
-		delete(sh.members, id)
-		delete(sh.progress, id)
-		r.failed[id] = cohort.Errorf(cohort.EUNAVAILABLE, "%s", msg)
-		if _, ok := sh.exists[id]; ok {
-			sh.dirty = true
+	for _, m := range membersOf(set, sh.Name) {
+		id := m.SessionID
+		out, up := rep.Exists[id]
+		if up && m.VM == "" && m.Wanted && m.Failed == "" {
+			notes[id] = "the VM is up; waiting for it to boot and start Jupyter"
 		}
-		changed = true
-	}
-	for _, spec := range specs {
-		id := spec.SessionID
-		m := sh.members[id]
-		if m == nil {
-			continue // stopped during the update
+		if rep.Exists != nil { // the state was read
+			m.VM = ""
+			if up {
+				b, _ := json.Marshal(out) // plain data
+				m.VM = string(b)
+			}
 		}
-		_, up := rep.Exists[id]
+		if !m.Wanted || m.Failed != "" {
+			switch {
+			case !m.Wanted && m.VM == "":
+				delete(set.Members, id)
+			case m.VM != "":
+				changed = true // still to delete
+			}
+			continue
+		}
+		if !tried[id] {
+			continue // joined during the update: owed the next
+		}
+		mb, err := readMember(m)
+		if err != nil {
+			return 0, nil, err
+		}
 		cause := rep.Failed[id]
 		if up && cause == nil {
-			if m.Tries > 0 {
-				m.Tries, changed = 0, true
+			if mb.Tries > 0 {
+				mb.Tries = 0
+				writeMember(m, mb)
 			}
 			continue
 		}
@@ -294,34 +336,34 @@ func (d *Driver) settle(sh *shard, r *round, specs []infra.SessionSpec, rep Repo
 			cause = errors.New("the update ended before the VM was created")
 		}
 		f := Classify(cause)
+		changed = true
 		switch f.Kind {
 		case FailStockout:
-			i := slices.Index(m.Zones, m.Spec.Zone)
-			if i < 0 || i+1 >= len(m.Zones) {
-				giveUp(id, fmt.Sprintf("no zone of %s had capacity; add zones to the class or try again later", strings.Join(m.Zones, ", ")))
+			i := slices.Index(mb.Zones, mb.Spec.Zone)
+			if i < 0 || i+1 >= len(mb.Zones) {
+				m.Failed = fmt.Sprintf("no zone of %s had capacity; add zones to the class or try again later", strings.Join(mb.Zones, ", "))
 				continue
 			}
-			notes[id] = fmt.Sprintf("%s: %s; trying %s", m.Spec.Zone, f.Message, m.Zones[i+1])
-			m.Spec.Zone, m.Tries = m.Zones[i+1], 0
+			m.Note = fmt.Sprintf("%s: %s; trying %s", mb.Spec.Zone, f.Message, mb.Zones[i+1])
+			notes[id] = m.Note
+			mb.Spec.Zone, mb.Tries = mb.Zones[i+1], 0
 		case FailTransient:
-			if m.Tries++; m.Tries > maxTries {
-				giveUp(id, f.Message+" "+fmt.Sprint(maxTries)+" times; try again later")
+			if mb.Tries++; mb.Tries > maxTries {
+				m.Failed = f.Message + " " + fmt.Sprint(maxTries) + " times; try again later"
 				continue
 			}
-			backoff = max(backoff, time.Duration(1<<(m.Tries-1))*time.Second)
+			backoff = max(backoff, time.Duration(1<<(mb.Tries-1))*time.Second)
 		default:
-			giveUp(id, f.Message)
+			m.Failed = f.Message
 			continue
 		}
-		sh.dirty, changed = true, true
-	}
-	if len(sh.members) == 0 {
-		sh.dirty = true // to remove the shard
+		writeMember(m, mb)
 	}
 	if changed {
-		if err := d.persist(sh); err != nil && r.err == nil {
-			r.err = err
-		}
+		sh.Generation++
 	}
-	return notes, backoff
+	if updateErr != nil {
+		backoff = max(backoff, 2*time.Second) // the cloud or the engine failed: not in a tight loop
+	}
+	return backoff, notes, nil
 }

@@ -446,8 +446,12 @@ func createdID(res map[string]any) string {
 }
 
 // lockHeld reports whether the process that took a lock still runs. A
-// lock taken on another host is not held: one cohort runs the sessions,
-// so the host that took it has gone (the control plane was replaced).
+// lock taken on another host is not held. Stacks are only updated under
+// their shard's lease (Driver.UpdateShard), so whoever took the lock had
+// the lease before us, and a replica that cannot renew its lease
+// interrupts its engine well before the lease runs out: the lock is what
+// a crash left. On this host, a live process is waited for: an engine
+// interrupted a moment ago is still writing its state.
 func lockHeld(b []byte) bool {
 	var lock struct {
 		Pid      int    `json:"pid"`

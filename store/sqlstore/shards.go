@@ -167,11 +167,3 @@ func (s *Store) ListShardMembers(ctx context.Context) ([]*cohort.ShardMember, er
 	}
 	return collect(rows, scanMember)
 }
-
-// NoteShardMember records the latest step of a member's start.
-func (s *Store) NoteShardMember(ctx context.Context, sessionID, note string) error {
-	if _, err := s.exec(ctx, `UPDATE shard_members SET note = ? WHERE session_id = ?`, note, sessionID); err != nil {
-		return fmt.Errorf("note shard member: %w", err)
-	}
-	return nil
-}
