@@ -9,7 +9,6 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/cohortdev/cohort"
-	"github.com/cohortdev/cohort/cost"
 	"github.com/cohortdev/cohort/timeouts"
 )
 
@@ -132,41 +131,17 @@ func (s *Server) extendSession(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	if in.By <= 0 {
-		s.fail(c, cohort.Invalid("by", "by must be a positive duration such as \"1h\""))
-		return
-	}
-	if !sess.State.WantsRunning() {
-		s.fail(c, cohort.Errorf(cohort.ECONFLICT, "session %s has ended; it cannot be extended", sess.ID))
-		return
-	}
 	class, err := s.store.GetClass(ctx, sess.ClassID)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
 	p := class.Policy
-	// Compared before adding: a huge by must not wrap around.
-	if in.By > p.MaxExtension-sess.Extension {
-		s.fail(c, cohort.Invalid("by", "the class allows extending a session by %s in all; this one has %s left",
-			p.MaxExtension, p.MaxExtension-sess.Extension))
+	ext, err := timeouts.Extend(sess, p, in.By)
+	if err != nil {
+		s.fail(c, err)
 		return
 	}
-	if life := cost.Life(sess); life > 0 && p.MaxLifetime.D()+(sess.Extension+in.By).D() > life {
-		s.fail(c, cohort.Invalid("by", "this seat was admitted to run %s at most, extensions included (the class's limits when it started, which its budget and its VM's own stop count); it can be extended by %s more",
-			cohort.Duration(life), cohort.Duration(max(life-p.MaxLifetime.D()-sess.Extension.D(), 0))))
-		return
-	}
-	if before, ok := timeouts.Compute(sess, p); ok && before.HardCause == cohort.CauseClassEnded {
-		s.fail(c, cohort.Errorf(cohort.ECONFLICT, "the session stops when the class ends at %s; move the class's ends_at to give more time",
-			before.Hard.UTC().Format(time.RFC3339)))
-		return
-	} else if ok && before.HardCause == cohort.CauseBudget {
-		s.fail(c, cohort.Errorf(cohort.ECONFLICT, "the session stops at %s for the class's budget; raise the budget to keep it",
-			before.Hard.UTC().Format(time.RFC3339)))
-		return
-	}
-	ext := sess.Extension + in.By
 	if err := s.store.SetExtension(ctx, sess.ID, ext); err != nil {
 		s.fail(c, err)
 		return

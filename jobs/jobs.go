@@ -231,9 +231,17 @@ func (q *Queue) Start(ctx context.Context) error {
 	return q.resync(ctx)
 }
 
-// Stop lets running jobs finish (until ctx ends) and stops the workers.
+// Stop lets running jobs finish for a few seconds, then cancels them and
+// waits for them until ctx ends: a cancelled shard update interrupts its
+// engine, which finishes what it sent to the cloud, writes its state and
+// releases the stack's lock (provisioner/gce).
 func (q *Queue) Stop(ctx context.Context) error {
-	return q.client.Stop(ctx)
+	soft, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := q.client.Stop(soft); err == nil {
+		return nil
+	}
+	return q.client.StopAndCancel(ctx)
 }
 
 // Enqueue asks for a reconcile pass over the session soon.

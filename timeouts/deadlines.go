@@ -88,3 +88,32 @@ func (d Deadlines) Stored(warned *time.Time) cohort.SessionDeadlines {
 	idle, hard, check := d.Idle, d.Hard, d.WarnAt()
 	return cohort.SessionDeadlines{Idle: &idle, Hard: &hard, CheckAt: &check, WarnedAt: warned}
 }
+
+// Extend returns a session's extension after an instructor extends it by
+// by, or why it may not be: the session ended; by is not positive, or
+// more than the class's max_extension leaves; the seat's admitted
+// lifetime (what its budget counted and its VM's own stop enforces) is
+// used up; or the class's end or its budget stops it first.
+func Extend(s *cohort.Session, p cohort.Policy, by cohort.Duration) (cohort.Duration, error) {
+	switch {
+	case by <= 0:
+		return 0, cohort.Invalid("by", "by must be a positive duration such as \"1h\"")
+	case !s.State.WantsRunning():
+		return 0, cohort.Errorf(cohort.ECONFLICT, "session %s has ended; it cannot be extended", s.ID)
+	case by > p.MaxExtension-s.Extension: // compared before adding: a huge by must not wrap around
+		return 0, cohort.Invalid("by", "the class allows extending a session by %s in all; this one has %s left",
+			p.MaxExtension, p.MaxExtension-s.Extension)
+	}
+	if life := cost.Life(s); life > 0 && p.MaxLifetime.D()+(s.Extension+by).D() > life {
+		return 0, cohort.Invalid("by", "this seat was admitted to run %s at most, extensions included (the class's limits when it started, which its budget and its VM's own stop count); it can be extended by %s more",
+			cohort.Duration(life), cohort.Duration(max(life-p.MaxLifetime.D()-s.Extension.D(), 0)))
+	}
+	if d, ok := Compute(s, p); ok && d.HardCause == cohort.CauseClassEnded {
+		return 0, cohort.Errorf(cohort.ECONFLICT, "the session stops when the class ends at %s; move the class's ends_at to give more time",
+			d.Hard.UTC().Format(time.RFC3339))
+	} else if ok && d.HardCause == cohort.CauseBudget {
+		return 0, cohort.Errorf(cohort.ECONFLICT, "the session stops at %s for the class's budget; raise the budget to keep it",
+			d.Hard.UTC().Format(time.RFC3339))
+	}
+	return s.Extension + by, nil
+}

@@ -49,7 +49,7 @@ func (m *Main) driver(log *slog.Logger, publicURL, audience string, db *database
 		return nil, provisioner.Timing{}, err
 	}
 	stacks, err := gce.NewStacks(gce.StackOptions{WorkRoot: filepath.Join(c.DataDir, "pulumi-work"), StateURL: state,
-		SecretsProvider: g.SecretsProvider, Passphrase: passphrase, PulumiRoot: g.PulumiRoot, Metrics: m.metrics})
+		SecretsProvider: g.SecretsProvider, Passphrase: passphrase, PulumiRoot: g.PulumiRoot, Metrics: m.metrics, Logger: log})
 	if err != nil {
 		return nil, provisioner.Timing{}, err
 	}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -173,23 +174,9 @@ func foundationEnv(t *testing.T) string {
 // and the cloud holds exactly what the store says should run.
 func TestE2EGCEKilledMidUpdate(t *testing.T) {
 	t.Parallel()
-	fake := startFakeGCE(t)
-	fake.Latency = 3 * time.Second
 	ctx := context.Background()
-	dataDir := t.TempDir()
-	env := gceEnv(t, fake)
-	srv := startServer(t, dataDir, env...)
-	tok := token(t, dataDir, "teacher@example.com", cohort.RoleInstructor)
-	teacher := client.New(srv.url, tok)
-	class, err := teacher.CreateClass(ctx, map[string]any{"name": "crash"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, _, err := teacher.StartSession(ctx, class.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the VM's create to begin", func() bool { return fake.CreatesInFlight() > 0 })
+	u := midUpdate(t, 3*time.Second)
+	fake, dataDir, env, srv, tok, s := u.fake, u.dataDir, u.env, u.srv, u.tok, u.session
 	srv.kill()
 	waitFor(t, "GCE to finish the create", func() bool { return fake.CreatesInFlight() == 0 })
 	if n := len(fake.Instances()); n != 1 {
@@ -200,8 +187,11 @@ func TestE2EGCEKilledMidUpdate(t *testing.T) {
 	}
 
 	srv = startServer(t, dataDir, env...)
-	teacher = client.New(srv.url, tok)
+	teacher := client.New(srv.url, tok)
 	waitState(t, teacher, s.ID, cohort.StateReady)
+	if !strings.Contains(srv.log.String(), "removed a stale lock") {
+		t.Errorf("the restart did not say it repaired the stack:\n%s", srv.log)
+	}
 	vms := fake.Instances()
 	if len(vms) != 1 || vms[0].Inputs["name"] != gce.InstanceName(s.ID) {
 		t.Fatalf("instances after the restart = %+v, want only %s", vms, gce.InstanceName(s.ID))
@@ -221,10 +211,85 @@ func TestE2EGCEKilledMidUpdate(t *testing.T) {
 	}
 }
 
+// TestE2EGCEStopsGracefullyMidUpdate: cohort told to stop (SIGTERM)
+// while GCE creates a seat's VM interrupts its engine, which finishes the
+// create and releases the stack's lock: nothing is left to repair, and
+// after a restart the seat is ready on the VM that was made.
+func TestE2EGCEStopsGracefullyMidUpdate(t *testing.T) {
+	t.Parallel()
+	// Longer than cohort waits for jobs before it interrupts them, and
+	// than the 10 s it used to wait before exiting with the engine killed.
+	u := midUpdate(t, 20*time.Second)
+	fake, dataDir, env, srv, tok, s := u.fake, u.dataDir, u.env, u.srv, u.tok, u.session
+	if len(lockFiles(dataDir)) == 0 {
+		t.Fatal("no lock while the update runs; the test proves nothing")
+	}
+	srv.cmd.Process.Signal(syscall.SIGTERM)
+	exited := make(chan error, 1)
+	go func() { exited <- srv.cmd.Wait() }()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("cohort stopped with %v", err)
+		}
+	case <-time.After(2 * time.Minute):
+		t.Fatal("cohort did not stop within 2 minutes of SIGTERM")
+	}
+	if locks := lockFiles(dataDir); len(locks) != 0 {
+		t.Fatalf("a graceful stop left the locks %v", locks)
+	}
+	if n := len(fake.Instances()); n != 1 {
+		t.Fatalf("%d instances after the stop, want the one whose create was under way", n)
+	}
+
+	srv = startServer(t, dataDir, env...)
+	teacher := client.New(srv.url, tok)
+	waitState(t, teacher, s.ID, cohort.StateReady)
+	if vms := fake.Instances(); len(vms) != 1 || vms[0].Inputs["name"] != gce.InstanceName(s.ID) {
+		t.Fatalf("instances after the restart = %+v, want only %s", vms, gce.InstanceName(s.ID))
+	}
+	if strings.Contains(srv.log.String(), "removed a stale lock") {
+		t.Fatalf("the restart repaired a stack:\n%s", srv.log)
+	}
+}
+
+// update is cohort on the fake GCE, a seat's VM being created.
+type update struct {
+	fake         *gcptest.Fake
+	dataDir, tok string
+	env          []string
+	srv          *server
+	session      *client.Session
+}
+
+// midUpdate starts cohort on a fake GCE whose creates take latency, and a
+// seat, and returns once GCE works on the seat's VM.
+func midUpdate(t *testing.T, latency time.Duration) update {
+	t.Helper()
+	u := update{fake: startFakeGCE(t), dataDir: t.TempDir()}
+	u.fake.Latency = latency
+	u.env = gceEnv(t, u.fake)
+	u.srv = startServer(t, u.dataDir, u.env...)
+	u.tok = token(t, u.dataDir, "teacher@example.com", cohort.RoleInstructor)
+	teacher := client.New(u.srv.url, u.tok)
+	class, err := teacher.CreateClass(context.Background(), map[string]any{"name": "mid-update"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.session, _, err = teacher.StartSession(context.Background(), class.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the VM's create to begin", func() bool { return u.fake.CreatesInFlight() > 0 })
+	return u
+}
+
 // lockFiles lists the stack locks in the data dir's file:// backend.
-func lockFiles(dataDir string) []string {
+func lockFiles(dataDir string) []string { return stateLocks(filepath.Join(dataDir, "pulumi-state")) }
+
+// stateLocks lists the stack locks in a file:// backend.
+func stateLocks(state string) []string {
 	var locks []string
-	filepath.WalkDir(filepath.Join(dataDir, "pulumi-state", ".pulumi", "locks"), func(path string, d fs.DirEntry, err error) error {
+	filepath.WalkDir(filepath.Join(state, ".pulumi", "locks"), func(path string, d fs.DirEntry, err error) error {
 		if err == nil && !d.IsDir() {
 			locks = append(locks, path)
 		}

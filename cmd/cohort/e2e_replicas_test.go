@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -162,14 +161,7 @@ func TestE2EGCEReplicasShareTheShards(t *testing.T) {
 			t.Errorf("seat %s has %d VMs", s.ID, n)
 		}
 	}
-	var locks []string
-	filepath.WalkDir(filepath.Join(shared, "state", ".pulumi", "locks"), func(path string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			locks = append(locks, path)
-		}
-		return nil
-	})
-	if len(locks) != 0 {
+	if locks := stateLocks(filepath.Join(shared, "state")); len(locks) != 0 {
 		t.Fatalf("locks left with every seat ready: %v", locks)
 	}
 	p7 := mint("p7@example.org", cohort.RoleParticipant)

@@ -287,7 +287,11 @@ func (m *Main) Run(ctx context.Context) error {
 	defer cancel()
 	// Open notebook WebSockets are hijacked connections that Shutdown does
 	// not wait for; they end with the process.
-	errs := []error{err, httpServer.Shutdown(shutdown), queue.Stop(shutdown)}
+	// An engine interrupted mid-update may take its command's WaitDelay (2
+	// minutes) to finish what it sent to GCE and release the stack's lock.
+	drain, cancelDrain := context.WithTimeout(context.WithoutCancel(ctx), 150*time.Second)
+	defer cancelDrain()
+	errs := []error{err, httpServer.Shutdown(shutdown), queue.Stop(drain)}
 	if errors.Is(errs[0], http.ErrServerClosed) {
 		errs[0] = nil
 	}

@@ -3,6 +3,7 @@ package gce
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"os"
 	"os/exec"
@@ -62,8 +63,14 @@ func (c command) Run(ctx context.Context, workdir string, stdin io.Reader, out, 
 	// engine calls do not.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	// Cancelled: interrupt, so that the engine finishes what is in flight
-	// and writes its state; killed if it takes too long.
-	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	// and writes its state; killed if it takes too long, or at once if
+	// another replica may take the stack over (errLeaseLost).
+	cmd.Cancel = func() error {
+		if errors.Is(context.Cause(ctx), errLeaseLost) {
+			return cmd.Process.Kill()
+		}
+		return cmd.Process.Signal(os.Interrupt)
+	}
 	cmd.WaitDelay = 2 * time.Minute
 	code := -2
 	err := cmd.Run()

@@ -11,6 +11,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/cohortdev/cohort"
@@ -74,8 +75,10 @@ type Driver struct {
 	http *http.Client
 	log  *slog.Logger
 	now  func() time.Time
-	// id names this driver in the shards' leases: host/pid/random.
-	id string
+	// id names this driver in the shards' leases: host/pid/random; runs
+	// counts its updates, each of which holds a lease of its own.
+	id   string
+	runs atomic.Int64
 }
 
 // New returns a Driver.

@@ -41,6 +41,14 @@ type member struct {
 	Tries int `json:"tries"`
 }
 
+// errLeaseLost ends an update whose replica could not renew its lease.
+var errLeaseLost = errors.New("lost the lease of shard")
+
+// errInterrupted is an update cut short by its context.
+type errInterrupted struct{ cause error }
+
+func (e errInterrupted) Error() string { return "the update was interrupted: " + e.cause.Error() }
+
 // maxTries bounds transient failures of one session's create.
 const maxTries = 3
 
@@ -129,6 +137,7 @@ func (d *Driver) UpdateShard(ctx context.Context, class, name string) (time.Dura
 		wait         time.Duration
 		took, remove bool
 	)
+	owner := fmt.Sprintf("%s/%d", d.id, d.runs.Add(1)) // this run's, not this process's: one update at a time
 	err := d.opts.Shards.EditShards(ctx, class, func(set *cohort.ShardSet) error {
 		specs, took, remove, wait = nil, false, false, 0
 		now := d.now()
@@ -136,7 +145,7 @@ func (d *Driver) UpdateShard(ctx context.Context, class, name string) (time.Dura
 		switch {
 		case sh == nil:
 			return nil // removed
-		case sh.Leased(now) && sh.LeaseOwner != d.id:
+		case sh.Leased(now):
 			wait = sh.LeaseUntil.Sub(now) + 100*time.Millisecond
 			return nil
 		}
@@ -154,16 +163,16 @@ func (d *Driver) UpdateShard(ctx context.Context, class, name string) (time.Dura
 		if sh.Generation == sh.Settled && !remove {
 			return nil // nothing owed
 		}
-		sh.LeaseOwner, sh.LeaseUntil, gen, took = d.id, now.Add(d.opts.Lease), sh.Generation, true
+		sh.LeaseOwner, sh.LeaseUntil, gen, took = owner, now.Add(d.opts.Lease), sh.Generation, true
 		return nil
 	})
 	if err != nil || !took {
 		return wait, err
 	}
-	held, release := d.hold(ctx, class, name)
+	held, release := d.hold(ctx, class, name, owner)
 	defer release()
 	if remove {
-		return 0, d.removeShard(held, class, name)
+		return 0, d.removeShard(held, class, name, owner)
 	}
 	rep, uerr := d.opts.Stacks.Update(held, name, specs, func(id, msg string) { d.progress(held, id, msg) })
 	if uerr != nil {
@@ -179,12 +188,17 @@ func (d *Driver) UpdateShard(ctx context.Context, class, name string) (time.Dura
 			return fmt.Errorf("shard %s vanished while this replica held its lease", name)
 		}
 		var err error
+		// An interrupted update (cohort stopping, the lease lost) says
+		// nothing about the seats it did not make: they wait for the next.
+		if cause := context.Cause(held); cause != nil {
+			uerr = errInterrupted{cause}
+		}
 		again, notes, err = settle(set, sh, specs, rep, uerr)
 		if err != nil {
 			return err
 		}
 		sh.Settled = max(sh.Settled, gen)
-		if sh.LeaseOwner == d.id {
+		if sh.LeaseOwner == owner {
 			sh.LeaseOwner, sh.LeaseUntil = "", time.Time{}
 		}
 		switch {
@@ -213,7 +227,7 @@ func (d *Driver) progress(ctx context.Context, sessionID, msg string) {
 
 // removeShard destroys an empty shard's stack and deletes its row, unless
 // a member joined meanwhile (then the next update makes it).
-func (d *Driver) removeShard(ctx context.Context, class, name string) error {
+func (d *Driver) removeShard(ctx context.Context, class, name, owner string) error {
 	rerr := d.opts.Stacks.Remove(ctx, name)
 	return d.opts.Shards.EditShards(context.WithoutCancel(ctx), class, func(set *cohort.ShardSet) error {
 		sh := set.Shards[name]
@@ -224,7 +238,7 @@ func (d *Driver) removeShard(ctx context.Context, class, name string) error {
 			delete(set.Shards, name)
 			return nil
 		}
-		if sh.LeaseOwner == d.id {
+		if sh.LeaseOwner == owner {
 			sh.LeaseOwner, sh.LeaseUntil = "", time.Time{}
 		}
 		if rerr != nil {
@@ -234,12 +248,13 @@ func (d *Driver) removeShard(ctx context.Context, class, name string) error {
 	})
 }
 
-// hold keeps a shard's lease while the returned context lives, renewing
-// it every third of Lease. If a renewal fails, the context is cancelled,
-// which interrupts the engine (SIGINT, then SIGKILL 10 s later: the
-// Automation API's cmd.WaitDelay) well before the lease runs out and
-// another replica may find the stack's lock and take it as stale.
-func (d *Driver) hold(ctx context.Context, class, name string) (context.Context, func()) {
+// hold keeps a shard's lease for owner while the returned context lives,
+// renewing it every third of Lease. If a renewal fails, the context ends
+// with errLeaseLost, on which the engine is killed at once (command), long
+// before the lease runs out and another replica may take the stack's lock
+// as stale: the engine must never outlive the lease. What it leaves is
+// what a crash leaves, which the next update repairs.
+func (d *Driver) hold(ctx context.Context, class, name, owner string) (context.Context, func()) {
 	held, cancel := context.WithCancelCause(ctx)
 	done := make(chan struct{})
 	stopped := make(chan struct{})
@@ -256,7 +271,7 @@ func (d *Driver) hold(ctx context.Context, class, name string) (context.Context,
 			rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), d.opts.Lease/6)
 			err := d.opts.Shards.EditShards(rctx, class, func(set *cohort.ShardSet) error {
 				sh := set.Shards[name]
-				if sh == nil || sh.LeaseOwner != d.id {
+				if sh == nil || sh.LeaseOwner != owner {
 					return errors.New("another replica took it")
 				}
 				sh.LeaseUntil = d.now().Add(d.opts.Lease)
@@ -265,7 +280,7 @@ func (d *Driver) hold(ctx context.Context, class, name string) (context.Context,
 			rcancel()
 			if err != nil {
 				d.log.Error("lost a shard's lease; interrupting its update", "shard", name, "error", err)
-				cancel(fmt.Errorf("lost the lease of shard %s: %w", name, err))
+				cancel(fmt.Errorf("%w %s: %w", errLeaseLost, name, err))
 				return
 			}
 		}
@@ -331,6 +346,10 @@ func settle(set *cohort.ShardSet, sh *cohort.Shard, specs []infra.SessionSpec, r
 		}
 		if cause == nil {
 			cause = updateErr
+		}
+		if errors.As(cause, new(errInterrupted)) {
+			changed = true
+			continue
 		}
 		if cause == nil {
 			cause = errors.New("the update ended before the VM was created")

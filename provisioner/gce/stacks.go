@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"os"
 	"path/filepath"
@@ -54,6 +55,8 @@ type StackOptions struct {
 	LockWait time.Duration
 	// Metrics counts and times engine runs (nil: not counted).
 	Metrics *metrics.Metrics
+	// Logger hears of repairs (none if nil).
+	Logger *slog.Logger
 }
 
 // Stacks runs shard stacks: each holds the resources of many sessions
@@ -90,6 +93,9 @@ func NewStacks(opts StackOptions) (*Stacks, error) {
 	}
 	if opts.LockWait == 0 {
 		opts.LockWait = 10 * time.Minute
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	cli, err := newCommand(opts.PulumiRoot)
 	if err != nil {
@@ -311,6 +317,7 @@ func (s *Stacks) locked(ctx context.Context, st auto.Stack, op func() error) err
 		case lerr != nil:
 			return fmt.Errorf("%w (and the stack's lock could not be read: %v)", err, lerr)
 		case removed:
+			s.opts.Logger.Warn("removed a stale lock of a crashed update; repairing the stack's state", "stack", st.Name())
 			if err := s.repair(ctx, st); err != nil {
 				return fmt.Errorf("repair %s after a crashed update: %w", st.Name(), err)
 			}
