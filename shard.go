@@ -16,8 +16,13 @@ type ShardStore interface {
 	EditShards(ctx context.Context, classID string, edit func(*ShardSet) error) error
 	// ShardMember returns a session's membership; ENOTFOUND if it has none.
 	ShardMember(ctx context.Context, sessionID string) (*ShardMember, error)
-	// ListShards returns every shard.
+	// GetShard returns a shard, with its member count; ENOTFOUND if gone.
+	GetShard(ctx context.Context, name string) (*Shard, error)
+	// ListShards returns every shard, with its member count.
 	ListShards(ctx context.Context) ([]*Shard, error)
+	// RenewShardLease moves the end of owner's lease on a shard to until,
+	// and says whether owner still held it.
+	RenewShardLease(ctx context.Context, name, owner string, until time.Time) (bool, error)
 	// ListShardMembers returns every member of every shard.
 	ListShardMembers(ctx context.Context) ([]*ShardMember, error)
 }
@@ -39,6 +44,9 @@ type Shard struct {
 	// LeaseOwner updates the stack until LeaseUntil, renewing as it goes.
 	LeaseOwner string
 	LeaseUntil time.Time
+	// Members counts the shard's members, as GetShard and ListShards read
+	// it; EditShards neither sets nor writes it.
+	Members int
 }
 
 // Leased says whether a replica holds the shard's lease at now.

@@ -100,13 +100,24 @@ func (ReconcileArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{Max
 type ShardArgs struct {
 	Class string `json:"class_id"`
 	Shard string `json:"shard"`
+	// NotBefore delays the update (a class start gathers its seats).
+	// River's scheduled jobs wait for its scheduler, which runs every 5 s;
+	// a job that snoozes for less is made available at once.
+	NotBefore time.Time `json:"not_before,omitzero"`
 }
 
 // Kind names the job in the queue.
 func (ShardArgs) Kind() string { return "update_shard" }
 
 // InsertOpts: an update that fails is retried, with River's backoff.
-func (ShardArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{MaxAttempts: 25} }
+// Updates have a queue of their own: a reconcile job that stops a session
+// waits for one, and must not hold the worker it needs.
+func (ShardArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{MaxAttempts: 25, Queue: shardQueue}
+}
+
+// shardQueue is the River queue of shard updates.
+const shardQueue = "shards"
 
 // ResyncArgs asks for a look at every session that needs one.
 type ResyncArgs struct{}
@@ -161,9 +172,13 @@ func New(ctx context.Context, opts Options) (*Queue, error) {
 			&river.PeriodicJobOpts{RunOnStart: true},
 		))
 	}
+	queues := map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: opts.Workers}}
+	if opts.Shards != nil {
+		queues[shardQueue] = river.QueueConfig{MaxWorkers: opts.Workers}
+	}
 	var err error
 	q.client, err = river.NewClient(driver, &river.Config{
-		Queues:       map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: opts.Workers}},
+		Queues:       queues,
 		Workers:      workers,
 		PeriodicJobs: periodic,
 		// Neither SQLite nor Postgres through database/sql has River's
@@ -254,33 +269,36 @@ func (q *Queue) Enqueue(ctx context.Context, sessionID string) error {
 
 // EnqueueShard asks for an update of a shard after a while.
 func (q *Queue) EnqueueShard(ctx context.Context, class, shard string, after time.Duration) error {
-	var opts *river.InsertOpts
+	args := ShardArgs{Class: class, Shard: shard}
 	if after > 0 {
-		opts = &river.InsertOpts{ScheduledAt: time.Now().Add(after)}
+		args.NotBefore = time.Now().Add(after)
 	}
-	if _, err := q.client.Insert(ctx, ShardArgs{Class: class, Shard: shard}, opts); err != nil {
+	if _, err := q.client.Insert(ctx, args, nil); err != nil {
 		return fmt.Errorf("enqueue an update of shard %s: %w", shard, err)
 	}
 	return nil
 }
 
+// resync queues the shards owed an update that nobody runs, then every
+// session not at rest (first the shards: Pending may stop a session,
+// which waits for its shard's update).
 func (q *Queue) resync(ctx context.Context) error {
-	ids, err := q.rec.Pending(ctx)
-	if err != nil {
-		return fmt.Errorf("list pending sessions: %w", err)
-	}
 	var errs []error
-	for _, id := range ids {
-		errs = append(errs, q.Enqueue(ctx, id))
-	}
 	if q.shards != nil {
 		owed, err := q.shards.OwedShards(ctx)
 		if err != nil {
-			return errors.Join(append(errs, fmt.Errorf("list shards owed an update: %w", err))...)
+			errs = append(errs, fmt.Errorf("list shards owed an update: %w", err))
 		}
 		for _, sh := range owed {
 			errs = append(errs, q.EnqueueShard(ctx, sh.ClassID, sh.Name, 0))
 		}
+	}
+	ids, err := q.rec.Pending(ctx)
+	if err != nil {
+		return errors.Join(append(errs, fmt.Errorf("list pending sessions: %w", err))...)
+	}
+	for _, id := range ids {
+		errs = append(errs, q.Enqueue(ctx, id))
 	}
 	return errors.Join(errs...)
 }
@@ -321,6 +339,9 @@ type shardWorker struct {
 }
 
 func (w *shardWorker) Work(ctx context.Context, job *river.Job[ShardArgs]) error {
+	if wait := time.Until(job.Args.NotBefore); wait > 0 {
+		return river.JobSnooze(wait)
+	}
 	again, err := w.q.shards.UpdateShard(ctx, job.Args.Class, job.Args.Shard)
 	if err == nil && again == 0 {
 		return nil

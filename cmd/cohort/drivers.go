@@ -37,11 +37,13 @@ func (m *Main) driver(log *slog.Logger, publicURL, audience string, db *database
 		return nil, provisioner.Timing{}, errors.New("--driver gce needs --gce-project, --gce-session-account and --gce-subnetwork (or --gce-network): the foundation's outputs print them (see docs/gcp.md)")
 	}
 	state := g.PulumiState
+	if db.kind == jobs.Postgres && (state == "" || g.SecretsProvider == "passphrase" && g.PassphraseFile == "") {
+		// Any replica may update any shard: they must share the state and
+		// what encrypts its secrets.
+		return nil, provisioner.Timing{}, errors.New("--driver gce with --database postgres needs --pulumi-state, a state backend every replica reaches (gs://BUCKET), " +
+			"and --pulumi-passphrase-file (one file every replica reads) or --pulumi-secrets-provider gcpkms://...: see docs/operations.md")
+	}
 	if state == "" {
-		if db.kind == jobs.Postgres {
-			// Any replica may update any shard: they must share the state.
-			return nil, provisioner.Timing{}, errors.New("--driver gce with --database postgres needs --pulumi-state: a state backend every replica reaches (gs://BUCKET), and --pulumi-passphrase-file or a gcpkms:// secrets provider they share (docs/operations.md)")
-		}
 		state = "file://" + filepath.Join(c.DataDir, "pulumi-state")
 	}
 	passphrase, err := secretFile(cmp.Or(g.PassphraseFile, filepath.Join(c.DataDir, "pulumi-passphrase")))
@@ -116,21 +118,34 @@ func (m *Main) localDriver(log *slog.Logger) (*local.Driver, error) {
 // (The Pulumi passphrase: losing it makes the stacks' secrets unreadable,
 // so it lives in a file, not in a flag.)
 func secretFile(path string) (string, error) {
-	for {
-		if b, err := os.ReadFile(path); err == nil && len(b) > 0 {
-			return strings.TrimSpace(string(b)), nil
-		} else if err != nil && !errors.Is(err, os.ErrNotExist) {
-			return "", fmt.Errorf("read the Pulumi passphrase: %w", err)
-		}
-		tmp := fmt.Sprintf("%s.%d.tmp", path, os.Getpid())
-		if err := os.WriteFile(tmp, []byte(cohort.NewSecret("")+"\n"), 0o600); err != nil {
-			return "", fmt.Errorf("store the Pulumi passphrase: %w", err)
-		}
-		// A hard link never replaces a file another replica made meanwhile.
-		err := os.Link(tmp, path)
-		os.Remove(tmp)
-		if err != nil && !errors.Is(err, os.ErrExist) {
-			return "", fmt.Errorf("store the Pulumi passphrase: %w", err)
-		}
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil && len(strings.TrimSpace(string(b))) == 0:
+		return "", fmt.Errorf("the Pulumi passphrase file %s is empty: restore it from a backup (without it the stacks' secrets cannot be read)", path)
+	case err == nil:
+		return strings.TrimSpace(string(b)), nil
+	case !errors.Is(err, os.ErrNotExist):
+		return "", fmt.Errorf("read the Pulumi passphrase: %w", err)
 	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".pulumi-passphrase-*")
+	if err != nil {
+		return "", fmt.Errorf("store the Pulumi passphrase: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	secret := cohort.NewSecret("")
+	if _, err := tmp.WriteString(secret + "\n"); err != nil {
+		tmp.Close()
+		return "", fmt.Errorf("store the Pulumi passphrase: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return "", fmt.Errorf("store the Pulumi passphrase: %w", err)
+	}
+	// A hard link never replaces a file another replica made meanwhile.
+	switch err := os.Link(tmp.Name(), path); {
+	case errors.Is(err, os.ErrExist):
+		return secretFile(path)
+	case err != nil:
+		return "", fmt.Errorf("store the Pulumi passphrase in %s (its file system must allow hard links; or make the file beforehand): %w", path, err)
+	}
+	return secret, nil
 }

@@ -25,22 +25,14 @@ import (
 func TestE2EReplicasOnPostgres(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	database := "COHORT_DATABASE=" + pgtest.URL(t)
+	url := pgtest.URL(t)
+	database := "COHORT_DATABASE=" + url
 	dataDir := t.TempDir()
 	cleanupNotebooks(t, dataDir)
 	a := startServer(t, dataDir, database)
 	b := startServer(t, dataDir, database)
 
-	mint := func(email string, role cohort.Role) string {
-		cmd := exec.Command(binary, "token", "create", "--email", email, "--role", string(role))
-		cmd.Env = append(cmd.Environ(), database)
-		out, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("token create --database: %v", err)
-		}
-		return strings.TrimSpace(string(out))
-	}
-	teacherToken, adaToken := mint("teacher@example.org", cohort.RoleInstructor), mint("ada@example.org", cohort.RoleParticipant)
+	teacherToken, adaToken := mintOn(t, url, "teacher@example.org", cohort.RoleInstructor), mintOn(t, url, "ada@example.org", cohort.RoleParticipant)
 	class, err := client.New(a.url, teacherToken).CreateClass(ctx, map[string]any{"name": "replicas"})
 	if err != nil {
 		t.Fatal(err)
@@ -74,6 +66,90 @@ func TestE2EReplicasOnPostgres(t *testing.T) {
 	}
 }
 
+// TestE2ELocalReplicaKilledDuringStartAll: an instructor starts 8 seats
+// through replica A, which is killed at once, with notebooks spawned and
+// not recorded. Replica B finishes: every seat ready, each with exactly
+// one notebook, none left over, code runs, and stop-all ends them all.
+func TestE2ELocalReplicaKilledDuringStartAll(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := pgtest.URL(t)
+	dataDir := t.TempDir()
+	cleanupNotebooks(t, dataDir)
+	a := startServer(t, dataDir, "COHORT_DATABASE="+url)
+	b := startServer(t, dataDir, "COHORT_DATABASE="+url)
+	teacherToken := mintOn(t, url, "teacher@example.org", cohort.RoleInstructor)
+	class, err := client.New(a.url, teacherToken).CreateClass(ctx, map[string]any{"name": "kill during start-all"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var roster []string
+	for i := range 8 {
+		roster = append(roster, fmt.Sprintf("p%d@example.org", i))
+	}
+	if _, err := client.New(a.url, teacherToken).AddMembers(ctx, class.ID, roster, cohort.MemberParticipant); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := client.New(a.url, teacherToken).StartAll(ctx, class.ID); err != nil || r.Started != 8 {
+		t.Fatalf("start-all = %+v, %v", r, err)
+	}
+	a.kill()
+
+	teacher := client.New(b.url, teacherToken)
+	seats, err := teacher.ListSessions(ctx, class.ID)
+	if err != nil || len(seats) != 8 {
+		t.Fatalf("sessions = %d, %v", len(seats), err)
+	}
+	for _, s := range seats {
+		waitState(t, teacher, s.ID, cohort.StateReady)
+	}
+	running, err := sessionsOf(t, dataDir).driver(t).List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{}
+	for _, s := range seats {
+		want[s.ID] = true
+	}
+	if len(running) != 8 {
+		t.Fatalf("%d sessions have processes for 8 seats: %v", len(running), running)
+	}
+	for _, id := range running {
+		if !want[id] {
+			t.Errorf("processes of %s, which is no seat of the class", id)
+		}
+	}
+	p3 := mintOn(t, url, "p3@example.org", cohort.RoleParticipant)
+	mine, _, err := client.New(b.url, p3).StartSession(ctx, class.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := runKernel(t, b.notebook(mine.ID), p3, "print(6*7)"); got != "42\n" {
+		t.Fatalf("through replica B the kernel printed %q", got)
+	}
+	if n, err := teacher.StopAll(ctx, class.ID); err != nil || n != 8 {
+		t.Fatalf("stop-all = %d, %v", n, err)
+	}
+	for _, s := range seats {
+		waitState(t, teacher, s.ID, cohort.StateStopped)
+		if n := notebookProcs(t, dataDir, s.ID); n != 0 {
+			t.Errorf("%s still has processes after stop-all", s.ID)
+		}
+	}
+}
+
+// mintOn mints an API token into the database at url, as an admin would.
+func mintOn(t *testing.T, url, email string, role cohort.Role) string {
+	t.Helper()
+	cmd := exec.Command(binary, "token", "create", "--email", email, "--role", string(role))
+	cmd.Env = append(cmd.Environ(), "COHORT_DATABASE="+url)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("token create --database: %v", err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
 // TestE2EGCEReplicasShareTheShards: two replicas on one Postgres run the
 // GCE driver on one state backend. An instructor starts 20 seats through
 // one; the replica running a shard update is killed in the middle of it;
@@ -90,16 +166,7 @@ func TestE2EGCEReplicasShareTheShards(t *testing.T) {
 	env := append(gceEnv(t, fake), "COHORT_DATABASE="+url, "COHORT_PULUMI_STATE=file://"+shared+"/state",
 		"COHORT_PULUMI_PASSPHRASE_FILE="+shared+"/passphrase")
 	replicas := []*server{startServer(t, t.TempDir(), env...), startServer(t, t.TempDir(), env...)}
-	mint := func(email string, role cohort.Role) string {
-		cmd := exec.Command(binary, "token", "create", "--email", email, "--role", string(role))
-		cmd.Env = append(cmd.Environ(), "COHORT_DATABASE="+url)
-		out, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("token create --database: %v", err)
-		}
-		return strings.TrimSpace(string(out))
-	}
-	teacherToken := mint("teacher@example.org", cohort.RoleInstructor)
+	teacherToken := mintOn(t, url, "teacher@example.org", cohort.RoleInstructor)
 	teacher := client.New(replicas[0].url, teacherToken)
 	class, err := teacher.CreateClass(ctx, map[string]any{"name": "replicated"})
 	if err != nil {
@@ -164,7 +231,7 @@ func TestE2EGCEReplicasShareTheShards(t *testing.T) {
 	if locks := stateLocks(filepath.Join(shared, "state")); len(locks) != 0 {
 		t.Fatalf("locks left with every seat ready: %v", locks)
 	}
-	p7 := mint("p7@example.org", cohort.RoleParticipant)
+	p7 := mintOn(t, url, "p7@example.org", cohort.RoleParticipant)
 	participant := client.New(survivor.url, p7)
 	mine, _, err := participant.StartSession(ctx, class.ID)
 	if err != nil {

@@ -289,9 +289,12 @@ func (m *Main) Run(ctx context.Context) error {
 	// not wait for; they end with the process.
 	// An engine interrupted mid-update may take its command's WaitDelay (2
 	// minutes) to finish what it sent to GCE and release the stack's lock.
+	// The queue stops taking jobs at once, while requests drain.
 	drain, cancelDrain := context.WithTimeout(context.WithoutCancel(ctx), 150*time.Second)
 	defer cancelDrain()
-	errs := []error{err, httpServer.Shutdown(shutdown), queue.Stop(drain)}
+	stopped := make(chan error, 1)
+	go func() { stopped <- queue.Stop(drain) }()
+	errs := []error{err, httpServer.Shutdown(shutdown), <-stopped}
 	if errors.Is(errs[0], http.ErrServerClosed) {
 		errs[0] = nil
 	}

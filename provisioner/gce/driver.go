@@ -203,7 +203,11 @@ func (d *Driver) Start(ctx context.Context, spec cohort.NotebookSpec) error {
 	if err != nil || due == "" {
 		return err
 	}
-	return d.queue(ctx, spec.ClassID, due, d.opts.Gather)
+	if err := d.queue(ctx, spec.ClassID, due, d.opts.Gather); err != nil {
+		// Recorded: the resync queues the update the shard is owed.
+		d.log.Warn("queue a shard update; the resync will", "shard", due, "error", err)
+	}
+	return nil
 }
 
 // CheckRuntime refuses a class whose image family does not exist or
@@ -356,7 +360,7 @@ func (d *Driver) Stop(ctx context.Context, sessionID string) error {
 		case left.Wanted:
 			return nil // started again meanwhile
 		}
-		if sh := d.shard(ctx, m.ClassID, left.Shard); sh != nil && sh.Settled >= stopGen {
+		if sh, err := d.opts.Shards.GetShard(ctx, left.Shard); err == nil && sh.Settled >= stopGen {
 			return fmt.Errorf("stop %s: its VM still exists after an update of %s (%s)", sessionID, left.Shard, left.Note)
 		}
 		select {
@@ -365,20 +369,6 @@ func (d *Driver) Stop(ctx context.Context, sessionID string) error {
 		case <-time.After(d.opts.Poll):
 		}
 	}
-}
-
-// shard reads one shard; nil if it is gone or cannot be read.
-func (d *Driver) shard(ctx context.Context, class, name string) *cohort.Shard {
-	shards, err := d.opts.Shards.ListShards(ctx)
-	if err != nil {
-		return nil
-	}
-	for _, sh := range shards {
-		if sh.Name == name && sh.ClassID == class {
-			return sh
-		}
-	}
-	return nil
 }
 
 // List returns the sessions that are members of a shard or have a VM.
@@ -401,17 +391,9 @@ func (d *Driver) OwedShards(ctx context.Context) ([]cohort.Shard, error) {
 	if err != nil {
 		return nil, err
 	}
-	members, err := d.opts.Shards.ListShardMembers(ctx)
-	if err != nil {
-		return nil, err
-	}
-	count := map[string]int{}
-	for _, m := range members {
-		count[m.Shard]++
-	}
 	var owed []cohort.Shard
 	for _, sh := range shards {
-		if !sh.Leased(d.now()) && (sh.Generation > sh.Settled || count[sh.Name] == 0) {
+		if !sh.Leased(d.now()) && (sh.Generation > sh.Settled || sh.Members == 0) {
 			owed = append(owed, *sh)
 		}
 	}

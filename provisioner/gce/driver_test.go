@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -192,11 +193,13 @@ func TestDriverZoneFallback(t *testing.T) {
 	if len(vms) != 1 || vms[0].Inputs["zone"] != "us-central1-f" {
 		t.Fatalf("instances %+v, want one in f", vms)
 	}
+	up := "the VM is up; waiting for it to boot and start Jupyter" // told once the VM is recorded
+	waitUntil(t, func() bool { return slices.Contains(d.store.of("ses_z"), up) })
 	seen := strings.Join(d.store.of("ses_z"), "\n")
 	for _, want := range []string{"creating the VM in us-central1-a", "us-central1-a: the zone has no GPUs of this type left right now; trying us-central1-b",
 		"us-central1-b: the zone has no GPUs of this type left right now; trying us-central1-c",
 		"us-central1-c: the zone has no GPUs of this type left right now; trying us-central1-f",
-		"creating the VM in us-central1-f"} {
+		"creating the VM in us-central1-f", up} {
 		if !strings.Contains(seen, want) {
 			t.Errorf("progress lacks %q:\n%s", want, seen)
 		}
@@ -353,8 +356,19 @@ func TestDriverBackstopFollowsTheDeadline(t *testing.T) {
 	if _, now := job(); now != vm {
 		t.Fatalf("rescheduling the job replaced the VM (instance %v, now %v)", vm, now)
 	}
+	m, err := d.store.ShardMember(ctx, "ses_d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := d.store.GetShard(ctx, m.Shard)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := d.Reschedule(ctx, "ses_d", deadline); err != nil {
 		t.Fatal(err)
+	}
+	if after, err := d.store.GetShard(ctx, m.Shard); err != nil || after.Generation != before.Generation {
+		t.Fatalf("an earlier deadline changed the shard (generation %d, now %d; %v)", before.Generation, after.Generation, err)
 	}
 	if got, _ := job(); got != infra.OneShot(later.Add(time.Minute)) {
 		t.Fatalf("an earlier deadline moved the job to %q", got)

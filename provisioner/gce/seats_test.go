@@ -91,7 +91,7 @@ func (s *seats) Start(ctx context.Context, spec cohort.NotebookSpec) error {
 		case m.VM != "" || !m.Wanted:
 			return nil
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cohortdev/cohort"
@@ -126,28 +127,23 @@ func (d *Driver) queue(ctx context.Context, class, shard string, after time.Dura
 	return nil
 }
 
-// UpdateShard runs the update a shard is owed, unless another replica
-// holds its lease, and returns how soon to look at the shard again: when
-// the lease runs out, or after a failure's backoff if another update is
-// owed; 0 when nothing more is owed. Jobs call it (package jobs).
+// UpdateShard runs the update a shard is owed, unless a replica holds its
+// lease (which looks again when it is done), and returns how soon to look
+// at the shard again: 0 when nothing more is owed, a failure's backoff
+// otherwise. Jobs call it (package jobs).
 func (d *Driver) UpdateShard(ctx context.Context, class, name string) (time.Duration, error) {
 	var (
 		specs        []infra.SessionSpec
 		gen          int64
-		wait         time.Duration
 		took, remove bool
 	)
 	owner := fmt.Sprintf("%s/%d", d.id, d.runs.Add(1)) // this run's, not this process's: one update at a time
 	err := d.opts.Shards.EditShards(ctx, class, func(set *cohort.ShardSet) error {
-		specs, took, remove, wait = nil, false, false, 0
+		specs, took, remove = nil, false, false
 		now := d.now()
 		sh := set.Shards[name]
-		switch {
-		case sh == nil:
-			return nil // removed
-		case sh.Leased(now):
-			wait = sh.LeaseUntil.Sub(now) + 100*time.Millisecond
-			return nil
+		if sh == nil || sh.Leased(now) {
+			return nil // removed, or updating
 		}
 		members := membersOf(set, name)
 		for _, m := range members {
@@ -167,40 +163,39 @@ func (d *Driver) UpdateShard(ctx context.Context, class, name string) (time.Dura
 		return nil
 	})
 	if err != nil || !took {
-		return wait, err
+		return 0, err
 	}
-	held, release := d.hold(ctx, class, name, owner)
+	held, release := d.hold(ctx, name, owner)
 	defer release()
 	if remove {
-		return 0, d.removeShard(held, class, name, owner)
+		return 0, d.removeShard(held, release, class, name, owner)
 	}
 	rep, uerr := d.opts.Stacks.Update(held, name, specs, func(id, msg string) { d.progress(held, id, msg) })
 	if uerr != nil {
 		d.log.Warn("shard update failed", "shard", name, "error", uerr)
 	}
+	// An interrupted update (cohort stopping, the lease lost) says
+	// nothing about the seats it did not make: they wait for the next.
+	if cause := context.Cause(held); cause != nil {
+		uerr = errInterrupted{cause}
+	}
+	release()
 	var again time.Duration
 	var notes map[string]string
 	// Record what exists even when the job's context has ended: the
 	// engine wrote it to the state.
 	err = d.opts.Shards.EditShards(context.WithoutCancel(ctx), class, func(set *cohort.ShardSet) error {
+		again, notes = 0, nil
 		sh := set.Shards[name]
-		if sh == nil {
-			return fmt.Errorf("shard %s vanished while this replica held its lease", name)
+		if sh == nil || sh.LeaseOwner != owner {
+			return nil // the lease was lost: its holder settles the shard
 		}
 		var err error
-		// An interrupted update (cohort stopping, the lease lost) says
-		// nothing about the seats it did not make: they wait for the next.
-		if cause := context.Cause(held); cause != nil {
-			uerr = errInterrupted{cause}
-		}
-		again, notes, err = settle(set, sh, specs, rep, uerr)
-		if err != nil {
+		if again, notes, err = settle(set, sh, specs, rep, uerr); err != nil {
 			return err
 		}
 		sh.Settled = max(sh.Settled, gen)
-		if sh.LeaseOwner == owner {
-			sh.LeaseOwner, sh.LeaseUntil = "", time.Time{}
-		}
+		sh.LeaseOwner, sh.LeaseUntil = "", time.Time{}
 		switch {
 		case sh.Generation == sh.Settled && len(membersOf(set, name)) > 0:
 			again = 0 // nothing owed
@@ -227,20 +222,19 @@ func (d *Driver) progress(ctx context.Context, sessionID, msg string) {
 
 // removeShard destroys an empty shard's stack and deletes its row, unless
 // a member joined meanwhile (then the next update makes it).
-func (d *Driver) removeShard(ctx context.Context, class, name, owner string) error {
-	rerr := d.opts.Stacks.Remove(ctx, name)
-	return d.opts.Shards.EditShards(context.WithoutCancel(ctx), class, func(set *cohort.ShardSet) error {
+func (d *Driver) removeShard(held context.Context, release func(), class, name, owner string) error {
+	rerr := d.opts.Stacks.Remove(held, name)
+	release()
+	return d.opts.Shards.EditShards(context.WithoutCancel(held), class, func(set *cohort.ShardSet) error {
 		sh := set.Shards[name]
-		if sh == nil {
+		if sh == nil || sh.LeaseOwner != owner {
 			return nil
 		}
 		if len(membersOf(set, name)) == 0 && rerr == nil {
 			delete(set.Shards, name)
 			return nil
 		}
-		if sh.LeaseOwner == owner {
-			sh.LeaseOwner, sh.LeaseUntil = "", time.Time{}
-		}
+		sh.LeaseOwner, sh.LeaseUntil = "", time.Time{}
 		if rerr != nil {
 			return fmt.Errorf("remove the empty shard %s: %w", name, rerr)
 		}
@@ -248,18 +242,22 @@ func (d *Driver) removeShard(ctx context.Context, class, name, owner string) err
 	})
 }
 
-// hold keeps a shard's lease for owner while the returned context lives,
-// renewing it every third of Lease. If a renewal fails, the context ends
-// with errLeaseLost, on which the engine is killed at once (command), long
-// before the lease runs out and another replica may take the stack's lock
-// as stale: the engine must never outlive the lease. What it leaves is
-// what a crash leaves, which the next update repairs.
-func (d *Driver) hold(ctx context.Context, class, name, owner string) (context.Context, func()) {
+// hold keeps owner's lease on a shard while its engine runs, renewing it
+// every third of Lease; release stops it (and may be called again). A
+// renewal that fails is tried again each second while a third of the
+// lease is left; a lease lost, or about to run out, kills the engine at
+// once (Stacks.kill) and ends the context with errLeaseLost: the engine
+// must never outlive the lease, for then another replica may take the
+// stack's lock as stale. What a killed engine leaves is what a crash
+// leaves, which the next update repairs. An engine interrupted by
+// cohort's stop keeps the lease renewed until it has finished.
+func (d *Driver) hold(ctx context.Context, name, owner string) (context.Context, func()) {
 	held, cancel := context.WithCancelCause(ctx)
 	done := make(chan struct{})
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
+		renewed := d.now()
 		tick := time.NewTicker(d.opts.Lease / 3)
 		defer tick.Stop()
 		for {
@@ -268,27 +266,46 @@ func (d *Driver) hold(ctx context.Context, class, name, owner string) (context.C
 				return
 			case <-tick.C:
 			}
-			rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), d.opts.Lease/6)
-			err := d.opts.Shards.EditShards(rctx, class, func(set *cohort.ShardSet) error {
-				sh := set.Shards[name]
-				if sh == nil || sh.LeaseOwner != owner {
-					return errors.New("another replica took it")
-				}
-				sh.LeaseUntil = d.now().Add(d.opts.Lease)
-				return nil
-			})
-			rcancel()
-			if err != nil {
-				d.log.Error("lost a shard's lease; interrupting its update", "shard", name, "error", err)
-				cancel(fmt.Errorf("%w %s: %w", errLeaseLost, name, err))
+			if lost := d.renew(ctx, name, owner, &renewed, done); lost != nil {
+				d.log.Error("lost a shard's lease; killing its engine", "shard", name, "error", lost)
+				d.opts.Stacks.kill(name)
+				cancel(fmt.Errorf("%w %s: %w", errLeaseLost, name, lost))
 				return
 			}
 		}
 	}()
+	var once sync.Once
 	return held, func() {
-		close(done)
-		<-stopped
-		cancel(nil)
+		once.Do(func() {
+			close(done)
+			<-stopped
+			cancel(nil)
+		})
+	}
+}
+
+// renew renews owner's lease, trying again each second while the store
+// fails and a third of the lease is left; it returns why the lease is
+// lost, or nil (also when done closes meanwhile).
+func (d *Driver) renew(ctx context.Context, name, owner string, renewed *time.Time, done <-chan struct{}) error {
+	for {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.opts.Lease/6)
+		ok, err := d.opts.Shards.RenewShardLease(rctx, name, owner, d.now().Add(d.opts.Lease))
+		cancel()
+		switch {
+		case err == nil && ok:
+			*renewed = d.now()
+			return nil
+		case err == nil:
+			return errors.New("another replica holds it")
+		case d.now().Sub(*renewed) > d.opts.Lease*2/3:
+			return err
+		}
+		select {
+		case <-done:
+			return nil
+		case <-time.After(time.Second):
+		}
 	}
 }
 
@@ -322,15 +339,19 @@ func settle(set *cohort.ShardSet, sh *cohort.Shard, specs []infra.SessionSpec, r
 		}
 		if !m.Wanted || m.Failed != "" {
 			switch {
-			case !m.Wanted && m.VM == "":
+			case !m.Wanted && m.VM == "" && rep.Exists != nil:
 				delete(set.Members, id)
-			case m.VM != "":
-				changed = true // still to delete
+			case m.VM != "" || rep.Exists == nil:
+				changed = true // still to delete, or not known to be gone
 			}
 			continue
 		}
 		if !tried[id] {
 			continue // joined during the update: owed the next
+		}
+		if rep.Exists == nil {
+			changed = true // the state could not be read: judge nothing
+			continue
 		}
 		mb, err := readMember(m)
 		if err != nil {

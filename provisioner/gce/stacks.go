@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
@@ -63,7 +62,7 @@ type StackOptions struct {
 // (infra.ShardProgram), so that one engine run creates many VMs at once.
 type Stacks struct {
 	opts StackOptions
-	cli  auto.PulumiCommand
+	cli  command
 	// opening holds a lock per stack name while it is opened: two
 	// creates of one stack at once race on the backend's files (one
 	// fails "already exists", or on the other's lock file vanishing).
@@ -116,6 +115,9 @@ func (s *Stacks) env() map[string]string {
 	}
 	return env
 }
+
+// kill ends the engines working on a stack at once (its lease is lost).
+func (s *Stacks) kill(stack string) { s.cli.kill(s.WorkDir(stack)) }
 
 // WorkDir is the workspace directory of a stack.
 func (s *Stacks) WorkDir(stack string) string { return filepath.Join(s.opts.WorkRoot, stack) }
@@ -401,6 +403,9 @@ func (s *Stacks) repair(ctx context.Context, st auto.Stack) error {
 		Resource map[string]any `json:"resource"`
 		Type     string         `json:"type"`
 	}
+	if len(d["pending_operations"]) == 0 {
+		return nil // killed between operations: nothing pending
+	}
 	if err := json.Unmarshal(d["pending_operations"], &ops); err != nil || len(ops) == 0 {
 		return err
 	}
@@ -470,5 +475,8 @@ func lockHeld(b []byte) bool {
 	if host, _ := os.Hostname(); host != lock.Hostname {
 		return false
 	}
-	return syscall.Kill(lock.Pid, 0) == nil
+	// A pid is reused, by anything once cohort's container restarts: only
+	// a pulumi process holds a lock.
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", lock.Pid))
+	return err == nil && strings.Contains(string(cmdline), "pulumi")
 }

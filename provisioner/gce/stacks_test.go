@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -223,8 +224,9 @@ func killEngines(t *testing.T, dir string) int {
 	return n
 }
 
-// TestStacksWaitForALiveLock: a lock whose process runs on this host is
-// another operation's, not a crash's: it is waited for and never removed.
+// TestStacksWaitForALiveLock: a lock whose pulumi process runs on this
+// host is another operation's, not a crash's: it is waited for and never
+// removed; a lock whose pid another program reuses is stale.
 func TestStacksWaitForALiveLock(t *testing.T) {
 	t.Parallel()
 	var state string
@@ -240,10 +242,23 @@ func TestStacksWaitForALiveLock(t *testing.T) {
 	if err := os.MkdirAll(filepath.Dir(lock), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	body := fmt.Sprintf(`{"pid":%d,"username":"root","hostname":%q,"timestamp":"2026-11-26T12:00:00Z"}`, os.Getpid(), host)
-	if err := os.WriteFile(lock, []byte(body), 0o600); err != nil {
+	// A live pulumi process: sleep, under that name.
+	bin := filepath.Join(t.TempDir(), "pulumi")
+	if err := os.Symlink("/bin/sleep", bin); err != nil {
 		t.Fatal(err)
 	}
+	engine := exec.Command(bin, "60")
+	if err := engine.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { engine.Process.Kill(); engine.Wait() })
+	write := func(pid int) {
+		body := fmt.Sprintf(`{"pid":%d,"username":"root","hostname":%q,"timestamp":"2026-11-26T12:00:00Z"}`, pid, host)
+		if err := os.WriteFile(lock, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(engine.Process.Pid)
 	start := time.Now()
 	_, err := stacks.Update(ctx, "held", []infra.SessionSpec{spec("ses_held")}, nil)
 	if err == nil || time.Since(start) < 2*time.Second {
@@ -254,6 +269,15 @@ func TestStacksWaitForALiveLock(t *testing.T) {
 	}
 	if n := len(fake.Instances()); n != 0 {
 		t.Fatalf("%d instances made under another operation's lock", n)
+	}
+	// A live process that is not pulumi took the crashed engine's pid (a
+	// restarted container): the lock is stale.
+	write(os.Getpid())
+	if _, err := stacks.Update(ctx, "held", []infra.SessionSpec{spec("ses_held")}, nil); err != nil {
+		t.Fatalf("Update under a lock whose pid is not pulumi's = %v", err)
+	}
+	if n := len(fake.Instances()); n != 1 {
+		t.Fatalf("%d instances after the stale lock went, want 1", n)
 	}
 }
 

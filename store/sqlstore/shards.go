@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"time"
 
 	"github.com/cohortdev/cohort"
 )
@@ -150,13 +151,51 @@ func (s *Store) ShardMember(ctx context.Context, sessionID string) (*cohort.Shar
 	return m, nil
 }
 
-// ListShards returns every shard.
+// counted reads shards with their member counts.
+const counted = `SELECT ` + shardColumns + `, (SELECT count(*) FROM shard_members m WHERE m.shard = s.name) FROM shards s`
+
+func scanCounted(row interface{ Scan(...any) error }) (*cohort.Shard, error) {
+	var sh cohort.Shard
+	var until int64
+	if err := row.Scan(&sh.Name, &sh.ClassID, &sh.Generation, &sh.Settled, &sh.LeaseOwner, &until, &sh.Members); err != nil {
+		return nil, err
+	}
+	if until != 0 {
+		sh.LeaseUntil = fromMicros(until)
+	}
+	return &sh, nil
+}
+
+// GetShard returns a shard with its member count.
+func (s *Store) GetShard(ctx context.Context, name string) (*cohort.Shard, error) {
+	sh, err := scanCounted(s.read.QueryRowContext(ctx, counted+` WHERE s.name = ?`, name))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, cohort.Errorf(cohort.ENOTFOUND, "shard %s not found", name)
+	}
+	if err != nil {
+		return nil, s.d.Unavailable(fmt.Errorf("get shard: %w", err))
+	}
+	return sh, nil
+}
+
+// ListShards returns every shard with its member count.
 func (s *Store) ListShards(ctx context.Context) ([]*cohort.Shard, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT `+shardColumns+` FROM shards ORDER BY name`)
+	rows, err := s.read.QueryContext(ctx, counted+` ORDER BY s.name`)
 	if err != nil {
 		return nil, s.d.Unavailable(fmt.Errorf("list shards: %w", err))
 	}
-	return collect(rows, scanShard)
+	return collect(rows, scanCounted)
+}
+
+// RenewShardLease moves owner's lease on a shard to until: one row, so
+// that a renewal never waits for, or fails with, a class's edits.
+func (s *Store) RenewShardLease(ctx context.Context, name, owner string, until time.Time) (bool, error) {
+	res, err := s.exec(ctx, `UPDATE shards SET lease_until = ? WHERE name = ? AND lease_owner = ?`, micros(until), name, owner)
+	if err != nil {
+		return false, fmt.Errorf("renew the lease of shard %s: %w", name, err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
 }
 
 // ListShardMembers returns every member of every shard.

@@ -97,8 +97,33 @@ func testShards(t *testing.T, s cohort.Store, clock *Clock) {
 	}
 	wg.Wait()
 	shards := must(s.ListShards(ctx))
-	if len(shards) != 2 || shards[0].Name != "a-1" || shards[0].Generation != 9 || shards[1].Name != "b-1" {
-		t.Fatalf("ListShards = %+v, want a-1 at generation 9 and b-1", shards)
+	if len(shards) != 2 || shards[0].Name != "a-1" || shards[0].Generation != 9 || shards[0].Members != 2 || shards[1].Name != "b-1" || shards[1].Members != 1 {
+		t.Fatalf("ListShards = %+v, want a-1 at generation 9 with 2 members and b-1 with 1", shards)
+	}
+	if sh := must(s.GetShard(ctx, "b-1")); sh.ClassID != "cls_b" || sh.Members != 1 {
+		t.Fatalf("GetShard = %+v", sh)
+	}
+	if _, err := s.GetShard(ctx, "none"); cohort.ErrorCode(err) != cohort.ENOTFOUND {
+		t.Fatalf("GetShard of no shard = %v, want ENOTFOUND", err)
+	}
+
+	// A lease is renewed by its owner only.
+	later := clock.Now().Add(time.Minute)
+	if ok := must(s.RenewShardLease(ctx, "b-1", "r1", later)); ok {
+		t.Fatal("renewed a lease nobody holds")
+	}
+	must0(s.EditShards(ctx, "cls_b", func(set *cohort.ShardSet) error {
+		set.Shards["b-1"].LeaseOwner, set.Shards["b-1"].LeaseUntil = "r2", clock.Now()
+		return nil
+	}))
+	if ok := must(s.RenewShardLease(ctx, "b-1", "r1", later)); ok {
+		t.Fatal("renewed another's lease")
+	}
+	if ok := must(s.RenewShardLease(ctx, "b-1", "r2", later)); !ok {
+		t.Fatal("the owner could not renew its lease")
+	}
+	if sh := must(s.GetShard(ctx, "b-1")); !sh.LeaseUntil.Equal(later) {
+		t.Fatalf("renewed lease until %s, want %s", sh.LeaseUntil, later)
 	}
 
 	// Removing members then their shard.
