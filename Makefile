@@ -22,13 +22,15 @@ test: test-deps pulumi vet lint-images dist
 	COHORT_TEST_POSTGRES=required $(GO) test -race -count=1 ./...
 
 ## bench: measure start-to-ready, memory and expiry with the local driver; the notebook proxy
-## against direct Jupyter and configurable-http-proxy; the API; the sweep; SQLite against Postgres
-bench: bench-deps build
+## against direct Jupyter and configurable-http-proxy; the API; the sweep; SQLite against Postgres;
+## a class start on the GCE path (the real engine, the fake cloud)
+bench: bench-deps build pulumi
 	$(GO) run ./cmd/cohort-bench
-	$(GO) test -run XXX -bench API -benchtime 10000x ./api/
+	COHORT_TEST_POSTGRES=required $(GO) test -run XXX -bench API -benchtime 10000x ./api/
 	$(GO) test -run XXX -bench . -benchtime 20x ./timeouts/
 	COHORT_TEST_POSTGRES=required $(GO) test -run XXX -bench Stores -benchtime 300x ./store/postgres/
 	COHORT_TEST_POSTGRES=required $(GO) test -run XXX -bench ProvisioningPasses -benchtime 1x ./jobs/
+	$(GO) test -run XXX -bench ClassStart -benchtime 1x ./provisioner/gce/
 
 bench-deps:
 	@sh scripts/deps.sh bench

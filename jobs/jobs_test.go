@@ -65,6 +65,12 @@ func newQueue(t *testing.T, rec *script, database string) *jobs.Queue {
 
 func newQueueFor(t testing.TB, rec jobs.Reconciler, database string) *jobs.Queue {
 	t.Helper()
+	return newQueueWith(t, database, jobs.Options{Reconciler: rec, Resync: time.Hour})
+}
+
+// newQueueWith is a started queue of opts on a database of the test's own.
+func newQueueWith(t testing.TB, database string, opts jobs.Options) *jobs.Queue {
+	t.Helper()
 	ctx := context.Background()
 	var db *sql.DB
 	var err error
@@ -80,7 +86,8 @@ func newQueueFor(t testing.TB, rec jobs.Reconciler, database string) *jobs.Queue
 		db.SetMaxOpenConns(1) // see jobs.Options
 	}
 	t.Cleanup(func() { db.Close() })
-	q, err := jobs.New(ctx, jobs.Options{DB: db, Database: database, Reconciler: rec, Resync: time.Hour})
+	opts.DB, opts.Database = db, database
+	q, err := jobs.New(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -260,7 +260,7 @@ func (m *Main) Run(ctx context.Context) error {
 	httpServer := &http.Server{Handler: server, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 620 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- httpServer.Serve(ln) }()
-	log.Info("cohort is serving", "url", publicURL, "notebooks", server.NotebookOrigin("ses_*"), "data_dir", m.Config.DataDir, "database", db.kind, "driver", driver.Name())
+	log.Info("cohort is serving", "url", publicURL, "addr", ln.Addr().String(), "notebooks", server.NotebookOrigin("ses_*"), "data_dir", m.Config.DataDir, "database", db.kind, "driver", driver.Name())
 	if signIn.local != nil {
 		// The link is for the person who started cohort: it goes to the
 		// terminal (stderr), as Jupyter's token URL does.

@@ -22,9 +22,12 @@ import (
 // (this process, which also serves the fake, plus the pulumi processes).
 // Run it with -benchtime 1x: each op is a whole class.
 func BenchmarkClassStart(b *testing.B) {
-	const latency = 2 * time.Second
-	for _, seats := range []int{1, 30, 100} {
-		b.Run(fmt.Sprintf("seats=%d", seats), func(b *testing.B) {
+	for _, c := range []struct {
+		seats   int
+		latency time.Duration
+	}{{1, 2 * time.Second}, {30, 2 * time.Second}, {100, 2 * time.Second}, {100, 30 * time.Second}} {
+		seats, latency := c.seats, c.latency
+		b.Run(fmt.Sprintf("seats=%d/L=%s", seats, latency), func(b *testing.B) {
 			d, _, fake := newDriver(b)
 			fake.Latency = latency
 			for i := range b.N {

@@ -360,8 +360,12 @@ func (d *Driver) Stop(ctx context.Context, sessionID string) error {
 		case left.Wanted:
 			return nil // started again meanwhile
 		}
-		if sh, err := d.opts.Shards.GetShard(ctx, left.Shard); err == nil && sh.Settled >= stopGen {
-			return fmt.Errorf("stop %s: its VM still exists after an update of %s (%s)", sessionID, left.Shard, left.Note)
+		// Updates that could not delete it (the cloud failed, the state
+		// could not be read) leave the shard owed another, which tries
+		// again; one that settles with nothing owed and the VM still there
+		// means the stop was lost.
+		if sh, err := d.opts.Shards.GetShard(ctx, left.Shard); err == nil && sh.Settled >= stopGen && sh.Generation == sh.Settled && !sh.Leased(d.now()) {
+			return fmt.Errorf("stop %s: its VM still exists after an update of %s, and no update is owed", sessionID, left.Shard)
 		}
 		select {
 		case <-ctx.Done():

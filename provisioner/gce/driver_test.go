@@ -141,42 +141,6 @@ func TestDriverOneStartAtATime(t *testing.T) {
 	}
 }
 
-// subnet is the foundation's subnetwork of session VMs (infra/foundation).
-const subnet = "projects/workshop-123/regions/us-central1/subnetworks/cohort-sessions"
-
-// newDriver is a driver over newStacks with the default class's runtime.
-func newDriver(t testing.TB) (*seats, *gce.Stacks, *gcptest.Fake) {
-	t.Helper()
-	stacks, fake := newStacks(t)
-	return driver(t, gce.Options{Stacks: stacks, Project: "workshop-123", Subnetwork: subnet, SeatsPerShard: 25, Gather: 300 * time.Millisecond}), stacks, fake
-}
-
-func seat(id, class string, zones ...string) cohort.NotebookSpec {
-	rt := cohort.DefaultClass().Runtime
-	if len(zones) > 0 {
-		rt.Zones = zones
-	}
-	return cohort.NotebookSpec{SessionID: id, ClassID: class, UserEmail: id + "@example.org", Token: "t-" + id,
-		BasePath: "/", Runtime: rt, MaxLifetime: time.Hour}
-}
-
-// startAll starts the seats at once and returns each one's error.
-func startAll(d *seats, specs []cohort.NotebookSpec) map[string]error {
-	var mu sync.Mutex
-	errs := map[string]error{}
-	var wg sync.WaitGroup
-	for _, s := range specs {
-		wg.Go(func() {
-			err := d.Start(context.Background(), s)
-			mu.Lock()
-			errs[s.SessionID] = err
-			mu.Unlock()
-		})
-	}
-	wg.Wait()
-	return errs
-}
-
 // TestDriverZoneFallback: a zone out of stock, in each of the ways GCE
 // words it, moves the seat to the class's next zone.
 func TestDriverZoneFallback(t *testing.T) {
