@@ -303,7 +303,11 @@ type balancer struct {
 	next     int
 }
 
-func (b *balancer) add(addr string) { b.mu.Lock(); b.backends = append(b.backends, addr); b.mu.Unlock() }
+func (b *balancer) add(addr string) {
+	b.mu.Lock()
+	b.backends = append(b.backends, addr)
+	b.mu.Unlock()
+}
 
 // listen starts the balancer; its server's url is the replicas' public URL.
 func (b *balancer) listen(t *testing.T) *server {
