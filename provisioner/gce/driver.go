@@ -364,8 +364,12 @@ func (d *Driver) Stop(ctx context.Context, sessionID string) error {
 		// could not be read) leave the shard owed another, which tries
 		// again; one that settles with nothing owed and the VM still there
 		// means the stop was lost.
+		// (The member is read again after the shard: the first read may
+		// predate the update that removed it.)
 		if sh, err := d.opts.Shards.GetShard(ctx, left.Shard); err == nil && sh.Settled >= stopGen && sh.Generation == sh.Settled && !sh.Leased(d.now()) {
-			return fmt.Errorf("stop %s: its VM still exists after an update of %s, and no update is owed", sessionID, left.Shard)
+			if again, err := d.opts.Shards.ShardMember(ctx, sessionID); err == nil && !again.Wanted && again.VM != "" {
+				return fmt.Errorf("stop %s: its VM still exists after an update of %s, and no update is owed", sessionID, left.Shard)
+			}
 		}
 		select {
 		case <-ctx.Done():
