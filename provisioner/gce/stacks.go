@@ -207,7 +207,16 @@ func (s *Stacks) Update(ctx context.Context, name string, specs []infra.SessionS
 		}
 		return err
 	}
-	if err = s.locked(ctx, st, up); err != nil {
+	// An engine interrupted hard (a lease lost) may have released its lock
+	// yet left creates pending: repair them first, or the update would
+	// make their VMs again and meet GCE's 409.
+	err = s.locked(ctx, st, func() error {
+		if err := s.repair(ctx, st); err != nil {
+			return fmt.Errorf("repair %s: %w", name, err)
+		}
+		return up()
+	})
+	if err != nil {
 		err = fmt.Errorf("update %s: %w", name, err)
 	}
 	exists, serr := s.state(ctx, st)
