@@ -207,9 +207,8 @@ func (s *Stacks) Update(ctx context.Context, name string, specs []infra.SessionS
 		}
 		return err
 	}
-	// An engine interrupted hard (a lease lost) may have released its lock
-	// yet left creates pending: repair them first, or the update would
-	// make their VMs again and meet GCE's 409.
+	// An engine interrupted hard (a lease lost) may release its lock yet
+	// leave creates pending: repair them, or their VMs are made twice.
 	err = s.locked(ctx, st, func() error {
 		if err := s.repair(ctx, st); err != nil {
 			return fmt.Errorf("repair %s: %w", name, err)
@@ -403,12 +402,9 @@ func (s *Stacks) unlock(ctx context.Context, stack string) (removed, held bool, 
 // and a refresh asks the provider whether it exists: kept if so, dropped
 // if not.
 //
-// The SDK's optrefresh.ImportPendingCreates does not do this at v3.274.1:
-// the CLI turns the pending creates into pending "importing" operations,
-// which the refresh neither reads nor keeps (backend/snapshot.go carries
-// only "creating" ones over), so the adopted VM is forgotten and the next
-// update fails on GCE's 409 alreadyExists. TestEngineKilledBeforeTheCreateLanded
-// fails with it.
+// (optrefresh.ImportPendingCreates forgets them at v3.274.1: the refresh
+// drops "importing" operations, backend/snapshot.go; the next update
+// meets GCE's 409 in TestEngineKilledBeforeTheCreateLanded.)
 func (s *Stacks) repair(ctx context.Context, st auto.Stack) error {
 	dep, err := st.Export(ctx)
 	if err != nil {
