@@ -23,6 +23,7 @@ const (
 	AuditSessionStopped     = "session_stopped"
 	AuditSessionExtended    = "session_extended"
 	AuditSessionsStarted    = "sessions_started"
+	AuditWarmChanged        = "warm_changed"
 	AuditSettingsChanged    = "settings_changed"
 )
 

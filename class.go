@@ -61,6 +61,8 @@ type Policy struct {
 	Budget float64 `json:"budget,omitempty"`
 	// ShowCost lets participants see what their own session has cost.
 	ShowCost bool `json:"show_cost,omitempty"`
+	// Warm keeps seats started ahead for participants to take (warm.go).
+	Warm *Warm `json:"warm,omitempty"`
 }
 
 // Defaults of policy fields that classes made before they existed lack.
@@ -178,5 +180,5 @@ func (p *Policy) validate() error {
 	case p.Budget < 0 || p.Budget > MaxBudget:
 		return Invalid("policy.budget", "budget must be between 0 (none) and %d, not %v", MaxBudget, p.Budget)
 	}
-	return nil
+	return p.Warm.validate(p)
 }

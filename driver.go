@@ -42,6 +42,14 @@ type Rescheduler interface {
 	Reschedule(ctx context.Context, sessionID string, deadline time.Time) error
 }
 
+// Claimer is a driver that must hear when a warm seat becomes a
+// participant's: spec names its new owner and notebook token, and the
+// latest its hard deadline can now be (GCE: the VM's labels and metadata,
+// and the backstop's time). The notebook itself already has the token.
+type Claimer interface {
+	Claimed(ctx context.Context, spec NotebookSpec) error
+}
+
 // RuntimeChecker is a driver that can say, before any session starts,
 // that a class's runtime cannot run (an image family that does not exist,
 // a disk smaller than the image): a cohort.Invalid error naming the field.

@@ -67,7 +67,10 @@ type Session struct {
 	CreatedAt      time.Time  `json:"created_at"`
 	StateChangedAt time.Time  `json:"state_changed_at"`
 	ReadyAt        *time.Time `json:"ready_at,omitempty"`
-	EndedAt        *time.Time `json:"ended_at,omitempty"`
+	// ClaimedAt is when a participant took the session as a warm seat
+	// (nil: it was started for them).
+	ClaimedAt *time.Time `json:"claimed_at,omitempty"`
+	EndedAt   *time.Time `json:"ended_at,omitempty"`
 
 	// Timeouts (package timeouts keeps them): the last use seen, the
 	// instructor's extension of the maximum lifetime, the deadlines they
@@ -124,6 +127,7 @@ const (
 	CauseClassEnded  EndCause = "class_ended"  // the class window closed
 	CauseBudget      EndCause = "budget"       // the class's budget ran out
 	CauseFailure     EndCause = "failure"      // the notebook failed
+	CauseUnclaimed   EndCause = "unclaimed"    // a warm seat nobody took before its window ended
 )
 
 // BasePath is the path under which the session's notebook is served: the

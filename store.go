@@ -124,6 +124,12 @@ type SessionStore interface {
 	// creates s when there is none (created reports which). A full class is
 	// ECONFLICT. The check and the insert are one transaction.
 	StartSession(ctx context.Context, s *Session, seats int) (active *Session, created bool, err error)
+	// ClaimSession gives a warm seat (a session of PoolUserID that runs
+	// or starts) to userID with a new notebook token, in one transaction:
+	// two callers never get one seat. Its lifetime counts from the claim
+	// (ReadyAt moves to at if it was ready), its deadlines are recomputed.
+	// A seat no longer warm and running is ECONFLICT.
+	ClaimSession(ctx context.Context, id, userID, token string, at time.Time) (*Session, error)
 	GetSession(ctx context.Context, id string) (*Session, error)
 	ListSessions(ctx context.Context, f SessionFilter) ([]*Session, error)
 	// CountSessions counts every session by state and driver.

@@ -54,7 +54,10 @@ func NormalizeEmail(field, email string) (string, error) {
 	if err != nil || a.Address != email || !strings.Contains(email, "@") {
 		return "", Invalid(field, "%q is not an email address", email)
 	}
-	return strings.ToLower(email), nil
+	if email = strings.ToLower(email); email == PoolEmail {
+		return "", Invalid(field, "%q is reserved for cohort's warm seats", email)
+	}
+	return email, nil
 }
 
 // Clip shortens what a client sent for an error message: its first 40

@@ -100,17 +100,23 @@ func newEnv(t testing.TB, mods ...func(*api.Options)) *env {
 		"admin": cohort.RoleAdmin, "teacher": cohort.RoleInstructor, "teacher2": cohort.RoleInstructor,
 		"alice": cohort.RoleParticipant, "bob": cohort.RoleParticipant,
 	} {
-		u, err := store.EnsureUser(context.Background(), name+"@example.com", role)
-		if err != nil {
-			t.Fatal(err)
-		}
-		secret := cohort.NewSecret(cohort.TokenPrefix)
-		if err := store.CreateToken(context.Background(), &cohort.Token{ID: cohort.NewID("tok"), UserID: u.ID, Name: "test"}, cohort.HashSecret(secret)); err != nil {
-			t.Fatal(err)
-		}
-		e.tokens[name], e.users[name] = secret, u
+		e.addUser(name, role)
 	}
 	return e
+}
+
+// addUser adds a user with an API token to e.
+func (e *env) addUser(name string, role cohort.Role) {
+	e.t.Helper()
+	u, err := e.store.EnsureUser(context.Background(), name+"@example.com", role)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	secret := cohort.NewSecret(cohort.TokenPrefix)
+	if err := e.store.CreateToken(context.Background(), &cohort.Token{ID: cohort.NewID("tok"), UserID: u.ID, Name: "test"}, cohort.HashSecret(secret)); err != nil {
+		e.t.Fatal(err)
+	}
+	e.tokens[name], e.users[name] = secret, u
 }
 
 // templateDB is an empty database with every migration applied, made once:

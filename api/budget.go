@@ -39,11 +39,11 @@ func (s *Server) budgetOf(ctx context.Context, class *cohort.Class) (*budget, er
 }
 
 // admitSeat refuses a new seat for a user when the class's budget cannot
-// cover it running to its hard stop; a user who has a seat reconnects to
-// it whatever the budget. Call with the class's admission lock held, until
+// cover it running for capacity (to its hard stop); a user who has a seat
+// reconnects to it whatever the budget. Call with the class's admission lock held, until
 // the seat is recorded, so that two starts cannot both take the last of a
 // budget.
-func (s *Server) admitSeat(ctx context.Context, class *cohort.Class, userID string) error {
+func (s *Server) admitSeat(ctx context.Context, class *cohort.Class, userID string, capacity time.Duration) error {
 	limit := class.Policy.Budget
 	if limit == 0 {
 		return nil
@@ -54,10 +54,10 @@ func (s *Server) admitSeat(ctx context.Context, class *cohort.Class, userID stri
 	}
 	// A running seat is a reconnect; a stopping one is about to end, and
 	// its user's next seat is a new one.
-	if slices.ContainsFunc(b.sessions, func(x *cohort.Session) bool { return x.UserID == userID && x.State.WantsRunning() }) {
+	if userID != cohort.PoolUserID && slices.ContainsFunc(b.sessions, func(x *cohort.Session) bool { return x.UserID == userID && x.State.WantsRunning() }) {
 		return nil
 	}
-	seat := b.rate.Seat(b.seatCap)
+	seat := b.rate.Seat(capacity)
 	if b.committed+seat <= limit {
 		return nil
 	}
@@ -65,7 +65,7 @@ func (s *Server) admitSeat(ctx context.Context, class *cohort.Class, userID stri
 	left := max(limit-b.committed, 0)
 	return errors.Join(errOverBudget, cohort.Errorf(cohort.ECONFLICT, "the class's budget of %s has %s left, and a seat can cost up to %s (%s at %s an hour, to its hard stop): "+
 		"no seat can start; what is left covers %s of one seat. An instructor can raise the budget, or shorten the maximum lifetime or extensions",
-		money(limit), money(left), money(seat), cohort.Duration(b.seatCap), money(b.rate.Hour()), cohort.Duration(hoursOf(left, b.rate.Hour()))))
+		money(limit), money(left), money(seat), cohort.Duration(capacity), money(b.rate.Hour()), cohort.Duration(hoursOf(left, b.rate.Hour()))))
 }
 
 func hoursOf(amount, hourly float64) time.Duration {

@@ -56,6 +56,9 @@ func (s *Server) createClass(c *gin.Context) {
 		return
 	}
 	s.log.Info("class created", "class_id", class.ID, "user_id", u.ID)
+	if class.Policy.Warm != nil {
+		s.poolChanged(c.Request.Context(), class)
+	}
 	c.Header("Location", "/v1/classes/"+class.ID)
 	c.JSON(http.StatusCreated, class)
 }
@@ -133,6 +136,9 @@ func (s *Server) updateClass(c *gin.Context) {
 		if n > 0 {
 			s.log.Info("seats stop for the class's budget", "class_id", class.ID, "stopping", n)
 		}
+	}
+	if class.Policy.Warm != nil || old.Warm != nil {
+		s.poolChanged(c.Request.Context(), class)
 	}
 	c.JSON(http.StatusOK, class)
 }

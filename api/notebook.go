@@ -215,9 +215,17 @@ func (s *Server) codeHolder(ctx context.Context, hash, sessionID string) (*cohor
 	return u, lc, a, err
 }
 
+// errWarmSeat refuses to open a warm seat: nobody may, not even an admin,
+// until a participant takes it, so that it is unused when they do.
+func errWarmSeat(sess *cohort.Session) error {
+	return cohort.Errorf(cohort.EFORBIDDEN, "session %s is a warm seat: nobody can open it until a participant takes it", sess.ID)
+}
+
 // notebookUsable says why a session's notebook cannot be opened, if so.
 func notebookUsable(sess *cohort.Session) error {
 	switch {
+	case sess.Warm():
+		return errWarmSeat(sess)
 	case !sess.State.Active():
 		return cohort.Errorf(cohort.ECONFLICT, "session %s has ended (%s); start a new one", sess.ID, sess.State)
 	case sess.State != cohort.StateReady:

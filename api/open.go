@@ -26,6 +26,9 @@ const loginCodeTTL = 2 * time.Minute
 // notebook cookie it gives ends at cookieEnd at the latest.
 func (s *Server) openLink(ctx context.Context, u *cohort.User, a sessionAccess, next string, cookieEnd time.Time) (string, time.Time, error) {
 	sess := a.session
+	if sess.Warm() {
+		return "", time.Time{}, errWarmSeat(sess)
+	}
 	code := cohort.NewSecret(cohort.CodePrefix)
 	expires := s.now().Add(loginCodeTTL)
 	if max := s.now().Add(browserTTL); cookieEnd.IsZero() || cookieEnd.After(max) {

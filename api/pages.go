@@ -68,6 +68,7 @@ type pageData struct {
 	// A class's money, on its page.
 	Cost  *cohort.ClassCost
 	Chart *spendChart
+	Pool  *cohort.WarmPool
 	// The installation's, on the admin page: a month's spend, and the
 	// months before and after it.
 	Spend                *cohort.MonthSpend
@@ -323,6 +324,9 @@ func (s *Server) managePage(c *gin.Context) {
 		if !sess.State.Active() && time.Since(sess.StateChangedAt) > 24*time.Hour {
 			continue // yesterday's ended sessions clutter the table
 		}
+		if sess.Warm() {
+			emails[sess.UserID] = "warm seat (nobody's yet)"
+		}
 		if _, ok := emails[sess.UserID]; !ok {
 			if owner, err := s.store.GetUser(ctx, sess.UserID); err == nil {
 				emails[sess.UserID] = owner.Email
@@ -340,6 +344,12 @@ func (s *Server) managePage(c *gin.Context) {
 		s.failPage(c, err)
 		return
 	}
+	pool, err := s.poolView(ctx, a.class)
+	if err != nil {
+		s.failPage(c, err)
+		return
+	}
+	d.Pool = &pool
 	s.render(c, http.StatusOK, "manage", d)
 }
 

@@ -61,6 +61,8 @@ type Options struct {
 	FilesNote string
 	// Prices say what sessions cost (cost.Default() if nil).
 	Prices *cost.Table
+	// Claimer, if set, hears of every warm seat a participant takes.
+	Claimer cohort.Claimer
 	// Runtimes, if set, checks a class's runtime against the cloud (the
 	// image exists and fits its disk) when it is created or changed.
 	Runtimes cohort.RuntimeChecker
@@ -89,6 +91,7 @@ type Server struct {
 	store      cohort.Store
 	enqueuer   Enqueuer
 	runtimes   cohort.RuntimeChecker
+	claimer    cohort.Claimer
 	prices     *cost.Table
 	admission  sync.Map // class ID → *sync.Mutex: admission against its budget
 	auth       *auth.RelyingParty
@@ -142,7 +145,7 @@ func New(opts Options) (*Server, error) {
 	app, _ := url.Parse(publicURL) // newOrigins checked it
 	s := &Server{
 		appHost: withoutDefaultPort(strings.ToLower(app.Host), app.Scheme),
-		store:   opts.Store, enqueuer: opts.Enqueuer, runtimes: opts.Runtimes, prices: cmp.Or(opts.Prices, cost.Default()), auth: opts.Auth, admins: normalizeAdmins(opts.Admins), firstAdmin: opts.FirstUserAdmin, driver: opts.Driver,
+		store:   opts.Store, enqueuer: opts.Enqueuer, runtimes: opts.Runtimes, claimer: opts.Claimer, prices: cmp.Or(opts.Prices, cost.Default()), auth: opts.Auth, admins: normalizeAdmins(opts.Admins), firstAdmin: opts.FirstUserAdmin, driver: opts.Driver,
 		tracker: opts.Tracker, metrics: opts.Metrics, sweeper: opts.Sweeper, scheduler: opts.Scheduler, filesNote: opts.FilesNote,
 		publicURL: publicURL, origins: o, log: opts.Logger, now: opts.Now, eventPoll: opts.EventPoll, recheck: opts.Recheck,
 		appCookie: cookieName(appCookieName, o.secure()), nbCookie: cookieName(notebookCookieName, o.secure()),
@@ -324,6 +327,9 @@ func (s *Server) routes(localIssuer http.Handler, localIssuerPath string) {
 	v1.GET("/classes/:class/cost", s.getClassCost)
 	v1.POST("/classes/:class/start-all", s.startAll)
 	v1.POST("/classes/:class/stop-all", s.stopAll)
+	v1.GET("/classes/:class/warm", s.getPool)
+	v1.POST("/classes/:class/warm", s.warmNow)
+	v1.DELETE("/classes/:class/warm", s.drainPool)
 	v1.POST("/classes/:class/sessions", s.startSession)
 
 	v1.GET("/sessions", s.listSessions)

@@ -67,6 +67,9 @@ func (s *Server) startSession(c *gin.Context) {
 		status = http.StatusCreated
 		s.log.Info("session requested", "session_id", sess.ID, "class_id", class.ID, "user_id", u.ID)
 	}
+	if created && sess.ClaimedAt != nil {
+		s.poolChanged(ctx, class) // refill
+	}
 	c.Header("Location", "/v1/sessions/"+sess.ID)
 	c.JSON(status, s.view(sess))
 }
@@ -222,11 +225,10 @@ func classOpen(class *cohort.Class, now time.Time, teaches bool) error {
 var errOverBudget = errors.New("over budget")
 
 // startSeat records a user's seat in a class, or finds the one they
-// have, within the class's seats and budget. The class is read again
-// under the class's admission lock: a budget, runtime or policy changed
-// since the caller read it applies. A new seat's billing terms (rate and
-// cap) are fixed now, so that later changes to the class do not change
-// what it counts against the budget.
+// have: a warm seat if the class has one, else a new seat within the
+// class's seats and budget. The class is read again under the class's
+// admission lock: a budget, runtime or policy changed since the caller
+// read it applies.
 func (s *Server) startSeat(ctx context.Context, classID, userID string) (*cohort.Session, bool, error) {
 	release, err := s.holdClass(ctx, classID)
 	if err != nil {
@@ -241,7 +243,19 @@ func (s *Server) startSeat(ctx context.Context, classID, userID string) (*cohort
 	if err := classOpen(class, s.now(), true); err != nil {
 		return nil, false, err
 	}
-	if err := s.admitSeat(ctx, class, userID); err != nil {
+	if sess, err := s.claimWarm(ctx, class, userID); err != nil || sess != nil {
+		return sess, sess != nil, err
+	}
+	return s.newSeat(ctx, class, userID, cost.SeatCap(class.Policy, s.driver))
+}
+
+// newSeat records a new seat for a user (or the pool) that can bill for
+// capacity, if the class's seats and budgets allow it. Its billing terms
+// (rate and cap) are fixed now, so that later changes to the class do not
+// change what it counts against the budget. Call under the class's
+// admission lock.
+func (s *Server) newSeat(ctx context.Context, class *cohort.Class, userID string, capacity time.Duration) (*cohort.Session, bool, error) {
+	if err := s.admitSeat(ctx, class, userID, capacity); err != nil {
 		return nil, false, err
 	}
 	// The installation's monthly budget, if it has one: one lock for all
@@ -256,14 +270,14 @@ func (s *Server) startSeat(ctx context.Context, classID, userID string) (*cohort
 			return nil, false, err
 		}
 		defer releaseAll()
-		if err := s.admitMonthly(ctx, class, userID, set.MonthlyBudget); err != nil {
+		if err := s.admitMonthly(ctx, class, userID, set.MonthlyBudget, capacity); err != nil {
 			return nil, false, err
 		}
 	}
 	sess := &cohort.Session{ID: cohort.NewID("ses"), ClassID: class.ID, UserID: userID, State: cohort.StateRequested,
 		Driver: s.driver, NotebookToken: cohort.NewSecret("")}
 	if rate, err := s.prices.Rate(s.driver, class.Runtime); err == nil {
-		sess.BillVM, sess.BillDisk, sess.BillCap = rate.VM, rate.Disk, cohort.Duration(cost.SeatCap(class.Policy, s.driver))
+		sess.BillVM, sess.BillDisk, sess.BillCap = rate.VM, rate.Disk, cohort.Duration(capacity)
 	}
 	return s.store.StartSession(ctx, sess, class.Policy.Seats)
 }
@@ -345,6 +359,9 @@ func (s *Server) startAll(c *gin.Context) {
 		if err := s.enqueuer.Enqueue(ctx, sess.ID); err != nil {
 			s.log.Error("enqueue session", "session_id", sess.ID, "error", err)
 		}
+	}
+	if started > 0 && a.class.Policy.Warm != nil {
+		s.poolChanged(ctx, a.class) // seats taken from the pool, and fewer left to arrive
 	}
 	s.audit(ctx, currentUser(c), cohort.AuditEvent{Action: cohort.AuditSessionsStarted, ClassID: a.class.ID,
 		Detail: fmt.Sprintf("%d started, %d already running, %d without a seat, %d over the budget", started, running, full, overBudget)})

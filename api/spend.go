@@ -188,12 +188,14 @@ func (s *Server) putSettings(c *gin.Context) {
 // admitMonthly refuses a seat that the installation's monthly budget
 // cannot cover to its hard stop. Call with the installation's admission
 // lock held until the seat is recorded.
-func (s *Server) admitMonthly(ctx context.Context, class *cohort.Class, userID string, budget float64) error {
+func (s *Server) admitMonthly(ctx context.Context, class *cohort.Class, userID string, budget float64, capacity time.Duration) error {
 	// A running seat is a reconnect, as for a class's budget.
-	mine, err := s.fresh.ListSessions(ctx, cohort.SessionFilter{ClassID: class.ID, UserID: userID,
-		States: []cohort.SessionState{cohort.StateRequested, cohort.StateProvisioning, cohort.StateReady}})
-	if err != nil || len(mine) > 0 {
-		return err
+	if userID != cohort.PoolUserID {
+		mine, err := s.fresh.ListSessions(ctx, cohort.SessionFilter{ClassID: class.ID, UserID: userID,
+			States: []cohort.SessionState{cohort.StateRequested, cohort.StateProvisioning, cohort.StateReady}})
+		if err != nil || len(mine) > 0 {
+			return err
+		}
 	}
 	rate, err := s.prices.Rate(s.driver, class.Runtime)
 	if err != nil {
@@ -203,7 +205,7 @@ func (s *Server) admitMonthly(ctx context.Context, class *cohort.Class, userID s
 	if err != nil {
 		return err
 	}
-	seat := rate.Seat(cost.SeatCap(class.Policy, s.driver))
+	seat := rate.Seat(capacity)
 	if m.Committed+seat <= budget {
 		return nil
 	}

@@ -191,6 +191,33 @@ func (c *Client) StopAll(ctx context.Context, classID string) (int, error) {
 	return r.Stopped, err
 }
 
+// WarmPool returns a class's warm seats (instructors).
+func (c *Client) WarmPool(ctx context.Context, classID string) (*cohort.WarmPool, error) {
+	var p cohort.WarmPool
+	_, err := c.do(ctx, http.MethodGet, "/v1/classes/"+url.PathEscape(classID)+"/warm", nil, &p)
+	return &p, err
+}
+
+// WarmNow keeps seats of a class warm from now until until (zero: the
+// class's end): seats of them, or with roster one per participant yet to
+// start (instructors).
+func (c *Client) WarmNow(ctx context.Context, classID string, seats int, roster bool, until time.Time) (*cohort.WarmPool, error) {
+	in := map[string]any{"seats": seats, "roster": roster}
+	if !until.IsZero() {
+		in["until"] = until
+	}
+	var p cohort.WarmPool
+	_, err := c.do(ctx, http.MethodPost, "/v1/classes/"+url.PathEscape(classID)+"/warm", in, &p)
+	return &p, err
+}
+
+// Drain stops a class's unclaimed warm seats and its warm schedule.
+func (c *Client) Drain(ctx context.Context, classID string) (*cohort.WarmPool, error) {
+	var p cohort.WarmPool
+	_, err := c.do(ctx, http.MethodDelete, "/v1/classes/"+url.PathEscape(classID)+"/warm", nil, &p)
+	return &p, err
+}
+
 // GetSession returns a session.
 func (c *Client) GetSession(ctx context.Context, id string) (*Session, error) {
 	var s Session

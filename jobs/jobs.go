@@ -41,6 +41,15 @@ type Shards interface {
 	OwedShards(ctx context.Context) ([]cohort.Shard, error)
 }
 
+// Pools keeps classes' warm seats (api.Server).
+type Pools interface {
+	// TendPool brings a class's warm seats to what its schedule wants.
+	TendPool(ctx context.Context, classID string) error
+	// WarmClasses returns the classes whose warm window is open, or
+	// opens within soon (when), or closed a little ago.
+	WarmClasses(ctx context.Context, soon time.Duration) (map[string]time.Time, error)
+}
+
 // Sweeper enforces session deadlines.
 type Sweeper interface {
 	Sweep(ctx context.Context) (timeouts.Stats, error)
@@ -57,6 +66,9 @@ type Options struct {
 	Reconciler Reconciler
 	// Shards, if set, has its shard updates run here.
 	Shards Shards
+	// Pools, if set, has classes' warm seats kept here: the resync looks
+	// at every class whose warm window is open.
+	Pools Pools
 	// Workers is how many sessions are reconciled at once; 20 if zero.
 	Workers int
 	// Resync is how often every session not at rest is looked at again;
@@ -80,6 +92,8 @@ type Queue struct {
 	client  *river.Client[*sql.Tx]
 	rec     Reconciler
 	shards  Shards
+	pools   Pools
+	every   time.Duration // between resyncs
 	sweeper Sweeper
 	log     *slog.Logger
 }
@@ -119,6 +133,16 @@ func (ShardArgs) InsertOpts() river.InsertOpts {
 // shardQueue is the River queue of shard updates.
 const shardQueue = "shards"
 
+// PoolArgs asks for a look at a class's warm seats.
+type PoolArgs struct {
+	Class string `json:"class_id"`
+	// NotBefore is when to look: the opening of the class's warm window.
+	NotBefore time.Time `json:"not_before,omitzero"`
+}
+
+// Kind names the job in the queue.
+func (PoolArgs) Kind() string { return "tend_pool" }
+
 // ResyncArgs asks for a look at every session that needs one.
 type ResyncArgs struct{}
 
@@ -152,13 +176,16 @@ func New(ctx context.Context, opts Options) (*Queue, error) {
 	if err := migrate(ctx, driver, opts); err != nil {
 		return nil, err
 	}
-	q := &Queue{rec: opts.Reconciler, shards: opts.Shards, sweeper: opts.Sweeper, log: opts.Logger}
+	q := &Queue{rec: opts.Reconciler, shards: opts.Shards, pools: opts.Pools, every: opts.Resync, sweeper: opts.Sweeper, log: opts.Logger}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &reconcileWorker{q: q})
 	if opts.Shards != nil {
 		river.AddWorker(workers, &shardWorker{q: q})
 	}
 	river.AddWorker(workers, &resyncWorker{q: q})
+	if opts.Pools != nil {
+		river.AddWorker(workers, &poolWorker{q: q})
+	}
 	periodic := []*river.PeriodicJob{river.NewPeriodicJob(
 		river.PeriodicInterval(opts.Resync),
 		func() (river.JobArgs, *river.InsertOpts) { return ResyncArgs{}, nil },
@@ -279,11 +306,30 @@ func (q *Queue) EnqueueShard(ctx context.Context, class, shard string, after tim
 	return nil
 }
 
-// resync queues the shards owed an update that nobody runs, then every
+// EnqueuePool asks for a look at a class's warm seats at a time (zero:
+// soon).
+func (q *Queue) EnqueuePool(ctx context.Context, classID string, notBefore time.Time) error {
+	if _, err := q.client.Insert(ctx, PoolArgs{Class: classID, NotBefore: notBefore}, nil); err != nil {
+		return fmt.Errorf("enqueue a look at the warm seats of class %s: %w", classID, err)
+	}
+	return nil
+}
+
+// resync queues the classes whose warm window is open or opens before
+// the next resync, the shards owed an update that nobody runs, then every
 // session not at rest (first the shards: Pending may stop a session,
 // which waits for its shard's update).
 func (q *Queue) resync(ctx context.Context) error {
 	var errs []error
+	if q.pools != nil {
+		classes, err := q.pools.WarmClasses(ctx, q.every)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("list classes with warm seats: %w", err))
+		}
+		for id, from := range classes {
+			errs = append(errs, q.EnqueuePool(ctx, id, from))
+		}
+	}
 	if q.shards != nil {
 		owed, err := q.shards.OwedShards(ctx)
 		if err != nil {
@@ -394,6 +440,18 @@ type resyncWorker struct {
 
 func (w *resyncWorker) Work(ctx context.Context, _ *river.Job[ResyncArgs]) error {
 	return w.q.resync(ctx)
+}
+
+type poolWorker struct {
+	river.WorkerDefaults[PoolArgs]
+	q *Queue
+}
+
+func (w *poolWorker) Work(ctx context.Context, job *river.Job[PoolArgs]) error {
+	if wait := time.Until(job.Args.NotBefore); wait > 0 {
+		return river.JobSnooze(wait)
+	}
+	return w.q.pools.TendPool(ctx, job.Args.Class)
 }
 
 type sweepWorker struct {

@@ -5,7 +5,9 @@
 package jupyter
 
 import (
+	"bytes"
 	"context"
+	_ "embed"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -79,6 +81,8 @@ func Config(s Settings) ([]byte, error) {
 		// to another port the proxy does not know about.
 		app["port_retries"] = 0
 	}
+	// cohort's extension (Claim), from ExtensionFile in ConfigDir.
+	app["nbserver_extensions"] = map[string]bool{extensionModule: true}
 	cfg := map[string]any{"NotebookApp": app}
 	if s.KernelTransport != "" {
 		// jupyter_client (7.4) derives an IPC kernel's socket paths from
@@ -95,14 +99,29 @@ func Config(s Settings) ([]byte, error) {
 // ConfigFile is the name of the configuration file in ConfigDir.
 const ConfigFile = "jupyter_notebook_config.json"
 
-// WriteConfig writes the notebook configuration (see Config) into
-// s.ConfigDir, readable by its owner only.
+// Extension is cohort's notebook server extension, which lets Claim
+// replace the token of a running server. It belongs in ExtensionFile.
+//
+//go:embed cohort_token.py
+var Extension []byte
+
+const extensionModule = "cohort_token"
+
+// ExtensionFile is where Extension goes, relative to ConfigDir (Env puts
+// its directory on the server's Python path).
+var ExtensionFile = filepath.Join("python", extensionModule+".py")
+
+// WriteConfig writes the notebook configuration (see Config) and the
+// extension into s.ConfigDir, readable by its owner only.
 func WriteConfig(s Settings) error {
 	b, err := Config(s)
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(s.ConfigDir, 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Join(s.ConfigDir, filepath.Dir(ExtensionFile)), 0o700); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(s.ConfigDir, ExtensionFile), Extension, 0o600); err != nil {
 		return err
 	}
 	return os.WriteFile(filepath.Join(s.ConfigDir, ConfigFile), b, 0o600)
@@ -114,7 +133,35 @@ func Env(s Settings) []string {
 	return []string{
 		"JUPYTER_CONFIG_DIR=" + s.ConfigDir,
 		"JUPYTER_RUNTIME_DIR=" + s.runtimeDir(),
+		"PYTHONPATH=" + filepath.Join(s.ConfigDir, filepath.Dir(ExtensionFile)),
 	}
+}
+
+// Claim replaces the token of the running notebook at address: after it,
+// only token opens it, and the login cookies it set before are void. A
+// warm seat's claim calls it, so that nothing that could reach the seat
+// before its participant took it can reach it after.
+func Claim(ctx context.Context, client *http.Client, address, basePath, old, token string) error {
+	base, err := BaseURL(address)
+	if err != nil {
+		return err
+	}
+	body, _ := json.Marshal(map[string]string{"token": token})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, base+basePath+"cohort/token", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "token "+old)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		return fmt.Errorf("PUT %scohort/token: %s", basePath, resp.Status)
+	}
+	return nil
 }
 
 // Args returns the command-line arguments for the notebook server beyond

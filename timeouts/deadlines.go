@@ -31,6 +31,9 @@ func Compute(s *cohort.Session, p cohort.Policy) (d Deadlines, ok bool) {
 	if s.ReadyAt == nil {
 		return Deadlines{}, false
 	}
+	if s.Warm() {
+		return warmDeadlines(s, p), true
+	}
 	d.LastActivity = *s.ReadyAt
 	if s.LastActivityAt != nil && s.LastActivityAt.After(d.LastActivity) {
 		d.LastActivity = *s.LastActivityAt
@@ -56,6 +59,22 @@ func Compute(s *cohort.Session, p cohort.Policy) (d Deadlines, ok bool) {
 	}
 	d.warn = p.Warn()
 	return d, true
+}
+
+// warmDeadlines are an unclaimed warm seat's: it stops at the end of its
+// class's warm window (at once if the class has none any more), or
+// earlier at the class's end or for its budget; nobody uses it, so it
+// has no idle timeout, and nobody is there to warn.
+func warmDeadlines(s *cohort.Session, p cohort.Policy) Deadlines {
+	d := Deadlines{LastActivity: *s.ReadyAt, Hard: *s.ReadyAt, HardCause: cohort.CauseUnclaimed}
+	if _, until, ok := p.WarmWindow(); ok {
+		d.Hard = until // capped by the class's end already
+	}
+	if s.BudgetStopAt != nil && s.BudgetStopAt.Before(d.Hard) {
+		d.Hard, d.HardCause = *s.BudgetStopAt, cohort.CauseBudget
+	}
+	d.Idle = d.Hard
+	return d
 }
 
 // Next returns the earliest stop and its cause.

@@ -237,6 +237,8 @@ func Why(cause cohort.EndCause) string {
 		return "because the class ends"
 	case cohort.CauseBudget:
 		return "because the class's budget was lowered below what its seats can cost"
+	case cohort.CauseUnclaimed:
+		return "because nobody took this warm seat before its window ended"
 	}
 	return ""
 }
@@ -253,6 +255,8 @@ func (s *Sweeper) expire(ctx context.Context, sess *cohort.Session, cause cohort
 		reason = "stopped because the class ended"
 	case cohort.CauseBudget:
 		reason = "stopped because the class's budget was lowered below what its seats could cost"
+	case cohort.CauseUnclaimed:
+		reason = "stopped: a warm seat nobody took before its window ended"
 	}
 	if !sess.RequestStop(now, cause, reason) {
 		return nil // it stopped meanwhile

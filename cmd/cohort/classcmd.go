@@ -134,10 +134,95 @@ func newClassCmd() *cobra.Command {
 				return printJSON(cmd.OutOrStdout(), cl)
 			}
 			printClass(cmd, cl)
+			if cl.Policy.Warm == nil {
+				return nil
+			}
+			p, err := c.WarmPool(cmd.Context(), cl.ID)
+			if err != nil {
+				return err
+			}
+			printPool(cmd.OutOrStdout(), p)
+			return nil
+		},
+	}, newClassWarmCmd(&cf), &cobra.Command{
+		Use:   "drain CLASS",
+		Short: "Stop a class's unclaimed warm seats and its warm schedule",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			p, err := c.Drain(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if cf.json {
+				return printJSON(cmd.OutOrStdout(), p)
+			}
+			printPool(cmd.OutOrStdout(), p)
 			return nil
 		},
 	})
 	return cmd
+}
+
+func newClassWarmCmd(cf *clientFlags) *cobra.Command {
+	var (
+		seats  int
+		roster bool
+		until  string
+	)
+	cmd := &cobra.Command{
+		Use:   "warm CLASS (--seats N | --roster) [--until TIME]",
+		Short: "Keep seats of a class started from now, so that participants' Start is ready at once",
+		Long: `Keep seats of a class started from now, owned by nobody: a participant's Start
+takes one that is ready, with a notebook nobody else ever opened. The pool
+keeps its size as seats are taken, shrinks to the participants left to
+arrive once the class has opened, and stops at --until (default: the class's
+end, or an hour after it opens). Warm seats bill like any seat and count
+against the class's budget. To warm ahead of the class instead, set
+policy.warm when creating or changing the class (docs/warm-seats.md).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			var end time.Time
+			if until != "" {
+				if end, err = time.Parse(time.RFC3339, until); err != nil {
+					return cohort.Invalid("until", "--until %q is not a time such as 2026-12-03T12:00:00Z", until)
+				}
+			}
+			p, err := c.WarmNow(cmd.Context(), args[0], seats, roster, end)
+			if err != nil {
+				return err
+			}
+			if cf.json {
+				return printJSON(cmd.OutOrStdout(), p)
+			}
+			printPool(cmd.OutOrStdout(), p)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&seats, "seats", 0, "how many seats to keep warm (with --roster: at most)")
+	f.BoolVar(&roster, "roster", false, "one warm seat for each participant on the roster yet to start")
+	f.StringVar(&until, "until", "", "when unclaimed seats stop (RFC 3339)")
+	return cmd
+}
+
+// printPool shows a class's warm seats.
+func printPool(w io.Writer, p *cohort.WarmPool) {
+	if p.From == nil {
+		fmt.Fprintf(w, "Warm seats:    none kept; %d claimed, %d cold starts\n", p.Claimed, p.ColdStarts)
+		return
+	}
+	fmt.Fprintf(w, "Warm seats:    from %s until %s; %d wanted now, %d ready, %d starting\n",
+		p.From.Format(time.RFC3339), p.Until.Format(time.RFC3339), p.Target, p.Ready, p.Starting)
+	fmt.Fprintf(w, "               %d claimed by participants, %d cold starts; %s spent on unclaimed time\n",
+		p.Claimed, p.ColdStarts, cost.Money(p.Cost, p.Currency))
 }
 
 func gpuLabel(r cohort.Runtime) string {
@@ -194,9 +279,10 @@ func printEstimate(w io.Writer, cl *cohort.Class, cc *cohort.ClassCost) {
 func newClassCreateCmd(cf *clientFlags) *cobra.Command {
 	var (
 		name, image, machine, gpu, zones, idle, maxLife, maxExt, warn, starts, ends string
-		gpuCount, seats, disk                                                       int
+		warmFrom, warmUntil                                                         string
+		gpuCount, seats, disk, warmSeats                                            int
 		budget                                                                      float64
-		spot, noEgress, ignoreBusy                                                  bool
+		spot, noEgress, ignoreBusy, warmRoster                                      bool
 	)
 	cmd := &cobra.Command{
 		Use:   "create --name NAME [flags]",
@@ -223,6 +309,15 @@ func newClassCreateCmd(cf *clientFlags) *cobra.Command {
 				if set(flag) {
 					policy[strings.ReplaceAll(flag, "-", "_")] = v
 				}
+			}
+			warm := map[string]any{}
+			for flag, v := range map[string]any{"warm-seats": warmSeats, "warm-roster": warmRoster, "warm-from": warmFrom, "warm-until": warmUntil} {
+				if set(flag) {
+					warm[strings.TrimPrefix(flag, "warm-")] = v
+				}
+			}
+			if len(warm) > 0 {
+				policy["warm"] = warm
 			}
 			cl, err := c.CreateClass(cmd.Context(), map[string]any{"name": name, "runtime": runtime, "policy": policy})
 			if err != nil {
@@ -257,6 +352,10 @@ func newClassCreateCmd(cf *clientFlags) *cobra.Command {
 	f.Float64Var(&budget, "budget", 0, "the most the class may commit, in the price table's currency; no seat starts beyond it (docs/cost.md)")
 	f.StringVar(&starts, "starts-at", "", "when participants may start (RFC 3339)")
 	f.StringVar(&ends, "ends-at", "", "when the class ends (RFC 3339)")
+	f.IntVar(&warmSeats, "warm-seats", 0, "seats to keep started ahead for participants to take (docs/warm-seats.md)")
+	f.BoolVar(&warmRoster, "warm-roster", false, "keep a warm seat for each participant on the roster yet to start")
+	f.StringVar(&warmFrom, "warm-from", "", "when warming begins (RFC 3339; default 15 minutes before --starts-at)")
+	f.StringVar(&warmUntil, "warm-until", "", "when unclaimed warm seats stop (RFC 3339; default the class's end)")
 	cmd.MarkFlagRequired("name")
 	return cmd
 }

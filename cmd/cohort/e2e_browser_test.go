@@ -205,6 +205,15 @@ func TestE2EWorkshopInTheBrowser(t *testing.T) {
 	if seats := read(t, ctx, chromedp.Text(chromedp.CSS(`[data-seats]`))); !strings.Contains(seats, "alice@example.com") || !strings.Contains(seats, "ready") {
 		t.Fatalf("seat table: %q", seats)
 	}
+	// Warm seats from the page: the pool's window shows; with everyone on
+	// the roster started, none is wanted.
+	step(t, ctx, "warm seats",
+		chromedp.Click(chromedp.Search(`//button[text()="Warm a seat for everyone yet to start"]`)),
+		chromedp.WaitVisible(chromedp.Search(`//button[text()="Drain"]`)),
+	)
+	if pool := read(t, ctx, chromedp.Text(chromedp.CSS(`[data-pool]`))); !strings.Contains(pool, "Kept warm from") || !strings.Contains(pool, "0 wanted now") {
+		t.Fatalf("warm seats section: %q", pool)
+	}
 	// The class's money on its page is what `cohort class cost --json` says.
 	spend, err := client.New(srv.url, teacherToken).ClassCost(context.Background(), classID)
 	if err != nil {

@@ -359,3 +359,97 @@ func TestE2EGCEStartAllSeats(t *testing.T) {
 		t.Fatalf("left in the cloud after stop-all: %+v", inv)
 	}
 }
+
+// TestE2EGCEWarmSeats: a class that opens at T with 3 seats warm from
+// T-15m (moved close to now): no VM before the window, 3 VMs from it;
+// participants who start once the class opens get ready seats at once
+// (no engine run between their click and the answer), whose VMs then
+// carry their owner's label; the pool shrinks to who is left to arrive;
+// at the window's end the unclaimed seats are gone, and the next
+// participant has a cold start.
+func TestE2EGCEWarmSeats(t *testing.T) {
+	t.Parallel()
+	fake := startFakeGCE(t)
+	fake.Latency = time.Second
+	ctx := context.Background()
+	dataDir := t.TempDir()
+	srv := startServer(t, dataDir, gceEnv(t, fake)...)
+	teacher := client.New(srv.url, token(t, dataDir, "teacher@example.com", cohort.RoleInstructor))
+	var roster []string
+	participants := make([]*client.Client, 4)
+	for i := range participants {
+		roster = append(roster, fmt.Sprintf("p%d@example.org", i))
+		participants[i] = client.New(srv.url, token(t, dataDir, roster[i], cohort.RoleParticipant))
+	}
+	now := time.Now().UTC().Truncate(time.Second)
+	from, opens, until := now.Add(8*time.Second), now.Add(30*time.Second), now.Add(75*time.Second)
+	class, err := teacher.CreateClass(ctx, map[string]any{"name": "warm GCE", "policy": map[string]any{
+		"starts_at": opens, "warm": map[string]any{"seats": 3, "from": from, "until": until}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := teacher.AddMembers(ctx, class.ID, roster, cohort.MemberParticipant); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(fake.Instances()); n != 0 || time.Now().After(from) {
+		t.Fatalf("%d VMs before the warm window (or the test was too slow to see)", n)
+	}
+	var pool *cohort.WarmPool
+	waitFor(t, "3 warm seats ready", func() bool {
+		pool, err = teacher.WarmPool(ctx, class.ID)
+		return err == nil && pool.Ready == 3
+	})
+	t.Logf("3 warm seats ready %s after the window opened", time.Since(from).Round(100*time.Millisecond))
+	if n := len(fake.Instances()); n != 3 {
+		t.Fatalf("%d VMs for 3 warm seats", n)
+	}
+	time.Sleep(time.Until(opens))
+	creates := fake.Creates()
+	var got []*client.Session
+	for i := range 2 {
+		begin := time.Now()
+		s, created, err := participants[i].StartSession(ctx, class.ID)
+		if err != nil || !created || s.State != cohort.StateReady || s.ClaimedAt == nil {
+			t.Fatalf("p%d: %v, %s, claimed %v; want a ready warm seat", i, err, s.State, s.ClaimedAt)
+		}
+		t.Logf("p%d: ready seat in %s", i, time.Since(begin).Round(time.Millisecond))
+		got = append(got, s)
+	}
+	if fake.Creates() != creates {
+		t.Fatalf("claims created VMs: %d creates, before %d", fake.Creates(), creates)
+	}
+	if out := runKernel(t, srv.notebook(got[0].ID), participants[0].Token, "print(6*7)"); out != "42\n" {
+		t.Fatalf("kernel on a claimed GCE seat printed %q", out)
+	}
+	waitFor(t, "the claimed VMs labelled with their owners", func() bool {
+		owners := 0
+		for _, vm := range fake.Instances() {
+			labels, _ := vm.Inputs["labels"].(map[string]any)
+			if labels["cohort-owner"] == "p0-example-org" || labels["cohort-owner"] == "p1-example-org" {
+				owners++
+			}
+		}
+		return owners == 2
+	})
+	// Two are left to arrive: the pool holds two (one refill).
+	waitFor(t, "the pool at 2", func() bool {
+		pool, err = teacher.WarmPool(ctx, class.ID)
+		return err == nil && pool.Ready+pool.Starting == 2 && len(fake.Instances()) == 4
+	})
+	time.Sleep(time.Until(until))
+	waitFor(t, "the unclaimed seats gone at the window's end", func() bool {
+		pool, err = teacher.WarmPool(ctx, class.ID)
+		return err == nil && pool.Ready+pool.Starting == 0 && len(fake.Instances()) == 2
+	})
+	s, _, err := participants[2].StartSession(ctx, class.ID)
+	if err != nil || s.ClaimedAt != nil || s.State == cohort.StateReady {
+		t.Fatalf("after the window: %v, %s, claimed %v; want a cold start", err, s.State, s.ClaimedAt)
+	}
+	if pool, err = teacher.WarmPool(ctx, class.ID); err != nil || pool.Claimed != 2 || pool.ColdStarts != 1 {
+		t.Fatalf("pool at the end: %+v, %v", pool, err)
+	}
+	if _, err := teacher.StopAll(ctx, class.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "nothing left in the cloud", func() bool { return len(fake.Inventory()) == 0 })
+}

@@ -217,7 +217,9 @@ func (m *Main) Run(ctx context.Context) error {
 	enqueuer := &lateEnqueuer{}
 	sweeper := timeouts.New(timeouts.Options{Store: store, Driver: driver, Enqueuer: enqueuer, Logger: log})
 	updates, _ := driver.(jobs.Shards)
-	queue, err = jobs.New(ctx, jobs.Options{DB: db.river, Database: db.kind, Reconciler: rec, Shards: updates, Sweeper: sweeper, SweepEvery: m.Config.SweepEvery, Logger: log})
+	pools := &latePools{} // the API server keeps the warm seats; it is made after the queue
+	queue, err = jobs.New(ctx, jobs.Options{DB: db.river, Database: db.kind, Reconciler: rec, Shards: updates, Pools: pools,
+		Sweeper: sweeper, SweepEvery: m.Config.SweepEvery, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -229,6 +231,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	runtimes, _ := driver.(cohort.RuntimeChecker)
+	claimer, _ := driver.(cohort.Claimer)
 	// The proxy notes use in memory; this writes it, off the request path.
 	tracker := timeouts.NewTracker(store, nil, 30*time.Second, log)
 	// It stops after the server (the deferred call), writing the use the
@@ -238,7 +241,7 @@ func (m *Main) Run(ctx context.Context) error {
 	go func() { tracker.Run(trackCtx, time.Second); close(tracked) }()
 	defer func() { stopTracking(); <-tracked }()
 	server, err := api.New(api.Options{
-		Store: store, Enqueuer: queue, Driver: driver.Name(), FilesNote: driver.FilesNote(), Runtimes: runtimes, Prices: prices, Logger: log,
+		Store: store, Enqueuer: queue, Driver: driver.Name(), FilesNote: driver.FilesNote(), Runtimes: runtimes, Claimer: claimer, Prices: prices, Logger: log,
 		PublicURL: publicURL, NotebookDomain: notebookDomain, TrustedProxies: splitList(m.Config.TrustedProxies),
 		Auth: signIn.rp, LocalIssuer: signIn.local, LocalIssuerPath: localIssuerPath,
 		Admins:         splitList(m.Config.Admins),
@@ -250,6 +253,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	pools.Pools = server
 	if err := queue.Start(ctx); err != nil {
 		return err
 	}
@@ -311,6 +315,10 @@ type shardQueue = func(ctx context.Context, class, shard string, after time.Dura
 type lateEnqueuer struct{ q *jobs.Queue }
 
 func (l *lateEnqueuer) Enqueue(ctx context.Context, id string) error { return l.q.Enqueue(ctx, id) }
+
+// latePools lets the queue, made before the API server that keeps the
+// warm seats, run its pool jobs (set before the queue starts).
+type latePools struct{ jobs.Pools }
 
 // schedulerAudience is the audience of Cloud Scheduler's tokens: the
 // scheduler jobs mint them for it and the verifier expects it, from this

@@ -235,6 +235,37 @@ func (d *Driver) CheckRuntime(ctx context.Context, r cohort.Runtime) error {
 // sweep acts first and the job finds nothing to do. It returns once the
 // change is recorded; the shard's next update applies it.
 func (d *Driver) Reschedule(ctx context.Context, sessionID string, deadline time.Time) error {
+	return d.editSpec(ctx, sessionID, func(s *infra.SessionSpec) bool { return later(s, deadline) })
+}
+
+// later moves a spec's backstop to a minute after deadline, if that is
+// later; it says whether it did.
+func later(s *infra.SessionSpec, deadline time.Time) bool {
+	at := deadline.Add(time.Minute).Truncate(time.Minute)
+	if s.ExpireURL == "" || !at.After(s.HardDeadline) {
+		return false
+	}
+	s.HardDeadline = at
+	return true
+}
+
+// Claimed records a warm seat's new owner and notebook token in its VM's
+// labels and metadata (in place: neither replaces the VM, unlike its
+// maximum run duration, which stays), and moves its backstop to the
+// participant's deadline. The shard's next update applies it; until then
+// the VM carries the pool's labels and, should its agent restart
+// Jupyter, the old token (cohort would then see the seat not answer).
+func (d *Driver) Claimed(ctx context.Context, spec cohort.NotebookSpec) error {
+	return d.editSpec(ctx, spec.SessionID, func(s *infra.SessionSpec) bool {
+		later(s, spec.Deadline)
+		s.Owner, s.NotebookToken = spec.UserEmail, spec.Token
+		return true
+	})
+}
+
+// editSpec changes a wanted member's spec with edit, and queues the
+// update its shard then owes, if edit says it changed it.
+func (d *Driver) editSpec(ctx context.Context, sessionID string, edit func(*infra.SessionSpec) bool) error {
 	m, err := d.opts.Shards.ShardMember(ctx, sessionID)
 	if cohort.ErrorCode(err) == cohort.ENOTFOUND {
 		return nil
@@ -242,7 +273,6 @@ func (d *Driver) Reschedule(ctx context.Context, sessionID string, deadline time
 	if err != nil {
 		return err
 	}
-	at := deadline.Add(time.Minute).Truncate(time.Minute)
 	var due string
 	err = d.opts.Shards.EditShards(ctx, m.ClassID, func(set *cohort.ShardSet) error {
 		due = ""
@@ -251,10 +281,9 @@ func (d *Driver) Reschedule(ctx context.Context, sessionID string, deadline time
 			return nil
 		}
 		mb, err := readMember(m)
-		if err != nil || mb.Spec.ExpireURL == "" || !at.After(mb.Spec.HardDeadline) {
+		if err != nil || !edit(&mb.Spec) {
 			return err
 		}
-		mb.Spec.HardDeadline = at
 		writeMember(m, mb)
 		if owe(set.Shards[m.Shard]) {
 			due = m.Shard

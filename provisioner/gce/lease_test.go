@@ -3,7 +3,9 @@ package gce_test
 import (
 	"context"
 	"io/fs"
+	"log/slog"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -37,11 +39,22 @@ func bare(t *testing.T, opts gce.Options) (*gce.Driver, cohort.ShardStore) {
 	return bareOn(t, st, opts), st
 }
 
+// testLog writes a driver's log to the test's.
+type testLog struct{ t *testing.T }
+
+func (l testLog) Write(p []byte) (int, error) {
+	l.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
 // bareOn is another such driver on the same store: another replica.
 func bareOn(t *testing.T, st cohort.ShardStore, opts gce.Options) *gce.Driver {
 	t.Helper()
 	opts.Shards = st
 	opts.Enqueue = func(context.Context, string, string, time.Duration) error { return nil }
+	if opts.Logger == nil { // what its updates say shows with a failure
+		opts.Logger = slog.New(slog.NewTextHandler(testLog{t}, nil))
+	}
 	d, err := gce.New(opts)
 	if err != nil {
 		t.Fatal(err)

@@ -160,11 +160,19 @@ func writeConfig(r *os.Root, s jupyter.Settings) error {
 	if err != nil {
 		return err
 	}
-	name := filepath.Join("jupyter", jupyter.ConfigFile)
-	if err := r.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	ext := filepath.Join("jupyter", jupyter.ExtensionFile)
+	if err := r.MkdirAll(filepath.Dir(ext), 0o700); err != nil {
 		return err
 	}
-	return r.WriteFile(name, b, 0o600)
+	for name, content := range map[string][]byte{filepath.Join("jupyter", jupyter.ConfigFile): b, ext: jupyter.Extension} {
+		if err := r.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		if err := r.WriteFile(name, content, 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // launch starts the notebook server and returns its PID. The notebook's

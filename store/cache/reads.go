@@ -122,7 +122,7 @@ func cloneTime(t *time.Time) *time.Time {
 }
 
 func cloneSession(s cohort.Session) *cohort.Session {
-	for _, p := range []**time.Time{&s.ReadyAt, &s.EndedAt, &s.LastActivityAt, &s.IdleDeadline, &s.HardDeadline, &s.CheckAt, &s.WarnedAt, &s.BudgetStopAt} {
+	for _, p := range []**time.Time{&s.ReadyAt, &s.EndedAt, &s.LastActivityAt, &s.IdleDeadline, &s.HardDeadline, &s.CheckAt, &s.WarnedAt, &s.BudgetStopAt, &s.ClaimedAt} {
 		*p = cloneTime(*p)
 	}
 	return &s
@@ -131,6 +131,11 @@ func cloneSession(s cohort.Session) *cohort.Session {
 func cloneClass(cl cohort.Class) *cohort.Class {
 	cl.Runtime.Zones = slices.Clone(cl.Runtime.Zones)
 	cl.Policy.StartsAt, cl.Policy.EndsAt = cloneTime(cl.Policy.StartsAt), cloneTime(cl.Policy.EndsAt)
+	if w := cl.Policy.Warm; w != nil {
+		c := *w
+		c.From, c.Until = cloneTime(w.From), cloneTime(w.Until)
+		cl.Policy.Warm = &c
+	}
 	return &cl
 }
 

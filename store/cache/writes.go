@@ -86,6 +86,12 @@ func (c *Store) StartSession(ctx context.Context, s *cohort.Session, seats int) 
 	return c.Store.StartSession(ctx, s, seats)
 }
 
+// ClaimSession gives a warm seat to a user.
+func (c *Store) ClaimSession(ctx context.Context, id, userID, token string, at time.Time) (*cohort.Session, error) {
+	defer c.session(id)
+	return c.Store.ClaimSession(ctx, id, userID, token, at)
+}
+
 // UpdateSession writes a session's new state.
 func (c *Store) UpdateSession(ctx context.Context, s *cohort.Session, e *cohort.Event) error {
 	defer c.session(s.ID)

@@ -46,7 +46,15 @@ func TestReplicasShareTheSeats(t *testing.T) {
 	}
 }
 
-func shareSeats(t *testing.T, seats, participants int) {
+// Participants claiming warm seats through two replicas get each once.
+func TestReplicasNeverHandOutAWarmSeatTwice(t *testing.T) {
+	replicas, c := twoReplicas(t)
+	storetest.ClaimRace(t, []cohort.Store{replicas[0], replicas[1]}, c)
+}
+
+// twoReplicas opens two stores on one new database, as two replicas of
+// cohort would, with a class made through the first.
+func twoReplicas(t *testing.T) ([2]*sqlstore.Store, *cohort.Class) {
 	ctx := context.Background()
 	url := pgtest.URL(t)
 	var replicas [2]*sqlstore.Store
@@ -55,7 +63,7 @@ func shareSeats(t *testing.T, seats, participants int) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer s.Close()
+		t.Cleanup(func() { s.Close() })
 		replicas[i] = s
 	}
 	owner, err := replicas[0].EnsureUser(ctx, "teacher@example.org", cohort.RoleInstructor)
@@ -67,6 +75,12 @@ func shareSeats(t *testing.T, seats, participants int) {
 	if err := replicas[0].CreateClass(ctx, &c); err != nil {
 		t.Fatal(err)
 	}
+	return replicas, &c
+}
+
+func shareSeats(t *testing.T, seats, participants int) {
+	ctx := context.Background()
+	replicas, c := twoReplicas(t)
 	var admitted, full atomic.Int32
 	var wg sync.WaitGroup
 	for i := range participants {

@@ -16,7 +16,7 @@ func (s *Store) SetUserHostedDomain(ctx context.Context, userID, domain string) 
 
 // ListUsers returns all users by email.
 func (s *Store) ListUsers(ctx context.Context) ([]*cohort.User, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT `+userColumns+` FROM users ORDER BY email`)
+	rows, err := s.read.QueryContext(ctx, `SELECT `+userColumns+` FROM users WHERE id <> ? ORDER BY email`, cohort.PoolUserID)
 	if err != nil {
 		return nil, fmt.Errorf("list users: %w", err)
 	}

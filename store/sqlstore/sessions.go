@@ -14,18 +14,18 @@ import (
 const sessionColumns = `id, class_id, user_id, state, reason, driver, address, notebook_token,
 	created_at, state_changed_at, ready_at, ended_at, version,
 	end_cause, last_activity_at, extension_us, idle_deadline, hard_deadline, check_at, warned_at,
-	bill_vm, bill_disk, bill_cap_us, budget_stop_at`
+	bill_vm, bill_disk, bill_cap_us, budget_stop_at, claimed_at`
 
 const activeStates = `('requested', 'provisioning', 'ready', 'stopping')`
 
 func scanSession(row interface{ Scan(...any) error }) (*cohort.Session, error) {
 	var s cohort.Session
 	var created, changed, extension, billCap int64
-	var ready, ended, activity, idle, hard, check, warned, budgetStop sql.NullInt64
+	var ready, ended, activity, idle, hard, check, warned, budgetStop, claimed sql.NullInt64
 	err := row.Scan(&s.ID, &s.ClassID, &s.UserID, &s.State, &s.Reason, &s.Driver, &s.Address, &s.NotebookToken,
 		&created, &changed, &ready, &ended, &s.Version,
 		&s.EndCause, &activity, &extension, &idle, &hard, &check, &warned,
-		&s.BillVM, &s.BillDisk, &billCap, &budgetStop)
+		&s.BillVM, &s.BillDisk, &billCap, &budgetStop, &claimed)
 	if err != nil {
 		return nil, err
 	}
@@ -33,23 +33,27 @@ func scanSession(row interface{ Scan(...any) error }) (*cohort.Session, error) {
 	s.ReadyAt, s.EndedAt = fromNullMicros(ready), fromNullMicros(ended)
 	s.LastActivityAt, s.WarnedAt = fromNullMicros(activity), fromNullMicros(warned)
 	s.IdleDeadline, s.HardDeadline, s.CheckAt = fromNullMicros(idle), fromNullMicros(hard), fromNullMicros(check)
-	s.BudgetStopAt = fromNullMicros(budgetStop)
+	s.BudgetStopAt, s.ClaimedAt = fromNullMicros(budgetStop), fromNullMicros(claimed)
 	s.Extension = cohort.Duration(time.Duration(extension) * time.Microsecond)
 	s.BillCap = cohort.Duration(time.Duration(billCap) * time.Microsecond)
 	return &s, nil
 }
 
-// StartSession returns the user's active session in the class or inserts s.
+// StartSession returns the user's active session in the class or inserts
+// s. A warm seat is always inserted: the pool has many.
 func (s *Store) StartSession(ctx context.Context, sess *cohort.Session, seats int) (*cohort.Session, bool, error) {
 	var active *cohort.Session
 	err := s.inTx(ctx, func(tx querier) error {
-		var err error
-		active, err = scanSession(tx.QueryRowContext(ctx, `SELECT `+sessionColumns+` FROM sessions
-			WHERE class_id = ? AND user_id = ? AND state IN `+activeStates, sess.ClassID, sess.UserID))
-		if err != sql.ErrNoRows {
-			return err
-		}
 		active = nil
+		if !sess.Warm() {
+			var err error
+			active, err = scanSession(tx.QueryRowContext(ctx, `SELECT `+sessionColumns+` FROM sessions
+				WHERE class_id = ? AND user_id = ? AND state IN `+activeStates, sess.ClassID, sess.UserID))
+			if err != sql.ErrNoRows {
+				return err
+			}
+			active = nil
+		}
 		var used int
 		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM sessions WHERE class_id = ? AND state IN `+activeStates, sess.ClassID).Scan(&used); err != nil {
 			return fmt.Errorf("count seats: %w", err)
@@ -59,7 +63,7 @@ func (s *Store) StartSession(ctx context.Context, sess *cohort.Session, seats in
 		}
 		now := s.Now().UTC()
 		sess.CreatedAt, sess.StateChangedAt, sess.Version = now, now, 1
-		_, err = tx.ExecContext(ctx, `INSERT INTO sessions (id, class_id, user_id, state, reason, driver, address, notebook_token,
+		_, err := tx.ExecContext(ctx, `INSERT INTO sessions (id, class_id, user_id, state, reason, driver, address, notebook_token,
 			created_at, state_changed_at, version, bill_vm, bill_disk, bill_cap_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			sess.ID, sess.ClassID, sess.UserID, sess.State, sess.Reason, sess.Driver, sess.Address, sess.NotebookToken,
 			micros(now), micros(now), sess.Version, sess.BillVM, sess.BillDisk, time.Duration(sess.BillCap).Microseconds())
@@ -75,6 +79,31 @@ func (s *Store) StartSession(ctx context.Context, sess *cohort.Session, seats in
 		return active, false, nil
 	}
 	return sess, true, nil
+}
+
+// ClaimSession gives a warm seat to a user with a fresh notebook token,
+// if it is still a warm seat that runs or starts.
+func (s *Store) ClaimSession(ctx context.Context, id, userID, token string, at time.Time) (*cohort.Session, error) {
+	var claimed *cohort.Session
+	err := s.inTx(ctx, func(tx querier) error {
+		now := micros(at)
+		res, err := tx.ExecContext(ctx, `UPDATE sessions SET user_id = ?, notebook_token = ?, claimed_at = ?,
+			ready_at = CASE WHEN ready_at IS NULL THEN ready_at ELSE ? END, last_activity_at = NULL,
+			idle_deadline = NULL, hard_deadline = NULL, check_at = NULL, warned_at = NULL, version = version + 1
+			WHERE id = ? AND user_id = ? AND state IN ('requested', 'provisioning', 'ready')`,
+			userID, token, now, now, id, cohort.PoolUserID)
+		if err != nil {
+			return fmt.Errorf("claim session: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return cohort.Errorf(cohort.ECONFLICT, "session %s is no longer a warm seat", id)
+		}
+		if claimed, err = scanSession(tx.QueryRowContext(ctx, `SELECT `+sessionColumns+` FROM sessions WHERE id = ?`, id)); err != nil {
+			return err
+		}
+		return insertEvent(ctx, tx, &cohort.Event{SessionID: id, Time: fromMicros(now), State: claimed.State, Message: "a warm seat was taken for you"})
+	})
+	return claimed, err
 }
 
 // GetSession returns a session by ID.

@@ -59,6 +59,7 @@ func Run(t *testing.T, newStore NewStore) {
 		"BudgetStop":             testBudgetStop,
 		"Settings":               testSettings,
 		"Shards":                 testShards,
+		"WarmSeats":              testWarmSeats,
 	}
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) {
