@@ -23,7 +23,7 @@ test: test-deps pulumi vet lint-images dist
 
 ## bench: measure start-to-ready, memory and expiry with the local driver; the notebook proxy
 ## against direct Jupyter and configurable-http-proxy; the API; the sweep; SQLite against Postgres;
-## a class start on the GCE path (the real engine, the fake cloud)
+## a class start on the GCE path (the real engine, the fake cloud); click-to-ready with and without warm seats
 bench: bench-deps build pulumi
 	$(GO) run ./cmd/cohort-bench
 	COHORT_TEST_POSTGRES=required $(GO) test -run XXX -bench API -benchtime 10000x ./api/
@@ -31,6 +31,7 @@ bench: bench-deps build pulumi
 	COHORT_TEST_POSTGRES=required $(GO) test -run XXX -bench Stores -benchtime 300x ./store/postgres/
 	COHORT_TEST_POSTGRES=required $(GO) test -run XXX -bench ProvisioningPasses -benchtime 1x ./jobs/
 	$(GO) test -run XXX -bench ClassStart -benchtime 1x ./provisioner/gce/
+	$(GO) test -run XXX -bench ClickToReady -benchtime 1x ./cmd/cohort/
 
 bench-deps:
 	@sh scripts/deps.sh bench

@@ -26,6 +26,10 @@ type notebookProxy struct {
 	buffers   *bufferPool
 }
 
+// extensionPath is where cohort's notebook server extension listens
+// (jupyter.Claim), under the notebook's base path, "/".
+const extensionPath = "/cohort/"
+
 func newNotebookProxy(s *Server) *notebookProxy {
 	return &notebookProxy{s: s, transport: jupyter.NewTransport(), buffers: newBufferPool()}
 }
@@ -34,6 +38,12 @@ func (p *notebookProxy) serve(c *gin.Context) {
 	s := p.s
 	id := notebookSession(c)
 	own := s.origins.origin(id)
+	if strings.HasPrefix(c.Request.URL.Path, extensionPath) {
+		// cohort's own extension of the notebook server, which replaces its
+		// token at a claim: only cohort calls it, never a browser.
+		s.fail(c, cohort.Errorf(cohort.ENOTFOUND, "%s is not served through the proxy", extensionPath))
+		return
+	}
 	if c.GetHeader("Service-Worker") != "" {
 		// Jupyter has no service worker; one registered by a participant's
 		// page would see every later request to this origin, the one-time

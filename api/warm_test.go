@@ -211,6 +211,12 @@ func TestWarmSeatsAreClaimedAtClassStart(t *testing.T) {
 			t.Fatalf("the notebook of %s does not take the token cohort stored for it", s.ID)
 		}
 	}
+	// The extension that replaced the tokens is cohort's alone: a
+	// participant's page cannot reach it through the proxy.
+	r := e.do("p0", "PUT", e.nb(got[0].ID, "/cohort/token"), `{"token": "`+strings.Repeat("x", 40)+`"}`)
+	if r.status != http.StatusNotFound {
+		t.Fatalf("PUT /cohort/token through the proxy: %d %s", r.status, r.body)
+	}
 	if nb.claims != 10 {
 		t.Fatalf("%d tokens replaced, want 10", nb.claims)
 	}

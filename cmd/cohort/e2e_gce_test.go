@@ -97,7 +97,7 @@ func TestE2EGCEDriver(t *testing.T) {
 }
 
 // startFakeGCE serves the fake gcp provider; its VMs boot a real Jupyter.
-func startFakeGCE(t *testing.T) *gcptest.Fake {
+func startFakeGCE(t testing.TB) *gcptest.Fake {
 	t.Helper()
 	root, _ := filepath.Abs("../..")
 	if _, err := os.Stat(filepath.Join(root, "bin", "pulumi")); err != nil {
@@ -115,7 +115,7 @@ func startFakeGCE(t *testing.T) *gcptest.Fake {
 // gceEnv configures `cohort serve` for the fake's project with the
 // settings the installation's program (infra/foundation) gives the control
 // plane: its subnetwork and the session VMs' account.
-func gceEnv(t *testing.T, fake *gcptest.Fake) []string {
+func gceEnv(t testing.TB, fake *gcptest.Fake) []string {
 	root, _ := filepath.Abs("../..")
 	env := []string{"COHORT_DRIVER=gce", "COHORT_GCE_PROJECT=workshop-123",
 		"COHORT_PULUMI_ROOT=" + root, "PULUMI_DEBUG_PROVIDERS=" + fake.DebugProviders(), "PULUMI_HOME=" + t.TempDir(),
@@ -140,7 +140,7 @@ var foundation struct {
 // foundationEnv installs cohort in the fake project once (pulumi up of the
 // root project's program, on a fake of its own) and returns the control
 // plane's environment it outputs.
-func foundationEnv(t *testing.T) string {
+func foundationEnv(t testing.TB) string {
 	foundation.once.Do(func() {
 		fake, err := gcptest.Start()
 		if err != nil {

@@ -51,7 +51,7 @@ func TestMain(m *testing.M) {
 
 // server is a `cohort serve` process.
 type server struct {
-	t       *testing.T
+	t       testing.TB
 	dataDir string
 	cmd     *exec.Cmd
 	url     string
@@ -97,7 +97,7 @@ func (s *syncBuffer) String() string {
 
 // startServer runs `cohort serve` on a free port over dataDir and waits
 // until it listens. Extra environment (e.g. COHORT_JUPYTER) may be given.
-func startServer(t *testing.T, dataDir string, env ...string) *server {
+func startServer(t testing.TB, dataDir string, env ...string) *server {
 	t.Helper()
 	s := &server{t: t, dataDir: dataDir, log: &syncBuffer{}, link: make(chan string, 1)}
 	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--data-dir", dataDir, "--log-level", "debug"}, sessionsOf(t, dataDir).args()...)
@@ -147,7 +147,7 @@ func (s *server) kill() {
 }
 
 // token mints an API token with the CLI, as an admin would.
-func token(t *testing.T, dataDir, email string, role cohort.Role) string {
+func token(t testing.TB, dataDir, email string, role cohort.Role) string {
 	t.Helper()
 	out, err := exec.Command(binary, "token", "create", "--data-dir", dataDir, "--email", email, "--role", string(role)).Output()
 	if err != nil {
@@ -167,7 +167,7 @@ type localSessions struct {
 
 var sessionsByDataDir sync.Map // data dir -> localSessions
 
-func sessionsOf(t *testing.T, dataDir string) localSessions {
+func sessionsOf(t testing.TB, dataDir string) localSessions {
 	if v, ok := sessionsByDataDir.Load(dataDir); ok {
 		return v.(localSessions)
 	}
@@ -190,7 +190,7 @@ func (ls localSessions) args() []string {
 
 // driver is a local driver over the same sessions, to look at or stop
 // their processes.
-func (ls localSessions) driver(t *testing.T) *local.Driver {
+func (ls localSessions) driver(t testing.TB) *local.Driver {
 	d, err := local.New(local.Options{Root: ls.dir, UIDs: ls.uids})
 	if err != nil {
 		t.Fatal(err)
@@ -200,7 +200,7 @@ func (ls localSessions) driver(t *testing.T) *local.Driver {
 
 // cleanupNotebooks stops whatever notebook processes a test left behind
 // under dataDir.
-func cleanupNotebooks(t *testing.T, dataDir string) {
+func cleanupNotebooks(t testing.TB, dataDir string) {
 	ls := sessionsOf(t, dataDir)
 	t.Cleanup(func() {
 		d := ls.driver(t)
@@ -212,7 +212,7 @@ func cleanupNotebooks(t *testing.T, dataDir string) {
 }
 
 // notebookProcs reports whether a session has live processes (1) or not (0).
-func notebookProcs(t *testing.T, dataDir, sessionID string) int {
+func notebookProcs(t testing.TB, dataDir, sessionID string) int {
 	t.Helper()
 	ids, err := sessionsOf(t, dataDir).driver(t).List(context.Background())
 	if err != nil {
@@ -228,7 +228,7 @@ func notebookProcs(t *testing.T, dataDir, sessionID string) int {
 }
 
 // waitState follows the session's events until it reaches want (or ends).
-func waitState(t *testing.T, c *client.Client, id string, want cohort.SessionState) *client.Session {
+func waitState(t testing.TB, c *client.Client, id string, want cohort.SessionState) *client.Session {
 	t.Helper()
 	// Generous: the whole suite runs at once on two cores, and a GCE start
 	// runs the Pulumi engine several times.
