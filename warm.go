@@ -19,7 +19,8 @@ type Warm struct {
 	// opens (starts_at).
 	From *time.Time `json:"from,omitempty"`
 	// Until is when unclaimed seats stop: by default when the class ends
-	// (ends_at), or WarmLate after it opens if it has no end.
+	// (ends_at), or WarmLate after it opens if it has no end (after From,
+	// if that is later).
 	Until *time.Time `json:"until,omitempty"`
 }
 
@@ -69,10 +70,10 @@ func (p Policy) WarmWindow() (from, until time.Time, ok bool) {
 		until = *w.Until
 	case p.EndsAt != nil:
 		until = *p.EndsAt
-	case p.StartsAt != nil:
+	case p.StartsAt != nil && p.StartsAt.Add(WarmLate).After(from):
 		until = p.StartsAt.Add(WarmLate)
 	default:
-		until = from.Add(WarmLate)
+		until = from.Add(WarmLate) // warmed after the class opened: an hour from then
 	}
 	if p.EndsAt != nil && p.EndsAt.Before(until) {
 		until = *p.EndsAt // a warm seat never outlives its class

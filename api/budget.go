@@ -95,7 +95,16 @@ func (s *Server) enforceBudget(ctx context.Context, class *cohort.Class) (stoppi
 		}
 	}
 	active := slices.DeleteFunc(slices.Clone(b.sessions), func(x *cohort.Session) bool { return x.EndedAt != nil || !x.State.WantsRunning() })
-	slices.SortFunc(active, func(a, c *cohort.Session) int { return c.CreatedAt.Compare(a.CreatedAt) }) // newest first
+	// Unclaimed warm seats first (nobody loses work), then the newest.
+	slices.SortFunc(active, func(a, c *cohort.Session) int {
+		if a.Warm() != c.Warm() {
+			if a.Warm() {
+				return -1
+			}
+			return 1
+		}
+		return c.CreatedAt.Compare(a.CreatedAt)
+	})
 	now := s.now()
 	// What the class commits if no seat stops for the budget.
 	unmarked := func(x *cohort.Session) *cohort.Session { cp := *x; cp.BudgetStopAt = nil; return &cp }
@@ -112,7 +121,7 @@ func (s *Server) enforceBudget(ctx context.Context, class *cohort.Class) (stoppi
 			continue
 		}
 		before := cost.Committed(unmarked(sess), b.rate, now, b.seatCap)
-		if sess.State == cohort.StateReady && sess.ReadyAt != nil {
+		if sess.State == cohort.StateReady && sess.ReadyAt != nil && !sess.Warm() {
 			at := now.Add(class.Policy.Warn()).UTC()
 			if sess.BudgetStopAt != nil && sess.BudgetStopAt.Before(at) {
 				at = *sess.BudgetStopAt // told before: not later now

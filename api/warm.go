@@ -30,11 +30,18 @@ var running = []cohort.SessionState{cohort.StateRequested, cohort.StateProvision
 // seat of the class and it has one: a ready one first (the oldest), else
 // the one nearest to ready. A ready seat's notebook gets a new token
 // before it is theirs, and only if nobody has used it (no kernel, no
-// connection: nobody can open an unclaimed seat, this checks it). nil
-// when there is none to take. Call under the class's admission lock,
-// which every claim and every change of the pool takes: the store's
-// claim is atomic on its own as well.
+// connection: nobody can open an unclaimed seat, this checks it); one
+// that fails is stopped, and no other ready seat is tried for this
+// Start, so that a fault of every seat (an image without cohort's
+// extension) cannot burn the pool in one click. A seat set to stop for
+// the budget, or whose admitted life would end before the participant's
+// lifetime, is left to the pool. nil when there is none to take. Call
+// under the class's admission lock, which every claim and every change
+// of the pool takes: the store's claim is atomic on its own as well.
 func (s *Server) claimWarm(ctx context.Context, class *cohort.Class, userID string) (*cohort.Session, error) {
+	// Once a notebook has the new token, the claim must be recorded even
+	// if the participant's request goes away.
+	ctx = context.WithoutCancel(ctx)
 	mine, err := s.fresh.ListSessions(ctx, cohort.SessionFilter{ClassID: class.ID, UserID: userID, States: cohort.ActiveStates})
 	if err != nil || len(mine) > 0 {
 		return nil, err
@@ -44,10 +51,18 @@ func (s *Server) claimWarm(ctx context.Context, class *cohort.Class, userID stri
 		return nil, err
 	}
 	slices.SortStableFunc(pool, nearestReady)
+	now, handedOver := s.now(), false
 	for _, w := range pool {
+		life := cost.Life(w)
+		if w.BudgetStopAt != nil || life > 0 && w.CreatedAt.Add(life).Before(now.Add(class.Policy.MaxLifetime.D())) {
+			continue
+		}
 		token := w.NotebookToken
 		if w.State == cohort.StateReady {
-			token = cohort.NewSecret("")
+			if handedOver {
+				continue
+			}
+			handedOver, token = true, cohort.NewSecret("")
 			if err := s.handOver(ctx, w, token); err != nil {
 				s.log.Warn("a warm seat could not be handed over; stopping it", "session_id", w.ID, "error", err)
 				if _, _, err := s.stopWith(ctx, w, cohort.CauseFailure, "stopped: the warm seat could not be handed over", "the warm seat did not take a new token"); err != nil {
@@ -56,7 +71,7 @@ func (s *Server) claimWarm(ctx context.Context, class *cohort.Class, userID stri
 				continue
 			}
 		}
-		sess, err := s.store.ClaimSession(ctx, w.ID, userID, token, s.now().UTC())
+		sess, err := s.store.ClaimSession(ctx, w.ID, userID, token, now.UTC())
 		if cohort.ErrorCode(err) == cohort.ECONFLICT {
 			continue // it stopped meanwhile
 		}
@@ -239,8 +254,8 @@ func (s *Server) poolOf(ctx context.Context, class *cohort.Class) (pool, error) 
 		switch {
 		case sess.Warm() && sess.State.WantsRunning():
 			p.warm = append(p.warm, sess)
-		case sess.Warm() && sess.State == cohort.StateFailed && sess.StateChangedAt.After(recent):
-			p.failed++
+		case sess.Warm() && (sess.State == cohort.StateFailed || sess.EndCause == cohort.CauseFailure) && sess.StateChangedAt.After(recent):
+			p.failed++ // did not start, or could not be handed over
 		case sess.State.Active():
 			p.taken++
 			if !sess.Warm() {
@@ -339,8 +354,15 @@ func (s *Server) warmNow(c *gin.Context) {
 		return
 	}
 	now := s.now().UTC()
-	s.setWarm(c, a.class, &cohort.Warm{Seats: in.Seats, Roster: in.Roster, From: &now, Until: in.Until},
-		fmt.Sprintf("warm now: %d seats, roster %t", in.Seats, in.Roster))
+	w := &cohort.Warm{Seats: in.Seats, Roster: in.Roster, From: &now, Until: in.Until}
+	p := a.class.Policy
+	p.Warm = w
+	if from, until, ok := p.WarmWindow(); ok && in.Until == nil && until.Sub(from) > cohort.MaxWarmWindow {
+		s.fail(c, cohort.Invalid("until", "the class ends at %s, more than %s from now: say until when to keep seats warm",
+			until.Format(time.RFC3339), cohort.Duration(cohort.MaxWarmWindow)))
+		return
+	}
+	s.setWarm(c, a.class, w, fmt.Sprintf("warm now: %d seats, roster %t", in.Seats, in.Roster))
 }
 
 // drainPool stops a class's unclaimed warm seats and its warm schedule.
@@ -358,9 +380,13 @@ func (s *Server) drainPool(c *gin.Context) {
 func (s *Server) setWarm(c *gin.Context, class *cohort.Class, w *cohort.Warm, detail string) {
 	ctx := c.Request.Context()
 	class.Policy.Warm = w
-	if err := s.validate(ctx, class); err != nil {
-		s.fail(c, err)
-		return
+	// Removing the setting needs no check (nor the cloud's image
+	// lookup): a drain must work whatever else is wrong.
+	if w != nil {
+		if err := s.validate(ctx, class); err != nil {
+			s.fail(c, err)
+			return
+		}
 	}
 	if err := s.store.UpdateClass(ctx, class); err != nil {
 		s.fail(c, err)

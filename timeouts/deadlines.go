@@ -44,8 +44,8 @@ func Compute(s *cohort.Session, p cohort.Policy) (d Deadlines, ok bool) {
 		d.LastActivity = *p.StartsAt
 	}
 	d.Hard, d.HardCause = s.ReadyAt.Add(p.MaxLifetime.D()+s.Extension.D()), cohort.CauseMaxLifetime
-	if life := cost.Life(s); life > 0 && s.ReadyAt.Add(life).Before(d.Hard) {
-		d.Hard = s.ReadyAt.Add(life) // the class's lifetime was raised after it was admitted
+	if end, ok := admittedEnd(s); ok && end.Before(d.Hard) {
+		d.Hard = end // the class's lifetime (or warm window) grew after it was admitted
 	}
 	if p.EndsAt != nil && p.EndsAt.Before(d.Hard) {
 		d.Hard, d.HardCause = *p.EndsAt, cohort.CauseClassEnded
@@ -70,11 +70,29 @@ func warmDeadlines(s *cohort.Session, p cohort.Policy) Deadlines {
 	if _, until, ok := p.WarmWindow(); ok {
 		d.Hard = until // capped by the class's end already
 	}
+	if end, ok := admittedEnd(s); ok && end.Before(d.Hard) {
+		d.Hard = end
+	}
 	if s.BudgetStopAt != nil && s.BudgetStopAt.Before(d.Hard) {
 		d.Hard, d.HardCause = *s.BudgetStopAt, cohort.CauseBudget
 	}
 	d.Idle = d.Hard
 	return d
+}
+
+// admittedEnd is the latest a session may run to as it was admitted (its
+// budget counted it, and its VM's own stop is set there): its admitted
+// life from when it became ready, or for a warm seat from when it was
+// made (its life covers its window, then its participant's).
+func admittedEnd(s *cohort.Session) (time.Time, bool) {
+	life := cost.Life(s)
+	if life == 0 {
+		return time.Time{}, false
+	}
+	if s.Warm() || s.ClaimedAt != nil {
+		return s.CreatedAt.Add(life), true
+	}
+	return s.ReadyAt.Add(life), true
 }
 
 // Next returns the earliest stop and its cause.

@@ -175,6 +175,12 @@ func (s *Sweeper) check(ctx context.Context, sess *cohort.Session, class *cohort
 	case d.Warning(now) == "":
 		warnedAt = nil // the deadline moved away: warn again next time
 	}
+	if sess.Warm() {
+		// Not stored: a claim may land meanwhile, and a warm seat's
+		// deadlines would then hold back its participant's checks. Its
+		// check_at stays empty, so each sweep computes them (no I/O).
+		return result, nil
+	}
 	if stored := d.Stored(warnedAt); !stored.Equal(sess.Deadlines()) {
 		return result, s.store.SetDeadlines(ctx, sess.ID, stored)
 	}

@@ -120,7 +120,7 @@ func (s *Store) DeleteClass(ctx context.Context, id string) error {
 		case exists == 0:
 			return cohort.Errorf(cohort.ENOTFOUND, "class %s not found", id)
 		case active > 0:
-			return cohort.Errorf(cohort.ECONFLICT, "class %s has %d active sessions; stop them before deleting the class", id, active)
+			return cohort.Errorf(cohort.ECONFLICT, "class %s has %d active sessions; stop them (and drain its warm seats) before deleting the class", id, active)
 		}
 		for _, q := range []string{
 			`DELETE FROM sessions WHERE class_id = ?`,
