@@ -373,3 +373,42 @@ func TestUsedOrUnaffordableWarmSeats(t *testing.T) {
 		t.Fatalf("after one Start with used seats: %v, want one stopping, one ready", states)
 	}
 }
+
+// A budget lowered below what the class committed stops its unclaimed
+// warm seats first, at once, before any participant's seat, even one
+// newer than they are.
+func TestLoweredBudgetStopsWarmSeatsFirst(t *testing.T) {
+	t.Parallel()
+	clock := time.Date(2026, 12, 3, 9, 0, 0, 0, time.UTC)
+	e, c, _ := warmEnv(t, &clock, 3, `{"name": "NLP", "policy": {"seats": 30, "budget": 30}}`,
+		func(o *api.Options) { o.Driver = "gce" })
+	nb := newWarmNotebook(t)
+	warmNow := func(seats int) {
+		if r := e.do("teacher", "POST", "/v1/classes/"+c.ID+"/warm", fmt.Sprintf(`{"seats": %d}`, seats)); r.status != 200 {
+			t.Fatalf("warm now: %d %s", r.status, r.body)
+		}
+	}
+	warmNow(1)
+	older := warmSeats(t, e, c.ID)[0]
+	clock = clock.Add(time.Minute)
+	warmNow(2)
+	bootWarm(t, e, nb, c.ID, clock)
+	older, _ = e.db.GetSession(context.Background(), older.ID)
+	older.State = cohort.StateProvisioning // booting again: the newer one is taken
+	if err := e.store.UpdateSession(context.Background(), older, nil); err != nil {
+		t.Fatal(err)
+	}
+	mine, _ := e.startSession("p0", c.ID)
+	if mine.ClaimedAt == nil || mine.ID == older.ID {
+		t.Fatalf("p0 got %s (claimed %v), want the newer warm seat", mine.ID, mine.ClaimedAt)
+	}
+	if r := e.do("teacher", "PATCH", "/v1/classes/"+c.ID, `{"policy": {"budget": 12}}`); r.status != 200 {
+		t.Fatalf("lower the budget: %d %s", r.status, r.body)
+	}
+	if n := len(warmSeats(t, e, c.ID)); n != 0 {
+		t.Fatalf("%d warm seats run under a budget that holds one seat", n)
+	}
+	if s, _ := e.db.GetSession(context.Background(), mine.ID); !s.State.WantsRunning() || s.BudgetStopAt != nil {
+		t.Fatalf("the participant's seat: %s, budget stop %v; want it kept", s.State, s.BudgetStopAt)
+	}
+}
