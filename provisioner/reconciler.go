@@ -166,8 +166,14 @@ func (r *Reconciler) spec(ctx context.Context, s *cohort.Session) (cohort.Notebo
 }
 
 // deadline is the session's hard deadline if it is ready, else the
-// latest it can be: ready within the start timeout from now.
+// latest it can be: ready within the start timeout from now. An
+// unclaimed warm seat's is the end of its class's warm window: the
+// driver's backstop stops it there even if cohort is down (a claim moves
+// the backstop, cohort.Claimer).
 func (r *Reconciler) deadline(s *cohort.Session, p cohort.Policy) time.Time {
+	if _, until, ok := p.WarmWindow(); ok && s.Warm() {
+		return until
+	}
 	if s.HardDeadline != nil {
 		return *s.HardDeadline
 	}

@@ -96,3 +96,38 @@ func TestReconcileRecordsBootProgress(t *testing.T) {
 		t.Fatalf("deadline while starting %v, want %v", d.deadlines[0], want)
 	}
 }
+
+// TestWarmSeatsBackstopIsTheWindowsEnd: the deadline a driver's backstop
+// gets for an unclaimed warm seat is the end of its class's warm window.
+func TestWarmSeatsBackstopIsTheWindowsEnd(t *testing.T) {
+	ctx := context.Background()
+	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "cohort.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	u, err := store.EnsureUser(ctx, "ada@example.org", cohort.RoleInstructor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC().Truncate(time.Second)
+	until := now.Add(2 * time.Hour)
+	c := cohort.DefaultClass()
+	c.Name, c.OwnerID, c.Policy.Warm = "warm", u.ID, &cohort.Warm{Seats: 2, From: &now, Until: &until}
+	if err := store.CreateClass(ctx, &c); err != nil {
+		t.Fatal(err)
+	}
+	s, _, err := store.StartSession(ctx, &cohort.Session{ID: cohort.NewID("ses"), ClassID: c.ID, UserID: cohort.PoolUserID,
+		State: cohort.StateProvisioning, Driver: "fake", NotebookToken: "t"}, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &bootingDriver{steps: []string{"booting the VM"}}
+	r := provisioner.New(provisioner.Options{Store: store, Driver: d, Now: func() time.Time { return now }})
+	if _, err := r.Reconcile(ctx, s.ID); err != nil {
+		t.Fatal(err)
+	}
+	if !d.deadlines[0].Equal(until) {
+		t.Fatalf("a warm seat's backstop at %s, want the window's end %s", d.deadlines[0], until)
+	}
+}
