@@ -38,11 +38,11 @@ func (s *Server) budgetOf(ctx context.Context, class *cohort.Class) (*budget, er
 	return b, nil
 }
 
-// admitSeat refuses a new seat for a user when the class's budget cannot
-// cover it running for capacity (to its hard stop); a user who has a seat
-// reconnects to it whatever the budget. Call with the class's admission lock held, until
-// the seat is recorded, so that two starts cannot both take the last of a
-// budget.
+// admitSeat refuses a new seat for a user (or the warm pool) when the
+// class's budget cannot cover it running for capacity, to its hard stop;
+// a user who has a seat reconnects to it whatever the budget. Call with
+// the class's admission lock held, until the seat is recorded, so that
+// two starts cannot both take the last of a budget.
 func (s *Server) admitSeat(ctx context.Context, class *cohort.Class, userID string, capacity time.Duration) error {
 	limit := class.Policy.Budget
 	if limit == 0 {

@@ -251,11 +251,12 @@ func (s *Server) poolOf(ctx context.Context, class *cohort.Class) (pool, error) 
 	}
 	recent := s.now().Add(-warmFailWindow)
 	for _, sess := range sessions {
+		if sess.Warm() && (sess.State == cohort.StateFailed || sess.EndCause == cohort.CauseFailure) && sess.StateChangedAt.After(recent) {
+			p.failed++ // did not start, or could not be handed over
+		}
 		switch {
 		case sess.Warm() && sess.State.WantsRunning():
 			p.warm = append(p.warm, sess)
-		case sess.Warm() && (sess.State == cohort.StateFailed || sess.EndCause == cohort.CauseFailure) && sess.StateChangedAt.After(recent):
-			p.failed++ // did not start, or could not be handed over
 		case sess.State.Active():
 			p.taken++
 			if !sess.Warm() {

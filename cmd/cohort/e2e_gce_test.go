@@ -361,7 +361,7 @@ func TestE2EGCEStartAllSeats(t *testing.T) {
 }
 
 // TestE2EGCEWarmSeats: a class that opens at T with 3 seats warm from
-// T-15m (moved close to now): no VM before the window, 3 VMs from it;
+// T-15m (moved close to now: 30 s): no VM before the window, 3 VMs from it;
 // participants who start once the class opens get ready seats at once
 // (no engine run between their click and the answer), whose VMs then
 // carry their owner's label; the pool shrinks to who is left to arrive;
@@ -382,7 +382,9 @@ func TestE2EGCEWarmSeats(t *testing.T) {
 		participants[i] = client.New(srv.url, token(t, dataDir, roster[i], cohort.RoleParticipant))
 	}
 	now := time.Now().UTC().Truncate(time.Second)
-	from, opens, until := now.Add(8*time.Second), now.Add(30*time.Second), now.Add(75*time.Second)
+	// Margins for a loaded machine: the seats boot before the opening,
+	// the refill is made well before the window's end.
+	from, opens, until := now.Add(10*time.Second), now.Add(40*time.Second), now.Add(100*time.Second)
 	class, err := teacher.CreateClass(ctx, map[string]any{"name": "warm GCE", "policy": map[string]any{
 		"starts_at": opens, "warm": map[string]any{"seats": 3, "from": from, "until": until}}})
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/cohortdev/cohort"
 	"github.com/cohortdev/cohort/client"
+	"github.com/cohortdev/cohort/store/postgres/pgtest"
 )
 
 // TestE2EWarmSeatsLocal: 10 warm seats of real notebooks, 10 participants
@@ -104,5 +105,76 @@ func TestE2EWarmSeatsLocal(t *testing.T) {
 		if n := notebookProcs(t, dataDir, s.ID); n != 0 {
 			t.Fatalf("%d processes of %s survive stop-all", n, s.ID)
 		}
+	}
+}
+
+// TestE2EReplicasClaimWarmSeats: two replicas on one Postgres; 8
+// participants start at once, half through each, in a class with 4 warm
+// seats. No seat is handed out twice, 4 answers are ready warm seats,
+// and every participant has a seat of their own.
+func TestE2EReplicasClaimWarmSeats(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := pgtest.URL(t)
+	dataDir := t.TempDir()
+	cleanupNotebooks(t, dataDir)
+	replicas := []*server{startServer(t, dataDir, "COHORT_DATABASE="+url), startServer(t, dataDir, "COHORT_DATABASE="+url)}
+	teacher := client.New(replicas[0].url, mintOn(t, url, "teacher@example.org", cohort.RoleInstructor))
+	class, err := teacher.CreateClass(ctx, map[string]any{"name": "warm replicas", "policy": map[string]any{"seats": 12}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var roster []string
+	participants := make([]*client.Client, 8)
+	for i := range participants {
+		roster = append(roster, fmt.Sprintf("p%d@example.org", i))
+		participants[i] = client.New(replicas[i%2].url, mintOn(t, url, roster[i], cohort.RoleParticipant))
+	}
+	if _, err := teacher.AddMembers(ctx, class.ID, roster, cohort.MemberParticipant); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := teacher.WarmNow(ctx, class.ID, 4, false, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "4 warm seats ready", func() bool {
+		p, err := teacher.WarmPool(ctx, class.ID)
+		return err == nil && p.Ready == 4
+	})
+	var wg sync.WaitGroup
+	got := make([]*client.Session, len(participants))
+	for i, p := range participants {
+		wg.Go(func() {
+			s, created, err := p.StartSession(ctx, class.ID)
+			if err != nil || !created {
+				t.Errorf("p%d: %v, created %v", i, err, created)
+			}
+			got[i] = s
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	seen, ready := map[string]int{}, 0
+	for i, s := range got {
+		if j, dup := seen[s.ID]; dup {
+			t.Fatalf("seat %s handed to p%d and p%d", s.ID, j, i)
+		}
+		seen[s.ID] = i
+		if s.State == cohort.StateReady && s.ClaimedAt != nil {
+			ready++
+		}
+		if mine, err := participants[i].GetSession(ctx, s.ID); err != nil || mine.UserID != got[i].UserID {
+			t.Fatalf("p%d cannot see their seat %s: %v", i, s.ID, err)
+		}
+	}
+	if ready != 4 {
+		t.Fatalf("%d participants got a ready warm seat, want 4", ready)
+	}
+	if _, err := teacher.StopAll(ctx, class.ID); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range got {
+		waitState(t, teacher, s.ID, cohort.StateStopped)
 	}
 }
