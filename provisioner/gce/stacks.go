@@ -136,6 +136,9 @@ func (s *Stacks) stack(ctx context.Context, name string, specs []infra.SessionSp
 	mu, _ := s.opening.LoadOrStore(name, &sync.Mutex{})
 	mu.(*sync.Mutex).Lock()
 	defer mu.(*sync.Mutex).Unlock()
+	if err := s.mendFileState(name); err != nil {
+		return auto.Stack{}, fmt.Errorf("mend the state of a killed write: %w", err)
+	}
 	dir := s.WorkDir(name)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return auto.Stack{}, err
