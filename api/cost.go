@@ -107,6 +107,10 @@ func csvSafe(v string) string {
 	return v
 }
 
+// unclaimedLabel stands for the warm pool where a class's costs list
+// its participants: what its seats cost while nobody had them.
+const unclaimedLabel = "(warm seats, unclaimed)"
+
 // emailsOf finds the owners' emails of sessions: one by one for a few,
 // all users at once for many (a class of hundreds).
 func (s *Server) emailsOf(ctx context.Context, sessions []*cohort.Session) (map[string]string, error) {
@@ -124,14 +128,20 @@ func (s *Server) emailsOf(ctx context.Context, sessions []*cohort.Session) (map[
 				emails[u.ID] = u.Email
 			}
 		}
-		return emails, nil
-	}
-	for id := range emails {
-		u, err := s.store.GetUser(ctx, id)
-		if err != nil {
-			return nil, err
+	} else {
+		for id := range emails {
+			if id == cohort.PoolUserID {
+				continue
+			}
+			u, err := s.store.GetUser(ctx, id)
+			if err != nil {
+				return nil, err
+			}
+			emails[id] = u.Email
 		}
-		emails[id] = u.Email
+	}
+	if _, ok := emails[cohort.PoolUserID]; ok {
+		emails[cohort.PoolUserID] = unclaimedLabel
 	}
 	return emails, nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -371,6 +372,16 @@ func TestUsedOrUnaffordableWarmSeats(t *testing.T) {
 	}
 	if states[cohort.StateStopping] != 1 || states[cohort.StateReady] != 1 {
 		t.Fatalf("after one Start with used seats: %v, want one stopping, one ready", states)
+	}
+	// The class's costs name the pool as such, not as a participant.
+	var cc cohort.ClassCost
+	e.do("teacher", "GET", "/v1/classes/"+c.ID+"/cost", "").json(t, &cc)
+	var names []string
+	for _, p := range cc.Participants {
+		names = append(names, p.Email)
+	}
+	if !slices.Contains(names, "(warm seats, unclaimed)") || slices.Contains(names, cohort.PoolEmail) {
+		t.Fatalf("the class's costs list %v", names)
 	}
 }
 
