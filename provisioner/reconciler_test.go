@@ -1,6 +1,7 @@
 package provisioner_test
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"net/http/httptest"
@@ -14,6 +15,7 @@ import (
 	"github.com/cohortdev/cohort/metrics"
 	"github.com/cohortdev/cohort/provisioner"
 	"github.com/cohortdev/cohort/store/sqlite"
+	"github.com/cohortdev/cohort/store/sqlstore"
 )
 
 // bootingDriver reports a start's progress as a VM's boot would, one
@@ -42,25 +44,7 @@ func (d *bootingDriver) FilesNote() string { return "" }
 // becomes the participant's events, each step once.
 func TestReconcileRecordsBootProgress(t *testing.T) {
 	ctx := context.Background()
-	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "cohort.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	u, err := store.EnsureUser(ctx, "ada@example.org", cohort.RoleInstructor)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := cohort.DefaultClass()
-	c.Name, c.OwnerID = "boot", u.ID
-	if err := store.CreateClass(ctx, &c); err != nil {
-		t.Fatal(err)
-	}
-	s, _, err := store.StartSession(ctx, &cohort.Session{ID: cohort.NewID("ses"), ClassID: c.ID, UserID: u.ID,
-		State: cohort.StateProvisioning, Driver: "fake", NotebookToken: "t"}, 10)
-	if err != nil {
-		t.Fatal(err)
-	}
+	store, c, s := provisioningSeat(t, nil, "")
 	d := &bootingDriver{steps: []string{"booting the VM", "booting the VM", "the VM is up; starting Jupyter", "the VM is up; starting Jupyter", "ready"}}
 	now := time.Now()
 	m := metrics.New()
@@ -100,34 +84,42 @@ func TestReconcileRecordsBootProgress(t *testing.T) {
 // TestWarmSeatsBackstopIsTheWindowsEnd: the deadline a driver's backstop
 // gets for an unclaimed warm seat is the end of its class's warm window.
 func TestWarmSeatsBackstopIsTheWindowsEnd(t *testing.T) {
-	ctx := context.Background()
-	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "cohort.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	u, err := store.EnsureUser(ctx, "ada@example.org", cohort.RoleInstructor)
-	if err != nil {
-		t.Fatal(err)
-	}
 	now := time.Now().UTC().Truncate(time.Second)
 	until := now.Add(2 * time.Hour)
-	c := cohort.DefaultClass()
-	c.Name, c.OwnerID, c.Policy.Warm = "warm", u.ID, &cohort.Warm{Seats: 2, From: &now, Until: &until}
-	if err := store.CreateClass(ctx, &c); err != nil {
-		t.Fatal(err)
-	}
-	s, _, err := store.StartSession(ctx, &cohort.Session{ID: cohort.NewID("ses"), ClassID: c.ID, UserID: cohort.PoolUserID,
-		State: cohort.StateProvisioning, Driver: "fake", NotebookToken: "t"}, 10)
-	if err != nil {
-		t.Fatal(err)
-	}
+	store, _, s := provisioningSeat(t, &cohort.Warm{Seats: 2, From: &now, Until: &until}, cohort.PoolUserID)
 	d := &bootingDriver{steps: []string{"booting the VM"}}
 	r := provisioner.New(provisioner.Options{Store: store, Driver: d, Now: func() time.Time { return now }})
-	if _, err := r.Reconcile(ctx, s.ID); err != nil {
+	if _, err := r.Reconcile(context.Background(), s.ID); err != nil {
 		t.Fatal(err)
 	}
 	if !d.deadlines[0].Equal(until) {
 		t.Fatalf("a warm seat's backstop at %s, want the window's end %s", d.deadlines[0], until)
 	}
+}
+
+// provisioningSeat makes a store with a class (warm as given) and a
+// provisioning seat of owner ("": the class's instructor).
+func provisioningSeat(t *testing.T, warm *cohort.Warm, owner string) (*sqlstore.Store, *cohort.Class, *cohort.Session) {
+	t.Helper()
+	ctx := context.Background()
+	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "cohort.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	u, err := store.EnsureUser(ctx, "ada@example.org", cohort.RoleInstructor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := cohort.DefaultClass()
+	c.Name, c.OwnerID, c.Policy.Warm = "boot", u.ID, warm
+	if err := store.CreateClass(ctx, &c); err != nil {
+		t.Fatal(err)
+	}
+	s, _, err := store.StartSession(ctx, &cohort.Session{ID: cohort.NewID("ses"), ClassID: c.ID, UserID: cmp.Or(owner, u.ID),
+		State: cohort.StateProvisioning, Driver: "fake", NotebookToken: "t"}, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store, &c, s
 }

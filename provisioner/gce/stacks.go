@@ -397,17 +397,12 @@ func (s *Stacks) unlock(ctx context.Context, stack string) (removed, held bool, 
 	return removed, held, nil
 }
 
-// repair makes a stack's state true again after its last operation was
-// killed. A create the engine had sent may have completed in the cloud
-// (GCE finishes an accepted insert whoever waits for it) while the state
-// only records it as pending, and the next update would create a second
-// one. Each pending create goes into the state under the ID GCE gives it,
-// and a refresh asks the provider whether it exists: kept if so, dropped
-// if not.
-//
-// (optrefresh.ImportPendingCreates forgets them at v3.274.1: the refresh
-// drops "importing" operations, backend/snapshot.go; the next update
-// meets GCE's 409 in TestEngineKilledBeforeTheCreateLanded.)
+// repair makes a stack's state true after a killed operation: a create
+// GCE accepted may exist while the state only says pending, and the next
+// update would make a second one. Each pending create goes into the state
+// under the ID GCE gives it; a refresh keeps it if it exists. (At v3.274.1
+// optrefresh.ImportPendingCreates forgets them: the refresh drops
+// "importing" operations, backend/snapshot.go; TestEngineKilledBeforeTheCreateLanded.)
 func (s *Stacks) repair(ctx context.Context, st auto.Stack) error {
 	dep, err := st.Export(ctx)
 	if err != nil {
