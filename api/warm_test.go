@@ -96,6 +96,14 @@ func warmEnv(t *testing.T, clock *time.Time, n int, body string, mods ...func(*a
 	return e, c, q
 }
 
+// warmNow has the teacher warm seats of a class from now.
+func warmNow(t *testing.T, e *env, classID string, seats int) {
+	t.Helper()
+	if r := e.do("teacher", "POST", "/v1/classes/"+classID+"/warm", fmt.Sprintf(`{"seats": %d}`, seats)); r.status != 200 {
+		t.Fatalf("warm now: %d %s", r.status, r.body)
+	}
+}
+
 // warmSeats returns the class's unclaimed seats that run or start.
 func warmSeats(t *testing.T, e *env, classID string) []*cohort.Session {
 	t.Helper()
@@ -297,9 +305,7 @@ func TestClaimRacingADrain(t *testing.T) {
 	clock := time.Date(2026, 12, 3, 9, 0, 0, 0, time.UTC)
 	e, c, _ := warmEnv(t, &clock, 8, `{"name": "NLP", "policy": {"seats": 30}}`)
 	nb := newWarmNotebook(t)
-	if r := e.do("teacher", "POST", "/v1/classes/"+c.ID+"/warm", `{"seats": 6}`); r.status != 200 {
-		t.Fatalf("warm now: %d %s", r.status, r.body)
-	}
+	warmNow(t, e, c.ID, 6)
 	bootWarm(t, e, nb, c.ID, clock)
 	var wg sync.WaitGroup
 	got := make([]*cohort.Session, 8)
@@ -345,9 +351,7 @@ func TestUsedOrUnaffordableWarmSeats(t *testing.T) {
 	e, c, _ := warmEnv(t, &clock, 3, `{"name": "NLP", "policy": {"seats": 30, "budget": 25}}`,
 		func(o *api.Options) { o.Driver = "gce" })
 	nb := newWarmNotebook(t)
-	if r := e.do("teacher", "POST", "/v1/classes/"+c.ID+"/warm", `{"seats": 3}`); r.status != 200 {
-		t.Fatalf("warm now: %d %s", r.status, r.body)
-	}
+	warmNow(t, e, c.ID, 3)
 	warm := warmSeats(t, e, c.ID)
 	if len(warm) != 2 {
 		t.Fatalf("%d warm seats within a budget that holds 2", len(warm))
@@ -394,15 +398,10 @@ func TestLoweredBudgetStopsWarmSeatsFirst(t *testing.T) {
 	e, c, _ := warmEnv(t, &clock, 3, `{"name": "NLP", "policy": {"seats": 30, "budget": 30}}`,
 		func(o *api.Options) { o.Driver = "gce" })
 	nb := newWarmNotebook(t)
-	warmNow := func(seats int) {
-		if r := e.do("teacher", "POST", "/v1/classes/"+c.ID+"/warm", fmt.Sprintf(`{"seats": %d}`, seats)); r.status != 200 {
-			t.Fatalf("warm now: %d %s", r.status, r.body)
-		}
-	}
-	warmNow(1)
+	warmNow(t, e, c.ID, 1)
 	older := warmSeats(t, e, c.ID)[0]
 	clock = clock.Add(time.Minute)
-	warmNow(2)
+	warmNow(t, e, c.ID, 2)
 	bootWarm(t, e, nb, c.ID, clock)
 	older, _ = e.db.GetSession(context.Background(), older.ID)
 	older.State = cohort.StateProvisioning // booting again: the newer one is taken
