@@ -24,6 +24,8 @@ const (
 	AuditSessionExtended    = "session_extended"
 	AuditSessionsStarted    = "sessions_started"
 	AuditWarmChanged        = "warm_changed"
+	AuditMaterialsChanged   = "materials_changed"
+	AuditWorkCollected      = "work_collected"
 	AuditSettingsChanged    = "settings_changed"
 )
 

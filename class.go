@@ -12,13 +12,15 @@ import (
 // Class is one workshop: what runtime its participants get and the rules
 // their sessions live by.
 type Class struct {
-	ID        string    `json:"id"`
-	Name      string    `json:"name"`
-	OwnerID   string    `json:"owner_id"`
-	Runtime   Runtime   `json:"runtime"`
-	Policy    Policy    `json:"policy"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	ID      string  `json:"id"`
+	Name    string  `json:"name"`
+	OwnerID string  `json:"owner_id"`
+	Runtime Runtime `json:"runtime"`
+	Policy  Policy  `json:"policy"`
+	// Materials are the files its participants start from (none if nil).
+	Materials *Materials `json:"materials,omitempty"`
+	CreatedAt time.Time  `json:"created_at"`
+	UpdatedAt time.Time  `json:"updated_at"`
 }
 
 // Runtime is the machine every participant of a class gets.
@@ -63,6 +65,9 @@ type Policy struct {
 	ShowCost bool `json:"show_cost,omitempty"`
 	// Warm keeps seats started ahead for participants to take (warm.go).
 	Warm *Warm `json:"warm,omitempty"`
+	// KeepWork is how long participants' work is kept after EndsAt;
+	// DefaultKeepWork if zero.
+	KeepWork Duration `json:"keep_work,omitempty"`
 }
 
 // Defaults of policy fields that classes made before they existed lack.
@@ -179,6 +184,8 @@ func (p *Policy) validate() error {
 		return Invalid("policy.ends_at", "ends_at must be after starts_at")
 	case p.Budget < 0 || p.Budget > MaxBudget:
 		return Invalid("policy.budget", "budget must be between 0 (none) and %d, not %v", MaxBudget, p.Budget)
+	case p.KeepWork < 0 || p.KeepWork.D() > MaxKeepWork:
+		return Invalid("policy.keep_work", "keep_work must be between 0 (the default, %s) and %s", DefaultKeepWork, MaxKeepWork)
 	}
 	return p.Warm.validate(p)
 }

@@ -2,6 +2,7 @@ package cohort
 
 import (
 	"context"
+	"os"
 	"time"
 )
 
@@ -50,6 +51,18 @@ type Claimer interface {
 	Claimed(ctx context.Context, spec NotebookSpec) error
 }
 
+// WorkKeeper is a driver that keeps each participant's work of a class
+// between their sessions.
+type WorkKeeper interface {
+	// OpenWork opens a participant's work of a class for reading;
+	// ENOTFOUND if they have none.
+	OpenWork(classID, userID string) (*os.Root, error)
+	// DeleteWork removes the work of every participant of a class, and
+	// reports whether there was any; call it when none of the class's
+	// sessions runs.
+	DeleteWork(ctx context.Context, classID string) (bool, error)
+}
+
 // RuntimeChecker is a driver that can say, before any session starts,
 // that a class's runtime cannot run (an image family that does not exist,
 // a disk smaller than the image): a cohort.Invalid error naming the field.
@@ -61,6 +74,9 @@ type RuntimeChecker interface {
 type NotebookSpec struct {
 	SessionID string
 	ClassID   string
+	// UserID is the seat's participant (PoolUserID for a warm seat):
+	// with ClassID, it names the work the session shows.
+	UserID    string
 	UserEmail string
 	// Token is the Jupyter token; BasePath the URL prefix of the proxy.
 	Token    string
@@ -76,6 +92,9 @@ type NotebookSpec struct {
 	// given. Drivers with a backstop of their own (a Cloud Scheduler job)
 	// set it from this and hear of later deadlines through Rescheduler.
 	Deadline time.Time
+	// Materials, if set, is the version of the class's materials to merge
+	// into the participant's work as the session starts.
+	Materials *Snapshot
 	// Progress, if set, receives steps of a long start for the participant
 	// ("creating the VM in us-central1-b"). Drivers call it from Start.
 	Progress func(message string)

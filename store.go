@@ -94,7 +94,11 @@ type ClassStore interface {
 	ListClasses(ctx context.Context) ([]*Class, error)
 	// ListClassesFor returns the classes whose roster holds the email.
 	ListClassesFor(ctx context.Context, email string) ([]*Class, error)
+	// UpdateClass writes a class's name, runtime and policy.
 	UpdateClass(ctx context.Context, c *Class) error
+	// SetMaterials writes a class's materials (nil: none), and nothing
+	// else of it.
+	SetMaterials(ctx context.Context, classID string, m *Materials) error
 	// DeleteClass removes a class and its ended sessions; a class with an
 	// active session is ECONFLICT.
 	DeleteClass(ctx context.Context, id string) error

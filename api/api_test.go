@@ -88,7 +88,7 @@ func newEnv(t testing.TB, mods ...func(*api.Options)) *env {
 			Store: store, Enqueuer: e.queue, Driver: "local", EventPoll: 10 * time.Millisecond,
 			Auth:        auth.New(auth.Options{Issuer: issuer.URL(), ClientID: localissuer.ClientID, Endpoints: issuer.Endpoints()}),
 			LocalIssuer: issuer, LocalIssuerPath: "/local-oidc", Admins: []string{"boss@example.com"},
-			Metrics: metrics.New(),
+			Metrics: metrics.New(), Materials: newLibrary(t), Work: dirWork(t.TempDir()),
 		}
 		for _, mod := range mods {
 			mod(&opts)

@@ -155,6 +155,13 @@ func (s *Server) deleteClass(c *gin.Context) {
 		return
 	}
 	s.log.Info("class deleted", "class_id", class.ID, "user_id", currentUser(c).ID)
+	if s.work != nil {
+		// The class and its sessions are gone: so is its participants'
+		// work. A failure leaves files, never a class.
+		if _, err := s.work.DeleteWork(context.WithoutCancel(c.Request.Context()), class.ID); err != nil {
+			s.log.Error("delete the work of a deleted class", "class_id", class.ID, "error", err)
+		}
+	}
 	c.Status(http.StatusNoContent)
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/cohortdev/cohort"
 	"github.com/cohortdev/cohort/auth"
 	"github.com/cohortdev/cohort/cost"
+	"github.com/cohortdev/cohort/materials"
 	"github.com/cohortdev/cohort/metrics"
 )
 
@@ -63,6 +64,11 @@ type Options struct {
 	Prices *cost.Table
 	// Claimer, if set, hears of every warm seat a participant takes.
 	Claimer cohort.Claimer
+	// Materials keeps classes' materials (nil: classes have none).
+	Materials *materials.Library
+	// Work, if set, keeps participants' work between sessions, for
+	// downloads and collections.
+	Work cohort.WorkKeeper
 	// Runtimes, if set, checks a class's runtime against the cloud (the
 	// image exists and fits its disk) when it is created or changed.
 	Runtimes cohort.RuntimeChecker
@@ -92,6 +98,8 @@ type Server struct {
 	enqueuer   Enqueuer
 	runtimes   cohort.RuntimeChecker
 	claimer    cohort.Claimer
+	materials  *materials.Library
+	work       cohort.WorkKeeper
 	prices     *cost.Table
 	admission  sync.Map // class ID → *sync.Mutex: admission against its budget
 	auth       *auth.RelyingParty
@@ -145,7 +153,7 @@ func New(opts Options) (*Server, error) {
 	app, _ := url.Parse(publicURL) // newOrigins checked it
 	s := &Server{
 		appHost: withoutDefaultPort(strings.ToLower(app.Host), app.Scheme),
-		store:   opts.Store, enqueuer: opts.Enqueuer, runtimes: opts.Runtimes, claimer: opts.Claimer, prices: cmp.Or(opts.Prices, cost.Default()), auth: opts.Auth, admins: normalizeAdmins(opts.Admins), firstAdmin: opts.FirstUserAdmin, driver: opts.Driver,
+		store:   opts.Store, enqueuer: opts.Enqueuer, runtimes: opts.Runtimes, claimer: opts.Claimer, materials: opts.Materials, work: opts.Work, prices: cmp.Or(opts.Prices, cost.Default()), auth: opts.Auth, admins: normalizeAdmins(opts.Admins), firstAdmin: opts.FirstUserAdmin, driver: opts.Driver,
 		tracker: opts.Tracker, metrics: opts.Metrics, sweeper: opts.Sweeper, scheduler: opts.Scheduler, filesNote: opts.FilesNote,
 		publicURL: publicURL, origins: o, log: opts.Logger, now: opts.Now, eventPoll: opts.EventPoll, recheck: opts.Recheck,
 		appCookie: cookieName(appCookieName, o.secure()), nbCookie: cookieName(notebookCookieName, o.secure()),
@@ -177,7 +185,7 @@ func New(opts Options) (*Server, error) {
 	if err := s.engine.SetTrustedProxies(opts.TrustedProxies); err != nil {
 		return nil, fmt.Errorf("--trusted-proxies: %w", err)
 	}
-	s.engine.Use(s.recoverer, s.clientAddr, s.appHeaders, guardBody(appBodyTime, appBodyTime), s.limitBody)
+	s.engine.Use(s.recoverer, s.clientAddr, s.appHeaders, s.guardBody, s.limitBody)
 	s.engine.HandleMethodNotAllowed = true
 	s.engine.NoRoute(func(c *gin.Context) {
 		s.fail(c, cohort.Errorf(cohort.ENOTFOUND, "no such route: %s %s", c.Request.Method, c.Request.URL.Path))
@@ -330,6 +338,12 @@ func (s *Server) routes(localIssuer http.Handler, localIssuerPath string) {
 	v1.GET("/classes/:class/warm", s.getPool)
 	v1.POST("/classes/:class/warm", s.warmNow)
 	v1.DELETE("/classes/:class/warm", s.drainPool)
+	v1.GET("/classes/:class/materials", s.getMaterials)
+	v1.PUT("/classes/:class/materials", s.setMaterials)
+	v1.PUT(strings.TrimPrefix(archivePath, "/v1"), s.uploadMaterials)
+	v1.DELETE("/classes/:class/materials", s.removeMaterials)
+	v1.GET("/classes/:class/work", s.downloadWork)
+	v1.GET("/classes/:class/collect", s.collectWork)
 	v1.POST("/classes/:class/sessions", s.startSession)
 
 	v1.GET("/sessions", s.listSessions)
@@ -356,15 +370,35 @@ func (s *Server) readyz(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"status": "ready"})
 }
 
-// maxBody bounds request bodies on the app; the notebook proxy streams
-// uploads to the notebook without a bound of cohort's.
+// maxBody bounds request bodies on the app, but for an upload of
+// materials (materials.MaxUpload); the notebook proxy streams uploads to
+// the notebook without a bound of cohort's.
 const maxBody = 1 << 20
 
 func (s *Server) limitBody(c *gin.Context) {
 	if c.Request.Body != nil {
-		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, maxBody)
+		limit := int64(maxBody)
+		if c.FullPath() == archivePath {
+			limit = materials.MaxUpload + 1 // the library names the limit
+		}
+		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, limit)
 	}
 	c.Next()
+}
+
+var (
+	appBody    = guardBody(appBodyTime, appBodyTime)
+	uploadBody = guardBody(notebookBodyIdle, 0)
+)
+
+// guardBody bounds the time a body may take: appBodyTime, but an upload
+// of materials must only keep moving.
+func (s *Server) guardBody(c *gin.Context) {
+	if c.FullPath() == archivePath {
+		uploadBody(c)
+		return
+	}
+	appBody(c)
 }
 
 func (s *Server) recoverer(c *gin.Context) {

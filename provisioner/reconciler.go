@@ -24,16 +24,27 @@ type Options struct {
 	Logger *slog.Logger
 	// Metrics hears how long starts and stops took (nil: not counted).
 	Metrics *metrics.Metrics
+	// Materials gives a starting session its class's materials (nil:
+	// none are delivered).
+	Materials Materials
+}
+
+// Materials gives the version of a class's materials that a session
+// starting now gets (materials.Library): when the newest cannot be had,
+// the one last had, with the error.
+type Materials interface {
+	Snapshot(ctx context.Context, m *cohort.Materials) (*cohort.Snapshot, *cohort.Materials, error)
 }
 
 // Reconciler applies Plan to sessions.
 type Reconciler struct {
-	store   cohort.Store
-	driver  cohort.Driver
-	now     func() time.Time
-	timing  Timing
-	log     *slog.Logger
-	metrics *metrics.Metrics
+	store     cohort.Store
+	driver    cohort.Driver
+	now       func() time.Time
+	timing    Timing
+	log       *slog.Logger
+	metrics   *metrics.Metrics
+	materials Materials
 
 	mu       sync.Mutex
 	progress map[string]string // the last progress recorded, by provisioning session
@@ -42,7 +53,7 @@ type Reconciler struct {
 // New returns a Reconciler with defaults filled in.
 func New(opts Options) *Reconciler {
 	r := &Reconciler{store: opts.Store, driver: opts.Driver, now: opts.Now, timing: opts.Timing, log: opts.Logger,
-		metrics: opts.Metrics, progress: map[string]string{}}
+		metrics: opts.Metrics, materials: opts.Materials, progress: map[string]string{}}
 	if r.now == nil {
 		r.now = time.Now
 	}
@@ -75,7 +86,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, sessionID string) (Result, e
 	if err != nil {
 		return Result{}, err
 	}
-	spec, err := r.spec(ctx, s)
+	spec, class, err := r.spec(ctx, s)
 	if err != nil {
 		return Result{}, err
 	}
@@ -116,6 +127,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, sessionID string) (Result, e
 				log.Error("record progress", "error", err)
 			}
 		}
+		spec.Materials = r.snapshot(ctx, class, s, spec.Progress)
 		if err := r.driver.Start(ctx, spec); err != nil {
 			log.Error("start notebook", "error", err)
 			reason := "the notebook could not be started; an administrator can find the cause in cohort's log"
@@ -144,25 +156,46 @@ func (r *Reconciler) newProgress(s *cohort.Session, in cohort.Instance) bool {
 	return true
 }
 
-func (r *Reconciler) spec(ctx context.Context, s *cohort.Session) (cohort.NotebookSpec, error) {
+// snapshot returns the version of the class's materials a starting
+// session gets, if the class has materials. One that cannot be fetched
+// does not keep the participant from their work: the session starts with
+// the version last had, or none, and says so.
+func (r *Reconciler) snapshot(ctx context.Context, c *cohort.Class, s *cohort.Session, progress func(string)) *cohort.Snapshot {
+	if c.Materials == nil || r.materials == nil || s.Warm() {
+		return nil
+	}
+	snap, _, err := r.materials.Snapshot(ctx, c.Materials)
+	switch {
+	case err == nil:
+	case snap != nil:
+		r.log.Warn("class materials not updated", "session_id", s.ID, "class_id", c.ID, "error", err)
+		progress("the class's materials could not be updated (" + cohort.ErrorMessage(err) + "): you get the version last fetched")
+	default:
+		r.log.Error("class materials", "session_id", s.ID, "class_id", c.ID, "error", err)
+		progress("the class's materials could not be fetched: " + cohort.ErrorMessage(err))
+	}
+	return snap
+}
+
+func (r *Reconciler) spec(ctx context.Context, s *cohort.Session) (cohort.NotebookSpec, *cohort.Class, error) {
 	c, err := r.store.GetClass(ctx, s.ClassID)
 	if err != nil {
-		return cohort.NotebookSpec{}, fmt.Errorf("class of session %s: %w", s.ID, err)
+		return cohort.NotebookSpec{}, nil, fmt.Errorf("class of session %s: %w", s.ID, err)
 	}
 	u, err := r.store.GetUser(ctx, s.UserID)
 	if err != nil {
-		return cohort.NotebookSpec{}, fmt.Errorf("owner of session %s: %w", s.ID, err)
+		return cohort.NotebookSpec{}, nil, fmt.Errorf("owner of session %s: %w", s.ID, err)
 	}
 	life := cost.RunLeft(s, r.now()) // as admitted, which its budget counted
 	if life == 0 {
 		life = c.Policy.MaxLifetime.D() + c.Policy.MaxExtension.D()
 	}
 	return cohort.NotebookSpec{
-		SessionID: s.ID, ClassID: s.ClassID, UserEmail: u.Email,
+		SessionID: s.ID, ClassID: s.ClassID, UserID: s.UserID, UserEmail: u.Email,
 		Token: s.NotebookToken, BasePath: s.BasePath(), Runtime: c.Runtime,
 		MaxLifetime: life,
 		Deadline:    r.deadline(s, c.Policy),
-	}, nil
+	}, c, nil
 }
 
 // deadline is the session's hard deadline if it is ready, else the

@@ -101,7 +101,7 @@ func TestE2EIdleRulesOnLocalNotebook(t *testing.T) {
 		t.Fatalf("processes left after the idle stop: %v", ids)
 	}
 	events, _ := store.ListEvents(ctx, s.ID, 0)
-	if last := events[len(events)-1].Message; !strings.Contains(last, "download what you want to keep") {
+	if last := events[len(events)-1].Message; !strings.Contains(last, "download them") {
 		t.Fatalf("the participant is not told about their files: %q", last)
 	}
 }

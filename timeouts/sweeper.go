@@ -31,6 +31,7 @@ type Sweeper struct {
 	enqueuer Enqueuer
 	now      func() time.Time
 	log      *slog.Logger
+	workAt   time.Time // the last look for expired work (work.go)
 }
 
 // New returns a Sweeper.
@@ -48,6 +49,8 @@ func New(opts Options) *Sweeper {
 // Stats count what a sweep did.
 type Stats struct {
 	Checked, Warned, Expired, Revived int
+	// WorkDeleted lists the classes whose participants' work was deleted.
+	WorkDeleted []string
 }
 
 // Sweep looks at every ready session whose deadline is within its warning
@@ -84,7 +87,8 @@ func (s *Sweeper) Sweep(ctx context.Context) (Stats, error) {
 			st.Revived++
 		}
 	}
-	return st, nil
+	st.WorkDeleted, err = s.expireWork(ctx, now)
+	return st, err
 }
 
 // ExpireIfDue stops one session if a deadline of it has passed, and does

@@ -15,6 +15,7 @@ import (
 
 	"github.com/cohortdev/cohort"
 	"github.com/cohortdev/cohort/jobs"
+	"github.com/cohortdev/cohort/materials"
 	"github.com/cohortdev/cohort/provisioner"
 	"github.com/cohortdev/cohort/provisioner/gce"
 	"github.com/cohortdev/cohort/provisioner/local"
@@ -148,4 +149,21 @@ func secretFile(path string) (string, error) {
 		return "", fmt.Errorf("store the Pulumi passphrase in %s (its file system must allow hard links; or make the file beforehand): %w", path, err)
 	}
 	return secret, nil
+}
+
+// materials keeps classes' materials in DATA_DIR/materials. Repositories
+// on this machine are admitted by default only with the built-in
+// sign-in: on a shared server any instructor could read its repositories.
+func (m *Main) materials(oneMachine bool, log *slog.Logger) (*materials.Library, error) {
+	allow := oneMachine
+	switch strings.ToLower(m.Config.LocalMaterials) {
+	case "":
+	case "yes", "true", "1":
+		allow = true
+	case "no", "false", "0":
+		allow = false
+	default:
+		return nil, fmt.Errorf("--local-materials: want yes or no, not %q", m.Config.LocalMaterials)
+	}
+	return materials.New(materials.Options{Dir: filepath.Join(m.Config.DataDir, "materials"), AllowLocal: allow, Logger: log})
 }

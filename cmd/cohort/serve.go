@@ -63,6 +63,9 @@ type Config struct {
 	SchedulerAccount  string
 	SchedulerAudience string
 	SchedulerIssuer   string
+	// LocalMaterials admits file:// repositories and paths as class
+	// materials; by default only with the built-in sign-in (one machine).
+	LocalMaterials string
 	// Driver runs notebooks: "local" (this machine) or "gce".
 	Driver string
 	GCE    GCEConfig
@@ -115,6 +118,7 @@ func newServeCmd() *cobra.Command {
 	f.StringVar(&cfg.SchedulerAccount, "scheduler-service-account", os.Getenv("COHORT_SCHEDULER_SERVICE_ACCOUNT"), "service account whose OIDC tokens may call /v1/scheduler/... (env COHORT_SCHEDULER_SERVICE_ACCOUNT)")
 	f.StringVar(&cfg.SchedulerAudience, "scheduler-audience", os.Getenv("COHORT_SCHEDULER_AUDIENCE"), "audience of those tokens; default: the public URL (env COHORT_SCHEDULER_AUDIENCE)")
 	f.StringVar(&cfg.SchedulerIssuer, "scheduler-issuer", envOr("COHORT_SCHEDULER_ISSUER", "https://accounts.google.com"), "issuer of those tokens (env COHORT_SCHEDULER_ISSUER)")
+	f.StringVar(&cfg.LocalMaterials, "local-materials", os.Getenv("COHORT_LOCAL_MATERIALS"), "admit git repositories on this machine (file:// or a path) as class materials: yes or no (env COHORT_LOCAL_MATERIALS; default: yes with the built-in sign-in only, since any instructor could read the server's repositories)")
 	f.StringVar(&cfg.Driver, "driver", envOr("COHORT_DRIVER", "local"), "where notebooks run: local (this machine) or gce (env COHORT_DRIVER)")
 	g := &cfg.GCE
 	f.StringVar(&g.Project, "gce-project", os.Getenv("COHORT_GCE_PROJECT"), "Google Cloud project for session VMs (env COHORT_GCE_PROJECT)")
@@ -212,8 +216,12 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	library, err := m.materials(signIn.local != nil, log)
+	if err != nil {
+		return err
+	}
 	// The reconciler reads sessions as they are, whatever replica wrote them.
-	rec := provisioner.New(provisioner.Options{Store: store.Fresh(), Driver: driver, Logger: log, Timing: timing, Metrics: m.metrics})
+	rec := provisioner.New(provisioner.Options{Store: store.Fresh(), Driver: driver, Logger: log, Timing: timing, Metrics: m.metrics, Materials: library})
 	enqueuer := &lateEnqueuer{}
 	sweeper := timeouts.New(timeouts.Options{Store: store, Driver: driver, Enqueuer: enqueuer, Logger: log})
 	updates, _ := driver.(jobs.Shards)
@@ -232,6 +240,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	runtimes, _ := driver.(cohort.RuntimeChecker)
 	claimer, _ := driver.(cohort.Claimer)
+	work, _ := driver.(cohort.WorkKeeper)
 	// The proxy notes use in memory; this writes it, off the request path.
 	tracker := timeouts.NewTracker(store, nil, 30*time.Second, log)
 	// It stops after the server (the deferred call), writing the use the
@@ -242,6 +251,7 @@ func (m *Main) Run(ctx context.Context) error {
 	defer func() { stopTracking(); <-tracked }()
 	server, err := api.New(api.Options{
 		Store: store, Enqueuer: queue, Driver: driver.Name(), FilesNote: driver.FilesNote(), Runtimes: runtimes, Claimer: claimer, Prices: prices, Logger: log,
+		Materials: library, Work: work,
 		PublicURL: publicURL, NotebookDomain: notebookDomain, TrustedProxies: splitList(m.Config.TrustedProxies),
 		Auth: signIn.rp, LocalIssuer: signIn.local, LocalIssuerPath: localIssuerPath,
 		Admins:         splitList(m.Config.Admins),

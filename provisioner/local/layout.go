@@ -20,7 +20,9 @@ import (
 //	  uids/UID -> ID      which session holds which uid (see claims)
 //	ROOT/ID/              the session's uid 0700 while it runs, root 0700
 //	                      once stopped: its HOME
-//	  work/               the notebook directory: the participant's files
+//	  work/               the notebook's folder: the participant's work
+//	                      (ROOT/work/CLASS/USER) bound or linked there,
+//	                      see work.go
 //	  jupyter/            JUPYTER_CONFIG_DIR, with the token in its config
 //	  tmp/                TMPDIR
 //	  run/                the notebook's socket and Jupyter's runtime files
@@ -63,10 +65,13 @@ func checkID(id string) error {
 // started (PID 0) so that a crash right after the start leaves a record
 // of what to clean up.
 type instance struct {
-	PID     int       `json:"pid,omitempty"`
-	UID     uint32    `json:"uid,omitempty"`
-	RunDir  string    `json:"run_dir"`
-	Cgroup  string    `json:"cgroup,omitempty"`
+	PID    int    `json:"pid,omitempty"`
+	UID    uint32 `json:"uid,omitempty"`
+	RunDir string `json:"run_dir"`
+	Cgroup string `json:"cgroup,omitempty"`
+	// Work is the participant's work directory the session shows (see
+	// work.go); "" for a warm seat not claimed.
+	Work    string    `json:"work,omitempty"`
 	Started time.Time `json:"started"`
 }
 
@@ -77,7 +82,7 @@ func (d *Driver) recordPath(id string) string { return filepath.Join(d.stateDir(
 func (d *Driver) logPath(id string) string    { return filepath.Join(d.stateDir(), id+".log") }
 func (d *Driver) sessionDir(id string) string { return filepath.Join(d.root, id) }
 
-// WorkDir is the directory holding the session's notebooks and files.
+// WorkDir is the session's folder: the directory its notebook shows.
 func (d *Driver) WorkDir(id string) string { return filepath.Join(d.sessionDir(id), "work") }
 
 func (d *Driver) readInstance(id string) (*instance, error) {

@@ -147,6 +147,12 @@ func (d *Driver) makeRoot() error {
 	if err := os.Chmod(d.root, mode); err != nil {
 		return err
 	}
+	if err := os.MkdirAll(d.worksDir(), mode); err != nil {
+		return err
+	}
+	if err := os.Chmod(d.worksDir(), mode); err != nil {
+		return err
+	}
 	d.claims = claims{dir: filepath.Join(d.stateDir(), "uids")}
 	if err := os.MkdirAll(d.claims.dir, 0o700); err != nil {
 		return err
@@ -189,7 +195,7 @@ func (d *Driver) Name() string { return "local" }
 
 // FilesNote says where a local session's files stay.
 func (d *Driver) FilesNote() string {
-	return "Files you saved stay on the cohort server, but a new session starts with an empty folder: download what you want to keep."
+	return "Your files stay on the cohort server for your next session of this class, until the class's work is deleted; you can download them as a zip at any time."
 }
 
 func (d *Driver) lock(id string) func() {
@@ -336,8 +342,13 @@ func (d *Driver) Stop(ctx context.Context, sessionID string) error {
 		return fmt.Errorf("stop session %s: %w", sessionID, err)
 	}
 	if isolated {
-		if err := secureHome(d.sessionDir(sessionID)); err != nil {
-			return fmt.Errorf("stop session %s: secure its files: %w", sessionID, err)
+		for _, dir := range []string{d.sessionDir(sessionID), workOf(in)} {
+			if dir == "" {
+				continue
+			}
+			if err := secureHome(dir); err != nil {
+				return fmt.Errorf("stop session %s: secure its files: %w", sessionID, err)
+			}
 		}
 	}
 	// The record goes before the claim: a crash in between leaves a claim

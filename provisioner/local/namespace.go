@@ -16,6 +16,10 @@ import (
 // mount (util-linux) sets up each isolated session's mounts.
 const mount = "/bin/mount"
 
+// nsenter (util-linux) enters a running session's mount namespace, to
+// bind a participant's work into a claimed warm seat.
+const nsenter = "/usr/bin/nsenter"
+
 // privateDirs are the machine's directories that every user may write to.
 // Each isolated session gets empty ones of its own, in a mount namespace
 // of its own: what a participant leaves there is in no shared place, for
@@ -36,28 +40,34 @@ var privateDirs = []struct{ dir, opts string }{
 
 // sessionScript runs as root in the session's new mount and IPC
 // namespaces (see command), then becomes the session's uid and the
-// notebook server. Arguments: the session's home, its run dir, its work
-// dir and uid, then the server's command line. The paths come as
-// arguments, never in the script's text.
+// notebook server. Arguments: the session's home, its run dir, its
+// folder (ROOT/ID/work) and uid, the driver's work root (ROOT/work) and
+// the participant's work in it ("" for a warm seat), then the server's
+// command line. The paths come as arguments, never in the script's text.
 //
 // The home and the run dir are opened first and bound back at their own
 // paths after the private dirs are mounted: either may lie in one of
-// them (a run dir in /tmp when the root is too deep for unix sockets).
+// them (a run dir in /tmp when the root is too deep for unix sockets);
+// so is the work root, so that a claim can bind a participant's work in
+// later (see work.go). The participant's work is bound onto the folder.
 // Each becomes a mount of its own in the session's namespace, which also
 // keeps hard links from crossing it (link(2) refuses to cross mounts): no
 // file of the session has a name outside its home, so nothing outside
 // changes owner or leaks when the home does (see Stop).
 const sessionScript = `set -eu
-home=$1 run=$2 work=$3 uid=$4
-shift 4
-exec 3<"$home" 4<"$run"
+home=$1 run=$2 work=$3 uid=$4 works=$5 data=$6
+shift 6
+exec 3<"$home" 4<"$run" 5<"$works"
 PRIVATE_DIRS
 if [ -d /dev/mqueue ]; then ` + mount + ` -n -t mqueue -o nosuid,nodev,noexec mqueue /dev/mqueue; fi
 [ "$home" -ef /proc/self/fd/3 ] || mkdir -p "$home"
 ` + mount + ` -n --no-canonicalize --bind /proc/self/fd/3 "$home"
 [ "$run" -ef /proc/self/fd/4 ] || mkdir -p "$run"
 ` + mount + ` -n --no-canonicalize --bind /proc/self/fd/4 "$run"
-exec 3<&- 4<&-
+[ "$works" -ef /proc/self/fd/5 ] || mkdir -p "$works"
+` + mount + ` -n --no-canonicalize --bind /proc/self/fd/5 "$works"
+exec 3<&- 4<&- 5<&-
+if [ -n "$data" ]; then ` + mount + ` -n --no-canonicalize --bind "$data" "$work"; fi
 cd "$work"
 exec ` + setpriv + ` --reuid="$uid" --regid="$uid" --clear-groups --no-new-privs -- /bin/sh -c 'umask 077 && exec "$0" "$@"' "$@"
 `
@@ -102,7 +112,7 @@ func (d *Driver) command(id string, in *instance, s jupyter.Settings) *exec.Cmd 
 	// which exec has no attribute, and becomes Jupyter.
 	attr.Unshareflags = syscall.CLONE_NEWNS | syscall.CLONE_NEWIPC
 	args := slices.Concat([]string{"-c", script(), "cohort-session",
-		d.sessionDir(id), in.RunDir, s.NotebookDir, strconv.FormatUint(uint64(in.UID), 10), d.bin}, jupyter.Args(s))
+		d.sessionDir(id), in.RunDir, s.NotebookDir, strconv.FormatUint(uint64(in.UID), 10), d.worksDir(), in.Work, d.bin}, jupyter.Args(s))
 	cmd := exec.Command("/bin/sh", args...)
 	cmd.Dir, cmd.Env, cmd.SysProcAttr = "/", env, attr
 	return cmd
@@ -120,7 +130,7 @@ func coveredBy(path string) (string, bool) {
 
 // toolsPresent checks for the programs an isolated session starts with.
 func toolsPresent() error {
-	for _, tool := range []struct{ path, pkg string }{{setpriv, "util-linux"}, {mount, "mount"}, {python, "python3"}} {
+	for _, tool := range []struct{ path, pkg string }{{setpriv, "util-linux"}, {nsenter, "util-linux"}, {mount, "mount"}, {python, "python3"}} {
 		if _, err := os.Stat(tool.path); err != nil {
 			return fmt.Errorf("%s is missing (Debian package %s): %w", tool.path, tool.pkg, err)
 		}

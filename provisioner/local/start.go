@@ -75,6 +75,11 @@ func (d *Driver) prepare(ctx context.Context, id string, spec cohort.NotebookSpe
 		}
 	}
 	dir := d.sessionDir(id)
+	work, err := d.makeWorkDir(spec)
+	if err != nil {
+		return nil, jupyter.Settings{}, err
+	}
+	in.Work = work
 	// Everything below dir goes through an os.Root: whatever an earlier
 	// run of the session left there (symlinks to anywhere), cohort's
 	// writes stay inside dir.
@@ -83,6 +88,11 @@ func (d *Driver) prepare(ctx context.Context, id string, spec cohort.NotebookSpe
 		return nil, jupyter.Settings{}, err
 	}
 	defer r.Close()
+	if work != "" && !d.isolated() {
+		if err := linkWork(d.WorkDir(id), work); err != nil {
+			return nil, jupyter.Settings{}, fmt.Errorf("show the participant's work: %w", err)
+		}
+	}
 	s := jupyter.Settings{
 		Socket: in.socket(), BasePath: spec.BasePath, Token: spec.Token,
 		NotebookDir: d.WorkDir(id), ConfigDir: filepath.Join(dir, "jupyter"), RuntimeDir: in.RunDir,
@@ -92,13 +102,28 @@ func (d *Driver) prepare(ctx context.Context, id string, spec cohort.NotebookSpe
 		return nil, jupyter.Settings{}, err
 	}
 	if d.isolated() {
-		if err := adoptTree(ctx, dir, in.UID, d.uids); err != nil {
-			return nil, jupyter.Settings{}, fmt.Errorf("give the session its files: %w", err)
+		// Recorded before the participant's work is given to the uid: a
+		// crash after that leaves a record from which Stop secures it.
+		if err := d.writeInstance(id, in); err != nil {
+			return nil, jupyter.Settings{}, fmt.Errorf("record instance: %w", err)
+		}
+		for _, tree := range []string{dir, work} {
+			if tree == "" {
+				continue
+			}
+			if err := adoptTree(ctx, tree, in.UID, d.uids); err != nil {
+				return nil, jupyter.Settings{}, fmt.Errorf("give the session its files: %w", err)
+			}
 		}
 		// Only the session's uid (and root) may enter, whatever an earlier
 		// run of it opened up.
 		if err := r.Chmod(".", 0o700); err != nil {
 			return nil, jupyter.Settings{}, err
+		}
+		if work != "" {
+			if err := os.Chmod(work, 0o700); err != nil {
+				return nil, jupyter.Settings{}, err
+			}
 		}
 	}
 	return in, s, nil
@@ -117,6 +142,9 @@ func (d *Driver) makeDirs(ctx context.Context, id string, in *instance, owner in
 		return nil, err
 	}
 	for _, sub := range []string{"work", "jupyter", "tmp"} {
+		if sub == "work" && in.Work != "" && !d.isolated() {
+			continue // a symlink to the participant's work (linkWork)
+		}
 		if err == nil {
 			err = r.MkdirAll(sub, 0o700)
 		}

@@ -53,6 +53,12 @@ func (c *Store) UpdateClass(ctx context.Context, cl *cohort.Class) error {
 	return c.Store.UpdateClass(ctx, cl)
 }
 
+// SetMaterials changes a class's materials.
+func (c *Store) SetMaterials(ctx context.Context, classID string, m *cohort.Materials) error {
+	defer c.class(classID)
+	return c.Store.SetMaterials(ctx, classID, m)
+}
+
 // DeleteClass removes a class and its ended sessions.
 func (c *Store) DeleteClass(ctx context.Context, id string) error {
 	defer c.all()

@@ -8,15 +8,15 @@ import (
 	"github.com/cohortdev/cohort"
 )
 
-const classColumns = `id, name, owner_id, runtime, policy, created_at, updated_at`
+const classColumns = `id, name, owner_id, runtime, policy, materials, created_at, updated_at`
 
-const qualifiedClassColumns = `c.id, c.name, c.owner_id, c.runtime, c.policy, c.created_at, c.updated_at`
+const qualifiedClassColumns = `c.id, c.name, c.owner_id, c.runtime, c.policy, c.materials, c.created_at, c.updated_at`
 
 func scanClass(row interface{ Scan(...any) error }) (*cohort.Class, error) {
 	var c cohort.Class
-	var runtime, policy string
+	var runtime, policy, materials string
 	var created, updated int64
-	if err := row.Scan(&c.ID, &c.Name, &c.OwnerID, &runtime, &policy, &created, &updated); err != nil {
+	if err := row.Scan(&c.ID, &c.Name, &c.OwnerID, &runtime, &policy, &materials, &created, &updated); err != nil {
 		return nil, err
 	}
 	if err := json.Unmarshal([]byte(runtime), &c.Runtime); err != nil {
@@ -25,17 +25,34 @@ func scanClass(row interface{ Scan(...any) error }) (*cohort.Class, error) {
 	if err := json.Unmarshal([]byte(policy), &c.Policy); err != nil {
 		return nil, fmt.Errorf("class %s policy: %w", c.ID, err)
 	}
+	if materials != "" {
+		if err := json.Unmarshal([]byte(materials), &c.Materials); err != nil {
+			return nil, fmt.Errorf("class %s materials: %w", c.ID, err)
+		}
+	}
 	c.CreatedAt, c.UpdatedAt = fromMicros(created), fromMicros(updated)
 	return &c, nil
 }
 
-func classJSON(c *cohort.Class) (runtime, policy string, err error) {
+func classJSON(c *cohort.Class) (runtime, policy, materials string, err error) {
 	r, err := json.Marshal(c.Runtime)
 	if err != nil {
-		return "", "", err
+		return "", "", "", err
 	}
 	p, err := json.Marshal(c.Policy)
-	return string(r), string(p), err
+	if err != nil {
+		return "", "", "", err
+	}
+	m, err := materialsJSON(c.Materials)
+	return string(r), string(p), m, err
+}
+
+func materialsJSON(m *cohort.Materials) (string, error) {
+	if m == nil {
+		return "", nil
+	}
+	b, err := json.Marshal(m)
+	return string(b), err
 }
 
 // CreateClass inserts a class, setting its ID and times, and puts its
@@ -46,13 +63,13 @@ func (s *Store) CreateClass(ctx context.Context, c *cohort.Class) error {
 	}
 	c.CreatedAt = s.Now().UTC()
 	c.UpdatedAt = c.CreatedAt
-	runtime, policy, err := classJSON(c)
+	runtime, policy, materials, err := classJSON(c)
 	if err != nil {
 		return err
 	}
 	return s.inTx(ctx, func(tx querier) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO classes (`+classColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			c.ID, c.Name, c.OwnerID, runtime, policy, micros(c.CreatedAt), micros(c.UpdatedAt))
+		_, err := tx.ExecContext(ctx, `INSERT INTO classes (`+classColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			c.ID, c.Name, c.OwnerID, runtime, policy, materials, micros(c.CreatedAt), micros(c.UpdatedAt))
 		if err != nil {
 			return fmt.Errorf("insert class: %w", err)
 		}
@@ -90,10 +107,11 @@ func (s *Store) ListClassesFor(ctx context.Context, email string) ([]*cohort.Cla
 	return collect(rows, scanClass)
 }
 
-// UpdateClass writes a class's name, runtime and policy.
+// UpdateClass writes a class's name, runtime and policy (not its
+// materials: SetMaterials).
 func (s *Store) UpdateClass(ctx context.Context, c *cohort.Class) error {
 	c.UpdatedAt = s.Now().UTC()
-	runtime, policy, err := classJSON(c)
+	runtime, policy, _, err := classJSON(c)
 	if err != nil {
 		return err
 	}
@@ -104,6 +122,23 @@ func (s *Store) UpdateClass(ctx context.Context, c *cohort.Class) error {
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		return cohort.Errorf(cohort.ENOTFOUND, "class %s not found", c.ID)
+	}
+	return nil
+}
+
+// SetMaterials writes a class's materials (nil: none), and nothing else
+// of it.
+func (s *Store) SetMaterials(ctx context.Context, classID string, m *cohort.Materials) error {
+	b, err := materialsJSON(m)
+	if err != nil {
+		return err
+	}
+	res, err := s.exec(ctx, `UPDATE classes SET materials = ? WHERE id = ?`, b, classID)
+	if err != nil {
+		return fmt.Errorf("set materials: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return cohort.Errorf(cohort.ENOTFOUND, "class %s not found", classID)
 	}
 	return nil
 }

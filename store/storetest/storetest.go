@@ -406,6 +406,26 @@ func testClasses(t *testing.T, s cohort.Store, clock *Clock) {
 	_, err := s.GetClass(ctx, "cls_missing")
 	wantCode(t, err, cohort.ENOTFOUND)
 	wantCode(t, s.UpdateClass(ctx, &cohort.Class{ID: "cls_missing"}), cohort.ENOTFOUND)
+
+	// Materials are written apart: an update of the class keeps them.
+	m := &cohort.Materials{Repo: "https://example.org/w.git", Ref: "main", Version: "git-0123abcd", Files: 3, Bytes: 99, UpdatedAt: clock.Now()}
+	if err := s.SetMaterials(ctx, c.ID, m); err != nil {
+		t.Fatal(err)
+	}
+	upd.Name = "Renamed again"
+	if err := s.UpdateClass(ctx, upd); err != nil {
+		t.Fatal(err)
+	}
+	if got := must(s.GetClass(ctx, c.ID)); got.Materials == nil || *got.Materials != *m || got.Name != "Renamed again" {
+		t.Fatalf("materials after SetMaterials and UpdateClass = %+v, want %+v", got.Materials, m)
+	}
+	if err := s.SetMaterials(ctx, c.ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := must(s.GetClass(ctx, c.ID)); got.Materials != nil {
+		t.Fatalf("materials after removing them = %+v", got.Materials)
+	}
+	wantCode(t, s.SetMaterials(ctx, "cls_missing", m), cohort.ENOTFOUND)
 }
 
 func testDeleteClass(t *testing.T, s cohort.Store, _ *Clock) {

@@ -1,0 +1,290 @@
+package api
+
+import (
+	"archive/zip"
+	"cmp"
+	"context"
+	"fmt"
+	"net/http"
+	"path"
+	"slices"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/cohortdev/cohort"
+	"github.com/cohortdev/cohort/materials"
+)
+
+// A class's materials and its participants' work (docs/materials.md).
+//
+//	GET    /v1/classes/:class/materials          instructors: what they are, which version
+//	PUT    /v1/classes/:class/materials          instructors: a git repository and ref
+//	PUT    /v1/classes/:class/materials/archive  instructors: an uploaded archive (the body)
+//	DELETE /v1/classes/:class/materials          instructors: none
+//	GET    /v1/classes/:class/work               members: their own work, as a zip
+//	GET    /v1/classes/:class/collect?path=P     instructors: every participant's P, as a zip
+
+// archivePath is the upload's route: its body may be large and slow.
+const archivePath = "/v1/classes/:class/materials/archive"
+
+// materialsView is a class's materials and how long its work is kept.
+type materialsView struct {
+	Materials *cohort.Materials `json:"materials"`
+	// KeepWork is how long participants' work is kept after the class
+	// ends; WorkExpires when that is, if the class has an end.
+	KeepWork    cohort.Duration `json:"keep_work"`
+	WorkExpires *string         `json:"work_expires,omitempty"`
+}
+
+func (s *Server) materialsView(class *cohort.Class) materialsView {
+	v := materialsView{Materials: class.Materials, KeepWork: cohort.Duration(class.Policy.KeepWorkFor())}
+	if at, ok := class.Policy.WorkExpires(); ok {
+		t := at.UTC().Format("2006-01-02T15:04:05Z")
+		v.WorkExpires = &t
+	}
+	return v
+}
+
+func (s *Server) getMaterials(c *gin.Context) {
+	a, err := s.classToTeach(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, s.materialsView(a.class))
+}
+
+// repoInput names a git repository and ref for a class's materials.
+type repoInput struct {
+	Repo string `json:"repo"`
+	Ref  string `json:"ref"`
+}
+
+// setMaterials fetches a repository's ref now, so that a repository that
+// does not exist, needs credentials or lacks the ref is refused at once,
+// naming the field; the class keeps its materials then.
+func (s *Server) setMaterials(c *gin.Context) {
+	a, err := s.classToTeach(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	var in repoInput
+	if err := decode(c, &in); err != nil {
+		s.fail(c, err)
+		return
+	}
+	if s.materials == nil {
+		s.fail(c, errNoMaterials)
+		return
+	}
+	m, err := s.materials.Fetch(c.Request.Context(), in.Repo, strings.TrimSpace(in.Ref))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.putMaterials(c, a.class, m, fmt.Sprintf("git %s %s: %s", m.Repo, cmpRef(m.Ref), m.Version))
+}
+
+func cmpRef(ref string) string {
+	if ref == "" {
+		return "(default branch)"
+	}
+	return ref
+}
+
+// uploadMaterials takes an archive (zip, tar or tar.gz) as the body; its
+// file name comes in ?name=.
+func (s *Server) uploadMaterials(c *gin.Context) {
+	a, err := s.classToTeach(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if s.materials == nil {
+		s.fail(c, errNoMaterials)
+		return
+	}
+	name := cmp.Or(c.Query("name"), "materials")
+	m, err := s.materials.AddArchive(name, c.Request.Body)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.putMaterials(c, a.class, m, fmt.Sprintf("archive %s: %s", m.Archive, m.Version))
+}
+
+func (s *Server) putMaterials(c *gin.Context, class *cohort.Class, m *cohort.Materials, detail string) {
+	ctx := c.Request.Context()
+	m.UpdatedAt = s.now().UTC()
+	if err := s.store.SetMaterials(ctx, class.ID, m); err != nil {
+		s.fail(c, err)
+		return
+	}
+	class.Materials = m
+	s.audit(ctx, currentUser(c), cohort.AuditEvent{Action: cohort.AuditMaterialsChanged, ClassID: class.ID, Detail: detail})
+	c.JSON(http.StatusOK, s.materialsView(class))
+}
+
+// removeMaterials leaves the class without materials: later sessions get
+// none (participants' work keeps what was delivered).
+func (s *Server) removeMaterials(c *gin.Context) {
+	a, err := s.classToTeach(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	ctx := c.Request.Context()
+	if err := s.store.SetMaterials(ctx, a.class.ID, nil); err != nil {
+		s.fail(c, err)
+		return
+	}
+	a.class.Materials = nil
+	s.audit(ctx, currentUser(c), cohort.AuditEvent{Action: cohort.AuditMaterialsChanged, ClassID: a.class.ID, Detail: "removed"})
+	c.JSON(http.StatusOK, s.materialsView(a.class))
+}
+
+// snapshot returns the version of a class's materials that a claimed
+// warm seat gets (nil if none can be had: the seat is the participant's
+// all the same, with their work).
+func (s *Server) snapshot(ctx context.Context, class *cohort.Class) *cohort.Snapshot {
+	if s.materials == nil || class.Materials == nil {
+		return nil
+	}
+	snap, _, err := s.materials.Snapshot(ctx, class.Materials)
+	if err != nil {
+		s.log.Warn("class materials for a claimed seat", "class_id", class.ID, "error", err)
+	}
+	return snap
+}
+
+var (
+	errNoMaterials = cohort.Errorf(cohort.EUNAVAILABLE, "this server keeps no class materials")
+	errNoWork      = cohort.Errorf(cohort.EUNAVAILABLE, "this server's driver does not keep participants' work")
+)
+
+// downloadWork answers with the caller's own work of the class as a zip,
+// whether a session runs or not.
+func (s *Server) downloadWork(c *gin.Context) {
+	a, err := s.classFor(c, c.Param("class"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if s.work == nil {
+		s.fail(c, errNoWork)
+		return
+	}
+	u := currentUser(c)
+	root, err := s.work.OpenWork(a.class.ID, u.ID)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	defer root.Close()
+	s.sendZip(c, "work-"+a.class.ID+".zip", func(zw *zip.Writer) error {
+		_, err := materials.Zip(zw, root, "", nil)
+		return err
+	})
+}
+
+// maxCollectPaths bounds the files one collection asks for.
+const maxCollectPaths = 50
+
+// collectWork answers with every participant's copy of the files named
+// in ?path= as one zip: EMAIL/PATH for each participant who has one. A
+// path may be a pattern of path.Match ("*.ipynb", "notebooks/*").
+func (s *Server) collectWork(c *gin.Context) {
+	a, err := s.classToTeach(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	patterns := c.QueryArray("path")
+	if len(patterns) == 0 || len(patterns) > maxCollectPaths {
+		s.fail(c, cohort.Invalid("path", "name 1 to %d files to collect (path=train.ipynb; patterns such as *.ipynb work)", maxCollectPaths))
+		return
+	}
+	for i, p := range patterns {
+		p = strings.TrimPrefix(strings.TrimSpace(p), "./")
+		if _, err := path.Match(p, ""); err != nil || !validPattern(p) {
+			s.fail(c, cohort.Invalid("path", "%q is not a relative file name or pattern", patterns[i]))
+			return
+		}
+		patterns[i] = p
+	}
+	if s.work == nil {
+		s.fail(c, errNoWork)
+		return
+	}
+	ctx := c.Request.Context()
+	members, err := s.store.ListMembers(ctx, a.class.ID)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.audit(ctx, currentUser(c), cohort.AuditEvent{Action: cohort.AuditWorkCollected, ClassID: a.class.ID, Detail: strings.Join(patterns, " ")})
+	want := func(name string) bool {
+		return slices.ContainsFunc(patterns, func(p string) bool { ok, _ := path.Match(p, name); return ok })
+	}
+	s.sendZip(c, "collected-"+a.class.ID+".zip", func(zw *zip.Writer) error {
+		for _, m := range members {
+			if m.Role != cohort.MemberParticipant {
+				continue
+			}
+			u, err := s.store.GetUserByEmail(ctx, m.Email)
+			if cohort.ErrorCode(err) == cohort.ENOTFOUND {
+				continue // never signed in: no work
+			}
+			if err != nil {
+				return err
+			}
+			root, err := s.work.OpenWork(a.class.ID, u.ID)
+			if cohort.ErrorCode(err) == cohort.ENOTFOUND {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			_, err = materials.Zip(zw, root, m.Email+"/", want)
+			root.Close()
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// validPattern keeps a collected path inside a work directory.
+func validPattern(p string) bool {
+	if p == "" || strings.HasPrefix(p, "/") || strings.Contains(p, "\\") {
+		return false
+	}
+	for _, part := range strings.Split(p, "/") {
+		if part == "" || part == "." || part == ".." || part == ".cohort" {
+			return false
+		}
+	}
+	return true
+}
+
+// sendZip streams a zip. Once the first byte is out, an error can only
+// cut the answer short (logged): the client sees a broken zip, not a
+// wrong one.
+func (s *Server) sendZip(c *gin.Context, name string, fill func(*zip.Writer) error) {
+	c.Header("Content-Type", "application/zip")
+	c.Header("Content-Disposition", fmt.Sprintf("attachment; filename=%q", name))
+	c.Header("Cache-Control", "no-store")
+	c.Status(http.StatusOK)
+	zw := zip.NewWriter(c.Writer)
+	err := fill(zw)
+	if err == nil {
+		err = zw.Close()
+	}
+	if err != nil {
+		s.log.Error("zip answer cut short", "path", c.Request.URL.Path, "error", err)
+		panic(http.ErrAbortHandler)
+	}
+}

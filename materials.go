@@ -1,0 +1,108 @@
+package cohort
+
+import (
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Materials are the files every participant of a class starts from: a
+// git repository at a ref, or an uploaded archive. Each session merges
+// the newest version into its participant's work (never over a file the
+// participant changed; package materials).
+type Materials struct {
+	// Repo is a git repository's https URL; Ref a branch, tag or commit
+	// of it (its default branch if empty).
+	Repo string `json:"repo,omitempty"`
+	Ref  string `json:"ref,omitempty"`
+	// Archive is the name of the uploaded archive, when the materials
+	// are one.
+	Archive string `json:"archive,omitempty"`
+	// Version is the copy sessions get: "git-" and the commit, or
+	// "archive-" and the archive's SHA-256. A branch's newest commit is
+	// looked up at each session's start.
+	Version string `json:"version"`
+	// Files and Bytes describe that copy.
+	Files     int       `json:"files"`
+	Bytes     int64     `json:"bytes"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// Commit returns the git commit of the materials' version, if any.
+func (m *Materials) Commit() string {
+	if m == nil {
+		return ""
+	}
+	c, _ := strings.CutPrefix(m.Version, "git-")
+	if c == m.Version {
+		return ""
+	}
+	return c
+}
+
+// Snapshot is one version of a class's materials, ready for a driver to
+// merge: Path is a tar file of regular files and directories only, with
+// clean relative names (package materials writes it).
+type Snapshot struct {
+	Version string
+	Path    string
+}
+
+// DefaultKeepWork is how long a participant's work is kept after their
+// class ends, unless the class says otherwise.
+const DefaultKeepWork = 30 * 24 * time.Hour
+
+// MaxKeepWork bounds Policy.KeepWork: more is a typo.
+const MaxKeepWork = 3 * 365 * 24 * time.Hour
+
+// KeepWorkFor returns how long work is kept after the class ends.
+func (p Policy) KeepWorkFor() time.Duration {
+	if p.KeepWork == 0 {
+		return DefaultKeepWork
+	}
+	return p.KeepWork.D()
+}
+
+// WorkExpires returns when the class's participants' work is deleted,
+// and false for a class with no end (its work is kept until the class is
+// deleted).
+func (p Policy) WorkExpires() (time.Time, bool) {
+	if p.EndsAt == nil {
+		return time.Time{}, false
+	}
+	return p.EndsAt.Add(p.KeepWorkFor()), true
+}
+
+// ValidateRepo checks a materials repository and ref before anything is
+// fetched, naming the field at fault. local admits file:// URLs and
+// absolute paths (single-machine use and tests).
+func ValidateRepo(repo, ref string, local bool) error {
+	repo = strings.TrimSpace(repo)
+	u, err := url.Parse(repo)
+	switch {
+	case repo == "":
+		return Invalid("materials.repo", "repo is required: a git repository's https URL")
+	case err != nil:
+		return Invalid("materials.repo", "repo %q is not a URL: %v", repo, err)
+	case u.User != nil:
+		return Invalid("materials.repo", "repo must not carry credentials in its URL: cohort would have to store them in plain text (private repositories are not supported yet)")
+	case u.Scheme == "https" && u.Host != "":
+	case local && (u.Scheme == "file" || u.Scheme == "" && strings.HasPrefix(repo, "/")):
+	case local:
+		return Invalid("materials.repo", "repo must be an https:// URL, a file:// URL or an absolute path, not %q", repo)
+	default:
+		return Invalid("materials.repo", "repo must be an https:// URL, not %q", repo)
+	}
+	if ref == "" {
+		return nil
+	}
+	bad := strings.HasPrefix(ref, "-") || strings.Contains(ref, "..") || strings.HasSuffix(ref, ".lock") ||
+		strings.HasSuffix(ref, "/") || strings.HasPrefix(ref, "/") || len(ref) > 200
+	for _, c := range ref {
+		bad = bad || c <= ' ' || c == 0x7f || strings.ContainsRune("~^:?*[\\", c)
+	}
+	if bad {
+		return Invalid("materials.ref", "ref %q is not a branch, tag or commit name", ref)
+	}
+	return nil
+}

@@ -1,0 +1,245 @@
+package materials
+
+import (
+	"archive/tar"
+	"bytes"
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cohortdev/cohort"
+)
+
+// Fetch looks up ref (the default branch if empty) of a git repository,
+// stores its commit as a version unless stored already, and returns its
+// description. Only the commit is fetched (depth 1, no tags, no
+// submodules); symlinks in it are left out (a repository's symlink is
+// content, unlike an archive's, but cohort delivers files only). A
+// repository that does not exist, needs credentials or lacks the ref is
+// an EINVALID error naming the field; one that cannot be reached is
+// EUNAVAILABLE.
+func (l *Library) Fetch(ctx context.Context, repo, ref string) (*cohort.Materials, error) {
+	repo = strings.TrimSpace(repo)
+	if err := cohort.ValidateRepo(repo, ref, l.local); err != nil {
+		return nil, err
+	}
+	defer l.lockRepo(repo)()
+	sum := sha256.Sum256([]byte(repo))
+	bare := filepath.Join(l.dir, "repos", hex.EncodeToString(sum[:8])+".git")
+	if _, err := os.Stat(filepath.Join(bare, "HEAD")); err != nil {
+		os.RemoveAll(bare)
+		if _, err := l.git(ctx, "", "init", "--bare", "--quiet", bare); err != nil {
+			return nil, err
+		}
+	}
+	want := ref
+	if want == "" {
+		want = "HEAD"
+	}
+	if _, err := l.git(ctx, bare, "fetch", "--quiet", "--depth=1", "--no-tags", "--no-recurse-submodules", "--", repo, want); err != nil {
+		return nil, gitError(err, repo, ref)
+	}
+	out, err := l.git(ctx, bare, "rev-parse", "--verify", "FETCH_HEAD^{commit}")
+	if err != nil {
+		return nil, gitError(err, repo, ref)
+	}
+	commit := strings.TrimSpace(string(out))
+	m, err := l.gitVersion(ctx, bare, commit)
+	if err != nil {
+		return nil, err
+	}
+	m.Repo, m.Ref = repo, ref
+	return m, nil
+}
+
+// gitVersion stores a fetched commit as a version, unless it is.
+func (l *Library) gitVersion(ctx context.Context, bare, commit string) (*cohort.Materials, error) {
+	version := "git-" + commit
+	if m, err := l.describe(version); err == nil {
+		return m, nil
+	}
+	cmd := l.command(ctx, bare, "archive", "--format=tar", commit)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("git archive: %w", err)
+	}
+	files, skipped, readErr := readGitTar(out)
+	io.Copy(io.Discard, out)
+	if err := cmd.Wait(); err != nil {
+		return nil, fmt.Errorf("git archive %s: %w: %s", commit, err, lastLine(stderr.String()))
+	}
+	if readErr != nil {
+		return nil, readErr
+	}
+	if skipped > 0 {
+		l.log.Info("materials: symlinks left out", "commit", commit, "symlinks", skipped)
+	}
+	return l.write(version, files)
+}
+
+// readGitTar reads the files of git archive's tar, leaving out symlinks
+// (and the pax header git adds).
+func readGitTar(r io.Reader) (files []entry, skipped int, err error) {
+	tr := tar.NewReader(r)
+	var c counter
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return files, skipped, nil
+		}
+		if err != nil {
+			return nil, 0, fmt.Errorf("read git archive: %w", err)
+		}
+		if h.Typeflag != tar.TypeReg {
+			if h.Typeflag == tar.TypeSymlink {
+				skipped++
+			}
+			continue
+		}
+		name, err := cleanName(h.Name)
+		if err != nil {
+			skipped++ // .cohort in a repository: not ours to deliver
+			continue
+		}
+		if err := c.add(name, h.Size); err != nil {
+			return nil, 0, err
+		}
+		data, err := read(tr, name, h.Size)
+		if err != nil {
+			return nil, 0, err
+		}
+		files = append(files, entry{name: name, mode: fileMode(h.Mode&0o111 != 0), data: data})
+	}
+}
+
+// describe counts a stored version's files and bytes.
+func (l *Library) describe(version string) (*cohort.Materials, error) {
+	f, err := l.Open(version)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	m := &cohort.Materials{Version: version}
+	tr := tar.NewReader(f)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return m, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		m.Files++
+		m.Bytes += h.Size
+	}
+}
+
+func (l *Library) lockRepo(repo string) func() {
+	l.mu.Lock()
+	mu, ok := l.repos[repo]
+	if !ok {
+		mu = &sync.Mutex{}
+		l.repos[repo] = mu
+	}
+	l.mu.Unlock()
+	mu.Lock()
+	return mu.Unlock
+}
+
+// command runs git with nothing of the machine's or a user's git
+// configuration, no prompt for credentials, and only the transports the
+// library admits (https; file when local).
+func (l *Library) command(ctx context.Context, dir string, args ...string) *exec.Cmd {
+	protocols := "https"
+	if l.local {
+		protocols = "https:file"
+	}
+	cmd := exec.CommandContext(ctx, "git", args...)
+	cmd.Dir = cmp.Or(dir, l.dir)
+	cmd.Env = []string{
+		"PATH=" + os.Getenv("PATH"), "HOME=" + l.dir, "LANG=C", "LC_ALL=C",
+		"GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null", "GIT_TERMINAL_PROMPT=0",
+		"GIT_ASKPASS=/bin/false", "SSH_ASKPASS=/bin/false", "GIT_ALLOW_PROTOCOL=" + protocols,
+	}
+	cmd.WaitDelay = 5 * time.Second
+	return cmd
+}
+
+// gitFailure is a git command that failed, with what it said.
+type gitFailure struct {
+	err    error
+	stderr string
+}
+
+func (e *gitFailure) Error() string { return fmt.Sprintf("git: %v: %s", e.err, lastLine(e.stderr)) }
+
+func (l *Library) git(ctx context.Context, dir string, args ...string) ([]byte, error) {
+	timeout := l.Timeout
+	if timeout == 0 {
+		timeout = 2 * time.Minute
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cmd := l.command(ctx, dir, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if ctx.Err() != nil {
+		return nil, &gitFailure{err: ctx.Err(), stderr: "timed out after " + timeout.String()}
+	}
+	if err != nil {
+		return nil, &gitFailure{err: err, stderr: stderr.String()}
+	}
+	return out, nil
+}
+
+// What git says, and what it means for the instructor.
+var (
+	noRepo  = regexp.MustCompile(`(?i)repository .* not found|does not appear to be a git repository|not found|404`)
+	noRef   = regexp.MustCompile(`(?i)couldn't find remote ref|not our ref|no such ref|unadvertised object`)
+	needsID = regexp.MustCompile(`(?i)authentication failed|could not read (username|password)|terminal prompts disabled|401|403`)
+	noProto = regexp.MustCompile(`(?i)transport '.*' not allowed`)
+	noHost  = regexp.MustCompile(`(?i)could not resolve host|failed to connect|connection (refused|timed out)|timed out|network is unreachable`)
+)
+
+func gitError(err error, repo, ref string) error {
+	var f *gitFailure
+	if !errors.As(err, &f) {
+		return err
+	}
+	said := lastLine(f.stderr)
+	switch {
+	case noRef.MatchString(f.stderr):
+		return cohort.Invalid("materials.ref", "%s has no branch, tag or commit %q", repo, ref)
+	case needsID.MatchString(f.stderr):
+		return cohort.Invalid("materials.repo", "%s asks for credentials: it is private or does not exist (private repositories are not supported yet; upload an archive instead)", repo)
+	case noProto.MatchString(f.stderr):
+		return cohort.Invalid("materials.repo", "this server does not fetch from %s (https only)", repo)
+	case noRepo.MatchString(f.stderr):
+		return cohort.Invalid("materials.repo", "no git repository at %s", repo)
+	case noHost.MatchString(f.stderr):
+		return cohort.Unavailable(err, fmt.Sprintf("%s cannot be reached from the server: %s", repo, said))
+	}
+	return cohort.Invalid("materials.repo", "git could not fetch %s: %s", repo, said)
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.TrimPrefix(strings.TrimSpace(lines[len(lines)-1]), "fatal: ")
+}

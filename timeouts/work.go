@@ -1,0 +1,53 @@
+package timeouts
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cohortdev/cohort"
+)
+
+// workEvery is how often a sweep also looks for classes whose kept work
+// has expired: days matter there, not seconds.
+const workEvery = 10 * time.Minute
+
+// expireWork deletes the work of every class whose retention has passed
+// (Policy.WorkExpires) and none of whose sessions is active, if the
+// driver keeps work and the last look is workEvery ago. It reports the
+// classes whose work it deleted.
+func (s *Sweeper) expireWork(ctx context.Context, now time.Time) ([]string, error) {
+	keeper, ok := s.driver.(cohort.WorkKeeper)
+	if !ok || now.Sub(s.workAt) < workEvery {
+		return nil, nil
+	}
+	s.workAt = now
+	classes, err := s.store.ListClasses(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list classes: %w", err)
+	}
+	var deleted []string
+	var errs []error
+	for _, c := range classes {
+		at, ok := c.Policy.WorkExpires()
+		if !ok || now.Before(at) {
+			continue
+		}
+		active, err := s.store.ListSessions(ctx, cohort.SessionFilter{ClassID: c.ID, States: cohort.ActiveStates})
+		if err != nil || len(active) > 0 {
+			errs = append(errs, err)
+			continue
+		}
+		removed, err := keeper.DeleteWork(ctx, c.ID)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if removed {
+			s.log.Info("participants' work deleted: the class's retention has passed", "class_id", c.ID, "expired", at)
+			deleted = append(deleted, c.ID)
+		}
+	}
+	return deleted, errors.Join(errs...)
+}
