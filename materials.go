@@ -40,6 +40,30 @@ func (m *Materials) Commit() string {
 	return c
 }
 
+// MaterialsView is a class's materials and how long its participants'
+// work is kept: what the API answers.
+type MaterialsView struct {
+	Materials *Materials `json:"materials"`
+	// KeepWork is how long participants' work is kept after the class
+	// ends; WorkExpires when that is, if the class has an end.
+	KeepWork    Duration   `json:"keep_work"`
+	WorkExpires *time.Time `json:"work_expires,omitempty"`
+}
+
+// Short is the version as people read it: a commit's first 7
+// characters, or "archive-" and the first 7 of an archive's SHA-256.
+func (m *Materials) Short() string {
+	kind, id, ok := strings.Cut(m.Version, "-")
+	if !ok {
+		return m.Version
+	}
+	id = id[:min(7, len(id))]
+	if kind == "git" {
+		return id
+	}
+	return kind + "-" + id
+}
+
 // Snapshot is one version of a class's materials, ready for a driver to
 // merge: Path is a tar file of regular files and directories only, with
 // clean relative names (package materials writes it).

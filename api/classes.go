@@ -16,6 +16,9 @@ type classInput struct {
 	Name    string         `json:"name"`
 	Runtime cohort.Runtime `json:"runtime"`
 	Policy  cohort.Policy  `json:"policy"`
+	// Materials, on a new class, names a git repository and ref, fetched
+	// before the class is made (later: PUT .../materials).
+	Materials *repoInput `json:"materials"`
 }
 
 // validate checks a class, and its runtime with the driver if it can.
@@ -50,6 +53,16 @@ func (s *Server) createClass(c *gin.Context) {
 	if err := s.validate(c.Request.Context(), class); err != nil {
 		s.fail(c, err)
 		return
+	}
+	if in.Materials != nil {
+		// Fetched first: a repository that cannot be had refuses the
+		// class, rather than leaving one without what was asked.
+		m, err := s.fetchMaterials(c.Request.Context(), *in.Materials)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		class.Materials = m
 	}
 	if err := s.store.CreateClass(c.Request.Context(), class); err != nil {
 		s.fail(c, err)
@@ -98,6 +111,10 @@ func (s *Server) updateClass(c *gin.Context) {
 	in := classInput{Name: class.Name, Runtime: class.Runtime, Policy: class.Policy}
 	if err := decode(c, &in); err != nil {
 		s.fail(c, err)
+		return
+	}
+	if in.Materials != nil {
+		s.fail(c, cohort.Invalid("materials", "change a class's materials with PUT /v1/classes/%s/materials", class.ID))
 		return
 	}
 	old := class.Policy

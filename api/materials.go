@@ -28,20 +28,10 @@ import (
 // archivePath is the upload's route: its body may be large and slow.
 const archivePath = "/v1/classes/:class/materials/archive"
 
-// materialsView is a class's materials and how long its work is kept.
-type materialsView struct {
-	Materials *cohort.Materials `json:"materials"`
-	// KeepWork is how long participants' work is kept after the class
-	// ends; WorkExpires when that is, if the class has an end.
-	KeepWork    cohort.Duration `json:"keep_work"`
-	WorkExpires *string         `json:"work_expires,omitempty"`
-}
-
-func (s *Server) materialsView(class *cohort.Class) materialsView {
-	v := materialsView{Materials: class.Materials, KeepWork: cohort.Duration(class.Policy.KeepWorkFor())}
+func (s *Server) materialsView(class *cohort.Class) cohort.MaterialsView {
+	v := cohort.MaterialsView{Materials: class.Materials, KeepWork: cohort.Duration(class.Policy.KeepWorkFor())}
 	if at, ok := class.Policy.WorkExpires(); ok {
-		t := at.UTC().Format("2006-01-02T15:04:05Z")
-		v.WorkExpires = &t
+		v.WorkExpires = &at
 	}
 	return v
 }
@@ -75,16 +65,26 @@ func (s *Server) setMaterials(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	if s.materials == nil {
-		s.fail(c, errNoMaterials)
-		return
-	}
-	m, err := s.materials.Fetch(c.Request.Context(), in.Repo, strings.TrimSpace(in.Ref))
+	m, err := s.fetchMaterials(c.Request.Context(), in)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
 	s.putMaterials(c, a.class, m, fmt.Sprintf("git %s %s: %s", m.Repo, cmpRef(m.Ref), m.Version))
+}
+
+// fetchMaterials fetches a repository's ref as the version a class's
+// materials are set to.
+func (s *Server) fetchMaterials(ctx context.Context, in repoInput) (*cohort.Materials, error) {
+	if s.materials == nil {
+		return nil, errNoMaterials
+	}
+	m, err := s.materials.Fetch(ctx, in.Repo, strings.TrimSpace(in.Ref))
+	if err != nil {
+		return nil, err
+	}
+	m.UpdatedAt = s.now().UTC()
+	return m, nil
 }
 
 func cmpRef(ref string) string {

@@ -98,6 +98,25 @@ func TestClassMaterials(t *testing.T) {
 	if r := e.do("teacher", "DELETE", path, ""); r.status != http.StatusOK || strings.Contains(string(r.body), "archive-") {
 		t.Fatalf("remove materials = %d %s", r.status, r.body)
 	}
+	// A class made with materials has them; a repository that cannot be
+	// had refuses the class, and no class is left.
+	r = e.do("teacher", "POST", "/v1/classes", `{"name": "with", "materials": {"repo": "`+repo.Dir+`"}}`)
+	var made cohort.Class
+	r.json(t, &made)
+	if r.status != http.StatusCreated || made.Materials == nil || made.Materials.Version != set {
+		t.Fatalf("create a class with materials = %d %s", r.status, r.body)
+	}
+	before := e.do("teacher", "GET", "/v1/classes", "")
+	r = e.do("teacher", "POST", "/v1/classes", `{"name": "without", "materials": {"repo": "`+repo.Dir+`", "ref": "nope"}}`)
+	if _, field, _ := r.errorCode(); r.status != http.StatusBadRequest || field != "materials.ref" {
+		t.Fatalf("create a class with a ref that does not exist = %d %s", r.status, r.body)
+	}
+	if after := e.do("teacher", "GET", "/v1/classes", ""); string(after.body) != string(before.body) {
+		t.Fatalf("a refused class was made: %s", after.body)
+	}
+	if r := e.do("teacher", "PATCH", "/v1/classes/"+class.ID, `{"materials": {"repo": "`+repo.Dir+`"}}`); r.status != http.StatusBadRequest {
+		t.Fatalf("PATCH with materials = %d %s, want 400 pointing to PUT", r.status, r.body)
+	}
 	audit := e.do("teacher", "GET", "/v1/classes/"+class.ID+"/audit", "")
 	if n := strings.Count(string(audit.body), cohort.AuditMaterialsChanged); n != 3 {
 		t.Errorf("audit has %d materials changes, want 3 (set, upload, remove): %s", n, audit.body)

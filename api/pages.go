@@ -44,6 +44,9 @@ type pageData struct {
 	CSRF                          string
 	Done                          bool
 	FilesNote                     string
+	// KeepsWork: participants' work outlives their sessions (the driver
+	// keeps it), for downloads and collections.
+	KeepsWork bool
 	// Opening a notebook: whose it is (Other), where in it to go (Next),
 	// and on a notebook origin, who the browser is signed in as there
 	// (Visitor) and the app's URL for links back (App).
@@ -232,7 +235,7 @@ func (s *Server) assets() http.Handler {
 
 func (s *Server) home(c *gin.Context) {
 	u, csrf := s.browserUser(c)
-	d := pageData{Title: "My classes", User: u, CSRF: csrf, FilesNote: s.filesNote, events: map[string][]*cohort.Event{}, costs: map[string]string{}}
+	d := pageData{Title: "My classes", User: u, CSRF: csrf, FilesNote: s.filesNote, KeepsWork: s.work != nil, events: map[string][]*cohort.Event{}, costs: map[string]string{}}
 	if u == nil {
 		s.render(c, http.StatusOK, "home", d)
 		return
@@ -306,7 +309,7 @@ func (s *Server) managePage(c *gin.Context) {
 		return
 	}
 	ctx := c.Request.Context()
-	d := pageData{Title: a.class.Name, User: u, CSRF: csrf, Class: a.class,
+	d := pageData{Title: a.class.Name, User: u, CSRF: csrf, Class: a.class, KeepsWork: s.work != nil,
 		MachineTypes: catalog.MachineTypeNames(), GPUTypes: catalog.GPUTypes()}
 	sessions, err := s.store.ListSessions(ctx, cohort.SessionFilter{ClassID: a.class.ID})
 	if err == nil {

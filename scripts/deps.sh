@@ -1,6 +1,6 @@
 #!/bin/sh
 # Installs the Debian packages cohort needs, if they are missing: the local
-# driver's Jupyter, with "test" also what the tests use (Chromium for the
+# driver's Jupyter, git (classes' materials), with "test" also what the tests use (Chromium for the
 # browser tests, packer and shellcheck for the image template, Postgres), with
 # "bench" what the benchmarks compare against (wrk, configurable-http-proxy).
 # Safe to run again: it does nothing when all is there.
@@ -10,6 +10,8 @@ missing=""
 [ -x /usr/bin/jupyter-notebook ] || missing="$missing jupyter-notebook"
 /usr/bin/python3 -c 'import ipykernel' 2>/dev/null || missing="$missing python3-ipykernel"
 command -v pgrep >/dev/null 2>&1 || missing="$missing procps"
+# Classes' materials are fetched from git repositories.
+command -v git >/dev/null 2>&1 || missing="$missing git"
 if [ "${1:-}" = bench ]; then
 	command -v wrk >/dev/null 2>&1 || missing="$missing wrk"
 	command -v configurable-http-proxy >/dev/null 2>&1 || missing="$missing node-configurable-http-proxy"

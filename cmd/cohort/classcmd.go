@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"strings"
@@ -144,7 +145,7 @@ func newClassCmd() *cobra.Command {
 			printPool(cmd.OutOrStdout(), p)
 			return nil
 		},
-	}, newClassWarmCmd(&cf), &cobra.Command{
+	}, newClassWarmCmd(&cf), newClassMaterialsCmd(&cf), newClassCollectCmd(&cf), &cobra.Command{
 		Use:   "drain CLASS",
 		Short: "Stop a class's unclaimed warm seats and its warm schedule",
 		Args:  cobra.ExactArgs(1),
@@ -254,6 +255,13 @@ func printClass(cmd *cobra.Command, cl *cohort.Class) {
 	if cl.Policy.EndsAt != nil {
 		fmt.Fprintf(w, "Ends:          %s\n", cl.Policy.EndsAt.Format(time.RFC3339))
 	}
+	if m := cl.Materials; m != nil {
+		what := "archive " + m.Archive
+		if m.Repo != "" {
+			what = m.Repo + " " + cmp.Or(m.Ref, "(default branch)")
+		}
+		fmt.Fprintf(w, "Materials:     %s, %s, %d files\n", what, m.Short(), m.Files)
+	}
 }
 
 // printEstimate says what one seat costs an hour and the most the class
@@ -279,7 +287,7 @@ func printEstimate(w io.Writer, cl *cohort.Class, cc *cohort.ClassCost) {
 func newClassCreateCmd(cf *clientFlags) *cobra.Command {
 	var (
 		name, image, machine, gpu, zones, idle, maxLife, maxExt, warn, starts, ends string
-		warmFrom, warmUntil                                                         string
+		warmFrom, warmUntil, materialsRepo, materialsRef, keepWork                  string
 		gpuCount, seats, disk, warmSeats                                            int
 		budget                                                                      float64
 		spot, noEgress, ignoreBusy, warmRoster                                      bool
@@ -305,7 +313,7 @@ func newClassCreateCmd(cf *clientFlags) *cobra.Command {
 				runtime["zones"] = strings.Split(zones, ",")
 			}
 			for flag, v := range map[string]any{"idle-timeout": idle, "max-lifetime": maxLife, "max-extension": maxExt, "warn-before": warn,
-				"ignore-busy-kernels": ignoreBusy, "seats": seats, "starts-at": starts, "ends-at": ends, "budget": budget} {
+				"ignore-busy-kernels": ignoreBusy, "seats": seats, "starts-at": starts, "ends-at": ends, "budget": budget, "keep-work": keepWork} {
 				if set(flag) {
 					policy[strings.ReplaceAll(flag, "-", "_")] = v
 				}
@@ -319,7 +327,11 @@ func newClassCreateCmd(cf *clientFlags) *cobra.Command {
 			if len(warm) > 0 {
 				policy["warm"] = warm
 			}
-			cl, err := c.CreateClass(cmd.Context(), map[string]any{"name": name, "runtime": runtime, "policy": policy})
+			in := map[string]any{"name": name, "runtime": runtime, "policy": policy}
+			if materialsRepo != "" {
+				in["materials"] = map[string]string{"repo": materialsRepo, "ref": materialsRef}
+			}
+			cl, err := c.CreateClass(cmd.Context(), in)
 			if err != nil {
 				return err
 			}
@@ -356,6 +368,9 @@ func newClassCreateCmd(cf *clientFlags) *cobra.Command {
 	f.BoolVar(&warmRoster, "warm-roster", false, "keep a warm seat for each participant on the roster yet to start")
 	f.StringVar(&warmFrom, "warm-from", "", "when warming begins (RFC 3339; default 15 minutes before --starts-at)")
 	f.StringVar(&warmUntil, "warm-until", "", "when unclaimed warm seats stop (RFC 3339; default the class's end)")
+	f.StringVar(&materialsRepo, "materials-repo", "", "a git repository (https://) whose files every participant starts from (docs/materials.md)")
+	f.StringVar(&materialsRef, "materials-ref", "", "with --materials-repo: a branch, tag or commit (default: the default branch)")
+	f.StringVar(&keepWork, "keep-work", "", "how long participants' work is kept after --ends-at, e.g. 720h (the default, 30 days)")
 	cmd.MarkFlagRequired("name")
 	return cmd
 }

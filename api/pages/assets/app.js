@@ -71,7 +71,10 @@ document.addEventListener("submit", async ev => {
   try {
     let data;
     const file = form.querySelector("input[type=file]");
-    if (file && file.files.length) {
+    if (file && file.files.length && file.dataset.binary !== undefined) {
+      const f = file.files[0];
+      data = await api(method, `${path}?name=${encodeURIComponent(f.name)}`, f, "application/octet-stream");
+    } else if (file && file.files.length) {
       data = await api(method, path, await file.files[0].text(), "text/csv");
     } else {
       data = await api(method, path, formJSON(form));

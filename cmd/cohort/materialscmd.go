@@ -1,0 +1,192 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cohortdev/cohort"
+)
+
+func newClassMaterialsCmd(cf *clientFlags) *cobra.Command {
+	var repo, ref, archive string
+	var remove bool
+	cmd := &cobra.Command{
+		Use:   "materials CLASS [--repo URL [--ref REF] | --archive FILE | --remove]",
+		Short: "Show or set the files every participant of a class starts from",
+		Long: `Show or set a class's materials: a git repository (https://) at a branch, tag
+or commit, or an archive (zip, tar or tar.gz) you upload. Each participant's
+session merges the newest version into their work: new files arrive, files
+they have not changed are updated, and a file they changed is kept, with the
+class's new version written beside it (train.class-1a2b3c4.ipynb). With a
+branch, each session gets its newest commit. See docs/materials.md.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			var v *cohort.MaterialsView
+			switch {
+			case countSet(repo != "", archive != "", remove) > 1:
+				return cohort.Invalid("materials", "give one of --repo, --archive and --remove")
+			case repo != "":
+				v, err = c.SetMaterialsRepo(ctx, args[0], repo, ref)
+			case archive != "":
+				f, ferr := os.Open(archive)
+				if ferr != nil {
+					return cohort.Invalid("archive", "--archive: %v", ferr)
+				}
+				defer f.Close()
+				v, err = c.UploadMaterials(ctx, args[0], filepath.Base(archive), f)
+			case remove:
+				v, err = c.RemoveMaterials(ctx, args[0])
+			default:
+				v, err = c.Materials(ctx, args[0])
+			}
+			if err != nil {
+				return err
+			}
+			if cf.json {
+				return printJSON(cmd.OutOrStdout(), v)
+			}
+			printMaterials(cmd.OutOrStdout(), v)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&repo, "repo", "", "a git repository's https:// URL")
+	f.StringVar(&ref, "ref", "", "with --repo: a branch, tag or full commit (default: the default branch)")
+	f.StringVar(&archive, "archive", "", "a zip, tar or tar.gz file to upload")
+	f.BoolVar(&remove, "remove", false, "leave the class without materials (participants keep what they have)")
+	return cmd
+}
+
+func countSet(flags ...bool) int {
+	n := 0
+	for _, f := range flags {
+		if f {
+			n++
+		}
+	}
+	return n
+}
+
+func printMaterials(w io.Writer, v *cohort.MaterialsView) {
+	m := v.Materials
+	switch {
+	case m == nil:
+		fmt.Fprintln(w, "materials: none (sessions start with an empty folder)")
+	case m.Repo != "":
+		ref := m.Ref
+		if ref == "" {
+			ref = "the default branch"
+		}
+		fmt.Fprintf(w, "materials: %s at %s, commit %s (%d files, %s)\n", m.Repo, ref, m.Short(), m.Files, bytesLabel(m.Bytes))
+		fmt.Fprintf(w, "each session gets %s's newest commit\n", ref)
+	default:
+		fmt.Fprintf(w, "materials: archive %s, %s (%d files, %s)\n", m.Archive, m.Short(), m.Files, bytesLabel(m.Bytes))
+	}
+	fmt.Fprintf(w, "participants' work is kept %s after the class ends", v.KeepWork)
+	if v.WorkExpires != nil {
+		fmt.Fprintf(w, " (until %s)", v.WorkExpires.Local().Format("2006-01-02 15:04"))
+	}
+	fmt.Fprintln(w)
+}
+
+func bytesLabel(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+
+func newClassCollectCmd(cf *clientFlags) *cobra.Command {
+	var out string
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "collect CLASS PATH...",
+		Short: "Download every participant's copy of some files as one zip (EMAIL/PATH)",
+		Long: `Download every participant's copy of the named files as one zip, a folder per
+participant (EMAIL/PATH), whether their sessions run or not. A PATH may be a
+pattern: '*.ipynb', 'notebooks/*'. Collections are in the class's audit log.`,
+		Args: cobra.MinimumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			dest := cmp.Or(out, "collected-"+args[0]+".zip")
+			return saveZip(cmd, dest, force, func(ctx context.Context, w io.Writer) (int64, error) {
+				return c.Collect(ctx, args[0], args[1:], w)
+			})
+		},
+	}
+	cmd.Flags().StringVarP(&out, "output", "o", "", "the zip file to write (default collected-CLASS.zip)")
+	cmd.Flags().BoolVar(&force, "force", false, "replace the file if it exists")
+	return cmd
+}
+
+func newSessionDownloadCmd(cf *clientFlags) *cobra.Command {
+	var out string
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "download CLASS",
+		Short: "Download your work of a class as a zip, whether a session runs or not",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			dest := cmp.Or(out, "work-"+args[0]+".zip")
+			return saveZip(cmd, dest, force, func(ctx context.Context, w io.Writer) (int64, error) {
+				return c.DownloadWork(ctx, args[0], w)
+			})
+		},
+	}
+	cmd.Flags().StringVarP(&out, "output", "o", "", "the zip file to write (default work-CLASS.zip)")
+	cmd.Flags().BoolVar(&force, "force", false, "replace the file if it exists")
+	return cmd
+}
+
+// saveZip writes a download to dest whole: to a file beside it first,
+// renamed into place once complete, so that a cut download leaves no
+// half a zip under dest's name.
+func saveZip(cmd *cobra.Command, dest string, force bool, fetch func(context.Context, io.Writer) (int64, error)) error {
+	if _, err := os.Stat(dest); err == nil && !force {
+		return fmt.Errorf("%s exists: choose another with -o, or pass --force", dest)
+	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(dest), "."+filepath.Base(dest)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	start := time.Now()
+	n, err := fetch(cmd.Context(), tmp)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), dest); err != nil {
+		return err
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "wrote %s (%s) in %s\n", dest, bytesLabel(n), time.Since(start).Round(time.Millisecond))
+	return nil
+}

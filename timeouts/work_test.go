@@ -1,0 +1,83 @@
+package timeouts_test
+
+import (
+	"context"
+	"os"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cohortdev/cohort"
+	"github.com/cohortdev/cohort/timeouts"
+)
+
+// keeper is the kernels driver keeping work: it records what it deletes.
+type keeper struct {
+	*kernels
+	mu      sync.Mutex
+	kept    map[string]bool // classes with work
+	deleted []string
+}
+
+func (k *keeper) OpenWork(string, string) (*os.Root, error) {
+	return nil, cohort.Errorf(cohort.ENOTFOUND, "none")
+}
+
+func (k *keeper) DeleteWork(_ context.Context, classID string) (bool, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	had := k.kept[classID]
+	if had {
+		k.deleted = append(k.deleted, classID)
+	}
+	delete(k.kept, classID)
+	return had, nil
+}
+
+// TestWorkIsDeletedAfterItsRetention: a class's work goes once its end
+// and its retention have passed and none of its sessions runs; a class
+// with no end, or still within its retention, keeps its work.
+func TestWorkIsDeletedAfterItsRetention(t *testing.T) {
+	t.Parallel()
+	ends := t0.Add(3 * time.Hour)
+	w := newWorld(t, func(p *cohort.Policy) { p.EndsAt = &ends; p.KeepWork = cohort.Duration(48 * time.Hour) })
+	ended := w.class
+	running := w.readySession("ada@example.com") // still running past the end (a stop that failed)
+	endless := cohort.DefaultClass()
+	endless.Name, endless.OwnerID = "no end", ended.OwnerID
+	if err := w.store.CreateClass(context.Background(), &endless); err != nil {
+		t.Fatal(err)
+	}
+	k := &keeper{kernels: w.kernels, kept: map[string]bool{ended.ID: true, endless.ID: true}}
+	sweeper := timeouts.New(timeouts.Options{Store: w.store, Driver: k, Enqueuer: w.queue, Now: func() time.Time { return w.now }})
+	sweep := func(at time.Duration) []string {
+		t.Helper()
+		w.now = ends.Add(at)
+		st, err := sweeper.Sweep(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.WorkDeleted
+	}
+	if got := sweep(47 * time.Hour); len(got) != 0 {
+		t.Fatalf("within the retention, deleted %v", got)
+	}
+	if got := sweep(49 * time.Hour); len(got) != 0 {
+		t.Fatalf("with a session of the class still active, deleted %v", got)
+	}
+	stopped := w.session(running.ID) // the sweep asked for its stop: it ends
+	stopped.State = cohort.StateStopped
+	if err := w.store.UpdateSession(context.Background(), stopped, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := sweep(49*time.Hour + time.Minute); len(got) != 0 {
+		t.Fatalf("a minute after the last look (looks are %s apart), deleted %v", 10*time.Minute, got)
+	}
+	if got := sweep(50 * time.Hour); !slices.Equal(got, []string{ended.ID}) {
+		t.Fatalf("after the retention, deleted %v; want only the ended class %s", got, ended.ID)
+	}
+	if got := sweep(60 * time.Hour); len(got) != 0 || !k.kept[endless.ID] {
+		t.Fatalf("later, deleted %v (the class with no end must keep its work: %v)", got, k.kept)
+	}
+}
