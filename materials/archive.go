@@ -90,8 +90,8 @@ func readZip(f *os.File, size int64) ([]entry, error) {
 		mode := zf.Mode()
 		switch {
 		case mode.IsDir():
-			if _, err := cleanName(zf.Name); err != nil {
-				return nil, refused(err)
+			if err := checkDir(zf.Name); err != nil {
+				return nil, err
 			}
 			continue
 		case !mode.IsRegular():
@@ -132,8 +132,8 @@ func readTar(r io.Reader) ([]entry, error) {
 		}
 		switch h.Typeflag {
 		case tar.TypeDir:
-			if _, err := cleanName(h.Name); err != nil {
-				return nil, refused(err)
+			if err := checkDir(h.Name); err != nil {
+				return nil, err
 			}
 			continue
 		case tar.TypeReg, tar.TypeRegA:
@@ -157,6 +157,18 @@ func readTar(r io.Reader) ([]entry, error) {
 		}
 		files = append(files, entry{name: name, mode: fileMode(h.Mode&0o111 != 0), data: data})
 	}
+}
+
+// checkDir checks a directory's name: inside the archive, or its top
+// ("./", as `tar -C DIR .` writes it).
+func checkDir(name string) error {
+	if n := strings.TrimRight(name, "/"); n == "." || n == "" {
+		return nil
+	}
+	if _, err := cleanName(name); err != nil {
+		return refused(err)
+	}
+	return nil
 }
 
 func refused(err error) error {

@@ -23,7 +23,9 @@ import (
 
 // Fetch looks up ref (the default branch if empty) of a git repository,
 // stores its commit as a version unless stored already, and returns its
-// description. Only the commit is fetched (depth 1, no tags, no
+// description. A commit stored already is found by `git ls-remote`
+// alone, without a fetch (docs/benchmarks.md: about 30 ms against 130 ms
+// for a local repository). Only the commit is fetched (depth 1, no tags, no
 // submodules); symlinks in it are left out (a repository's symlink is
 // content, unlike an archive's, but cohort delivers files only). A
 // repository that does not exist, needs credentials or lacks the ref is
@@ -35,6 +37,12 @@ func (l *Library) Fetch(ctx context.Context, repo, ref string) (*cohort.Material
 		return nil, err
 	}
 	defer l.lockRepo(repo)()
+	if commit, ok := l.remoteCommit(ctx, repo, ref); ok {
+		if m, err := l.describe("git-" + commit); err == nil {
+			m.Repo, m.Ref = repo, ref
+			return m, nil
+		}
+	}
 	sum := sha256.Sum256([]byte(repo))
 	bare := filepath.Join(l.dir, "repos", hex.EncodeToString(sum[:8])+".git")
 	if _, err := os.Stat(filepath.Join(bare, "HEAD")); err != nil {
@@ -62,6 +70,39 @@ func (l *Library) Fetch(ctx context.Context, repo, ref string) (*cohort.Material
 	m.Repo, m.Ref = repo, ref
 	return m, nil
 }
+
+// remoteCommit returns the commit ref names in the repository, by `git
+// ls-remote`, if the answer is plain: a full commit as ref names itself;
+// a tag (peeled) is taken before a branch, as git's own lookup does; an
+// answer it cannot place (a ref that does not exist, an error) is left
+// to the fetch, which words it.
+func (l *Library) remoteCommit(ctx context.Context, repo, ref string) (string, bool) {
+	if fullCommit.MatchString(ref) {
+		return ref, true
+	}
+	want := ref
+	if want == "" {
+		want = "HEAD"
+	}
+	out, err := l.git(ctx, "", "ls-remote", "--", repo, want)
+	if err != nil {
+		return "", false
+	}
+	found := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if commit, name, ok := strings.Cut(line, "\t"); ok {
+			found[name] = commit
+		}
+	}
+	for _, name := range []string{want, "refs/tags/" + ref + "^{}", "refs/tags/" + ref, "refs/heads/" + ref} {
+		if c, ok := found[name]; ok && fullCommit.MatchString(c) {
+			return c, true
+		}
+	}
+	return "", false
+}
+
+var fullCommit = regexp.MustCompile(`^[0-9a-f]{40}$`)
 
 // gitVersion stores a fetched commit as a version, unless it is.
 func (l *Library) gitVersion(ctx context.Context, bare, commit string) (*cohort.Materials, error) {

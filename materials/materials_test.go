@@ -42,6 +42,7 @@ func TestFetchAGitRepository(t *testing.T) {
 	if got := names(t, l, m.Version); !slices.Equal(got, []string{"configs/config.cfg", "train.ipynb"}) {
 		t.Fatalf("version holds %v", got)
 	}
+	r.Tag("v1")
 	again, err := l.Fetch(ctx, "file://"+repo, "main")
 	if err != nil || again.Version != m.Version {
 		t.Fatalf("the same commit by file:// and branch = %+v, %v; want %s", again, err, m.Version)
@@ -53,6 +54,9 @@ func TestFetchAGitRepository(t *testing.T) {
 	}
 	if pinned, err := l.Fetch(ctx, repo, strings.TrimPrefix(m.Version, "git-")); err != nil || pinned.Version != m.Version {
 		t.Fatalf("Fetch of the first commit by its hash = %+v, %v", pinned, err)
+	}
+	if tagged, err := l.Fetch(ctx, repo, "v1"); err != nil || tagged.Version != m.Version {
+		t.Fatalf("Fetch of the first commit's annotated tag = %+v, %v; want %s", tagged, err, m.Version)
 	}
 
 	for _, tc := range []struct{ repo, ref, field, says string }{
@@ -158,7 +162,9 @@ func TestUploadedArchives(t *testing.T) {
 	if got := names(t, l, m.Version); !slices.Equal(got, []string{"configs/config.cfg", "train.ipynb"}) || m.Archive != "workshop-main.zip" || m.Files != 2 {
 		t.Fatalf("zip version = %+v holding %v", m, got)
 	}
-	tgz, err := l.AddArchive("w.tgz", bytes.NewReader(tarball(t, true, member{name: "a.txt", body: "a"}, member{name: "b/c.txt", body: "c"})))
+	// As `tar czf w.tgz -C DIR .` writes it: "./" first.
+	tgz, err := l.AddArchive("w.tgz", bytes.NewReader(tarball(t, true, member{name: "./", typ: tar.TypeDir},
+		member{name: "./a.txt", body: "a"}, member{name: "./b/", typ: tar.TypeDir}, member{name: "./b/c.txt", body: "c"})))
 	if err != nil || tgz.Files != 2 || !strings.HasPrefix(tgz.Version, "archive-") {
 		t.Fatalf("tar.gz = %+v, %v", tgz, err)
 	}

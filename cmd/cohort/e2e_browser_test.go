@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -154,6 +155,29 @@ func TestE2EWorkshopInTheBrowser(t *testing.T) {
 	manageURL := read(t, ctx, chromedp.Location())
 	classID := strings.TrimSuffix(strings.TrimPrefix(manageURL, base+"/classes/"), "/manage")
 
+	// ... gives it its materials: a mistake shows next to its field, then
+	// the example workshop goes up as an archive.
+	workshop := filepath.Join(t.TempDir(), "workshop.tgz")
+	if out, err := exec.Command("tar", "czf", workshop, "-C", "../../examples/spacy-workshop", ".").CombinedOutput(); err != nil {
+		t.Fatalf("tar: %v %s", err, out)
+	}
+	step(t, ctx, "a repository that does not exist",
+		chromedp.SendKeys(chromedp.ID("repo"), "/nonexistent/workshop.git"),
+		chromedp.Click(chromedp.Search(`//button[text()="Use this repository"]`)),
+		chromedp.WaitVisible(chromedp.ID("err-repo")),
+	)
+	if msg := read(t, ctx, chromedp.Text(chromedp.ID("err-repo"))); !strings.Contains(msg, "no git repository at /nonexistent/workshop.git") {
+		t.Fatalf("repository error shown: %q", msg)
+	}
+	step(t, ctx, "upload the workshop",
+		chromedp.SetUploadFiles(chromedp.ID("archive"), []string{workshop}),
+		chromedp.Click(chromedp.Search(`//button[text()="Upload"]`)),
+		chromedp.WaitVisible(chromedp.Search(`//button[text()="Remove materials"]`)),
+	)
+	if m := read(t, ctx, chromedp.Text(chromedp.CSS(`[data-materials]`))); !strings.Contains(m, "Archive workshop.tgz") || !strings.Contains(m, "4 files") {
+		t.Fatalf("materials section: %q", m)
+	}
+
 	// ... and enrolls a participant.
 	step(t, ctx, "enroll alice",
 		chromedp.SendKeys(chromedp.ID("emails"), "alice@example.com"),
@@ -186,6 +210,7 @@ func TestE2EWorkshopInTheBrowser(t *testing.T) {
 		chromedp.Navigate(base+openURL),
 		chromedp.WaitVisible(chromedp.ID("notebook_list")),
 	)
+	step(t, ctx, "the class's materials are in the notebook's folder", chromedp.WaitVisible(chromedp.Search(`//span[text()="train.ipynb"]`)))
 	if title := read(t, ctx, chromedp.Title()); !strings.Contains(title, "Home") {
 		t.Fatalf("Jupyter through the proxy has title %q", title)
 	}
@@ -194,6 +219,9 @@ func TestE2EWorkshopInTheBrowser(t *testing.T) {
 	}
 	shot(t, ctx, "notebook")
 	step(t, ctx, "back home", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS(`header nav`)))
+	if href := read(t, ctx, chromedp.AttributeValue(chromedp.Search(`//a[text()="Download all my work (zip)"]`), "href")).Value; href != "/v1/classes/"+classID+"/work" {
+		t.Fatalf("the download link goes to %q", href)
+	}
 	signOutBrowser(t, ctx)
 
 	// The instructor sees the seat in the live table.

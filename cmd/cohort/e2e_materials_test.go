@@ -50,6 +50,22 @@ func TestE2EMaterialsAndWork(t *testing.T) {
 		t.Fatalf("a ref that does not exist: %v %s", err, out)
 	}
 
+	// The example workshop, a folder the CLI packs; a folder with a
+	// symlink is refused before anything is sent.
+	other, err := teacher.CreateClass(ctx, map[string]any{"name": "example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out := cli(t, srv, teacherToken, "class", "materials", other.ID, "--archive", "../../examples/spacy-workshop"); !strings.Contains(out, "archive spacy-workshop.tar.gz") || !strings.Contains(out, "4 files") {
+		t.Fatalf("cohort class materials --archive FOLDER: %s", out)
+	}
+	linked := t.TempDir()
+	os.WriteFile(filepath.Join(linked, "a.txt"), []byte("a"), 0o644)
+	os.Symlink("/etc/passwd", filepath.Join(linked, "passwd"))
+	if out, err := cliErr(srv, teacherToken, "class", "materials", other.ID, "--archive", linked); err == nil || !strings.Contains(out, "passwd is not a file") {
+		t.Fatalf("a folder with a symlink: %v %s", err, out)
+	}
+
 	first := startReady(t, ada, class.ID)
 	if got := runKernel(t, srv.notebook(first.ID), adaToken, "import os; print(sorted(n for n in os.listdir('.') if not n.startswith('.')))"); got != "['config.cfg', 'train.ipynb']\n" {
 		t.Fatalf("the first session's folder holds %s", got)

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"archive/tar"
 	"cmp"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -42,12 +44,12 @@ branch, each session gets its newest commit. See docs/materials.md.`,
 			case repo != "":
 				v, err = c.SetMaterialsRepo(ctx, args[0], repo, ref)
 			case archive != "":
-				f, ferr := os.Open(archive)
+				body, name, ferr := openArchive(archive)
 				if ferr != nil {
-					return cohort.Invalid("archive", "--archive: %v", ferr)
+					return ferr
 				}
-				defer f.Close()
-				v, err = c.UploadMaterials(ctx, args[0], filepath.Base(archive), f)
+				defer body.Close()
+				v, err = c.UploadMaterials(ctx, args[0], name, body)
 			case remove:
 				v, err = c.RemoveMaterials(ctx, args[0])
 			default:
@@ -66,9 +68,100 @@ branch, each session gets its newest commit. See docs/materials.md.`,
 	f := cmd.Flags()
 	f.StringVar(&repo, "repo", "", "a git repository's https:// URL")
 	f.StringVar(&ref, "ref", "", "with --repo: a branch, tag or full commit (default: the default branch)")
-	f.StringVar(&archive, "archive", "", "a zip, tar or tar.gz file to upload")
+	f.StringVar(&archive, "archive", "", "a zip, tar or tar.gz file to upload, or a folder (packed as tar.gz; .git left out)")
 	f.BoolVar(&remove, "remove", false, "leave the class without materials (participants keep what they have)")
 	return cmd
+}
+
+// openArchive opens an archive to upload, or packs a folder into one
+// (tar.gz, without .git). A symlink in the folder fails the
+// upload, naming it: archives hold only files and directories.
+func openArchive(path string) (io.ReadCloser, string, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, "", cohort.Invalid("archive", "--archive: %v", err)
+	}
+	if !fi.IsDir() {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, "", cohort.Invalid("archive", "--archive: %v", err)
+		}
+		return f, filepath.Base(path), nil
+	}
+	// Packed first, into a temporary file: a folder that cannot be packed
+	// says so before anything is sent.
+	tmp, err := os.CreateTemp("", "cohort-materials-*.tar.gz")
+	if err != nil {
+		return nil, "", err
+	}
+	packed := &removeOnClose{tmp}
+	if err := packDir(tmp, path); err != nil {
+		packed.Close()
+		return nil, "", err
+	}
+	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+		packed.Close()
+		return nil, "", err
+	}
+	return packed, filepath.Base(filepath.Clean(path)) + ".tar.gz", nil
+}
+
+// removeOnClose is a temporary file that goes when closed.
+type removeOnClose struct{ *os.File }
+
+func (f *removeOnClose) Close() error {
+	err := f.File.Close()
+	os.Remove(f.Name())
+	return err
+}
+
+func packDir(w io.Writer, dir string) error {
+	gz := gzip.NewWriter(w)
+	tw := tar.NewWriter(gz)
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil || rel == "." {
+			return err
+		}
+		if d.IsDir() && d.Name() == ".git" {
+			return filepath.SkipDir
+		}
+		if !d.IsDir() && !d.Type().IsRegular() {
+			return cohort.Invalid("archive", "%s is not a file: archives hold only files and directories", p)
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		h, err := tar.FileInfoHeader(fi, "")
+		if err != nil {
+			return err
+		}
+		h.Name, h.Uname, h.Gname = filepath.ToSlash(rel), "", ""
+		if d.IsDir() {
+			h.Name += "/"
+		}
+		if err := tw.WriteHeader(h); err != nil || d.IsDir() {
+			return err
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		_, err = io.Copy(tw, f)
+		return err
+	})
+	if err == nil {
+		err = tw.Close()
+	}
+	if err == nil {
+		err = gz.Close()
+	}
+	return err
 }
 
 func countSet(flags ...bool) int {

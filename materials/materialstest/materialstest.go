@@ -65,6 +65,12 @@ func (r *Repo) Commit(files map[string]string) string {
 	return r.git("rev-parse", "HEAD")
 }
 
+// Tag puts an annotated tag on the last commit.
+func (r *Repo) Tag(name string) {
+	r.t.Helper()
+	r.git("tag", "-a", name, "-m", name)
+}
+
 // Zip returns a zip of files; a content that starts with "->" makes a
 // symlink entry to the rest.
 func Zip(t testing.TB, files map[string]string) []byte {
