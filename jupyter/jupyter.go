@@ -10,6 +10,7 @@ import (
 	_ "embed"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -56,16 +57,19 @@ func (s Settings) runtimeDir() string {
 	return filepath.Join(s.ConfigDir, "runtime")
 }
 
-// Config returns the notebook configuration, which holds the token: it
-// belongs in a file readable only by its owner, not on the command line
-// where every local user could read it in the process list.
-func Config(s Settings) ([]byte, error) {
+// Config returns the notebook configuration files, by name in
+// ConfigDir, which hold the token: they belong in files readable only by
+// their owner, not on the command line where every local user could read
+// them in the process list. There are two, one for each kind of server,
+// which each reads its own: Notebook 6 (NotebookApp, Debian's, the local
+// driver's) reads ConfigFile; Jupyter Server (ServerApp: Notebook 7,
+// JupyterLab 4, the runtime image's) reads ServerConfigFile.
+func Config(s Settings) (map[string][]byte, error) {
 	app := map[string]any{
 		"token":                 s.Token,
 		"password":              "",
 		"base_url":              s.BasePath,
 		"open_browser":          false,
-		"notebook_dir":          s.NotebookDir,
 		"allow_root":            true,
 		"quit_button":           false,
 		"allow_password_change": false,
@@ -81,23 +85,42 @@ func Config(s Settings) ([]byte, error) {
 		// to another port the proxy does not know about.
 		app["port_retries"] = 0
 	}
-	// cohort's extension (Claim), from ExtensionFile in ConfigDir.
-	app["nbserver_extensions"] = map[string]bool{extensionModule: true}
-	cfg := map[string]any{"NotebookApp": app}
-	if s.KernelTransport != "" {
-		// jupyter_client (7.4) derives an IPC kernel's socket paths from
-		// its connection file, which the server puts in the runtime dir.
-		cfg["KernelManager"] = map[string]any{"transport": s.KernelTransport}
+	notebook, server := maps.Clone(app), maps.Clone(app)
+	// The folder, and cohort's extension (Claim), from ExtensionFile in
+	// ConfigDir, each under its server's name for them.
+	notebook["notebook_dir"] = s.NotebookDir
+	notebook["nbserver_extensions"] = map[string]bool{extensionModule: true}
+	server["root_dir"] = s.NotebookDir
+	server["jpserver_extensions"] = map[string]bool{extensionModule: true}
+	files := map[string][]byte{}
+	for name, cfg := range map[string]map[string]any{
+		ConfigFile: {"NotebookApp": notebook},
+		// Jupyter Server 2 reads the token from its identity provider
+		// (ServerApp.token is its deprecated alias); 1.x has none, and
+		// ignores the section.
+		ServerConfigFile: {"ServerApp": server, "IdentityProvider": map[string]any{"token": s.Token}},
+	} {
+		if s.KernelTransport != "" {
+			// jupyter_client (7.4) derives an IPC kernel's socket paths
+			// from its connection file, which the server puts in the
+			// runtime dir.
+			cfg["KernelManager"] = map[string]any{"transport": s.KernelTransport}
+		}
+		b, err := json.MarshalIndent(cfg, "", "  ")
+		if err != nil {
+			return nil, fmt.Errorf("encode notebook config: %w", err)
+		}
+		files[name] = b
 	}
-	b, err := json.MarshalIndent(cfg, "", "  ")
-	if err != nil {
-		return nil, fmt.Errorf("encode notebook config: %w", err)
-	}
-	return b, nil
+	return files, nil
 }
 
-// ConfigFile is the name of the configuration file in ConfigDir.
-const ConfigFile = "jupyter_notebook_config.json"
+// ConfigFile and ServerConfigFile are the configuration files in
+// ConfigDir: Notebook 6's and Jupyter Server's.
+const (
+	ConfigFile       = "jupyter_notebook_config.json"
+	ServerConfigFile = "jupyter_server_config.json"
+)
 
 // Extension is cohort's notebook server extension, which lets Claim
 // replace the token of a running server. It belongs in ExtensionFile.
@@ -114,17 +137,20 @@ var ExtensionFile = filepath.Join("python", extensionModule+".py")
 // WriteConfig writes the notebook configuration (see Config) and the
 // extension into s.ConfigDir, readable by its owner only.
 func WriteConfig(s Settings) error {
-	b, err := Config(s)
+	files, err := Config(s)
 	if err != nil {
 		return err
 	}
+	files[ExtensionFile] = Extension
 	if err := os.MkdirAll(filepath.Join(s.ConfigDir, filepath.Dir(ExtensionFile)), 0o700); err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(s.ConfigDir, ExtensionFile), Extension, 0o600); err != nil {
-		return err
+	for name, b := range files {
+		if err := os.WriteFile(filepath.Join(s.ConfigDir, name), b, 0o600); err != nil {
+			return err
+		}
 	}
-	return os.WriteFile(filepath.Join(s.ConfigDir, ConfigFile), b, 0o600)
+	return nil
 }
 
 // Env returns the environment variables that point Jupyter at the

@@ -39,29 +39,31 @@ func TestConfig(t *testing.T) {
 		},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			b, err := jupyter.Config(c.s)
+			files, err := jupyter.Config(c.s)
 			if err != nil {
 				t.Fatal(err)
 			}
-			var cfg struct {
-				NotebookApp   map[string]any
-				KernelManager map[string]any
-			}
-			if err := json.Unmarshal(b, &cfg); err != nil {
-				t.Fatal(err)
-			}
-			for k, v := range c.want {
-				if cfg.NotebookApp[k] != v {
-					t.Errorf("NotebookApp.%s = %v, want %v", k, cfg.NotebookApp[k], v)
+			// Notebook 6 and Jupyter Server each read their own file, with
+			// the same settings under their own names.
+			for file, section := range map[string]string{jupyter.ConfigFile: "NotebookApp", jupyter.ServerConfigFile: "ServerApp"} {
+				var cfg map[string]map[string]any
+				if err := json.Unmarshal(files[file], &cfg); err != nil {
+					t.Fatal(err)
 				}
-			}
-			for _, k := range c.absent {
-				if v, ok := cfg.NotebookApp[k]; ok {
-					t.Errorf("NotebookApp.%s = %v, want it unset", k, v)
+				app := cfg[section]
+				for k, v := range c.want {
+					if app[k] != v {
+						t.Errorf("%s.%s = %v, want %v", section, k, app[k], v)
+					}
 				}
-			}
-			if got := cfg.KernelManager["transport"]; got != c.transport {
-				t.Errorf("KernelManager.transport = %v, want %v", got, c.transport)
+				for _, k := range c.absent {
+					if v, ok := app[k]; ok {
+						t.Errorf("%s.%s = %v, want it unset", section, k, v)
+					}
+				}
+				if got := cfg["KernelManager"]["transport"]; got != c.transport {
+					t.Errorf("%s: KernelManager.transport = %v, want %v", file, got, c.transport)
+				}
 			}
 			if got := jupyter.Args(c.s); !slices.Equal(got, c.args) {
 				t.Errorf("Args = %v, want %v", got, c.args)

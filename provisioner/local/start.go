@@ -184,15 +184,16 @@ func (d *Driver) takeUID(id string) (uint32, error) {
 // its place is removed first rather than written through: it may be a
 // symlink.
 func writeConfig(r *os.Root, s jupyter.Settings) error {
-	b, err := jupyter.Config(s)
+	files, err := jupyter.Config(s)
 	if err != nil {
 		return err
 	}
-	ext := filepath.Join("jupyter", jupyter.ExtensionFile)
-	if err := r.MkdirAll(filepath.Dir(ext), 0o700); err != nil {
+	files[jupyter.ExtensionFile] = jupyter.Extension
+	if err := r.MkdirAll(filepath.Join("jupyter", filepath.Dir(jupyter.ExtensionFile)), 0o700); err != nil {
 		return err
 	}
-	for name, content := range map[string][]byte{filepath.Join("jupyter", jupyter.ConfigFile): b, ext: jupyter.Extension} {
+	for name, content := range files {
+		name = filepath.Join("jupyter", name)
 		if err := r.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
