@@ -20,6 +20,9 @@ if [ "${1:-}" = test ]; then
 	[ -x /usr/bin/chromium ] || missing="$missing chromium"
 	command -v packer >/dev/null 2>&1 || missing="$missing packer"
 	command -v shellcheck >/dev/null 2>&1 || missing="$missing shellcheck"
+	# The runtime image's kind of notebook server (Jupyter Server), tested
+	# with the local driver.
+	[ -x /usr/bin/jupyter-server ] || missing="$missing jupyter-server"
 fi
 if [ "${1:-}" = test ] || [ "${1:-}" = bench ]; then
 	# The Postgres store's tests run a server of their own (store/postgres/pgtest).
