@@ -76,8 +76,8 @@ func (s *Server) setMaterials(c *gin.Context) {
 // fetchMaterials fetches a repository's ref as the version a class's
 // materials are set to.
 func (s *Server) fetchMaterials(ctx context.Context, in repoInput) (*cohort.Materials, error) {
-	if s.materials == nil {
-		return nil, errNoMaterials
+	if err := s.deliversMaterials(); err != nil {
+		return nil, err
 	}
 	m, err := s.materials.Fetch(ctx, in.Repo, strings.TrimSpace(in.Ref))
 	if err != nil {
@@ -102,8 +102,8 @@ func (s *Server) uploadMaterials(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	if s.materials == nil {
-		s.fail(c, errNoMaterials)
+	if err := s.deliversMaterials(); err != nil {
+		s.fail(c, err)
 		return
 	}
 	name := cmp.Or(c.Query("name"), "materials")
@@ -159,10 +159,20 @@ func (s *Server) snapshot(ctx context.Context, class *cohort.Class) *cohort.Snap
 	return snap
 }
 
-var (
-	errNoMaterials = cohort.Errorf(cohort.EUNAVAILABLE, "this server keeps no class materials")
-	errNoWork      = cohort.Errorf(cohort.EUNAVAILABLE, "this server's driver does not keep participants' work")
-)
+var errNoWork = cohort.Errorf(cohort.EUNAVAILABLE, "this server's driver does not keep participants' work")
+
+// deliversMaterials says why materials cannot be set here, if they
+// cannot: they go into participants' kept work, which only a driver that
+// keeps it has (not GCE's yet: docs/materials.md).
+func (s *Server) deliversMaterials() error {
+	switch {
+	case s.materials == nil:
+		return cohort.Errorf(cohort.EUNAVAILABLE, "this server keeps no class materials")
+	case s.work == nil:
+		return cohort.Errorf(cohort.EUNAVAILABLE, "the %s driver does not deliver class materials yet (docs/materials.md)", s.driver)
+	}
+	return nil
+}
 
 // downloadWork answers with the caller's own work of the class as a zip,
 // whether a session runs or not.

@@ -121,6 +121,20 @@ func TestClassMaterials(t *testing.T) {
 	if n := strings.Count(string(audit.body), cohort.AuditMaterialsChanged); n != 3 {
 		t.Errorf("audit has %d materials changes, want 3 (set, upload, remove): %s", n, audit.body)
 	}
+
+	// A driver that keeps no work (GCE's, for now) refuses materials
+	// rather than taking them and delivering nothing.
+	gce := newEnv(t, func(o *api.Options) { o.Work, o.Driver = nil, "gce" })
+	other := gce.createClass("teacher", `{"name": "on GCE"}`)
+	for _, r := range []response{
+		gce.do("teacher", "PUT", "/v1/classes/"+other.ID+"/materials", `{"repo": "`+repo.Dir+`"}`),
+		gce.do("teacher", "PUT", "/v1/classes/"+other.ID+"/materials/archive?name=w.zip", string(good)),
+		gce.do("teacher", "POST", "/v1/classes", `{"name": "with", "materials": {"repo": "`+repo.Dir+`"}}`),
+	} {
+		if r.status != http.StatusServiceUnavailable || !strings.Contains(string(r.body), "gce driver does not deliver class materials yet") {
+			t.Errorf("materials on a driver that keeps no work = %d %s", r.status, r.body)
+		}
+	}
 }
 
 func TestDownloadAndCollectWork(t *testing.T) {

@@ -192,12 +192,23 @@ func TestClaimedSeatShowsTheParticipantsWork(t *testing.T) {
 		if got := c.names(); len(got) != 0 {
 			t.Fatalf("a warm seat's folder = %v, want empty", got)
 		}
+		lib, err := materials.New(materials.Options{Dir: t.TempDir(), AllowLocal: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := lib.Fetch(ctx, materialstest.NewRepo(t, map[string]string{"train.ipynb": "{}"}).Dir, "")
+		if err != nil {
+			t.Fatal(err)
+		}
 		sp.UserID = "usr_ada"
+		if sp.Materials, _, err = lib.Snapshot(ctx, m); err != nil {
+			t.Fatal(err)
+		}
 		if err := d.Claimed(ctx, sp); err != nil {
 			t.Fatal(err)
 		}
-		if got := c.names(); !slices.Equal(got, []string{"mine.py"}) {
-			t.Fatalf("after the claim the folder = %v, want the participant's work", got)
+		if got := c.names(); !slices.Equal(got, []string{"mine.py", "train.ipynb"}) {
+			t.Fatalf("after the claim the folder = %v, want the participant's work and the class's materials", got)
 		}
 		c.write("after.txt", "written after the claim")
 		if _, err := os.Stat(filepath.Join(work, "after.txt")); err != nil {
