@@ -99,6 +99,9 @@ type ClassStore interface {
 	// SetMaterials writes a class's materials (nil: none), and nothing
 	// else of it.
 	SetMaterials(ctx context.Context, classID string, m *Materials) error
+	// SwapMaterials writes a class's materials if they are still old;
+	// ECONFLICT if they changed meanwhile.
+	SwapMaterials(ctx context.Context, classID string, old, m *Materials) error
 	// DeleteClass removes a class and its ended sessions; a class with an
 	// active session is ECONFLICT.
 	DeleteClass(ctx context.Context, id string) error

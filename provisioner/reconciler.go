@@ -164,8 +164,16 @@ func (r *Reconciler) snapshot(ctx context.Context, c *cohort.Class, s *cohort.Se
 	if c.Materials == nil || r.materials == nil || s.Warm() {
 		return nil
 	}
-	snap, _, err := r.materials.Snapshot(ctx, c.Materials)
+	snap, now, err := r.materials.Snapshot(ctx, c.Materials)
 	switch {
+	case err == nil && now.Version != c.Materials.Version:
+		// The class shows the version sessions get: a branch moved on. An
+		// instructor's change meanwhile wins (ECONFLICT, left alone).
+		next := *c.Materials
+		next.Version, next.Files, next.Bytes = now.Version, now.Files, now.Bytes
+		if err := r.store.SwapMaterials(ctx, c.ID, c.Materials, &next); err != nil && cohort.ErrorCode(err) != cohort.ECONFLICT {
+			r.log.Warn("record the class's newer materials", "class_id", c.ID, "error", err)
+		}
 	case err == nil:
 	case snap != nil:
 		r.log.Warn("class materials not updated", "session_id", s.ID, "class_id", c.ID, "error", err)

@@ -76,8 +76,11 @@ func TestE2EMaterialsAndWork(t *testing.T) {
 	}
 	waitState(t, ada, first.ID, cohort.StateStopped)
 
-	repo.Commit(map[string]string{"config.cfg": "[training]\nmax_epochs = 20\n", "project.yml": "title: NER"})
+	pushed := repo.Commit(map[string]string{"config.cfg": "[training]\nmax_epochs = 20\n", "project.yml": "title: NER"})
 	second := startReady(t, ada, class.ID)
+	if v, err := teacher.Materials(ctx, class.ID); err != nil || v.Materials.Version != "git-"+pushed {
+		t.Fatalf("after a session got the pushed commit, the class shows %+v (%v); want git-%s", v.Materials, err, pushed)
+	}
 	got := runKernel(t, srv.notebook(second.ID), adaToken, "import os; print(sorted(n for n in os.listdir('.') if not n.startswith('.')))")
 	for _, want := range []string{"'model.txt'", "'project.yml'", "'config.cfg'", "'config.class-"} {
 		if !strings.Contains(got, want) {

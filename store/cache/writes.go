@@ -59,6 +59,12 @@ func (c *Store) SetMaterials(ctx context.Context, classID string, m *cohort.Mate
 	return c.Store.SetMaterials(ctx, classID, m)
 }
 
+// SwapMaterials changes a class's materials if they are still old.
+func (c *Store) SwapMaterials(ctx context.Context, classID string, old, m *cohort.Materials) error {
+	defer c.class(classID)
+	return c.Store.SwapMaterials(ctx, classID, old, m)
+}
+
 // DeleteClass removes a class and its ended sessions.
 func (c *Store) DeleteClass(ctx context.Context, id string) error {
 	defer c.all()

@@ -143,6 +143,27 @@ func (s *Store) SetMaterials(ctx context.Context, classID string, m *cohort.Mate
 	return nil
 }
 
+// SwapMaterials writes a class's materials if they are still old:
+// ECONFLICT if they changed meanwhile (an instructor set others).
+func (s *Store) SwapMaterials(ctx context.Context, classID string, old, m *cohort.Materials) error {
+	was, err := materialsJSON(old)
+	if err != nil {
+		return err
+	}
+	now, err := materialsJSON(m)
+	if err != nil {
+		return err
+	}
+	res, err := s.exec(ctx, `UPDATE classes SET materials = ? WHERE id = ? AND materials = ?`, now, classID, was)
+	if err != nil {
+		return fmt.Errorf("swap materials: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return cohort.Errorf(cohort.ECONFLICT, "the materials of class %s changed meanwhile", classID)
+	}
+	return nil
+}
+
 // DeleteClass removes a class with no active session, and its history.
 func (s *Store) DeleteClass(ctx context.Context, id string) error {
 	return s.inTx(ctx, func(tx querier) error {

@@ -419,6 +419,17 @@ func testClasses(t *testing.T, s cohort.Store, clock *Clock) {
 	if got := must(s.GetClass(ctx, c.ID)); got.Materials == nil || *got.Materials != *m || got.Name != "Renamed again" {
 		t.Fatalf("materials after SetMaterials and UpdateClass = %+v, want %+v", got.Materials, m)
 	}
+	// A session records a branch's newer commit only over what it read.
+	read := must(s.GetClass(ctx, c.ID)).Materials
+	newer := *read
+	newer.Version = "git-4567cdef"
+	if err := s.SwapMaterials(ctx, c.ID, read, &newer); err != nil {
+		t.Fatalf("swap over the materials read: %v", err)
+	}
+	wantCode(t, s.SwapMaterials(ctx, c.ID, read, &newer), cohort.ECONFLICT)
+	if got := must(s.GetClass(ctx, c.ID)).Materials; got.Version != "git-4567cdef" {
+		t.Fatalf("after the swap, version %s", got.Version)
+	}
 	if err := s.SetMaterials(ctx, c.ID, nil); err != nil {
 		t.Fatal(err)
 	}
