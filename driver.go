@@ -61,6 +61,8 @@ type WorkKeeper interface {
 	// reports whether there was any; call it when none of the class's
 	// sessions runs.
 	DeleteWork(ctx context.Context, classID string) (bool, error)
+	// WorkClasses lists the classes it keeps work of.
+	WorkClasses(ctx context.Context) ([]string, error)
 }
 
 // RuntimeChecker is a driver that can say, before any session starts,

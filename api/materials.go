@@ -4,6 +4,7 @@ import (
 	"archive/zip"
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"path"
@@ -146,13 +147,14 @@ func (s *Server) removeMaterials(c *gin.Context) {
 }
 
 // snapshot returns the version of a class's materials that a claimed
-// warm seat gets (nil if none can be had: the seat is the participant's
-// all the same, with their work).
-func (s *Server) snapshot(ctx context.Context, class *cohort.Class) *cohort.Snapshot {
+// warm seat gets: the class's, without a look at its repository, which
+// the participant would wait for under the class's lock (nil if none can
+// be had: the seat is the participant's all the same, with their work).
+func (s *Server) snapshot(class *cohort.Class) *cohort.Snapshot {
 	if s.materials == nil || class.Materials == nil {
 		return nil
 	}
-	snap, _, err := s.materials.Snapshot(ctx, class.Materials)
+	snap, err := s.materials.Stored(class.Materials)
 	if err != nil {
 		s.log.Warn("class materials for a claimed seat", "class_id", class.ID, "error", err)
 	}
@@ -194,7 +196,7 @@ func (s *Server) downloadWork(c *gin.Context) {
 	}
 	defer root.Close()
 	s.sendZip(c, "work-"+a.class.ID+".zip", func(zw *zip.Writer) error {
-		_, err := materials.Zip(zw, root, "", nil)
+		_, err := materials.Zip(c.Request.Context(), zw, root, "", nil)
 		return err
 	})
 }
@@ -257,8 +259,13 @@ func (s *Server) collectWork(c *gin.Context) {
 			if err != nil {
 				return err
 			}
-			_, err = materials.Zip(zw, root, m.Email+"/", want)
+			_, err = materials.Zip(ctx, zw, root, m.Email+"/", want)
 			root.Close()
+			if errors.Is(err, materials.ErrZipLimit) {
+				// One participant's folder does not cut the others' out.
+				s.log.Warn("collect: a participant's folder is past the limits; the rest of it is left out", "class_id", a.class.ID, "email", m.Email, "error", err)
+				continue
+			}
 			if err != nil {
 				return err
 			}

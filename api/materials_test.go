@@ -39,6 +39,15 @@ func (d dirWork) OpenWork(classID, userID string) (*os.Root, error) {
 	return os.OpenRoot(d.path(classID, userID))
 }
 
+func (d dirWork) WorkClasses(context.Context) ([]string, error) {
+	entries, err := os.ReadDir(string(d))
+	var ids []string
+	for _, e := range entries {
+		ids = append(ids, e.Name())
+	}
+	return ids, err
+}
+
 func (d dirWork) DeleteWork(_ context.Context, classID string) (bool, error) {
 	_, err := os.Stat(filepath.Join(string(d), classID))
 	return err == nil, os.RemoveAll(filepath.Join(string(d), classID))

@@ -130,7 +130,7 @@ func (s *Server) claimed(ctx context.Context, class *cohort.Class, sess *cohort.
 			}
 			err = s.claimer.Claimed(ctx, cohort.NotebookSpec{SessionID: sess.ID, ClassID: sess.ClassID, UserID: u.ID, UserEmail: u.Email,
 				Token: sess.NotebookToken, BasePath: sess.BasePath(), Runtime: class.Runtime, Deadline: s.now().Add(life),
-				Materials: s.snapshot(ctx, class)})
+				Materials: s.snapshot(class)})
 		}
 		if err != nil {
 			s.log.Error("tell the driver of a claimed seat", "session_id", sess.ID, "error", err)

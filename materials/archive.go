@@ -38,6 +38,8 @@ func (l *Library) AddArchive(name string, r io.Reader) (*cohort.Materials, error
 	if n > MaxUpload {
 		return nil, cohort.Invalid("archive", "the archive is larger than %d MiB", MaxUpload>>20)
 	}
+	l.writing.Lock()
+	defer l.writing.Unlock()
 	files, err := readArchive(tmp, n)
 	if err != nil {
 		return nil, err
@@ -84,6 +86,9 @@ func readZip(f *os.File, size int64) ([]entry, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(zr.File) > MaxFiles {
+		return nil, cohort.Invalid("archive", "the archive holds more than %d entries", MaxFiles)
+	}
 	var files []entry
 	var c counter
 	for _, zf := range zr.File {
@@ -91,6 +96,9 @@ func readZip(f *os.File, size int64) ([]entry, error) {
 		switch {
 		case mode.IsDir():
 			if err := checkDir(zf.Name); err != nil {
+				return nil, err
+			}
+			if err := c.add(zf.Name, 0); err != nil {
 				return nil, err
 			}
 			continue
@@ -133,6 +141,9 @@ func readTar(r io.Reader) ([]entry, error) {
 		switch h.Typeflag {
 		case tar.TypeDir:
 			if err := checkDir(h.Name); err != nil {
+				return nil, err
+			}
+			if err := c.add(h.Name, 0); err != nil {
 				return nil, err
 			}
 			continue
@@ -227,6 +238,10 @@ func tidy(files []entry) ([]entry, error) {
 		seen[e.name] = true
 	}
 	for _, e := range files {
+		// Again, without the top directory: it may have hidden a name.
+		if _, err := cleanName(e.name); err != nil {
+			return nil, refused(err)
+		}
 		for d := path.Dir(e.name); d != "."; d = path.Dir(d) {
 			if seen[d] {
 				return nil, cohort.Invalid("archive", "%s is both a file and a directory in the archive", d)

@@ -36,13 +36,16 @@ func (l *Library) Fetch(ctx context.Context, repo, ref string) (*cohort.Material
 	if err := cohort.ValidateRepo(repo, ref, l.local); err != nil {
 		return nil, err
 	}
-	defer l.lockRepo(repo)()
+	// The lookup runs outside the repository's lock: lookups of a class's
+	// sessions starting together run side by side; fetches, which write
+	// the bare clone, one at a time.
 	if commit, ok := l.remoteCommit(ctx, repo, ref); ok {
 		if m, err := l.describe("git-" + commit); err == nil {
 			m.Repo, m.Ref = repo, ref
 			return m, nil
 		}
 	}
+	defer l.lockRepo(repo)()
 	sum := sha256.Sum256([]byte(repo))
 	bare := filepath.Join(l.dir, "repos", hex.EncodeToString(sum[:8])+".git")
 	if _, err := os.Stat(filepath.Join(bare, "HEAD")); err != nil {
@@ -110,6 +113,8 @@ func (l *Library) gitVersion(ctx context.Context, bare, commit string) (*cohort.
 	if m, err := l.describe(version); err == nil {
 		return m, nil
 	}
+	l.writing.Lock()
+	defer l.writing.Unlock()
 	cmd := l.command(ctx, bare, "archive", "--format=tar", commit)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

@@ -25,6 +25,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -35,10 +36,13 @@ import (
 // Limits of one version of a class's materials: workshop notebooks and
 // configuration, not datasets (those belong in a bucket or a download
 // from the notebook).
+//
+// A version is read whole into memory while it is written (one at a time
+// per server: Library.writing), and a merge holds one file at a time.
 const (
 	MaxFiles     = 10_000
-	MaxBytes     = 512 << 20 // all files, uncompressed
-	MaxFileBytes = 256 << 20
+	MaxBytes     = 256 << 20 // all files, uncompressed
+	MaxFileBytes = 64 << 20
 	// MaxUpload bounds an uploaded archive, compressed.
 	MaxUpload = 256 << 20
 )
@@ -57,6 +61,9 @@ type Library struct {
 
 	mu    sync.Mutex
 	repos map[string]*sync.Mutex // one fetch per repository at a time
+	// writing lets one version be read and written at a time: each is
+	// held in memory meanwhile (up to MaxBytes).
+	writing sync.Mutex
 }
 
 // Options configure a Library.
@@ -80,6 +87,13 @@ func New(opts Options) (*Library, error) {
 	if l.log == nil {
 		l.log = slog.New(slog.DiscardHandler)
 	}
+	// What a server that died mid-write left: nothing else writes here.
+	for _, pattern := range []string{filepath.Join(l.dir, ".upload-*"), filepath.Join(l.dir, "versions", ".new-*")} {
+		left, _ := filepath.Glob(pattern)
+		for _, f := range left {
+			os.Remove(f)
+		}
+	}
 	return l, nil
 }
 
@@ -101,7 +115,11 @@ func (l *Library) Snapshot(ctx context.Context, m *cohort.Materials) (*cohort.Sn
 	}
 	var fetchErr error
 	if m.Repo != "" {
+		// A start waits at most lookupTimeout for the repository: then it
+		// takes the version it has.
+		ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
 		now, err := l.Fetch(ctx, m.Repo, m.Ref)
+		cancel()
 		if err == nil {
 			return l.stored(now.Version), now, nil
 		}
@@ -111,6 +129,23 @@ func (l *Library) Snapshot(ctx context.Context, m *cohort.Materials) (*cohort.Sn
 		return nil, m, errors.Join(fetchErr, fmt.Errorf("materials version %s is not on this server", m.Version))
 	}
 	return l.stored(m.Version), m, fetchErr
+}
+
+// lookupTimeout bounds what a session's start waits for a class's
+// repository (a fetch as the instructor sets it gets Timeout).
+const lookupTimeout = 20 * time.Second
+
+// Stored returns the version of m this server has, without asking the
+// repository: for a warm seat's claim, which a participant waits for
+// under the class's lock (sessions keep the class's version current).
+func (l *Library) Stored(m *cohort.Materials) (*cohort.Snapshot, error) {
+	if m == nil {
+		return nil, nil
+	}
+	if _, err := os.Stat(l.path(m.Version)); err != nil {
+		return nil, fmt.Errorf("materials version %s is not on this server", m.Version)
+	}
+	return l.stored(m.Version), nil
 }
 
 func (l *Library) stored(version string) *cohort.Snapshot {
@@ -143,11 +178,11 @@ type counter struct {
 }
 
 func (c *counter) add(name string, size int64) error {
-	c.files++
+	c.files++ // directories too: an archive of nothing but headers is work
 	c.bytes += size
 	switch {
 	case c.files > MaxFiles:
-		return cohort.Invalid("materials", "the materials hold more than %d files", MaxFiles)
+		return cohort.Invalid("materials", "the materials hold more than %d files and folders", MaxFiles)
 	case size > MaxFileBytes:
 		return cohort.Invalid("materials", "%s is larger than %d MiB", name, MaxFileBytes>>20)
 	case c.bytes > MaxBytes:
@@ -221,6 +256,11 @@ func cleanName(name string) (string, error) {
 	first, _, _ := strings.Cut(clean, "/")
 	if first == ".cohort" {
 		return "", fmt.Errorf("%q is in .cohort, which cohort keeps for itself", name)
+	}
+	// A .git folder delivered into a participant's folder would configure
+	// the git they run there (core.fsmonitor runs a program).
+	if slices.Contains(strings.Split(clean, "/"), ".git") {
+		return "", fmt.Errorf("%q is in a .git folder, which materials may not hold", name)
 	}
 	return clean, nil
 }

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/cohortdev/cohort"
 	"github.com/cohortdev/cohort/materials/materialstest"
@@ -183,6 +185,8 @@ func TestUploadedArchives(t *testing.T) {
 		{"dev.tar", tarball(t, false, member{name: "null", typ: tar.TypeChar}), "special file"},
 		{"twice.tar", tarball(t, false, member{name: "a", body: "1"}, member{name: "./a", body: "2"}), "appears twice"},
 		{"ours.tar", tarball(t, false, member{name: ".cohort/materials.json", body: "{}"}), "cohort keeps for itself"},
+		{"ours-under-top.tar", tarball(t, false, member{name: "x/.cohort/materials.json", body: "{}"}), "cohort keeps for itself"},
+		{"git.zip", zipball(t, member{name: "w/a.txt", body: "a"}, member{name: "w/.git/config", body: "[core]\nfsmonitor = evil"}), "in a .git folder"},
 		{"notes.txt", []byte("just some text, not an archive"), "not a zip, tar or tar.gz"},
 		{"empty.zip", zipball(t), "holds no files"},
 		{"broken.zip", zipball(t, member{name: "a", body: "x"})[:30], "cannot be read"},
@@ -329,7 +333,7 @@ func TestZipLeavesOutLinksAndPipes(t *testing.T) {
 	defer root.Close()
 	var buf bytes.Buffer
 	zw := zip.NewWriter(&buf)
-	n, err := Zip(zw, root, "work/", nil)
+	n, err := Zip(context.Background(), zw, root, "work/", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -341,5 +345,52 @@ func TestZipLeavesOutLinksAndPipes(t *testing.T) {
 	slices.Sort(got)
 	if want := []string{"work/sub/model.txt", "work/train.ipynb"}; n != 2 || !slices.Equal(got, want) {
 		t.Fatalf("zip holds %v (%d), want %v", got, n, want)
+	}
+
+	// A folder deeper than the limit ends the walk, with ErrZipLimit.
+	deep := filepath.Join(dir, strings.Repeat("d/", MaxZipDepth+2))
+	if err := os.MkdirAll(deep, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Zip(context.Background(), zip.NewWriter(io.Discard), root, "", nil); !errors.Is(err, ErrZipLimit) {
+		t.Fatalf("a folder %d deep: %v, want ErrZipLimit", MaxZipDepth+2, err)
+	}
+}
+
+// TestMergeDoesNotWaitOnAPipe: a participant who puts a pipe where the
+// merge reads (its record, a file of the class's) hangs nothing.
+func TestMergeDoesNotWaitOnAPipe(t *testing.T) {
+	l := newLibrary(t, false)
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, ".cohort"), 0o755)
+	for _, name := range []string{ManifestPath, "train.ipynb"} {
+		if err := syscall.Mkfifo(filepath.Join(dir, name), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	done := make(chan error, 1)
+	snap := version(t, l, map[string]string{"train.ipynb": "nb"})
+	var rep *Report
+	go func() {
+		var err error
+		rep, err = Merge(root, snap)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the merge waits on a pipe")
+	}
+	// The pipe is the participant's: kept, the class's file beside it.
+	if len(rep.Kept) != 1 {
+		t.Fatalf("report = %+v, want train.ipynb kept and the class's beside it", rep)
 	}
 }

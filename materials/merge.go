@@ -206,7 +206,7 @@ func hashOf(root *os.Root, name string) (string, error) {
 	if !fi.Mode().IsRegular() {
 		return "", fmt.Errorf("%s is not a file", name)
 	}
-	f, err := root.OpenFile(name, os.O_RDONLY|oNOFOLLOW, 0)
+	f, err := openRegular(root, name)
 	if err != nil {
 		return "", err
 	}
@@ -216,6 +216,26 @@ func hashOf(root *os.Root, name string) (string, error) {
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// openRegular opens a file of a participant's folder for reading, only
+// if it is a regular file: without following a symlink, and without
+// blocking on a pipe (a participant may put one where a file was, to
+// hang whatever opens it as root).
+func openRegular(root *os.Root, name string) (*os.File, error) {
+	f, err := root.OpenFile(name, os.O_RDONLY|oNOFOLLOW|oNONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = fmt.Errorf("%s is not a file", name)
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
 // deliver writes a file whole: aside first, then renamed into place.
@@ -267,7 +287,7 @@ func unwrapPath(err error) error {
 
 func readManifest(root *os.Root) *manifest {
 	m := &manifest{}
-	f, err := root.OpenFile(ManifestPath, os.O_RDONLY|oNOFOLLOW, 0)
+	f, err := openRegular(root, ManifestPath)
 	if err != nil {
 		return m
 	}

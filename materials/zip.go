@@ -2,6 +2,7 @@ package materials
 
 import (
 	"archive/zip"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -12,72 +13,130 @@ import (
 	"time"
 )
 
+// Limits of one walk of a participant's folder for a zip: its shape is
+// theirs to choose, the server's time and memory are not.
+const (
+	MaxZipDepth   = 64
+	MaxZipEntries = 200_000
+	MaxZipBytes   = 32 << 30
+)
+
+// ErrZipLimit is a folder past the limits of a zip.
+var ErrZipLimit = errors.New("past the limits of a zip")
+
 // Zip writes the regular files of a work directory (open as root) into
 // zw under prefix, and returns how many. Symlinks, pipes, devices and
-// sockets are left out, as are cohort's .cohort and Jupyter's
-// checkpoints. A file is opened without following a symlink and without
-// blocking (a participant may swap a file for a pipe during the walk),
-// and taken only if it is then a regular file. want, if set, chooses the
-// files by name.
-func Zip(zw *zip.Writer, root *os.Root, prefix string, want func(name string) bool) (int, error) {
-	n := 0
-	var walk func(dir string) error
-	walk = func(dir string) error {
-		d, err := root.Open(dir)
-		if err != nil {
-			return err
-		}
-		entries, err := d.ReadDir(-1)
-		d.Close()
-		if err != nil {
-			return err
-		}
-		for _, e := range entries {
-			name := path.Join(dir, e.Name())
-			switch {
-			case name == ".cohort" || e.Name() == ".ipynb_checkpoints":
-			case e.IsDir():
-				if err := walk(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
-					return err
-				}
-			case e.Type().IsRegular() && (want == nil || want(name)):
-				ok, err := AddFile(zw, root, name, prefix+name)
-				if err != nil {
-					return err
-				}
-				if ok {
-					n++
-				}
-			}
-		}
-		return nil
-	}
-	return n, walk(".")
+// sockets are left out, as are cohort's .cohort, Jupyter's checkpoints,
+// and names with a backslash (a path on Windows). Every file and folder
+// is opened without following a symlink and without blocking (a
+// participant may swap one for a pipe during the walk), and taken only
+// if it is then what the walk saw. A folder deeper, larger or heavier
+// than the limits ends the walk with ErrZipLimit; so does ctx. want, if
+// set, chooses the files by name.
+func Zip(ctx context.Context, zw *zip.Writer, root *os.Root, prefix string, want func(name string) bool) (int, error) {
+	z := &zipper{ctx: ctx, zw: zw, root: root, prefix: prefix, want: want}
+	err := z.walk(".", 0)
+	return z.files, err
 }
 
-// AddFile adds one file of the work directory as name as, if it is a
-// regular file.
-func AddFile(zw *zip.Writer, root *os.Root, name, as string) (bool, error) {
-	f, err := root.OpenFile(name, os.O_RDONLY|oNOFOLLOW|oNONBLOCK, 0)
+type zipper struct {
+	ctx    context.Context
+	zw     *zip.Writer
+	root   *os.Root
+	prefix string
+	want   func(string) bool
+
+	files, seen int
+	bytes       int64
+}
+
+func (z *zipper) walk(dir string, depth int) error {
+	if depth > MaxZipDepth {
+		return fmt.Errorf("%s is more than %d folders deep: %w", dir, MaxZipDepth, ErrZipLimit)
+	}
+	d, err := z.root.OpenFile(dir, os.O_RDONLY|oDIRECTORY|oNOFOLLOW|oNONBLOCK, 0)
 	if err != nil {
-		return false, nil // gone, or swapped for a symlink: not theirs to give
+		if dir == "." {
+			return err
+		}
+		return nil // gone, or swapped for something else: nothing to give
+	}
+	defer d.Close()
+	for {
+		entries, err := d.ReadDir(1000)
+		for _, e := range entries {
+			if err := z.entry(dir, e, depth); err != nil {
+				return err
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func (z *zipper) entry(dir string, e fs.DirEntry, depth int) error {
+	if z.seen++; z.seen > MaxZipEntries {
+		return fmt.Errorf("more than %d entries: %w", MaxZipEntries, ErrZipLimit)
+	}
+	if err := z.ctx.Err(); err != nil {
+		return err
+	}
+	name := path.Join(dir, e.Name())
+	switch {
+	case name == ".cohort" || e.Name() == ".ipynb_checkpoints" || strings.Contains(e.Name(), "\\"):
+	case e.IsDir():
+		return z.walk(name, depth+1)
+	case e.Type().IsRegular() && (z.want == nil || z.want(name)):
+		return z.add(name)
+	}
+	return nil
+}
+
+// add adds one file, if it is a regular file when opened.
+func (z *zipper) add(name string) error {
+	f, err := openRegular(z.root, name)
+	if err != nil {
+		return nil // gone, or swapped: not theirs to give
 	}
 	defer f.Close()
 	fi, err := f.Stat()
-	if err != nil || !fi.Mode().IsRegular() {
-		return false, nil
+	if err != nil {
+		return nil
 	}
-	h := &zip.FileHeader{Name: strings.TrimPrefix(as, "./"), Method: zip.Deflate, Modified: fi.ModTime().UTC()}
+	if z.bytes += fi.Size(); z.bytes > MaxZipBytes {
+		return fmt.Errorf("more than %d GiB: %w", MaxZipBytes>>30, ErrZipLimit)
+	}
+	h := &zip.FileHeader{Name: z.prefix + name, Method: zip.Deflate, Modified: fi.ModTime().UTC()}
 	if h.Modified.IsZero() {
 		h.Modified = time.Unix(0, 0)
 	}
 	h.SetMode(fi.Mode().Perm())
-	w, err := zw.CreateHeader(h)
+	w, err := z.zw.CreateHeader(h)
 	if err != nil {
-		return false, err
+		return err
 	}
-	if _, err := io.Copy(w, f); err != nil {
-		return false, fmt.Errorf("read %s: %w", name, err)
+	// At most the size seen (a file that grows meanwhile is cut there),
+	// and no further once the request is gone.
+	if _, err := io.Copy(w, &ctxReader{z.ctx, io.LimitReader(f, fi.Size())}); err != nil {
+		return fmt.Errorf("read %s: %w", name, err)
 	}
-	return true, nil
+	z.files++
+	return nil
+}
+
+// ctxReader stops reading when its context ends.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }

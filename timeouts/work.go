@@ -14,7 +14,8 @@ import (
 const workEvery = 10 * time.Minute
 
 // expireWork deletes the work of every class whose retention has passed
-// (Policy.WorkExpires) and none of whose sessions is active, if the
+// (Policy.WorkExpires) and none of whose sessions is active, and of
+// classes that no longer exist, if the
 // driver keeps work and the last look is workEvery ago. It reports the
 // classes whose work it deleted.
 func (s *Sweeper) expireWork(ctx context.Context, now time.Time) ([]string, error) {
@@ -29,6 +30,26 @@ func (s *Sweeper) expireWork(ctx context.Context, now time.Time) ([]string, erro
 	}
 	var deleted []string
 	var errs []error
+	// Work of a class that is gone (its deletion could not delete it).
+	kept, err := keeper.WorkClasses(ctx)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("list the classes with work: %w", err))
+	}
+	exists := map[string]bool{}
+	for _, c := range classes {
+		exists[c.ID] = true
+	}
+	for _, id := range kept {
+		if exists[id] {
+			continue
+		}
+		if removed, err := keeper.DeleteWork(ctx, id); err != nil {
+			errs = append(errs, err)
+		} else if removed {
+			s.log.Info("participants' work deleted: its class is gone", "class_id", id)
+			deleted = append(deleted, id)
+		}
+	}
 	for _, c := range classes {
 		at, ok := c.Policy.WorkExpires()
 		if !ok || now.Before(at) {

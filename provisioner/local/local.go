@@ -147,10 +147,10 @@ func (d *Driver) makeRoot() error {
 	if err := os.Chmod(d.root, mode); err != nil {
 		return err
 	}
-	if err := os.MkdirAll(d.worksDir(), mode); err != nil {
+	if err := os.MkdirAll(d.worksDir(), 0o700); err != nil {
 		return err
 	}
-	if err := os.Chmod(d.worksDir(), mode); err != nil {
+	if err := os.Chmod(d.worksDir(), 0o700); err != nil {
 		return err
 	}
 	d.claims = claims{dir: filepath.Join(d.stateDir(), "uids")}

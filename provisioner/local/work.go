@@ -20,8 +20,8 @@ import (
 // the session's mount namespace binds it there, as a mount of its own
 // (no hard link crosses it); otherwise ROOT/ID/work is a symlink to it.
 //
-//	ROOT/work/            root 0711 when isolated (enter, not list)
-//	  CLASS/              root 0711
+//	ROOT/work/            root 0700
+//	  CLASS/              root 0700
 //	    USER/             the session's uid 0700 while a session runs,
 //	                      root 0700 between sessions (secureHome)
 //
@@ -55,15 +55,14 @@ func (d *Driver) makeWorkDir(spec cohort.NotebookSpec) (string, error) {
 	if work == "" || err != nil {
 		return "", err
 	}
-	mode := os.FileMode(0o700)
-	if d.isolated() {
-		mode = 0o711
-	}
+	// Root's alone: sessions reach their participant's work through the
+	// bind of it (or, not isolated, as cohort's own user), never by this
+	// path, so nobody learns who has work here.
 	for _, dir := range []string{d.worksDir(), filepath.Dir(work)} {
-		if err := os.Mkdir(dir, mode); err != nil && !errors.Is(err, fs.ErrExist) {
+		if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 			return "", fmt.Errorf("make the work directory: %w", err)
 		}
-		if err := os.Chmod(dir, mode); err != nil {
+		if err := os.Chmod(dir, 0o700); err != nil {
 			return "", err
 		}
 	}
@@ -124,11 +123,18 @@ func (d *Driver) Claimed(ctx context.Context, spec cohort.NotebookSpec) error {
 	}
 	defer d.lock(id)()
 	in, err := d.readInstance(id)
-	if err != nil || in == nil || in.PID == 0 || in.Work != "" {
+	if err != nil || in == nil || in.PID == 0 || in.Work != "" || !d.serverAlive(id, in) {
 		return err
 	}
 	work, err := d.makeWorkDir(spec)
 	if work == "" || err != nil {
+		return err
+	}
+	// Recorded before the work is given to the seat's uid: whatever fails
+	// after, Stop finds it and makes it root's again, before the uid goes
+	// to anyone else.
+	in.Work = work
+	if err := d.writeInstance(id, in); err != nil {
 		return err
 	}
 	folder := d.WorkDir(id)
@@ -148,8 +154,7 @@ func (d *Driver) Claimed(ctx context.Context, spec cohort.NotebookSpec) error {
 			return fmt.Errorf("give the seat its participant's work: %w: %s", err, out)
 		}
 	}
-	in.Work = work
-	return d.writeInstance(id, in)
+	return nil
 }
 
 // OpenWork opens a participant's work of a class for reading.
@@ -166,6 +171,21 @@ func (d *Driver) OpenWork(classID, userID string) (*os.Root, error) {
 		return nil, cohort.Errorf(cohort.ENOTFOUND, "no work of %s in class %s yet", userID, classID)
 	}
 	return r, err
+}
+
+// WorkClasses lists the classes whose participants' work is kept here.
+func (d *Driver) WorkClasses(context.Context) ([]string, error) {
+	entries, err := os.ReadDir(d.worksDir())
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, e := range entries {
+		if e.IsDir() && checkID(e.Name()) == nil {
+			ids = append(ids, e.Name())
+		}
+	}
+	return ids, nil
 }
 
 // DeleteWork removes the work of every participant of a class, and

@@ -222,6 +222,19 @@ func TestClaimedSeatShowsTheParticipantsWork(t *testing.T) {
 				t.Fatalf("after the claimed seat stopped the work directory is uid %d's, want root's", uid)
 			}
 		}
+		// The class's retention passes: its work goes, and only it.
+		if ids, err := d.WorkClasses(ctx); err != nil || !slices.Equal(ids, []string{"cls_work"}) {
+			t.Fatalf("WorkClasses = %v, %v", ids, err)
+		}
+		if removed, err := d.DeleteWork(ctx, "cls_work"); err != nil || !removed {
+			t.Fatalf("DeleteWork = %v, %v", removed, err)
+		}
+		if _, err := os.Stat(work); !os.IsNotExist(err) {
+			t.Fatalf("the class's work is still there: %v", err)
+		}
+		if removed, err := d.DeleteWork(ctx, "cls_work"); err != nil || removed {
+			t.Fatalf("DeleteWork again = %v, %v; want nothing to remove", removed, err)
+		}
 	})
 }
 
