@@ -65,6 +65,13 @@ type WorkKeeper interface {
 	WorkClasses(ctx context.Context) ([]string, error)
 }
 
+// Puller is a driver that can bring a class's materials (spec.Materials)
+// into a running session's work, for a participant who wants an update
+// without a restart. It returns what changed, in words.
+type Puller interface {
+	PullMaterials(ctx context.Context, spec NotebookSpec) (string, error)
+}
+
 // RuntimeChecker is a driver that can say, before any session starts,
 // that a class's runtime cannot run (an image family that does not exist,
 // a disk smaller than the image): a cohort.Invalid error naming the field.

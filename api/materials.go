@@ -25,6 +25,7 @@ import (
 //	DELETE /v1/classes/:class/materials          instructors: none
 //	GET    /v1/classes/:class/work               members: their own work, as a zip
 //	GET    /v1/classes/:class/collect?path=P     instructors: every participant's P, as a zip
+//	POST   /v1/sessions/:session/materials       the session's participant (and instructors): the newest materials, now
 
 // archivePath is the upload's route: its body may be large and slow.
 const archivePath = "/v1/classes/:class/materials/archive"
@@ -159,6 +160,50 @@ func (s *Server) snapshot(class *cohort.Class) *cohort.Snapshot {
 		s.log.Warn("class materials for a claimed seat", "class_id", class.ID, "error", err)
 	}
 	return snap
+}
+
+// pullMaterials merges the class's newest materials into a running
+// session's work, for a participant who wants an update mid-session.
+func (s *Server) pullMaterials(c *gin.Context) {
+	a, err := s.session(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	ctx := c.Request.Context()
+	sess := a.session
+	class, err := s.store.GetClass(ctx, sess.ClassID)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	puller, ok := s.work.(cohort.Puller)
+	switch {
+	case class.Materials == nil:
+		s.fail(c, cohort.Invalid("materials", "class %s has no materials", class.ID))
+		return
+	case !ok || s.materials == nil:
+		s.fail(c, cohort.Errorf(cohort.EUNAVAILABLE, "the %s driver cannot update a running session's materials", s.driver))
+		return
+	case sess.State != cohort.StateReady || sess.Warm():
+		s.fail(c, cohort.Errorf(cohort.ECONFLICT, "session %s is %s: only a participant's ready session takes updates", sess.ID, sess.State))
+		return
+	}
+	snap, _, err := s.materials.Snapshot(ctx, class.Materials)
+	if snap == nil {
+		s.fail(c, cohort.Unavailable(err, "the class's materials cannot be had now"))
+		return
+	}
+	summary, err := puller.PullMaterials(ctx, cohort.NotebookSpec{SessionID: sess.ID, ClassID: sess.ClassID, UserID: sess.UserID, Materials: snap})
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if summary == "" {
+		summary = "class materials: nothing new"
+	}
+	s.sessionEvent(ctx, sess, summary+" (asked by "+currentUser(c).Email+")")
+	c.JSON(http.StatusOK, gin.H{"version": snap.Version, "summary": summary})
 }
 
 var errNoWork = cohort.Errorf(cohort.EUNAVAILABLE, "this server's driver does not keep participants' work")

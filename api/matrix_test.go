@@ -115,6 +115,7 @@ var matrix = map[string]rule{
 	"POST /v1/sessions/:session/stop":                  {allow: sessionSeers},
 	"POST /v1/sessions/:session/open":                  {allow: sessionSeers},
 	"POST /v1/sessions/:session/keepalive":             {allow: sessionSeers},
+	"POST /v1/sessions/:session/materials":             {allow: sessionSeers},
 	"POST /v1/sessions/:session/extend":                {allow: classTeach, body: `{"by": "30m"}`},
 	"POST /v1/scheduler/sweep":                         {scheduler: true},
 	"POST /v1/scheduler/sessions/:session/expire":      {scheduler: true},

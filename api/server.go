@@ -351,6 +351,7 @@ func (s *Server) routes(localIssuer http.Handler, localIssuerPath string) {
 	v1.POST("/sessions/:session/stop", s.stopSession)
 	v1.POST("/sessions/:session/open", s.openSession)
 	v1.POST("/sessions/:session/keepalive", s.keepAlive)
+	v1.POST("/sessions/:session/materials", s.pullMaterials)
 	v1.POST("/sessions/:session/extend", s.extendSession)
 	v1.GET("/sessions/:session/events", s.sessionEvents)
 }

@@ -48,6 +48,14 @@ func (c *Client) RemoveMaterials(ctx context.Context, classID string) (*cohort.M
 	return &v, err
 }
 
+// PullMaterials merges the class's newest materials into a running
+// session's work, and says what changed.
+func (c *Client) PullMaterials(ctx context.Context, sessionID string) (string, error) {
+	var out struct{ Summary string }
+	_, err := c.do(ctx, http.MethodPost, "/v1/sessions/"+url.PathEscape(sessionID)+"/materials", nil, &out)
+	return out.Summary, err
+}
+
 // DownloadWork writes the caller's work of a class, as a zip, to w.
 func (c *Client) DownloadWork(ctx context.Context, classID string, w io.Writer) (int64, error) {
 	return c.download(ctx, "/v1/classes/"+url.PathEscape(classID)+"/work", w)

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path"
 	"strings"
+	"syscall"
 
 	"github.com/cohortdev/cohort"
 )
@@ -80,12 +81,21 @@ func plural(n int, what string) string {
 // the next one. Every path goes through root, which no symlink in the
 // directory can lead out of.
 func Merge(root *os.Root, snap *cohort.Snapshot) (*Report, error) {
+	return MergeAs(root, snap, -1)
+}
+
+// MergeAs merges as Merge does, into the folder of a running session
+// whose files belong to uid: what it writes (files and the folders it
+// makes) is given to uid as it arrives, so that the participant can
+// change it. Give -1 to leave it to the caller.
+func MergeAs(root *os.Root, snap *cohort.Snapshot, uid int) (*Report, error) {
+	g := &merger{root: root, owner: uid}
 	f, err := os.Open(snap.Path)
 	if err != nil {
 		return nil, fmt.Errorf("open materials %s: %w", snap.Version, err)
 	}
 	defer f.Close()
-	if err := root.MkdirAll(path.Dir(ManifestPath), 0o755); err != nil {
+	if err := g.mkdirs(path.Dir(ManifestPath)); err != nil {
 		return nil, fmt.Errorf("materials: %w", err)
 	}
 	m := readManifest(root)
@@ -104,7 +114,7 @@ func Merge(root *os.Root, snap *cohort.Snapshot) (*Report, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := mergeFile(root, m, rep, h.Name, fs.FileMode(h.Mode), data); err != nil {
+		if err := g.mergeFile(m, rep, h.Name, fs.FileMode(h.Mode), data); err != nil {
 			return nil, err
 		}
 	}
@@ -112,14 +122,21 @@ func Merge(root *os.Root, snap *cohort.Snapshot) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := writeFile(root, ManifestPath, b, 0o644); err != nil {
+	if err := g.writeFile(ManifestPath, b, 0o644); err != nil {
 		return nil, fmt.Errorf("record the materials delivered: %w", err)
 	}
 	return rep, nil
 }
 
+// merger writes into a participant's folder, as owner if not -1.
+type merger struct {
+	root  *os.Root
+	owner int
+}
+
 // mergeFile delivers one file of the materials.
-func mergeFile(root *os.Root, m *manifest, rep *Report, name string, mode fs.FileMode, data []byte) error {
+func (g *merger) mergeFile(m *manifest, rep *Report, name string, mode fs.FileMode, data []byte) error {
+	root := g.root
 	sum := sha256.Sum256(data)
 	now := hex.EncodeToString(sum[:])
 	was, known := m.Files[name]
@@ -128,14 +145,14 @@ func mergeFile(root *os.Root, m *manifest, rep *Report, name string, mode fs.Fil
 	case errors.Is(err, fs.ErrNotExist) && known && was == now:
 		return nil // deleted by the participant, unchanged by the class
 	case errors.Is(err, fs.ErrNotExist):
-		if err := deliver(root, name, data, mode); err != nil {
+		if err := g.deliver(name, data, mode); err != nil {
 			rep.Skipped = append(rep.Skipped, fmt.Sprintf("%s: %v", name, err))
 			return nil
 		}
 		rep.Added = append(rep.Added, name)
 	case err == nil && cur == now:
 	case err == nil && known && cur == was:
-		if err := deliver(root, name, data, mode); err != nil {
+		if err := g.deliver(name, data, mode); err != nil {
 			rep.Skipped = append(rep.Skipped, fmt.Sprintf("%s: %v", name, err))
 			return nil
 		}
@@ -143,7 +160,7 @@ func mergeFile(root *os.Root, m *manifest, rep *Report, name string, mode fs.Fil
 	default: // changed by the participant, theirs, or not a file
 		aside, err := beside(root, name, m.Version, now)
 		if err == nil && aside != "" {
-			err = deliver(root, aside, data, mode)
+			err = g.deliver(aside, data, mode)
 		}
 		if err != nil {
 			rep.Skipped = append(rep.Skipped, fmt.Sprintf("%s: %v", name, err))
@@ -239,24 +256,50 @@ func openRegular(root *os.Root, name string) (*os.File, error) {
 }
 
 // deliver writes a file whole: aside first, then renamed into place.
-func deliver(root *os.Root, name string, data []byte, mode fs.FileMode) error {
+func (g *merger) deliver(name string, data []byte, mode fs.FileMode) error {
 	if dir := path.Dir(name); dir != "." {
-		if err := root.MkdirAll(dir, 0o755); err != nil {
+		if err := g.mkdirs(dir); err != nil {
 			return fmt.Errorf("make its directory: %w", unwrapPath(err))
 		}
 	}
-	return writeFile(root, name, data, mode&0o755|0o644)
+	return g.writeFile(name, data, mode&0o755|0o644)
 }
 
-func writeFile(root *os.Root, name string, data []byte, mode fs.FileMode) error {
+// mkdirs makes a folder and its parents, and gives those that are root's
+// to the owner. A participant who swaps one for a symlink meanwhile gets
+// the symlink (Lchown), inside their own folder.
+func (g *merger) mkdirs(dir string) error {
+	if err := g.root.MkdirAll(dir, 0o755); err != nil || g.owner < 0 {
+		return err
+	}
+	for d := dir; d != "."; d = path.Dir(d) {
+		fi, err := g.root.Lstat(d)
+		if err != nil {
+			return err
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid == 0 && fi.IsDir() {
+			if err := g.root.Lchown(d, g.owner, g.owner); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (g *merger) writeFile(name string, data []byte, mode fs.FileMode) error {
 	var rnd [8]byte
 	rand.Read(rnd[:])
 	tmp := path.Join(path.Dir(ManifestPath), ".new-"+hex.EncodeToString(rnd[:]))
-	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|oNOFOLLOW, mode)
+	f, err := g.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|oNOFOLLOW, mode)
 	if err != nil {
 		return unwrapPath(err)
 	}
-	_, err = io.Copy(f, bytes.NewReader(data))
+	if g.owner >= 0 {
+		err = f.Chown(g.owner, g.owner)
+	}
+	if err == nil {
+		_, err = io.Copy(f, bytes.NewReader(data))
+	}
 	if err == nil {
 		err = f.Sync()
 	}
@@ -264,10 +307,10 @@ func writeFile(root *os.Root, name string, data []byte, mode fs.FileMode) error 
 		err = cerr
 	}
 	if err == nil {
-		err = root.Rename(tmp, name)
+		err = g.root.Rename(tmp, name)
 	}
 	if err != nil {
-		root.Remove(tmp)
+		g.root.Remove(tmp)
 		return unwrapPath(err)
 	}
 	return nil

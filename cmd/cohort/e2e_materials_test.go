@@ -111,6 +111,14 @@ func TestE2EMaterialsAndWork(t *testing.T) {
 	if len(collected) != 1 || collected["ada@example.com/config.cfg"] != "[training]\nmax_epochs = 3\n" {
 		t.Fatalf("collected %v", collected)
 	}
+	// Mid-session, the instructor pushes again and ada pulls it in.
+	repo.Commit(map[string]string{"step2.ipynb": `{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}`})
+	if out := cli(t, srv, adaToken, "session", "pull", second.ID); !strings.Contains(out, "1 new file") {
+		t.Fatalf("cohort session pull: %s", out)
+	}
+	if got := runKernel(t, srv.notebook(second.ID), adaToken, "print(open('step2.ipynb').read()[:10])"); got != "{\"cells\": \n" {
+		t.Fatalf("the pulled notebook reads %q", got)
+	}
 	if _, err := teacher.StopAll(ctx, class.ID); err != nil {
 		t.Fatal(err)
 	}

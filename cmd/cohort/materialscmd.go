@@ -232,6 +232,26 @@ pattern: '*.ipynb', 'notebooks/*'. Collections are in the class's audit log.`,
 	return cmd
 }
 
+func newSessionPullCmd(cf *clientFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "pull SESSION",
+		Short: "Bring the class's newest materials into a running session (your changes are kept)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			summary, err := c.PullMaterials(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), summary)
+			return nil
+		},
+	}
+}
+
 func newSessionDownloadCmd(cf *clientFlags) *cobra.Command {
 	var out string
 	var force bool

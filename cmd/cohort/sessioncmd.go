@@ -15,7 +15,7 @@ func newSessionCmd() *cobra.Command {
 	var cf clientFlags
 	cmd := &cobra.Command{Use: "session", Short: "Start, follow and stop notebook sessions"}
 	cf.register(cmd)
-	cmd.AddCommand(newSessionStartCmd(&cf), newSessionDownloadCmd(&cf), &cobra.Command{
+	cmd.AddCommand(newSessionStartCmd(&cf), newSessionDownloadCmd(&cf), newSessionPullCmd(&cf), &cobra.Command{
 		Use:   "list",
 		Short: "List your sessions",
 		Args:  cobra.NoArgs,

@@ -157,6 +157,46 @@ func (d *Driver) Claimed(ctx context.Context, spec cohort.NotebookSpec) error {
 	return nil
 }
 
+var _ cohort.Puller = (*Driver)(nil)
+
+// PullMaterials merges the class's materials into a running session's
+// work while the participant works in it: what arrives is theirs (the
+// session's uid) as it is written. The merge goes through an os.Root of
+// the folder and opens nothing of the participant's without O_NOFOLLOW
+// and O_NONBLOCK; it writes nothing outside their folder.
+func (d *Driver) PullMaterials(ctx context.Context, spec cohort.NotebookSpec) (string, error) {
+	id := spec.SessionID
+	if err := checkID(id); err != nil {
+		return "", err
+	}
+	if spec.Materials == nil {
+		return "", cohort.Invalid("materials", "the class has no materials")
+	}
+	defer d.lock(id)()
+	in, err := d.readInstance(id)
+	if err != nil {
+		return "", err
+	}
+	if in == nil || in.Work == "" || !d.serverAlive(id, in) {
+		return "", cohort.Errorf(cohort.ECONFLICT, "session %s has no running notebook with a participant's work", id)
+	}
+	r, err := os.OpenRoot(in.Work)
+	if err != nil {
+		return "", err
+	}
+	defer r.Close()
+	owner := -1
+	if d.isolated() {
+		owner = int(in.UID)
+	}
+	rep, err := materials.MergeAs(r, spec.Materials, owner)
+	if err != nil {
+		return "", fmt.Errorf("deliver the class's materials: %w", err)
+	}
+	d.log.Info("materials pulled", "session_id", id, "version", rep.Version, "summary", rep.Summary())
+	return rep.Summary(), nil
+}
+
 // OpenWork opens a participant's work of a class for reading.
 func (d *Driver) OpenWork(classID, userID string) (*os.Root, error) {
 	work, err := d.workDir(classID, userID)

@@ -158,6 +158,26 @@ func TestWorkOutlivesTheSession(t *testing.T) {
 			t.Fatalf("the class's new config.cfg beside it (%q) = %q; folder %v", beside, c, got)
 		}
 
+		// Mid-session, the class pushes again and ada asks for it: the new
+		// file arrives in her running notebook, hers to change.
+		repo.Commit(map[string]string{"step2.ipynb": "{}"})
+		sp2 := spec("ses_ada2")
+		sp2.ClassID, sp2.UserID, sp2.Materials = "cls_work", "usr_ada", snap()
+		summary, err := d.PullMaterials(ctx, sp2)
+		if err != nil || !strings.Contains(summary, "1 new file") {
+			t.Fatalf("PullMaterials = %q, %v", summary, err)
+		}
+		if got := ada2.names(); !slices.Contains(got, "step2.ipynb") {
+			t.Fatalf("after the pull the folder = %v", got)
+		}
+		if opts.UIDs.Len() > 0 {
+			uid := ownerOf(t, filepath.Join(opts.Root, "ses_ada2"))
+			if got := ownerOf(t, filepath.Join(opts.Root, "work", "cls_work", "usr_ada", "step2.ipynb")); got != uid {
+				t.Fatalf("a pulled file is uid %d's, want the session's uid %d", got, uid)
+			}
+		}
+		ada2.write("step2.ipynb", `{"cells": []}`)
+
 		_, bob := start("ses_bob1", "usr_bob")
 		if got := bob.names(); slices.Contains(got, "notes.md") {
 			t.Fatalf("another participant's folder = %v: it shows ada's work", got)
