@@ -222,6 +222,10 @@ func TestE2EWorkshopInTheBrowser(t *testing.T) {
 	if href := read(t, ctx, chromedp.AttributeValue(chromedp.Search(`//a[text()="Download all my work (zip)"]`), "href")).Value; href != "/v1/classes/"+classID+"/work" {
 		t.Fatalf("the download link goes to %q", href)
 	}
+	step(t, ctx, "ask for the class's updates",
+		chromedp.Click(chromedp.Search(`//button[text()="Get the class's updates"]`)),
+		chromedp.WaitVisible(chromedp.Search(`//ol[contains(@class, "progress")]/li[contains(., "nothing new")]`)),
+	)
 	signOutBrowser(t, ctx)
 
 	// The instructor sees the seat in the live table.
