@@ -28,18 +28,6 @@ type Materials struct {
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
-// Commit returns the git commit of the materials' version, if any.
-func (m *Materials) Commit() string {
-	if m == nil {
-		return ""
-	}
-	c, _ := strings.CutPrefix(m.Version, "git-")
-	if c == m.Version {
-		return ""
-	}
-	return c
-}
-
 // MaterialsView is a class's materials and how long its participants'
 // work is kept: what the API answers.
 type MaterialsView struct {

@@ -97,9 +97,6 @@ func New(opts Options) (*Library, error) {
 	return l, nil
 }
 
-// AllowsLocal says whether file:// repositories are admitted.
-func (l *Library) AllowsLocal() bool { return l.local }
-
 func (l *Library) path(version string) string {
 	return filepath.Join(l.dir, "versions", version+".tar")
 }

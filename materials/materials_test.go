@@ -51,7 +51,7 @@ func TestFetchAGitRepository(t *testing.T) {
 	}
 	second := r.Commit(map[string]string{"train.ipynb": "v2"})
 	snap, now, err := l.Snapshot(ctx, &cohort.Materials{Repo: repo, Ref: "main", Version: m.Version})
-	if err != nil || snap.Version != "git-"+second || now.Commit() != second {
+	if err != nil || snap.Version != "git-"+second || now.Version != "git-"+second {
 		t.Fatalf("Snapshot after a push = %+v, %+v, %v; want commit %s", snap, now, err, second)
 	}
 	if pinned, err := l.Fetch(ctx, repo, strings.TrimPrefix(m.Version, "git-")); err != nil || pinned.Version != m.Version {
