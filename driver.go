@@ -1,8 +1,8 @@
 package cohort
 
 import (
+	"archive/zip"
 	"context"
-	"os"
 	"time"
 )
 
@@ -51,18 +51,32 @@ type Claimer interface {
 	Claimed(ctx context.Context, spec NotebookSpec) error
 }
 
+// SeatFilter is a Claimer that keeps a participant off some warm seats
+// (GCE: seats outside the zone of their work disk, which attaches to VMs
+// of its own zone only). fits says whether they may claim a seat.
+type SeatFilter interface {
+	ClaimFilter(ctx context.Context, classID, userID string) (fits func(seatID string) bool, err error)
+}
+
 // WorkKeeper is a driver that keeps each participant's work of a class
 // between their sessions.
 type WorkKeeper interface {
-	// OpenWork opens a participant's work of a class for reading;
-	// ENOTFOUND if they have none.
-	OpenWork(classID, userID string) (*os.Root, error)
 	// DeleteWork removes the work of every participant of a class, and
 	// reports whether there was any; call it when none of the class's
 	// sessions runs.
 	DeleteWork(ctx context.Context, classID string) (bool, error)
 	// WorkClasses lists the classes it keeps work of.
 	WorkClasses(ctx context.Context) ([]string, error)
+}
+
+// WorkReader is a WorkKeeper that can give out the work it keeps, for
+// downloads and collection.
+type WorkReader interface {
+	// ZipWork adds to zw the files of a participant's work of a class
+	// that match one of patterns (path.Match; every file if none), each
+	// named prefix + its path. It returns ENOTFOUND, having written
+	// nothing, if they have no work.
+	ZipWork(ctx context.Context, zw *zip.Writer, classID, userID, prefix string, patterns []string) error
 }
 
 // Puller is a driver that can bring a class's materials (spec.Materials)

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -45,7 +46,16 @@ type Options struct {
 	IP string
 	// HooksDir holds executables run, in name order, before shutdown.
 	HooksDir string
-	Logger   *slog.Logger
+	// WorkDir is the folder Jupyter serves (Home/work if empty). When the
+	// metadata says a work disk comes, Jupyter starts once WorkReady
+	// exists (MountWork writes it), waiting at most WorkWait (5 minutes
+	// if zero); with no WorkReady it does not wait.
+	WorkDir, WorkReady string
+	WorkWait           time.Duration
+	// ControlPort is where cohort's control plane calls the agent
+	// (control.go); infra.AgentPort if zero.
+	ControlPort int
+	Logger      *slog.Logger
 }
 
 // Agent serves one session's notebook on its VM.
@@ -68,6 +78,15 @@ func New(opts Options) *Agent {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.WorkDir == "" {
+		opts.WorkDir = filepath.Join(opts.Home, "work")
+	}
+	if opts.WorkWait == 0 {
+		opts.WorkWait = 5 * time.Minute
+	}
+	if opts.ControlPort == 0 {
+		opts.ControlPort = infra.AgentPort
 	}
 	return &Agent{opts: opts, http: jupyter.NewClient(10 * time.Second), log: opts.Logger}
 }
@@ -128,7 +147,7 @@ func (a *Agent) Settings(ctx context.Context) (jupyter.Settings, error) {
 	}
 	return jupyter.Settings{
 		Port: port, IP: a.opts.IP, BasePath: get[infra.MetaBasePath], Token: get[infra.MetaToken],
-		NotebookDir: filepath.Join(a.opts.Home, "work"), ConfigDir: filepath.Join(a.opts.Home, ".cohort", "jupyter"),
+		NotebookDir: a.opts.WorkDir, ConfigDir: filepath.Join(a.opts.Home, ".cohort", "jupyter"),
 	}, nil
 }
 
@@ -163,12 +182,27 @@ func (a *Agent) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if a.opts.WorkReady != "" {
+		if dev, err := a.metadata(ctx, infra.MetaWorkDevice); err == nil && dev != "" {
+			a.setGuestAttribute(ctx, GuestState, "starting")
+			if err := waitForWork(ctx, a.opts.WorkReady, a.opts.WorkWait); err != nil {
+				return err
+			}
+		}
+	}
 	if err := os.MkdirAll(s.NotebookDir, 0o755); err != nil {
 		return err
 	}
 	if err := jupyter.WriteConfig(s); err != nil {
 		return fmt.Errorf("write notebook config: %w", err)
 	}
+	lis, err := net.Listen("tcp", net.JoinHostPort(s.IP, strconv.Itoa(a.opts.ControlPort)))
+	if err != nil {
+		return fmt.Errorf("serve the agent's control port: %w", err)
+	}
+	control := &http.Server{Handler: a.control(s), ReadHeaderTimeout: 10 * time.Second}
+	go control.Serve(lis)
+	defer control.Close()
 	cmd := exec.Command(a.opts.Jupyter, jupyter.Args(s)...)
 	cmd.Dir = s.NotebookDir
 	cmd.Env = append(os.Environ(), jupyter.Env(s)...)

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net/http"
 	"path"
-	"slices"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -206,17 +205,25 @@ func (s *Server) pullMaterials(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"version": snap.Version, "summary": summary})
 }
 
-var errNoWork = cohort.Errorf(cohort.EUNAVAILABLE, "this server's driver does not keep participants' work")
+// workReader is the driver's, if it gives out participants' work.
+func (s *Server) workReader() (cohort.WorkReader, error) {
+	r, ok := s.work.(cohort.WorkReader)
+	if !ok {
+		return nil, cohort.Errorf(cohort.EUNAVAILABLE, "the %s driver does not give out participants' work (docs/materials.md)", s.driver)
+	}
+	return r, nil
+}
 
 // deliversMaterials says why materials cannot be set here, if they
 // cannot: they go into participants' kept work, which only a driver that
-// keeps it has (not GCE's yet: docs/materials.md).
+// keeps it and can merge into it has (docs/materials.md).
 func (s *Server) deliversMaterials() error {
+	_, pulls := s.work.(cohort.Puller)
 	switch {
 	case s.materials == nil:
 		return cohort.Errorf(cohort.EUNAVAILABLE, "this server keeps no class materials")
-	case s.work == nil:
-		return cohort.Errorf(cohort.EUNAVAILABLE, "the %s driver does not deliver class materials yet (docs/materials.md)", s.driver)
+	case !pulls:
+		return cohort.Errorf(cohort.EUNAVAILABLE, "the %s driver does not deliver class materials (docs/materials.md)", s.driver)
 	}
 	return nil
 }
@@ -229,20 +236,14 @@ func (s *Server) downloadWork(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	if s.work == nil {
-		s.fail(c, errNoWork)
-		return
-	}
-	u := currentUser(c)
-	root, err := s.work.OpenWork(a.class.ID, u.ID)
+	work, err := s.workReader()
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	defer root.Close()
+	u := currentUser(c)
 	s.sendZip(c, "work-"+a.class.ID+".zip", func(zw *zip.Writer) error {
-		_, err := materials.Zip(c.Request.Context(), zw, root, "", nil)
-		return err
+		return work.ZipWork(c.Request.Context(), zw, a.class.ID, u.ID, "", nil)
 	})
 }
 
@@ -271,8 +272,9 @@ func (s *Server) collectWork(c *gin.Context) {
 		}
 		patterns[i] = p
 	}
-	if s.work == nil {
-		s.fail(c, errNoWork)
+	work, err := s.workReader()
+	if err != nil {
+		s.fail(c, err)
 		return
 	}
 	ctx := c.Request.Context()
@@ -282,9 +284,6 @@ func (s *Server) collectWork(c *gin.Context) {
 		return
 	}
 	s.audit(ctx, currentUser(c), cohort.AuditEvent{Action: cohort.AuditWorkCollected, ClassID: a.class.ID, Detail: strings.Join(patterns, " ")})
-	want := func(name string) bool {
-		return slices.ContainsFunc(patterns, func(p string) bool { ok, _ := path.Match(p, name); return ok })
-	}
 	s.sendZip(c, "collected-"+a.class.ID+".zip", func(zw *zip.Writer) error {
 		for _, m := range members {
 			if m.Role != cohort.MemberParticipant {
@@ -297,15 +296,10 @@ func (s *Server) collectWork(c *gin.Context) {
 			if err != nil {
 				return err
 			}
-			root, err := s.work.OpenWork(a.class.ID, u.ID)
+			err = work.ZipWork(ctx, zw, a.class.ID, u.ID, m.Email+"/", patterns)
 			if cohort.ErrorCode(err) == cohort.ENOTFOUND {
 				continue
 			}
-			if err != nil {
-				return err
-			}
-			_, err = materials.Zip(ctx, zw, root, m.Email+"/", want)
-			root.Close()
 			if errors.Is(err, materials.ErrZipLimit) {
 				// One participant's folder does not cut the others' out.
 				s.log.Warn("collect: a participant's folder is past the limits; the rest of it is left out", "class_id", a.class.ID, "email", m.Email, "error", err)
@@ -335,13 +329,17 @@ func validPattern(p string) bool {
 // sendZip streams a zip. Once the first byte is out, an error can only
 // cut the answer short (logged): the client sees a broken zip, not a
 // wrong one.
+//
+// The answer begins with the zip's first byte: an error before it (no
+// work: ENOTFOUND) is answered as any other.
 func (s *Server) sendZip(c *gin.Context, name string, fill func(*zip.Writer) error) {
-	c.Header("Content-Type", "application/zip")
-	c.Header("Content-Disposition", fmt.Sprintf("attachment; filename=%q", name))
-	c.Header("Cache-Control", "no-store")
-	c.Status(http.StatusOK)
-	zw := zip.NewWriter(c.Writer)
+	w := &zipAnswer{c: c, name: name}
+	zw := zip.NewWriter(w)
 	err := fill(zw)
+	if err != nil && !w.started {
+		s.fail(c, err)
+		return
+	}
 	if err == nil {
 		err = zw.Close()
 	}
@@ -349,4 +347,22 @@ func (s *Server) sendZip(c *gin.Context, name string, fill func(*zip.Writer) err
 		s.log.Error("zip answer cut short", "path", c.Request.URL.Path, "error", err)
 		panic(http.ErrAbortHandler)
 	}
+}
+
+// zipAnswer writes a zip answer's headers before its first byte.
+type zipAnswer struct {
+	c       *gin.Context
+	name    string
+	started bool
+}
+
+func (w *zipAnswer) Write(p []byte) (int, error) {
+	if !w.started {
+		w.started = true
+		w.c.Header("Content-Type", "application/zip")
+		w.c.Header("Content-Disposition", fmt.Sprintf("attachment; filename=%q", w.name))
+		w.c.Header("Cache-Control", "no-store")
+		w.c.Status(http.StatusOK)
+	}
+	return w.c.Writer.Write(p)
 }

@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"archive/zip"
 	"context"
 	"maps"
 	"net/http"
@@ -32,11 +33,34 @@ func (d dirWork) path(classID, userID string) string {
 	return filepath.Join(string(d), classID, userID)
 }
 
-func (d dirWork) OpenWork(classID, userID string) (*os.Root, error) {
+func (d dirWork) ZipWork(ctx context.Context, zw *zip.Writer, classID, userID, prefix string, patterns []string) error {
 	if err := os.MkdirAll(d.path(classID, userID), 0o700); err != nil {
-		return nil, err
+		return err
 	}
-	return os.OpenRoot(d.path(classID, userID))
+	r, err := os.OpenRoot(d.path(classID, userID))
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	_, err = materials.Zip(ctx, zw, r, prefix, materials.Matching(patterns))
+	return err
+}
+
+// PullMaterials merges as the local driver does (sessions are fakes).
+func (d dirWork) PullMaterials(_ context.Context, spec cohort.NotebookSpec) (string, error) {
+	if err := os.MkdirAll(d.path(spec.ClassID, spec.UserID), 0o700); err != nil {
+		return "", err
+	}
+	r, err := os.OpenRoot(d.path(spec.ClassID, spec.UserID))
+	if err != nil {
+		return "", err
+	}
+	defer r.Close()
+	rep, err := materials.Merge(r, spec.Materials)
+	if err != nil {
+		return "", err
+	}
+	return rep.Summary(), nil
 }
 
 func (d dirWork) WorkClasses(context.Context) ([]string, error) {
@@ -53,7 +77,10 @@ func (d dirWork) DeleteWork(_ context.Context, classID string) (bool, error) {
 	return err == nil, os.RemoveAll(filepath.Join(string(d), classID))
 }
 
-var _ cohort.WorkKeeper = dirWork("")
+var (
+	_ cohort.WorkReader = dirWork("")
+	_ cohort.Puller     = dirWork("")
+)
 
 func TestClassMaterials(t *testing.T) {
 	e := newEnv(t)
@@ -140,7 +167,7 @@ func TestClassMaterials(t *testing.T) {
 		gce.do("teacher", "PUT", "/v1/classes/"+other.ID+"/materials/archive?name=w.zip", string(good)),
 		gce.do("teacher", "POST", "/v1/classes", `{"name": "with", "materials": {"repo": "`+repo.Dir+`"}}`),
 	} {
-		if r.status != http.StatusServiceUnavailable || !strings.Contains(string(r.body), "gce driver does not deliver class materials yet") {
+		if r.status != http.StatusServiceUnavailable || !strings.Contains(string(r.body), "gce driver does not deliver class materials") {
 			t.Errorf("materials on a driver that keeps no work = %d %s", r.status, r.body)
 		}
 	}

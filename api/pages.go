@@ -45,8 +45,9 @@ type pageData struct {
 	Done                          bool
 	FilesNote                     string
 	// KeepsWork: participants' work outlives their sessions (the driver
-	// keeps it), for downloads and collections.
-	KeepsWork bool
+	// keeps it); GivesWork: it can be downloaded and collected; Pulls: a
+	// running session can take the class's newest materials.
+	KeepsWork, GivesWork, Pulls bool
 	// Opening a notebook: whose it is (Other), where in it to go (Next),
 	// and on a notebook origin, who the browser is signed in as there
 	// (Visitor) and the app's URL for links back (App).
@@ -235,7 +236,8 @@ func (s *Server) assets() http.Handler {
 
 func (s *Server) home(c *gin.Context) {
 	u, csrf := s.browserUser(c)
-	d := pageData{Title: "My classes", User: u, CSRF: csrf, FilesNote: s.filesNote, KeepsWork: s.work != nil, events: map[string][]*cohort.Event{}, costs: map[string]string{}}
+	d := pageData{Title: "My classes", User: u, CSRF: csrf, FilesNote: s.filesNote, events: map[string][]*cohort.Event{}, costs: map[string]string{}}
+	s.workFeatures(&d)
 	if u == nil {
 		s.render(c, http.StatusOK, "home", d)
 		return
@@ -309,8 +311,9 @@ func (s *Server) managePage(c *gin.Context) {
 		return
 	}
 	ctx := c.Request.Context()
-	d := pageData{Title: a.class.Name, User: u, CSRF: csrf, Class: a.class, KeepsWork: s.work != nil,
+	d := pageData{Title: a.class.Name, User: u, CSRF: csrf, Class: a.class,
 		MachineTypes: catalog.MachineTypeNames(), GPUTypes: catalog.GPUTypes()}
+	s.workFeatures(&d)
 	sessions, err := s.store.ListSessions(ctx, cohort.SessionFilter{ClassID: a.class.ID})
 	if err == nil {
 		d.Members, err = s.store.ListMembers(ctx, a.class.ID)
@@ -413,4 +416,11 @@ func (s *Server) joinSubmit(c *gin.Context) {
 		return
 	}
 	c.Redirect(http.StatusSeeOther, "/")
+}
+
+// workFeatures says what the driver does with participants' work.
+func (s *Server) workFeatures(d *pageData) {
+	_, d.GivesWork = s.work.(cohort.WorkReader)
+	_, d.Pulls = s.work.(cohort.Puller)
+	d.KeepsWork = s.work != nil
 }

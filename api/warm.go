@@ -51,10 +51,18 @@ func (s *Server) claimWarm(ctx context.Context, class *cohort.Class, userID stri
 		return nil, err
 	}
 	slices.SortStableFunc(pool, nearestReady)
+	fits := func(string) bool { return true }
+	if f, ok := s.claimer.(cohort.SeatFilter); ok && len(pool) > 0 {
+		if fits, err = f.ClaimFilter(ctx, class.ID, userID); err != nil {
+			// A seat of its own: its start says what is wrong.
+			s.log.Warn("no warm seat: cannot tell which fit the participant", "class_id", class.ID, "user_id", userID, "error", err)
+			return nil, nil
+		}
+	}
 	now, handedOver := s.now(), false
 	for _, w := range pool {
 		life := cost.Life(w)
-		if w.BudgetStopAt != nil || life > 0 && w.CreatedAt.Add(life).Before(now.Add(class.Policy.MaxLifetime.D())) {
+		if w.BudgetStopAt != nil || life > 0 && w.CreatedAt.Add(life).Before(now.Add(class.Policy.MaxLifetime.D())) || !fits(w.ID) {
 			continue
 		}
 		token := w.NotebookToken

@@ -104,6 +104,11 @@ build {
   }
 
   provisioner "file" {
+    source      = "cohort-work.service"
+    destination = "/tmp/cohort/cohort-work.service"
+  }
+
+  provisioner "file" {
     source      = var.agent
     destination = "/tmp/cohort/cohort-agent"
   }

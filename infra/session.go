@@ -34,8 +34,12 @@ const (
 const NoEgressTag = "cohort-no-egress"
 
 // NotebookPort is where the agent's Jupyter listens on the VM's internal
-// address; the firewall admits cohort's control plane only.
-const NotebookPort = 8888
+// address, and AgentPort where the agent itself does (agent/control.go);
+// the firewall admits cohort's control plane only, to both.
+const (
+	NotebookPort = 8888
+	AgentPort    = 8889
+)
 
 // SessionSpec is everything the program needs; nothing else is read.
 type SessionSpec struct {
@@ -72,6 +76,9 @@ type SessionSpec struct {
 	// hard deadline, with an OIDC token of SchedulerAccount for Audience.
 	SchedulerRegion, SchedulerAccount, Audience, ExpireURL string
 	HardDeadline                                           time.Time
+
+	// Work, if set, is the participant's work disk (work.go).
+	Work *WorkDisk
 }
 
 // Scopes the session VM's service account gets: logs and metrics only.
@@ -95,7 +102,7 @@ func (s SessionSpec) Check() error {
 	if p := catalog.Check(s.MachineType, s.GPUType, s.GPUCount, []string{s.Zone}); p != nil {
 		return fmt.Errorf("session spec: %s", p.Message)
 	}
-	return nil
+	return s.Work.check()
 }
 
 // SessionProgram returns the Pulumi program of one session, with its
@@ -143,8 +150,15 @@ func Session(ctx *pulumi.Context, s SessionSpec) (*compute.Instance, error) {
 	// it, which a shard's update would do to every running VM of the
 	// shard when one participant joins or leaves. A running session keeps
 	// the image it booted; the next session gets the family's newest.
-	vm, err := compute.NewInstance(ctx, s.SessionID, instanceArgs(s), pulumi.IgnoreChanges([]string{"bootDisk.initializeParams.image"}))
-	if err != nil || s.ExpireURL == "" {
+	// The work disk is attached by a resource of its own: the instance
+	// must ignore its attached disks, or an update of the instance would
+	// detach it (terraform-provider-google, google_compute_attached_disk's
+	// documentation).
+	vm, err := compute.NewInstance(ctx, s.SessionID, instanceArgs(s), pulumi.IgnoreChanges([]string{"bootDisk.initializeParams.image", "attachedDisks"}))
+	if err != nil {
+		return vm, err
+	}
+	if err := workDisk(ctx, s, vm); err != nil || s.ExpireURL == "" {
 		return vm, err
 	}
 	_, err = cloudscheduler.NewJob(ctx, s.SessionID+ExpireSuffix, &cloudscheduler.JobArgs{
@@ -183,6 +197,18 @@ func instanceArgs(s SessionSpec) *compute.InstanceArgs {
 		sched.Preemptible = pulumi.Bool(true)
 		sched.ProvisioningModel = pulumi.String("SPOT")
 	}
+	metadata := pulumi.StringMap{
+		MetaSessionID: pulumi.String(s.SessionID),
+		// A secret: encrypted in the state with the stack's secrets
+		// provider, never in plain text.
+		MetaToken:     pulumi.ToSecret(pulumi.String(s.NotebookToken)).(pulumi.StringOutput),
+		MetaBasePath:  pulumi.String(s.BasePath),
+		MetaPort:      pulumi.String(fmt.Sprint(NotebookPort)),
+		MetaPublicURL: pulumi.String(s.PublicURL),
+		// The agent publishes its progress as guest attributes,
+		// which GCE accepts only when this is set.
+		"enable-guest-attributes": pulumi.String("TRUE"),
+	}
 	args := &compute.InstanceArgs{
 		Project:     pulumi.String(s.Project),
 		Zone:        pulumi.String(s.Zone),
@@ -209,19 +235,11 @@ func instanceArgs(s SessionSpec) *compute.InstanceArgs {
 			"cohort-session": pulumi.String(labelValue(s.SessionID)),
 			"cohort-owner":   pulumi.String(labelValue(s.Owner)),
 		},
-		Metadata: pulumi.StringMap{
-			MetaSessionID: pulumi.String(s.SessionID),
-			// A secret: encrypted in the state with the stack's secrets
-			// provider, never in plain text.
-			MetaToken:     pulumi.ToSecret(pulumi.String(s.NotebookToken)).(pulumi.StringOutput),
-			MetaBasePath:  pulumi.String(s.BasePath),
-			MetaPort:      pulumi.String(fmt.Sprint(NotebookPort)),
-			MetaPublicURL: pulumi.String(s.PublicURL),
-			// The agent publishes its progress as guest attributes,
-			// which GCE accepts only when this is set.
-			"enable-guest-attributes": pulumi.String("TRUE"),
-		},
+		Metadata:               metadata,
 		AllowStoppingForUpdate: pulumi.Bool(true),
+	}
+	if s.Work != nil {
+		metadata[MetaWorkDevice] = pulumi.String(WorkDevice)
 	}
 	// N1 takes attached GPUs; G2 and A2 have theirs built in.
 	if m, ok := catalog.LookupMachineType(s.MachineType); ok && m.BuiltinGPU == "" && s.GPUType != "" {

@@ -17,6 +17,8 @@ type recorder struct {
 	mu     sync.Mutex
 	inputs map[string]resource.PropertyMap // by type token
 	ignore map[string][]string             // ignoreChanges, by type token
+	retain map[string]bool                 // retainOnDelete, by type token
+	deps   map[string][]string             // dependencies, by type token
 }
 
 func (r *recorder) NewResource(args pulumi.MockResourceArgs) (string, resource.PropertyMap, error) {
@@ -28,8 +30,14 @@ func (r *recorder) NewResource(args pulumi.MockResourceArgs) (string, resource.P
 			r.ignore = map[string][]string{}
 		}
 		r.ignore[args.TypeToken] = args.RegisterRPC.GetIgnoreChanges()
+		if r.retain == nil {
+			r.retain, r.deps = map[string]bool{}, map[string][]string{}
+		}
+		r.retain[args.TypeToken] = args.RegisterRPC.GetRetainOnDelete()
+		r.deps[args.TypeToken] = args.RegisterRPC.GetDependencies()
 	}
 	out := args.Inputs.Copy()
+	out["selfLink"] = resource.NewStringProperty("https://www.googleapis.com/compute/v1/" + args.Name)
 	if args.TypeToken == "gcp:compute/instance:Instance" {
 		out["networkInterfaces"] = resource.NewArrayProperty([]resource.PropertyValue{resource.NewObjectProperty(resource.PropertyMap{
 			"networkIp": resource.NewStringProperty("10.128.0.7"),
@@ -199,8 +207,8 @@ func TestSessionProgramInstance(t *testing.T) {
 func TestSessionProgramKeepsTheBootImage(t *testing.T) {
 	t.Parallel()
 	r := record(t, baseSpec())
-	if got := r.ignore["gcp:compute/instance:Instance"]; len(got) != 1 || got[0] != "bootDisk.initializeParams.image" {
-		t.Fatalf("ignoreChanges = %v, want the boot image", got)
+	if got := r.ignore["gcp:compute/instance:Instance"]; len(got) != 2 || got[0] != "bootDisk.initializeParams.image" || got[1] != "attachedDisks" {
+		t.Fatalf("ignoreChanges = %v, want the boot image and the attached disks", got)
 	}
 }
 
@@ -258,6 +266,8 @@ func TestSessionProgramRefusesImpossibleSpecs(t *testing.T) {
 		"no image":        func(s *infra.SessionSpec) { s.Image = "" },
 		"no max duration": func(s *infra.SessionSpec) { s.MaxRunDuration = 0 },
 		"no network":      func(s *infra.SessionSpec) { s.Subnetwork = "" },
+		"bad work name":   func(s *infra.SessionSpec) { s.Work = &infra.WorkDisk{Name: "Work_1", SizeGB: 10, New: true} },
+		"small work disk": func(s *infra.SessionSpec) { s.Work = &infra.WorkDisk{Name: "w", SizeGB: 9, New: true} },
 	} {
 		spec := baseSpec()
 		edit(&spec)

@@ -342,3 +342,7 @@ func readManifest(root *os.Root) *manifest {
 	}
 	return m
 }
+
+// Delivered is the version of a class's materials last merged into a
+// work directory; "" if none was.
+func Delivered(root *os.Root) string { return readManifest(root).Version }

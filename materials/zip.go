@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"slices"
 	"strings"
 	"time"
 )
@@ -34,17 +35,34 @@ var ErrZipLimit = errors.New("past the limits of a zip")
 // than the limits ends the walk with ErrZipLimit; so does ctx. want, if
 // set, chooses the files by name.
 func Zip(ctx context.Context, zw *zip.Writer, root *os.Root, prefix string, want func(name string) bool) (int, error) {
-	z := &zipper{ctx: ctx, zw: zw, root: root, prefix: prefix, want: want}
+	z := &zipper{ctx: ctx, root: root, want: want, put: func(name string, fi fs.FileInfo, r io.Reader) error {
+		return zipFile(zw, prefix+name, fi.Mode().Perm(), fi.ModTime(), r)
+	}}
 	err := z.walk(".", 0)
 	return z.files, err
 }
 
+// zipFile adds one file to a zip.
+func zipFile(zw *zip.Writer, name string, perm fs.FileMode, modified time.Time, r io.Reader) error {
+	h := &zip.FileHeader{Name: name, Method: zip.Deflate, Modified: modified.UTC()}
+	if h.Modified.IsZero() {
+		h.Modified = time.Unix(0, 0)
+	}
+	h.SetMode(perm)
+	w, err := zw.CreateHeader(h)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(w, r)
+	return err
+}
+
+// zipper walks a work directory for Zip and Tar; put takes each file.
 type zipper struct {
-	ctx    context.Context
-	zw     *zip.Writer
-	root   *os.Root
-	prefix string
-	want   func(string) bool
+	ctx  context.Context
+	root *os.Root
+	want func(string) bool
+	put  func(name string, fi fs.FileInfo, r io.Reader) error
 
 	files, seen int
 	bytes       int64
@@ -110,18 +128,9 @@ func (z *zipper) add(name string) error {
 	if z.bytes += fi.Size(); z.bytes > MaxZipBytes {
 		return fmt.Errorf("more than %d GiB: %w", MaxZipBytes>>30, ErrZipLimit)
 	}
-	h := &zip.FileHeader{Name: z.prefix + name, Method: zip.Deflate, Modified: fi.ModTime().UTC()}
-	if h.Modified.IsZero() {
-		h.Modified = time.Unix(0, 0)
-	}
-	h.SetMode(fi.Mode().Perm())
-	w, err := z.zw.CreateHeader(h)
-	if err != nil {
-		return err
-	}
 	// At most the size seen (a file that grows meanwhile is cut there),
 	// and no further once the request is gone.
-	if _, err := io.Copy(w, &ctxReader{z.ctx, io.LimitReader(f, fi.Size())}); err != nil {
+	if err := z.put(name, fi, &ctxReader{z.ctx, io.LimitReader(f, fi.Size())}); err != nil {
 		return fmt.Errorf("read %s: %w", name, err)
 	}
 	z.files++
@@ -139,4 +148,15 @@ func (c *ctxReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return c.r.Read(p)
+}
+
+// Matching accepts the names that match one of patterns (path.Match);
+// every name if there are none.
+func Matching(patterns []string) func(name string) bool {
+	if len(patterns) == 0 {
+		return nil
+	}
+	return func(name string) bool {
+		return slices.ContainsFunc(patterns, func(p string) bool { ok, _ := path.Match(p, name); return ok })
+	}
 }

@@ -23,6 +23,10 @@ if [ "${1:-}" = test ]; then
 	# The runtime image's kind of notebook server (Jupyter Server), tested
 	# with the local driver.
 	[ -x /usr/bin/jupyter-server ] || missing="$missing jupyter-server"
+	# The agent's work disk: a loop device formatted and mounted as a VM's.
+	command -v mkfs.ext4 >/dev/null 2>&1 || missing="$missing e2fsprogs"
+	command -v losetup >/dev/null 2>&1 || missing="$missing mount"
+	command -v blkid >/dev/null 2>&1 || missing="$missing util-linux"
 fi
 if [ "${1:-}" = test ] || [ "${1:-}" = bench ]; then
 	# The Postgres store's tests run a server of their own (store/postgres/pgtest).

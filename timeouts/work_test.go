@@ -2,7 +2,6 @@ package timeouts_test
 
 import (
 	"context"
-	"os"
 	"slices"
 	"sync"
 	"testing"
@@ -18,10 +17,6 @@ type keeper struct {
 	mu      sync.Mutex
 	kept    map[string]bool // classes with work
 	deleted []string
-}
-
-func (k *keeper) OpenWork(string, string) (*os.Root, error) {
-	return nil, cohort.Errorf(cohort.ENOTFOUND, "none")
 }
 
 func (k *keeper) WorkClasses(context.Context) ([]string, error) {

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -23,7 +24,7 @@ import (
 
 // driver makes the configured provisioner driver, with how long a start
 // may take on it.
-func (m *Main) driver(log *slog.Logger, publicURL, audience string, db *database, shards shardQueue) (cohort.Driver, provisioner.Timing, error) {
+func (m *Main) driver(log *slog.Logger, publicURL, audience string, db *database, shards shardQueue, library *materials.Library) (cohort.Driver, provisioner.Timing, error) {
 	c := m.Config
 	switch c.Driver {
 	case "local":
@@ -60,7 +61,13 @@ func (m *Main) driver(log *slog.Logger, publicURL, audience string, db *database
 	if err != nil {
 		return nil, provisioner.Timing{}, fmt.Errorf("%w (cohort reads the VMs' status and boot progress with the control plane's credentials; see docs/gcp.md)", err)
 	}
-	d, err := gce.New(gce.Options{Stacks: stacks, Project: g.Project, ImageProject: g.ImageProject, Network: g.Network,
+	workGB := -1
+	if g.WorkGB != "off" {
+		if workGB, err = strconv.Atoi(g.WorkGB); err != nil || workGB <= 0 {
+			return nil, provisioner.Timing{}, fmt.Errorf("--gce-work-gb: want a size in GB (10-1000) or off, not %q", g.WorkGB)
+		}
+	}
+	d, err := gce.New(gce.Options{WorkGB: workGB, Materials: library, Stacks: stacks, Project: g.Project, ImageProject: g.ImageProject, Network: g.Network,
 		Subnetwork: g.Subnetwork, NetworkTag: g.NetworkTag, SessionAccount: g.SessionAccount,
 		SchedulerAccount: c.SchedulerAccount, SchedulerRegion: g.SchedulerRegion, PublicURL: publicURL, SchedulerAudience: audience, Compute: vms,
 		Shards: db.store, Enqueue: shards, Logger: log,

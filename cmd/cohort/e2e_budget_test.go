@@ -84,7 +84,7 @@ func TestE2EGCEBudgetHoldsWhileDown(t *testing.T) {
 	if vm := 2 * rate.VM * seatCap.Hours(); spent.Spent < vm {
 		t.Fatalf("metered %v, less than the two VMs to their caps (%v): the downtime was not metered", spent.Spent, vm)
 	}
-	waitFor(t, "the disks to be deleted", func() bool { return len(fake.Inventory()) == 0 })
+	waitFor(t, "the disks to be deleted", func() bool { return len(fake.Leftovers()) == 0 })
 }
 
 // shiftStore moves every time cohort recorded of its sessions back by d,

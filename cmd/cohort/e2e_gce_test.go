@@ -91,8 +91,19 @@ func TestE2EGCEDriver(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitState(t, teacher, s.ID, cohort.StateStopped)
-	if len(fake.Inventory()) != 0 {
-		t.Fatalf("left in the cloud after stop: %+v", fake.Inventory())
+	if len(fake.Leftovers()) != 0 {
+		t.Fatalf("left in the cloud after stop: %+v", fake.Leftovers())
+	}
+	// The participant's work disk stays for their next session, until
+	// the class goes.
+	if d := fake.Disks(); len(d) != 1 {
+		t.Fatalf("work disks after the stop: %v, want the participant's", d)
+	}
+	if err := teacher.DeleteClass(ctx, class.ID); err != nil {
+		t.Fatal(err)
+	}
+	if d := fake.Disks(); len(d) != 0 {
+		t.Fatalf("work disks after the class was deleted: %v", d)
 	}
 }
 
@@ -108,7 +119,7 @@ func startFakeGCE(t testing.TB) *gcptest.Fake {
 		t.Fatal(err)
 	}
 	t.Cleanup(fake.Stop)
-	fake.Boot = gcptest.AgentBoot(agent.Options{Home: t.TempDir()}, t.Cleanup)
+	fake.BootAgents(agent.Options{Home: t.TempDir()}, t.Cleanup)
 	return fake
 }
 
@@ -203,7 +214,7 @@ func TestE2EGCEKilledMidUpdate(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitState(t, teacher, s.ID, cohort.StateStopped)
-	if inv := fake.Inventory(); len(inv) != 0 {
+	if inv := fake.Leftovers(); len(inv) != 0 {
 		t.Fatalf("left in the cloud after stop: %+v", inv)
 	}
 	if locks := lockFiles(dataDir); len(locks) != 0 {
@@ -355,7 +366,7 @@ func TestE2EGCEStartAllSeats(t *testing.T) {
 	for _, s := range seats {
 		waitState(t, teacher, s.ID, cohort.StateStopped)
 	}
-	if inv := fake.Inventory(); len(inv) != 0 {
+	if inv := fake.Leftovers(); len(inv) != 0 {
 		t.Fatalf("left in the cloud after stop-all: %+v", inv)
 	}
 }
@@ -453,5 +464,5 @@ func TestE2EGCEWarmSeats(t *testing.T) {
 	if _, err := teacher.StopAll(ctx, class.ID); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "nothing left in the cloud", func() bool { return len(fake.Inventory()) == 0 })
+	waitFor(t, "nothing left in the cloud", func() bool { return len(fake.Leftovers()) == 0 })
 }

@@ -112,13 +112,7 @@ func TestE2EMaterialsAndWork(t *testing.T) {
 		t.Fatalf("collected %v", collected)
 	}
 	// Mid-session, the instructor pushes again and ada pulls it in.
-	repo.Commit(map[string]string{"step2.ipynb": `{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}`})
-	if out := cli(t, srv, adaToken, "session", "pull", second.ID); !strings.Contains(out, "1 new file") {
-		t.Fatalf("cohort session pull: %s", out)
-	}
-	if got := runKernel(t, srv.notebook(second.ID), adaToken, "print(open('step2.ipynb').read()[:10])"); got != "{\"cells\": \n" {
-		t.Fatalf("the pulled notebook reads %q", got)
-	}
+	pullNew(t, srv, repo, adaToken, second.ID)
 	if _, err := teacher.StopAll(ctx, class.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -127,6 +121,19 @@ func TestE2EMaterialsAndWork(t *testing.T) {
 	out = cli(t, srv, adaToken, "session", "download", class.ID, "-o", filepath.Join(t.TempDir(), "work.zip"))
 	if !strings.HasPrefix(out, "wrote ") {
 		t.Fatalf("cohort session download: %s", out)
+	}
+}
+
+// pullNew pushes a new notebook to the class's repository and has the
+// participant pull it into their running session.
+func pullNew(t *testing.T, srv *server, repo *materialstest.Repo, token, sessionID string) {
+	t.Helper()
+	repo.Commit(map[string]string{"step2.ipynb": `{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}`})
+	if out := cli(t, srv, token, "session", "pull", sessionID); !strings.Contains(out, "1 new file") {
+		t.Fatalf("cohort session pull: %s", out)
+	}
+	if got := runKernel(t, srv.notebook(sessionID), token, "print(open('step2.ipynb').read()[:10])"); got != "{\"cells\": \n" {
+		t.Fatalf("the pulled notebook reads %q", got)
 	}
 }
 

@@ -267,7 +267,7 @@ func TestE2EGCEReplicasShareTheShards(t *testing.T) {
 	for _, s := range seats {
 		waitState(t, teacher, s.ID, cohort.StateStopped)
 	}
-	if inv := fake.Inventory(); len(inv) != 0 {
+	if inv := fake.Leftovers(); len(inv) != 0 {
 		t.Fatalf("left in the cloud after stop-all: %d resources", len(inv))
 	}
 	waitFor(t, "the empty shards to be removed", func() bool {

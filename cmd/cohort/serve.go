@@ -84,6 +84,9 @@ type GCEConfig struct {
 	// PassphraseFile keeps the passphrase (DATA_DIR/pulumi-passphrase if
 	// empty): replicas share one.
 	SecretsProvider, PassphraseFile string
+	// WorkGB is the size of a participant's work disk; "off" keeps no
+	// work disks.
+	WorkGB string
 }
 
 func newServeCmd() *cobra.Command {
@@ -132,6 +135,7 @@ func newServeCmd() *cobra.Command {
 	f.StringVar(&g.ComputeEndpoint, "gce-compute-endpoint", envOr("COHORT_GCE_COMPUTE_ENDPOINT", "https://compute.googleapis.com"), "Compute Engine API, read for the VMs' boot progress (env COHORT_GCE_COMPUTE_ENDPOINT)")
 	f.StringVar(&g.SecretsProvider, "pulumi-secrets-provider", envOr("COHORT_PULUMI_SECRETS_PROVIDER", "passphrase"), "what encrypts notebook tokens in the Pulumi state: passphrase (kept in DATA_DIR/pulumi-passphrase) or gcpkms://projects/P/locations/L/keyRings/R/cryptoKeys/K (env COHORT_PULUMI_SECRETS_PROVIDER)")
 	f.StringVar(&g.PassphraseFile, "pulumi-passphrase-file", os.Getenv("COHORT_PULUMI_PASSPHRASE_FILE"), "file keeping the passphrase secrets provider's passphrase, made on first use; replicas share one (env COHORT_PULUMI_PASSPHRASE_FILE; default: DATA_DIR/pulumi-passphrase)")
+	f.StringVar(&g.WorkGB, "gce-work-gb", envOr("COHORT_GCE_WORK_GB", "10"), "size in GB of each participant's work disk, kept between their sessions of a class (10-1000), or off (env COHORT_GCE_WORK_GB)")
 	f.StringVar(&g.PulumiRoot, "pulumi-root", os.Getenv("COHORT_PULUMI_ROOT"), "directory whose bin/pulumi is the CLI; default: the installed CLI (env COHORT_PULUMI_ROOT)")
 	// The client secret comes from the environment only: flags show in ps.
 	cfg.OIDCClientSecret = os.Getenv("COHORT_OIDC_CLIENT_SECRET")
@@ -212,11 +216,11 @@ func (m *Main) Run(ctx context.Context) error {
 	shards := shardQueue(func(ctx context.Context, class, shard string, after time.Duration) error {
 		return queue.EnqueueShard(ctx, class, shard, after)
 	})
-	driver, timing, err := m.driver(log, publicURL, audience, db, shards)
+	library, err := m.materials(signIn.local != nil, log)
 	if err != nil {
 		return err
 	}
-	library, err := m.materials(signIn.local != nil, log)
+	driver, timing, err := m.driver(log, publicURL, audience, db, shards, library)
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,12 @@ set -euo pipefail
 id participant >/dev/null 2>&1 || useradd --create-home --shell /bin/bash participant
 install -m 0755 /tmp/cohort/cohort-agent /usr/local/bin/cohort-agent
 install -m 0644 /tmp/cohort/cohort-agent.service /etc/systemd/system/cohort-agent.service
+install -m 0644 /tmp/cohort/cohort-work.service /etc/systemd/system/cohort-work.service
 install -d -m 0755 /etc/cohort/pre-stop.d
+# Jupyter serves /var/lib/cohort/work, where the work disk is mounted: its
+# parent is root's, so the participant cannot swap the folder for a link.
+install -d -m 0755 -o root -g root /var/lib/cohort
+install -d -m 0755 -o participant -g participant /var/lib/cohort/work
+ln -sfn /var/lib/cohort/work /home/participant/work
 systemctl daemon-reload
-systemctl enable cohort-agent.service
+systemctl enable cohort-work.service cohort-agent.service

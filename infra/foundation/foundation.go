@@ -246,7 +246,7 @@ func (f *foundation) addFirewall() error {
 		{"cohort-deny-session-to-session", compute.FirewallArgs{Priority: pulumi.Int(900),
 			Denies:                compute.FirewallDenyArray{&compute.FirewallDenyArgs{Protocol: pulumi.String("all")}},
 			SourceServiceAccounts: sa(f.session), TargetServiceAccounts: sa(f.session)}},
-		{"cohort-allow-notebooks", compute.FirewallArgs{Allows: tcp(fmt.Sprint(infra.NotebookPort)),
+		{"cohort-allow-notebooks", compute.FirewallArgs{Allows: tcp(fmt.Sprint(infra.NotebookPort), fmt.Sprint(infra.AgentPort)),
 			SourceServiceAccounts: sa(f.control), TargetServiceAccounts: sa(f.session)}},
 		{"cohort-allow-load-balancer", compute.FirewallArgs{Allows: tcp(fmt.Sprint(ControlPort)),
 			SourceRanges: pulumi.ToStringArray(GoogleFrontEnds), TargetServiceAccounts: sa(f.control)}},

@@ -134,7 +134,7 @@ func TestFirewallAdmitsOnlyTheControlPlane(t *testing.T) {
 	if got := strs(get(allow, "targetServiceAccounts")); len(got) != 1 || got[0] != session {
 		t.Errorf("notebook rule targets %v", got)
 	}
-	if ports := strs(get(allow, "allows").ArrayValue()[0].ObjectValue()["ports"]); len(ports) != 1 || ports[0] != "8888" {
+	if ports := strs(get(allow, "allows").ArrayValue()[0].ObjectValue()["ports"]); len(ports) != 2 || ports[0] != "8888" || ports[1] != "8889" {
 		t.Errorf("notebook ports %v", ports)
 	}
 	deny := rules["cohort-deny-session-to-session"]

@@ -20,10 +20,11 @@ import (
 // Compute reads what the Compute Engine API says of a session's VM while
 // its notebook does not answer: whether GCE still runs it, and what its
 // agent published as guest attributes under cohort/ (agent.GuestState,
-// agent.GuestError).
+// agent.GuestError). It also finds and deletes work disks (work.go).
 type Compute struct {
 	c      *compute.InstancesClient
 	images *compute.ImagesClient
+	disks  *compute.DisksClient
 }
 
 // NewCompute connects to the Compute Engine API at endpoint, "" for
@@ -45,7 +46,11 @@ func NewCompute(ctx context.Context, endpoint string) (*Compute, error) {
 	if err != nil {
 		return nil, fmt.Errorf("compute API client: %w", err)
 	}
-	return &Compute{c: c, images: images}, nil
+	disks, err := compute.NewDisksRESTClient(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("compute API client: %w", err)
+	}
+	return &Compute{c: c, images: images, disks: disks}, nil
 }
 
 // ImageSize returns the size in GB of a family's newest image; found is

@@ -37,7 +37,11 @@ type Options struct {
 	// cohort's verifier expects: both come from one setting).
 	PublicURL, SchedulerAudience string
 	// NotebookPort is where the session agent serves Jupyter; infra.NotebookPort.
-	NotebookPort int
+	// AgentPort is where the agent itself listens; infra.AgentPort.
+	NotebookPort, AgentPort int
+	// Materials opens the versions of classes' materials the agents merge
+	// into participants' work disks (nil: none are delivered).
+	Materials MaterialsOpener
 	// MaxRunMargin is added to a session's maximum lifetime for GCE's own
 	// hard stop, so that it only acts when cohort could not;
 	// cohort.HardStopMargin if zero.
@@ -62,6 +66,9 @@ type Options struct {
 	// Progress, if set, hears each step of a session's start, on whatever
 	// replica runs its shard's update ("creating the VM in us-central1-b").
 	Progress func(ctx context.Context, sessionID, message string)
+	// WorkGB is the size of a participant's new work disk (infra/work.go);
+	// 10 if zero, and no work disks if negative. Work disks need Compute.
+	WorkGB int
 	// Now is the clock (time.Now if nil); Logger the log (none if nil).
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -73,8 +80,11 @@ type Options struct {
 type Driver struct {
 	opts Options
 	http *http.Client
-	log  *slog.Logger
-	now  func() time.Time
+	// agent calls the VMs' agents: downloads have no time limit but
+	// their request's.
+	agent *http.Client
+	log   *slog.Logger
+	now   func() time.Time
 	// id names this driver in the shards' leases: host/pid/random; runs
 	// counts its updates, each of which holds a lease of its own.
 	id   string
@@ -97,6 +107,9 @@ func New(opts Options) (*Driver, error) {
 	if opts.NotebookPort == 0 {
 		opts.NotebookPort = infra.NotebookPort
 	}
+	if opts.AgentPort == 0 {
+		opts.AgentPort = infra.AgentPort
+	}
 	if opts.MaxRunMargin == 0 {
 		opts.MaxRunMargin = cohort.HardStopMargin
 	}
@@ -115,7 +128,13 @@ func New(opts Options) (*Driver, error) {
 	if opts.Poll == 0 {
 		opts.Poll = 250 * time.Millisecond
 	}
-	d := &Driver{opts: opts, http: jupyter.NewClient(5 * time.Second), log: opts.Logger, now: opts.Now}
+	switch {
+	case opts.WorkGB == 0:
+		opts.WorkGB = infra.MinWorkGB
+	case opts.WorkGB > 0 && (opts.WorkGB < infra.MinWorkGB || opts.WorkGB > infra.MaxWorkGB):
+		return nil, fmt.Errorf("gce driver: a work disk of %d GB is outside %d-%d GB", opts.WorkGB, infra.MinWorkGB, infra.MaxWorkGB)
+	}
+	d := &Driver{opts: opts, http: jupyter.NewClient(5 * time.Second), agent: jupyter.NewClient(0), log: opts.Logger, now: opts.Now}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
@@ -132,6 +151,9 @@ func (d *Driver) Name() string { return "gce" }
 
 // FilesNote says what happens to a GCE session's files.
 func (d *Driver) FilesNote() string {
+	if d.keepsWork() {
+		return "Your work folder is on a disk of your own, kept between your sessions of this class; everything outside it goes with the session's VM."
+	}
 	return "The session's VM and its disk are deleted when it ends: download what you want to keep."
 }
 
@@ -177,12 +199,19 @@ func (d *Driver) Start(ctx context.Context, spec cohort.NotebookSpec) error {
 		return cohort.Errorf(cohort.EINVALID, "the class has no zones")
 	}
 	is := d.SessionSpec(spec, d.now())
-	is.Zone = spec.Runtime.Zones[0]
+	work, zones, err := d.work(ctx, spec, spec.Runtime.Zones)
+	if err != nil {
+		return err
+	}
+	is.Work, is.Zone = work, zones[0]
 	if err := is.Check(); err != nil {
+		if work != nil && !work.New {
+			return cohort.Errorf(cohort.EINVALID, "your work is on a disk in %s, where this class's runtime cannot run (%v): ask the instructor", is.Zone, err)
+		}
 		return cohort.Errorf(cohort.EINVALID, "%v", err)
 	}
 	var due string
-	err := d.opts.Shards.EditShards(ctx, spec.ClassID, func(set *cohort.ShardSet) error {
+	err = d.opts.Shards.EditShards(ctx, spec.ClassID, func(set *cohort.ShardSet) error {
 		due = ""
 		m := set.Members[spec.SessionID]
 		if m != nil && m.Wanted && m.Failed == "" {
@@ -194,7 +223,7 @@ func (d *Driver) Start(ctx context.Context, spec cohort.NotebookSpec) error {
 			set.Members[spec.SessionID] = m
 		}
 		m.Wanted, m.Failed, m.Note = true, "", ""
-		writeMember(m, member{Spec: is, Zones: spec.Runtime.Zones})
+		writeMember(m, member{Spec: is, Zones: zones, UserID: spec.UserID, Materials: d.version(spec.Materials, work)})
 		if owe(set.Shards[m.Shard]) {
 			due = m.Shard
 		}
@@ -235,7 +264,7 @@ func (d *Driver) CheckRuntime(ctx context.Context, r cohort.Runtime) error {
 // sweep acts first and the job finds nothing to do. It returns once the
 // change is recorded; the shard's next update applies it.
 func (d *Driver) Reschedule(ctx context.Context, sessionID string, deadline time.Time) error {
-	return d.editSpec(ctx, sessionID, func(s *infra.SessionSpec) bool { return later(s, deadline) })
+	return d.editMember(ctx, sessionID, func(mb *member) bool { return later(&mb.Spec, deadline) })
 }
 
 // later moves a spec's backstop to a minute after deadline, if that is
@@ -255,17 +284,26 @@ func later(s *infra.SessionSpec, deadline time.Time) bool {
 // participant's deadline. The shard's next update applies it; until then
 // the VM carries the pool's labels and, should its agent restart
 // Jupyter, the old token (cohort would then see the seat not answer).
+//
+// The participant's work disk is attached to the running VM (created in
+// its zone if they have none; ClaimFilter kept them off seats in other
+// zones), where the agent mounts it.
 func (d *Driver) Claimed(ctx context.Context, spec cohort.NotebookSpec) error {
-	return d.editSpec(ctx, spec.SessionID, func(s *infra.SessionSpec) bool {
-		later(s, spec.Deadline)
-		s.Owner, s.NotebookToken = spec.UserEmail, spec.Token
+	work, _, err := d.work(ctx, spec, nil)
+	if err != nil {
+		return err
+	}
+	return d.editMember(ctx, spec.SessionID, func(mb *member) bool {
+		later(&mb.Spec, spec.Deadline)
+		mb.Spec.Owner, mb.Spec.NotebookToken, mb.Spec.Work = spec.UserEmail, spec.Token, work
+		mb.UserID, mb.Materials = spec.UserID, d.version(spec.Materials, work)
 		return true
 	})
 }
 
-// editSpec changes a wanted member's spec with edit, and queues the
-// update its shard then owes, if edit says it changed it.
-func (d *Driver) editSpec(ctx context.Context, sessionID string, edit func(*infra.SessionSpec) bool) error {
+// editMember changes a wanted member with edit, and queues the update
+// its shard then owes, if edit says it changed it.
+func (d *Driver) editMember(ctx context.Context, sessionID string, edit func(*member) bool) error {
 	m, err := d.opts.Shards.ShardMember(ctx, sessionID)
 	if cohort.ErrorCode(err) == cohort.ENOTFOUND {
 		return nil
@@ -281,7 +319,7 @@ func (d *Driver) editSpec(ctx context.Context, sessionID string, edit func(*infr
 			return nil
 		}
 		mb, err := readMember(m)
-		if err != nil || !edit(&mb.Spec) {
+		if err != nil || !edit(&mb) {
 			return err
 		}
 		writeMember(m, mb)
@@ -323,6 +361,13 @@ func (d *Driver) Inspect(ctx context.Context, spec cohort.NotebookSpec) (cohort.
 		in.Address = addr
 		return in, nil
 	}
+	// Into the work disk once it is attached (a claimed warm seat's comes
+	// after its VM); its agent waits for the mount.
+	if mb, err := readMember(m); err == nil && mb.Materials != "" && mb.Delivered != mb.Materials && out.Work {
+		if err := d.deliver(ctx, m, mb, out.InternalIP, spec.Token); err != nil {
+			return cohort.Instance{State: cohort.InstanceStarting, Address: addr, Progress: "delivering the class's materials: " + err.Error()}, nil
+		}
+	}
 	in := cohort.Instance{State: cohort.InstanceReady, Address: addr}
 	if a, err := jupyter.GetActivity(ctx, d.http, addr, spec.BasePath, spec.Token); err == nil {
 		in.KernelActivityKnown, in.LastKernelActivity, in.KernelBusy = true, a.LastActivity, a.Busy
@@ -340,6 +385,9 @@ func (d *Driver) Stop(ctx context.Context, sessionID string) error {
 	}
 	if err != nil {
 		return err
+	}
+	if m.Wanted {
+		d.keepCopy(ctx, m)
 	}
 	var due string
 	var wait bool
@@ -435,4 +483,13 @@ func (d *Driver) OwedShards(ctx context.Context) ([]cohort.Shard, error) {
 		}
 	}
 	return owed, nil
+}
+
+// version is the version of a class's materials a session gets: none
+// without a work disk to merge them into, or with no library.
+func (d *Driver) version(snap *cohort.Snapshot, work *infra.WorkDisk) string {
+	if snap == nil || work == nil || d.opts.Materials == nil {
+		return ""
+	}
+	return snap.Version
 }

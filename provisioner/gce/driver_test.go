@@ -20,7 +20,7 @@ import (
 func TestDriverRunsSessionOnFakeGCE(t *testing.T) {
 	t.Parallel()
 	stacks, fake := newStacks(t)
-	fake.Boot = gcptest.AgentBoot(agent.Options{Home: t.TempDir()}, t.Cleanup)
+	fake.BootAgents(agent.Options{Home: t.TempDir()}, t.Cleanup)
 	guests, err := gce.NewCompute(context.Background(), fake.ComputeURL())
 	if err != nil {
 		t.Fatal(err)
@@ -424,7 +424,7 @@ func TestDriverStopWhileCreating(t *testing.T) {
 func TestDriverReportsAFailedBoot(t *testing.T) {
 	t.Parallel()
 	stacks, fake := newStacks(t)
-	fake.Boot = gcptest.AgentBoot(agent.Options{Home: t.TempDir(), Jupyter: "/bin/false"}, t.Cleanup)
+	fake.BootAgents(agent.Options{Home: t.TempDir(), Jupyter: "/bin/false"}, t.Cleanup)
 	guests, err := gce.NewCompute(context.Background(), fake.ComputeURL())
 	if err != nil {
 		t.Fatal(err)
@@ -452,7 +452,7 @@ func TestDriverReportsAFailedBoot(t *testing.T) {
 func TestDriverNoticesAStoppedVM(t *testing.T) {
 	t.Parallel()
 	stacks, fake := newStacks(t)
-	fake.Boot = gcptest.AgentBoot(agent.Options{Home: t.TempDir()}, t.Cleanup)
+	fake.BootAgents(agent.Options{Home: t.TempDir()}, t.Cleanup)
 	vms, err := gce.NewCompute(context.Background(), fake.ComputeURL())
 	if err != nil {
 		t.Fatal(err)

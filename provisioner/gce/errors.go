@@ -70,6 +70,10 @@ func Classify(err error) Failure {
 		}
 		return Failure{FailQuota, "the project has reached " + metric + where +
 			": request more in the Google Cloud console, IAM & Admin > Quotas, before the class (see docs/gcp.md)"}
+	case containsAny(text, "is already being used by"):
+		// RESOURCE_IN_USE_BY_ANOTHER_RESOURCE: the participant's work
+		// disk is still on their previous session's VM, being deleted.
+		return Failure{FailTransient, "your work disk is still attached to your previous session's VM, which is being deleted"}
 	case containsAny(text, "Error 503", "Error 429", "rateLimitExceeded", "backendError", "connection reset"):
 		return Failure{FailTransient, "Google Cloud answered with a temporary error"}
 	}

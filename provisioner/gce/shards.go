@@ -40,6 +40,12 @@ type member struct {
 	Zones []string `json:"zones"`
 	// Tries counts transient failures in a row.
 	Tries int `json:"tries"`
+	// UserID is the session's participant (the pool's for a warm seat).
+	UserID string `json:"user_id,omitempty"`
+	// Materials is the version of the class's materials the session
+	// gets at its start; Delivered the one its work has had since.
+	Materials string `json:"materials,omitempty"`
+	Delivered string `json:"delivered,omitempty"`
 }
 
 // errLeaseLost ends an update whose replica could not renew its lease.
@@ -380,6 +386,10 @@ func settle(set *cohort.ShardSet, sh *cohort.Shard, specs []infra.SessionSpec, r
 		switch f.Kind {
 		case FailStockout:
 			i := slices.Index(mb.Zones, mb.Spec.Zone)
+			if w := mb.Spec.Work; w != nil && !w.New {
+				m.Failed = fmt.Sprintf("%s has no GPU of this class's kind left right now, and your work is on a disk there, so the session cannot run elsewhere: your work is safe; start again in a while, as GPUs free up", mb.Spec.Zone)
+				continue
+			}
 			if i < 0 || i+1 >= len(mb.Zones) {
 				m.Failed = fmt.Sprintf("no zone of %s had capacity; add zones to the class or try again later", strings.Join(mb.Zones, ", "))
 				continue

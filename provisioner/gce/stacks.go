@@ -17,7 +17,6 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/events"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optdestroy"
-	"github.com/pulumi/pulumi/sdk/v3/go/auto/optrefresh"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optup"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/apitype"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/workspace"
@@ -152,9 +151,11 @@ func (s *Stacks) stack(ctx context.Context, name string, specs []infra.SessionSp
 	return st, err
 }
 
-// Outputs are what exists of a session.
+// Outputs are what exists of a session: its VM, and whether its work
+// disk is attached to it.
 type Outputs struct {
 	Instance, Zone, InternalIP string
+	Work                       bool `json:",omitempty"`
 }
 
 // Report is the outcome of an update for each of its sessions.
@@ -232,7 +233,12 @@ func (s *Stacks) Update(ctx context.Context, name string, specs []infra.SessionS
 // named after their session (infra.Session).
 func sessionOf(urn string) string {
 	name := urn[strings.LastIndex(urn, "::")+2:]
-	return strings.TrimSuffix(name, infra.ExpireSuffix)
+	for _, suffix := range []string{infra.ExpireSuffix, infra.AttachSuffix, infra.WorkSuffix} {
+		if id, ok := strings.CutSuffix(name, suffix); ok {
+			return id
+		}
+	}
+	return name
 }
 
 // describe turns the engine's events into the steps a participant sees.
@@ -247,6 +253,10 @@ func describe(ev events.EngineEvent, zones map[string]string) (sessionID, msg st
 		return id, "creating the VM in " + zones[id]
 	case "gcp:cloudscheduler/job:Job":
 		return id, "scheduling the session's stop at its maximum lifetime"
+	case "gcp:compute/disk:Disk":
+		return id, "creating your work disk in " + zones[id]
+	case "gcp:compute/attachedDisk:AttachedDisk":
+		return id, "attaching your work disk"
 	}
 	return "", ""
 }
@@ -288,15 +298,22 @@ func (s *Stacks) state(ctx context.Context, st auto.Stack) (map[string]Outputs, 
 		}
 	}
 	out := map[string]Outputs{}
+	attached := map[string]bool{}
 	for _, r := range d.Resources {
-		if r.Type != "gcp:compute/instance:Instance" {
-			continue
+		switch r.Type {
+		case "gcp:compute/attachedDisk:AttachedDisk":
+			attached[sessionOf(r.URN)] = true
+		case "gcp:compute/instance:Instance":
+			o := Outputs{Instance: r.Outputs.Name, Zone: r.Outputs.Zone}
+			if len(r.Outputs.NetworkInterfaces) > 0 {
+				o.InternalIP = r.Outputs.NetworkInterfaces[0].NetworkIP
+			}
+			out[sessionOf(r.URN)] = o
 		}
-		o := Outputs{Instance: r.Outputs.Name, Zone: r.Outputs.Zone}
-		if len(r.Outputs.NetworkInterfaces) > 0 {
-			o.InternalIP = r.Outputs.NetworkInterfaces[0].NetworkIP
-		}
-		out[sessionOf(r.URN)] = o
+	}
+	for id, o := range out {
+		o.Work = attached[id]
+		out[id] = o
 	}
 	return out, nil
 }
@@ -397,80 +414,12 @@ func (s *Stacks) unlock(ctx context.Context, stack string) (removed, held bool, 
 	return removed, held, nil
 }
 
-// repair makes a stack's state true after a killed operation: a create
-// GCE accepted may exist while the state only says pending, and the next
-// update would make a second one. Each pending create goes into the state
-// under the ID GCE gives it; a refresh keeps it if it exists. (At v3.274.1
-// optrefresh.ImportPendingCreates forgets them: the refresh drops
-// "importing" operations, backend/snapshot.go; TestEngineKilledBeforeTheCreateLanded.)
-func (s *Stacks) repair(ctx context.Context, st auto.Stack) error {
-	dep, err := st.Export(ctx)
-	if err != nil {
-		return err
-	}
-	var d map[string]json.RawMessage
-	if err := json.Unmarshal(dep.Deployment, &d); err != nil {
-		return fmt.Errorf("read the state: %w", err)
-	}
-	var ops []struct {
-		Resource map[string]any `json:"resource"`
-		Type     string         `json:"type"`
-	}
-	if len(d["pending_operations"]) == 0 {
-		return nil // killed between operations: nothing pending
-	}
-	if err := json.Unmarshal(d["pending_operations"], &ops); err != nil || len(ops) == 0 {
-		return err
-	}
-	var resources []any
-	if err := json.Unmarshal(d["resources"], &resources); err != nil {
-		return fmt.Errorf("read the state: %w", err)
-	}
-	for _, op := range ops {
-		if op.Type != "creating" {
-			continue // updates and deletes keep their resource in the state
-		}
-		if id := createdID(op.Resource); id != "" {
-			op.Resource["id"] = id
-			resources = append(resources, op.Resource)
-		}
-	}
-	if d["resources"], err = json.Marshal(resources); err != nil {
-		return err
-	}
-	delete(d, "pending_operations")
-	if dep.Deployment, err = json.Marshal(d); err != nil {
-		return err
-	}
-	if err := st.Import(ctx, dep); err != nil {
-		return err
-	}
-	return s.timed("refresh", func() error {
-		_, err := st.Refresh(ctx, optrefresh.SuppressProgress(), optrefresh.Parallel(parallel))
-		return err
-	})
-}
-
 // timed runs one engine operation and counts it in the metrics.
 func (s *Stacks) timed(operation string, run func() error) error {
 	start := time.Now()
 	err := run()
 	s.opts.Metrics.EngineRun(operation, time.Since(start), err)
 	return err
-}
-
-// createdID is the ID GCE gives a resource the session program creates,
-// from its inputs; "" for other types.
-func createdID(res map[string]any) string {
-	in, _ := res["inputs"].(map[string]any)
-	str := func(k string) string { v, _ := in[k].(string); return v }
-	switch res["type"] {
-	case "gcp:compute/instance:Instance":
-		return fmt.Sprintf("projects/%s/zones/%s/instances/%s", str("project"), str("zone"), str("name"))
-	case "gcp:cloudscheduler/job:Job":
-		return fmt.Sprintf("projects/%s/locations/%s/jobs/%s", str("project"), str("region"), str("name"))
-	}
-	return ""
 }
 
 // lockHeld reports whether the process that took a lock still runs. A

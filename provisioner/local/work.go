@@ -1,6 +1,7 @@
 package local
 
 import (
+	"archive/zip"
 	"context"
 	"errors"
 	"fmt"
@@ -197,20 +198,26 @@ func (d *Driver) PullMaterials(ctx context.Context, spec cohort.NotebookSpec) (s
 	return rep.Summary(), nil
 }
 
-// OpenWork opens a participant's work of a class for reading.
-func (d *Driver) OpenWork(classID, userID string) (*os.Root, error) {
+// ZipWork adds a participant's work of a class to zw
+// (cohort.WorkReader).
+func (d *Driver) ZipWork(ctx context.Context, zw *zip.Writer, classID, userID, prefix string, patterns []string) error {
 	work, err := d.workDir(classID, userID)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if work == "" {
-		return nil, cohort.Errorf(cohort.ENOTFOUND, "no work for the warm seats' pool")
+		return cohort.Errorf(cohort.ENOTFOUND, "no work for the warm seats' pool")
 	}
 	r, err := os.OpenRoot(work)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, cohort.Errorf(cohort.ENOTFOUND, "no work of %s in class %s yet", userID, classID)
+		return cohort.Errorf(cohort.ENOTFOUND, "no work of %s in class %s yet", userID, classID)
 	}
-	return r, err
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	_, err = materials.Zip(ctx, zw, r, prefix, materials.Matching(patterns))
+	return err
 }
 
 // WorkClasses lists the classes whose participants' work is kept here.

@@ -19,6 +19,9 @@ func (f *Fake) routes() http.Handler {
 	mux.HandleFunc("GET /compute/v1/projects/{project}/zones/{zone}/instances/{name}/getGuestAttributes", f.getGuestAttributes)
 	mux.HandleFunc("GET /compute/v1/projects/{project}/zones/{zone}/instances/{name}", f.getInstance)
 	mux.HandleFunc("GET /compute/v1/projects/{project}/global/images/family/{family}", f.getFromFamily)
+	mux.HandleFunc("GET /compute/v1/projects/{project}/aggregated/disks", f.aggregatedDisks)
+	mux.HandleFunc("GET /compute/v1/projects/{project}/zones/{zone}/disks/{name}", f.getDisk)
+	mux.HandleFunc("DELETE /compute/v1/projects/{project}/zones/{zone}/disks/{name}", f.deleteDisk)
 	return mux
 }
 

@@ -15,6 +15,8 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"path"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -65,6 +67,7 @@ type Fake struct {
 	inFlight  int                          // creates accepted and not yet done
 	guests    map[string]map[string]string // guest attributes by instance name
 	status    map[string]string            // instances' status by name
+	homes     string                       // BootAgents's VM homes
 
 	lis     net.Listener
 	srv     *grpc.Server
@@ -220,6 +223,16 @@ func (f *Fake) Create(ctx context.Context, req *pulumirpc.CreateRequest) (*pulum
 		}
 	case "gcp:cloudscheduler/job:Job":
 		id, kind = fmt.Sprintf("projects/%v/locations/%v/jobs/%s", props["project"], props["region"], name), "Job"
+	case diskType:
+		id, kind = fmt.Sprintf("projects/%v/zones/%v/disks/%s", props["project"], props["zone"], name), "Disk"
+		if err := checkDisk(props); err != nil {
+			return nil, err
+		}
+	case attachType:
+		// resource_compute_attached_disk.go: the ID is the instance's
+		// relative link and the disk's name.
+		vmID, diskID, _ := attachment(props)
+		id, kind = vmID+"/"+path.Base(diskID), "AttachedDisk"
 	default:
 		var ok bool
 		if id, ok = foundationID(typ, props); !ok {
@@ -267,6 +280,12 @@ func (f *Fake) Create(ctx context.Context, req *pulumirpc.CreateRequest) (*pulum
 		props["selfLink"] = "https://www.googleapis.com/compute/v1/" + id
 	case "gcp:cloudscheduler/job:Job":
 		props["state"] = "ENABLED"
+	case diskType:
+		props["selfLink"], props["users"] = "https://www.googleapis.com/compute/v1/"+id, []any{}
+	case attachType:
+		if err := f.attach(props); err != nil {
+			return nil, err
+		}
 	default:
 		computeOutputs(typ, id, props)
 	}
@@ -391,8 +410,8 @@ func (f *Fake) wait(ctx context.Context) error {
 
 func (f *Fake) Read(_ context.Context, req *pulumirpc.ReadRequest) (*pulumirpc.ReadResponse, error) {
 	f.mu.Lock()
+	defer f.mu.Unlock()
 	r, ok := f.inventory[req.GetId()]
-	f.mu.Unlock()
 	if !ok {
 		return &pulumirpc.ReadResponse{}, nil // gone
 	}
@@ -400,7 +419,15 @@ func (f *Fake) Read(_ context.Context, req *pulumirpc.ReadRequest) (*pulumirpc.R
 	if err != nil {
 		return nil, err
 	}
-	inputs, err := structpb.NewStruct(r.Inputs)
+	in := r.Inputs
+	if r.Type == vmType && len(attachedOf(r)) > 0 {
+		// The bridge reads inputs back from the state, which holds every
+		// attached disk (resource_compute_instance.go, flattening
+		// attached_disk): a refresh makes them the instance's inputs.
+		in = maps.Clone(in)
+		in["attachedDisks"] = attachedOf(r)
+	}
+	inputs, err := structpb.NewStruct(in)
 	if err != nil {
 		return nil, err
 	}
@@ -425,9 +452,31 @@ func (f *Fake) Update(ctx context.Context, req *pulumirpc.UpdateRequest) (*pulum
 	}
 	outs := maps.Clone(r.Outputs)
 	for k, v := range news {
-		if k != "networkInterfaces" && k != "bootDisk" {
+		if k != "networkInterfaces" && k != "bootDisk" && k != "attachedDisks" {
 			outs[k] = v
 		}
+	}
+	if r.Type == vmType && !slices.Contains(req.GetIgnoreChanges(), "attachedDisks") {
+		// An update of an instance makes its attached disks those it is
+		// given: one attached by an AttachedDisk is detached unless the
+		// instance ignores changes to attachedDisks, which the bridge
+		// drops from the plan (resource_compute_instance.go,
+		// resourceComputeInstanceUpdate; google_compute_attached_disk's
+		// documentation; pulumi-terraform-bridge's ignoreChanges).
+		keep := map[string]bool{}
+		for _, a := range asList(news["attachedDisks"]) {
+			if id, ok := relative(fmt.Sprint(mapOf(a)["source"])); ok {
+				keep[id] = true
+			}
+		}
+		for _, a := range attachedOf(r) {
+			if id, _ := relative(fmt.Sprint(mapOf(a)["source"])); !keep[id] {
+				f.detach(r.ID, id)
+			}
+		}
+	}
+	if r.Type == vmType {
+		outs["attachedDisks"] = r.Outputs["attachedDisks"] // read back after the update
 	}
 	f.inventory[r.ID] = Resource{Type: r.Type, ID: r.ID, Inputs: news, Outputs: outs}
 	out, err := structpb.NewStruct(outs)
@@ -445,6 +494,20 @@ func (f *Fake) Delete(ctx context.Context, req *pulumirpc.DeleteRequest) (*empty
 	if r, ok := f.inventory[req.GetId()]; ok {
 		delete(f.guests, fmt.Sprint(r.Inputs["name"]))
 		delete(f.status, fmt.Sprint(r.Inputs["name"]))
+		switch r.Type {
+		case vmType:
+			f.detachAll(r.ID)
+		case attachType:
+			vmID, diskID, _ := attachment(r.Inputs)
+			f.detach(vmID, diskID)
+		case diskType:
+			// resource_compute_disk.go, resourceComputeDiskDelete:
+			// the provider detaches the disk from its users first.
+			for _, u := range usersOf(r) {
+				vmID, _ := relative(u)
+				f.detach(vmID, r.ID)
+			}
+		}
 	}
 	delete(f.inventory, req.GetId())
 	halt := f.halts[req.GetId()]
