@@ -32,7 +32,7 @@ bench: bench-deps build pulumi
 	COHORT_TEST_POSTGRES=required $(GO) test -run XXX -bench ProvisioningPasses -benchtime 1x ./jobs/
 	$(GO) test -run XXX -bench ClassStart -benchtime 1x ./provisioner/gce/
 	$(GO) test -run XXX -bench ClickToReady -benchtime 1x ./cmd/cohort/
-	$(GO) test -run XXX -bench SessionStart -benchtime 20x ./materials/
+	$(GO) test -run XXX -bench 'SessionStart|WorkZip' -benchtime 20x ./materials/
 
 bench-deps:
 	@sh scripts/deps.sh bench

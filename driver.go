@@ -157,3 +157,16 @@ type Instance struct {
 	LastKernelActivity  time.Time
 	KernelBusy          bool
 }
+
+// WorkStorage is a WorkKeeper whose kept work bills while it exists (GCE's
+// work disks): a class's spend counts it.
+type WorkStorage interface {
+	KeptWork(ctx context.Context, classID string) ([]KeptWork, error)
+}
+
+// KeptWork is one participant's kept work of a class: its size, and since
+// when it bills.
+type KeptWork struct {
+	GB      int
+	Created time.Time
+}

@@ -26,6 +26,13 @@ type ClassCost struct {
 	RunningSeats int               `json:"running_seats"`
 	RunningHour  float64           `json:"running_hour"`
 	Participants []ParticipantCost `json:"participants"`
+	// KeptWork is the participants' work kept between sessions on storage
+	// that bills (GCE's work disks): how many, how large, what they cost
+	// a month. Spent counts what they have cost; Committed what they will
+	// until the class's work is deleted.
+	KeptWork      int     `json:"kept_work,omitempty"`
+	KeptWorkGB    int     `json:"kept_work_gb,omitempty"`
+	KeptWorkMonth float64 `json:"kept_work_month,omitempty"`
 }
 
 // BudgetWarnAt is the share of its budget a class may commit before its

@@ -128,6 +128,13 @@ func (a *Agent) setGuestAttribute(ctx context.Context, key, value string) error 
 	return nil
 }
 
+// WorkIsNew says whether the metadata says the session made its work
+// disk (infra.MetaWorkNew), for MountOptions.New.
+func (a *Agent) WorkIsNew(ctx context.Context) bool {
+	v, err := a.metadata(ctx, infra.MetaWorkNew)
+	return err == nil && v == "true"
+}
+
 // Settings reads the session's notebook settings from the metadata.
 func (a *Agent) Settings(ctx context.Context) (jupyter.Settings, error) {
 	get := map[string]string{}

@@ -37,6 +37,10 @@ type MountOptions struct {
 	Device, Dir, Ready string
 	// UID and GID own the disk's top folder: the participant's.
 	UID, GID int
+	// New says whether the disk is one its session made (the metadata's
+	// infra.MetaWorkNew): only such a disk is formatted when it holds no
+	// file system. Nil: never.
+	New func(context.Context) bool
 	// Poll is how often the device is looked for; 1s if zero.
 	Poll   time.Duration
 	Logger *slog.Logger
@@ -88,6 +92,10 @@ func mountWork(ctx context.Context, o MountOptions) error {
 	switch {
 	case err != nil:
 		return err
+	case fs == "" && (o.New == nil || !o.New(ctx)):
+		// Not a disk its session made: something went wrong with it (a
+		// damaged superblock?), and formatting would wipe the work.
+		return fmt.Errorf("the work disk %s holds no file system cohort can read, and it is not new: it is left as it is", o.Device)
 	case fs == "":
 		// Google's advice for a new persistent disk
 		// (cloud.google.com/compute/docs/disks/format-mount-disk-linux).

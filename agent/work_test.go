@@ -68,9 +68,9 @@ func startMount(o agent.MountOptions) *mountRun {
 	return r
 }
 
-func (r *mountRun) stop(t *testing.T) error {
+// wait waits for MountWork to end on its own.
+func (r *mountRun) wait(t *testing.T) error {
 	t.Helper()
-	r.cancel()
 	select {
 	case err := <-r.done:
 		return err
@@ -78,6 +78,12 @@ func (r *mountRun) stop(t *testing.T) error {
 		t.Fatal("MountWork did not end")
 		return nil
 	}
+}
+
+func (r *mountRun) stop(t *testing.T) error {
+	t.Helper()
+	r.cancel()
+	return r.wait(t)
 }
 
 // TestMountWork: the work disk attached after boot is formatted once,
@@ -91,6 +97,16 @@ func TestMountWork(t *testing.T) {
 		Ready: filepath.Join(dir, "run", "work-ready"), UID: 4242, GID: 4243, Poll: 50 * time.Millisecond}
 	t.Cleanup(func() { exec.Command("umount", "-l", o.Dir).Run() })
 	os.MkdirAll(filepath.Dir(o.Device), 0o755)
+	if err := os.Symlink(dev, o.Device); err != nil {
+		t.Fatal(err)
+	}
+	// A blank disk its session did not make (a damaged one?) is never
+	// formatted.
+	if err := startMount(o).wait(t); err == nil || !strings.Contains(err.Error(), "not new: it is left as it is") {
+		t.Fatalf("a blank disk not made new = %v", err)
+	}
+	os.Remove(o.Device)
+	o.New = func(context.Context) bool { return true }
 
 	run := startMount(o)
 	time.Sleep(300 * time.Millisecond) // the disk is attached after the VM
@@ -138,13 +154,8 @@ func TestMountWork(t *testing.T) {
 	}
 	os.Remove(o.Ready)
 	run = startMount(o)
-	select {
-	case err := <-run.done:
-		if err == nil || !strings.Contains(err.Error(), "holds a swap file system") {
-			t.Fatalf("a swap disk = %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("a swap disk was waited on")
+	if err := run.wait(t); err == nil || !strings.Contains(err.Error(), "holds a swap file system") {
+		t.Fatalf("a swap disk = %v", err)
 	}
 	if fs := mounted(t, o.Dir); fs != "" {
 		t.Fatalf("a swap disk was mounted: %s", fs)

@@ -37,6 +37,7 @@ func (s *Server) classCostOf(ctx context.Context, class *cohort.Class, chart boo
 	for _, sess := range sessions {
 		out.Committed += cost.Committed(sess, rate, now, seatCap)
 	}
+	s.meterKeptWork(ctx, class, out)
 	if b := out.Budget; b > 0 && out.Committed >= cohort.BudgetWarnAt*b {
 		seat := rate.Seat(seatCap)
 		out.Warning = fmt.Sprintf("%.0f%% of the budget is committed: %s left, room for %d more seats", 100*out.Committed/b,
@@ -75,6 +76,33 @@ func (s *Server) classCostOf(ctx context.Context, class *cohort.Class, chart boo
 		return out, nil, nil
 	}
 	return out, chartSpend(sessions, rate, seatCap, now, out), nil
+}
+
+// meterKeptWork adds what the class's kept work costs, where it bills
+// (GCE's work disks), to its spend: what it has cost, and until the
+// class's work is deleted (its end and keep_work), what it will.
+func (s *Server) meterKeptWork(ctx context.Context, class *cohort.Class, out *cohort.ClassCost) {
+	storage, ok := s.work.(cohort.WorkStorage)
+	if !ok {
+		return
+	}
+	work, err := storage.KeptWork(ctx, class.ID)
+	if err != nil {
+		s.log.Warn("read the class's kept work for its spend", "class_id", class.ID, "error", err)
+		return
+	}
+	perGB, err := s.prices.WorkMonth(class.Runtime.Zones)
+	if err != nil {
+		return // unpriced: the seats say so
+	}
+	until, _ := class.Policy.WorkExpires()
+	spent, month, committed := cost.MeterWork(work, perGB, s.now(), until)
+	out.KeptWork, out.KeptWorkMonth = len(work), month
+	for _, w := range work {
+		out.KeptWorkGB += w.GB
+	}
+	out.Spent += spent
+	out.Committed += committed
 }
 
 // sessionCost is what one session has cost so far, for its participant;

@@ -4,16 +4,15 @@ import (
 	"archive/zip"
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"path"
 	"strings"
+	"sync"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/cohortdev/cohort"
-	"github.com/cohortdev/cohort/materials"
 )
 
 // A class's materials and its participants' work (docs/materials.md).
@@ -300,9 +299,11 @@ func (s *Server) collectWork(c *gin.Context) {
 			if cohort.ErrorCode(err) == cohort.ENOTFOUND {
 				continue
 			}
-			if errors.Is(err, materials.ErrZipLimit) {
-				// One participant's folder does not cut the others' out.
-				s.log.Warn("collect: a participant's folder is past the limits; the rest of it is left out", "class_id", a.class.ID, "email", m.Email, "error", err)
+			if err != nil && ctx.Err() == nil {
+				// One participant's folder (past the limits; on GCE, a VM
+				// that fails or misbehaves) does not cut the others' out:
+				// what was read of it stays, the rest is left out.
+				s.log.Warn("collect: a participant's work could not be read whole; the rest of it is left out", "class_id", a.class.ID, "email", m.Email, "error", err)
 				continue
 			}
 			if err != nil {
@@ -333,9 +334,15 @@ func validPattern(p string) bool {
 // The answer begins with the zip's first byte: an error before it (no
 // work: ENOTFOUND) is answered as any other.
 func (s *Server) sendZip(c *gin.Context, name string, fill func(*zip.Writer) error) {
+	release, err := s.zips.take(currentUser(c).ID)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	defer release()
 	w := &zipAnswer{c: c, name: name}
 	zw := zip.NewWriter(w)
-	err := fill(zw)
+	err = fill(zw)
 	if err != nil && !w.started {
 		s.fail(c, err)
 		return
@@ -365,4 +372,38 @@ func (w *zipAnswer) Write(p []byte) (int, error) {
 		w.c.Status(http.StatusOK)
 	}
 	return w.c.Writer.Write(p)
+}
+
+// Zips of work take the server's time, and memory for their names: at
+// most maxZips are made at once, maxUserZips for one user.
+const maxZips, maxUserZips = 8, 2
+
+type zipSlots struct {
+	mu     sync.Mutex
+	total  int
+	byUser map[string]int
+}
+
+func (z *zipSlots) take(userID string) (func(), error) {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	switch {
+	case z.byUser[userID] >= maxUserZips:
+		return nil, cohort.Errorf(cohort.EUNAVAILABLE, "you have %d zips being made already: wait for them", maxUserZips)
+	case z.total >= maxZips:
+		return nil, cohort.Errorf(cohort.EUNAVAILABLE, "cohort is making %d zips of work already: try again in a minute", maxZips)
+	}
+	if z.byUser == nil {
+		z.byUser = map[string]int{}
+	}
+	z.total++
+	z.byUser[userID]++
+	return func() {
+		z.mu.Lock()
+		defer z.mu.Unlock()
+		z.total--
+		if z.byUser[userID]--; z.byUser[userID] == 0 {
+			delete(z.byUser, userID)
+		}
+	}, nil
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/cohortdev/cohort"
@@ -34,6 +35,9 @@ func (d dirWork) path(classID, userID string) string {
 }
 
 func (d dirWork) ZipWork(ctx context.Context, zw *zip.Writer, classID, userID, prefix string, patterns []string) error {
+	if failing.Load() == userID {
+		return cohort.Errorf(cohort.EUNAVAILABLE, "the session VM's agent: connection refused")
+	}
 	if err := os.MkdirAll(d.path(classID, userID), 0o700); err != nil {
 		return err
 	}
@@ -219,4 +223,19 @@ func TestDownloadAndCollectWork(t *testing.T) {
 	if !strings.Contains(string(audit.body), cohort.AuditWorkCollected) {
 		t.Errorf("the collection is not in the audit log: %s", audit.body)
 	}
+
+	// One participant whose work cannot be read (a GCE VM that fails)
+	// leaves the others' whole.
+	failing.Store(e.users["alice"].ID)
+	t.Cleanup(func() { failing.Store("") })
+	r = e.do("teacher", "GET", "/v1/classes/"+class.ID+"/collect?path=*.ipynb", "")
+	got = materialstest.Unzip(t, r.body)
+	if want := map[string]string{"bob@example.com/train.ipynb": "bob's notebook"}; r.status != http.StatusOK || !maps.Equal(got, want) {
+		t.Fatalf("collect with alice's work failing = %d, holds %v; want %v", r.status, got, want)
+	}
 }
+
+// failing is a participant whose work dirWork cannot read.
+var failing atomic.Value
+
+func init() { failing.Store("") }

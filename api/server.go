@@ -94,6 +94,8 @@ type Options struct {
 
 // Server serves the API and the notebook proxy.
 type Server struct {
+	// zips holds who is being sent a zip of work now (materials.go).
+	zips       zipSlots
 	store      cohort.Store
 	enqueuer   Enqueuer
 	runtimes   cohort.RuntimeChecker

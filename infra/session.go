@@ -240,6 +240,9 @@ func instanceArgs(s SessionSpec) *compute.InstanceArgs {
 	}
 	if s.Work != nil {
 		metadata[MetaWorkDevice] = pulumi.String(WorkDevice)
+		if s.Work.New {
+			metadata[MetaWorkNew] = pulumi.String("true")
+		}
 	}
 	// N1 takes attached GPUs; G2 and A2 have theirs built in.
 	if m, ok := catalog.LookupMachineType(s.MachineType); ok && m.BuiltinGPU == "" && s.GPUType != "" {

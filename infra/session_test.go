@@ -19,6 +19,7 @@ type recorder struct {
 	ignore map[string][]string             // ignoreChanges, by type token
 	retain map[string]bool                 // retainOnDelete, by type token
 	deps   map[string][]string             // dependencies, by type token
+	with   map[string]string               // deletedWith, by type token
 }
 
 func (r *recorder) NewResource(args pulumi.MockResourceArgs) (string, resource.PropertyMap, error) {
@@ -31,8 +32,9 @@ func (r *recorder) NewResource(args pulumi.MockResourceArgs) (string, resource.P
 		}
 		r.ignore[args.TypeToken] = args.RegisterRPC.GetIgnoreChanges()
 		if r.retain == nil {
-			r.retain, r.deps = map[string]bool{}, map[string][]string{}
+			r.retain, r.deps, r.with = map[string]bool{}, map[string][]string{}, map[string]string{}
 		}
+		r.with[args.TypeToken] = args.RegisterRPC.GetDeletedWith()
 		r.retain[args.TypeToken] = args.RegisterRPC.GetRetainOnDelete()
 		r.deps[args.TypeToken] = args.RegisterRPC.GetDependencies()
 	}

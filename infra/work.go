@@ -18,16 +18,21 @@ import (
 // The disk is the one resource cohort keeps outside every stack: a
 // session's shard declares it only to create it (RetainOnDelete, so that
 // the session's end drops it from the state and leaves it in the
-// project), and attaches it with an AttachedDisk of its own, which a
-// stop detaches. Retention deletes it through the Compute Engine API.
+// project), and attaches it with an AttachedDisk of its own, deleted
+// with the VM. Retention deletes it through the Compute Engine API.
 
 // WorkDevice is the device name of the work disk: the VM sees it as
 // /dev/disk/by-id/google-cohort-work.
 const WorkDevice = "cohort-work"
 
 // MetaWorkDevice, in a VM's metadata, tells the agent to wait for the
-// work disk before it starts Jupyter.
-const MetaWorkDevice = "cohort-work-device"
+// work disk before it starts Jupyter; MetaWorkNew says the session made
+// the disk, which the image's mount service may then format (and no
+// other: a disk it cannot read is never wiped).
+const (
+	MetaWorkDevice = "cohort-work-device"
+	MetaWorkNew    = "cohort-work-new"
+)
 
 // WorkLabel marks a work disk; the cohort-class label names its class.
 const WorkLabel = "cohort-work"
@@ -105,6 +110,10 @@ func workDisk(ctx *pulumi.Context, s SessionSpec, vm *compute.Instance) error {
 		}
 		source = disk.SelfLink
 	}
+	// Deleted with the VM: a delete of its own would detach the disk from
+	// the running VM while it is mounted and written to; the VM's delete
+	// shuts the guest down first (unmounting it), and a disk not marked
+	// autoDelete outlives it.
 	_, err := compute.NewAttachedDisk(ctx, s.SessionID+AttachSuffix, &compute.AttachedDiskArgs{
 		Project:    pulumi.String(s.Project),
 		Zone:       pulumi.String(s.Zone),
@@ -112,7 +121,7 @@ func workDisk(ctx *pulumi.Context, s SessionSpec, vm *compute.Instance) error {
 		Disk:       source,
 		DeviceName: pulumi.String(WorkDevice),
 		Mode:       pulumi.String("READ_WRITE"),
-	})
+	}, pulumi.DeletedWith(vm))
 	return err
 }
 

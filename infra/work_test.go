@@ -51,11 +51,15 @@ func TestSessionProgramCreatesANewWorkDisk(t *testing.T) {
 	if deps := r.deps[diskType]; len(deps) != 1 || !strings.HasSuffix(deps[0], "::ses_abc") {
 		t.Errorf("the disk depends on %v, want the VM", deps)
 	}
+	// Never detached from the running VM: the VM's delete takes it.
+	if with := r.with[attachType]; !strings.HasSuffix(with, "::ses_abc") {
+		t.Errorf("the attachment is deleted with %q, want the VM", with)
+	}
 	if str(attach, "disk") != "https://www.googleapis.com/compute/v1/ses_abc-work" || str(attach, "deviceName") != "cohort-work" ||
 		str(attach, "mode") != "READ_WRITE" || str(attach, "zone") != "us-central1-a" || str(attach, "instance") != "https://www.googleapis.com/compute/v1/ses_abc" {
 		t.Errorf("attachment = %v", attach)
 	}
-	if vm := r.inputs["gcp:compute/instance:Instance"]; str(vm, "metadata", infra.MetaWorkDevice) != "cohort-work" {
+	if vm := r.inputs["gcp:compute/instance:Instance"]; str(vm, "metadata", infra.MetaWorkDevice) != "cohort-work" || str(vm, "metadata", infra.MetaWorkNew) != "true" {
 		t.Errorf("metadata = %v", vm["metadata"])
 	}
 }
@@ -70,6 +74,10 @@ func TestSessionProgramAttachesAnExistingWorkDisk(t *testing.T) {
 	}
 	if got := str(r.inputs[attachType], "disk"); got != "projects/workshop-123/zones/us-central1-a/disks/cohort-work-0123456789abcdef0123" {
 		t.Errorf("attached %q", got)
+	}
+	// Never to be formatted.
+	if vm := r.inputs["gcp:compute/instance:Instance"]; str(vm, "metadata", infra.MetaWorkNew) != "" {
+		t.Errorf("metadata = %v", vm["metadata"])
 	}
 }
 

@@ -38,7 +38,7 @@ func Tar(ctx context.Context, tw *tar.Writer, root *os.Root, want func(name stri
 // limits; anything else ends it with an error naming it.
 func ZipFromTar(ctx context.Context, zw *zip.Writer, r io.Reader, prefix string, want func(name string) bool) (int, error) {
 	tr := tar.NewReader(r)
-	var files int
+	var files, names int
 	var bytes int64
 	for {
 		h, err := tr.Next()
@@ -57,11 +57,16 @@ func ZipFromTar(ctx context.Context, zw *zip.Writer, r io.Reader, prefix string,
 			return files, fmt.Errorf("the work's tar holds %q, which is not a regular file", name)
 		case !insideName(name):
 			return files, fmt.Errorf("the work's tar holds the name %q, outside the work folder", name)
+		case len(prefix)+len(name) > MaxZipName:
+			return files, fmt.Errorf("the work's tar holds a name of %d bytes: %w", len(name), ErrZipLimit)
 		case files >= MaxZipEntries:
 			return files, fmt.Errorf("more than %d files: %w", MaxZipEntries, ErrZipLimit)
 		}
 		if want != nil && !want(name) {
 			continue
+		}
+		if names += len(prefix) + len(name); names > MaxZipNames {
+			return files, fmt.Errorf("more than %d MiB of names: %w", MaxZipNames>>20, ErrZipLimit)
 		}
 		if bytes += h.Size; h.Size < 0 || bytes > MaxZipBytes {
 			return files, fmt.Errorf("more than %d GiB: %w", MaxZipBytes>>30, ErrZipLimit)

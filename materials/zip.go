@@ -20,6 +20,10 @@ const (
 	MaxZipDepth   = 64
 	MaxZipEntries = 200_000
 	MaxZipBytes   = 32 << 30
+	// A zip writer keeps every name until it closes: names are bounded
+	// one by one and together.
+	MaxZipName  = 1024
+	MaxZipNames = 32 << 20
 )
 
 // ErrZipLimit is a folder past the limits of a zip.
@@ -66,6 +70,7 @@ type zipper struct {
 
 	files, seen int
 	bytes       int64
+	names       int
 }
 
 func (z *zipper) walk(dir string, depth int) error {
@@ -108,7 +113,11 @@ func (z *zipper) entry(dir string, e fs.DirEntry, depth int) error {
 	case name == ".cohort" || e.Name() == ".ipynb_checkpoints" || strings.Contains(e.Name(), "\\"):
 	case e.IsDir():
 		return z.walk(name, depth+1)
+	case len(name) > MaxZipName: // left out, as a name Windows cannot hold
 	case e.Type().IsRegular() && (z.want == nil || z.want(name)):
+		if z.names += len(name); z.names > MaxZipNames {
+			return fmt.Errorf("more than %d MiB of names: %w", MaxZipNames>>20, ErrZipLimit)
+		}
 		return z.add(name)
 	}
 	return nil

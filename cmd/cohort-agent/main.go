@@ -55,5 +55,6 @@ func mountWork(ctx context.Context, opts agent.Options, owner string, log *slog.
 	}
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
-	return agent.MountWork(ctx, agent.MountOptions{Device: agent.DefaultWorkDevice, Dir: opts.WorkDir, Ready: opts.WorkReady, UID: uid, GID: gid, Logger: log})
+	return agent.MountWork(ctx, agent.MountOptions{Device: agent.DefaultWorkDevice, Dir: opts.WorkDir, Ready: opts.WorkReady, UID: uid, GID: gid,
+		New: agent.New(opts).WorkIsNew, Logger: log})
 }

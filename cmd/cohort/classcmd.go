@@ -275,6 +275,9 @@ func printEstimate(w io.Writer, cl *cohort.Class, cc *cohort.ClassCost) {
 	fmt.Fprintf(w, "Cost:          %s per seat-hour, %s an hour for all %d seats (list prices of %s)\n",
 		money(cc.SeatHour), money(cc.AllSeatsHour), cl.Policy.Seats, cc.PricesChecked)
 	fmt.Fprintf(w, "Estimate:      typically %s; at most %s, every seat running to its hard stop\n", money(cc.Typical), money(cc.Max))
+	if cc.KeptWork > 0 {
+		fmt.Fprintf(w, "Kept work:     %d disks, %d GB, %s a month until the class's work is deleted\n", cc.KeptWork, cc.KeptWorkGB, money(cc.KeptWorkMonth))
+	}
 	if cc.Budget > 0 {
 		fmt.Fprintf(w, "Budget:        %s; committed %s (spent, and what running seats can still cost), %s left\n",
 			money(cc.Budget), money(cc.Committed), money(max(cc.Budget-cc.Committed, 0)))

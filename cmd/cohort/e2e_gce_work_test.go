@@ -72,6 +72,10 @@ func TestE2EGCEMaterialsAndWork(t *testing.T) {
 	if len(disks) != 1 {
 		t.Fatalf("disks after the first session: %v", disks)
 	}
+	// The kept disk counts in the class's spend.
+	if cc, err := teacher.ClassCost(ctx, class.ID); err != nil || cc.KeptWork != 1 || cc.KeptWorkGB != 10 || cc.KeptWorkMonth <= 0 {
+		t.Fatalf("the class's cost with a kept disk: %+v, %v", cc, err)
+	}
 
 	// The first zone has GPUs again; ada's work is in the second.
 	fake.Stockout("us-central1-a", false)

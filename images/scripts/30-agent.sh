@@ -2,7 +2,9 @@
 # The participant's account and the session agent that serves their Jupyter.
 set -euo pipefail
 
-id participant >/dev/null 2>&1 || useradd --create-home --shell /bin/bash participant
+# A fixed uid: the files on a participant's work disk keep theirs from
+# image to image.
+id participant >/dev/null 2>&1 || useradd --create-home --shell /bin/bash --uid 2000 participant
 install -m 0755 /tmp/cohort/cohort-agent /usr/local/bin/cohort-agent
 install -m 0644 /tmp/cohort/cohort-agent.service /etc/systemd/system/cohort-agent.service
 install -m 0644 /tmp/cohort/cohort-work.service /etc/systemd/system/cohort-work.service

@@ -12,8 +12,10 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/cohortdev/cohort"
+	"github.com/cohortdev/cohort/jupyter"
 	"github.com/cohortdev/cohort/materials"
 )
 
@@ -32,6 +34,19 @@ var (
 // (materials.Library).
 type MaterialsOpener interface {
 	Open(version string) (*os.File, error)
+}
+
+// deliverTimeout bounds a delivery of materials at a session's start
+// (inside the reconciler's look at it): one that takes longer is tried
+// again at the next look.
+const deliverTimeout = 2 * time.Minute
+
+// agentClient calls the VMs' agents: a VM must answer within 30 s, and a
+// download has no time limit but its request's (and idle's).
+func agentClient() *http.Client {
+	c := jupyter.NewClient(0)
+	c.Transport.(*http.Transport).ResponseHeaderTimeout = 30 * time.Second
+	return c
 }
 
 // agentCall calls a session VM's agent with the session's notebook token.
@@ -156,14 +171,42 @@ func (d *Driver) ZipWork(ctx context.Context, zw *zip.Writer, classID, userID, p
 		if err != nil || mb.UserID != userID || mb.Spec.Work == nil {
 			continue
 		}
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
 		q := url.Values{"path": patterns}
 		resp, err := d.agentCall(ctx, out.InternalIP, mb.Spec.NotebookToken, http.MethodGet, "/cohort/work.tar?"+q.Encode(), nil, nil)
 		if err != nil {
-			return cohort.Errorf(cohort.EUNAVAILABLE, "read the work of session %s: %v", m.SessionID, err)
+			// Nothing written yet: the copy the last stop kept, if any.
+			d.log.Warn("read the work of a running session; trying its last copy", "session_id", m.SessionID, "error", err)
+			return d.zipCopy(ctx, zw, classID, userID, prefix, patterns)
 		}
 		defer resp.Body.Close()
-		_, err = materials.ZipFromTar(ctx, zw, resp.Body, prefix, nil)
+		// The VM may ignore the patterns, or stall: the patterns are
+		// applied here too, and a minute without a byte ends the read.
+		_, err = materials.ZipFromTar(ctx, zw, idle(resp.Body, cancel, time.Minute), prefix, materials.Matching(patterns))
 		return err
 	}
 	return d.zipCopy(ctx, zw, classID, userID, prefix, patterns)
+}
+
+// idle reads r, calling stop once nothing arrives for a while.
+func idle(r io.Reader, stop func(), after time.Duration) io.Reader {
+	return &idleReader{r: r, timer: time.AfterFunc(after, stop), after: after}
+}
+
+type idleReader struct {
+	r     io.Reader
+	timer *time.Timer
+	after time.Duration
+}
+
+func (i *idleReader) Read(p []byte) (int, error) {
+	n, err := i.r.Read(p)
+	if n > 0 {
+		i.timer.Reset(i.after)
+	}
+	if err != nil {
+		i.timer.Stop()
+	}
+	return n, err
 }

@@ -134,7 +134,7 @@ func New(opts Options) (*Driver, error) {
 	case opts.WorkGB > 0 && (opts.WorkGB < infra.MinWorkGB || opts.WorkGB > infra.MaxWorkGB):
 		return nil, fmt.Errorf("gce driver: a work disk of %d GB is outside %d-%d GB", opts.WorkGB, infra.MinWorkGB, infra.MaxWorkGB)
 	}
-	d := &Driver{opts: opts, http: jupyter.NewClient(5 * time.Second), agent: jupyter.NewClient(0), log: opts.Logger, now: opts.Now}
+	d := &Driver{opts: opts, http: jupyter.NewClient(5 * time.Second), agent: agentClient(), log: opts.Logger, now: opts.Now}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
@@ -289,16 +289,22 @@ func later(s *infra.SessionSpec, deadline time.Time) bool {
 // its zone if they have none; ClaimFilter kept them off seats in other
 // zones), where the agent mounts it.
 func (d *Driver) Claimed(ctx context.Context, spec cohort.NotebookSpec) error {
-	work, _, err := d.work(ctx, spec, nil)
+	work, zones, err := d.work(ctx, spec, nil)
 	if err != nil {
 		return err
 	}
-	return d.editMember(ctx, spec.SessionID, func(mb *member) bool {
+	var elsewhere error
+	err = d.editMember(ctx, spec.SessionID, func(mb *member) bool {
+		if work != nil && !work.New && mb.Spec.Zone != zones[0] {
+			elsewhere = cohort.Errorf(cohort.ECONFLICT, "the seat runs in %s and the participant's work disk is in %s", mb.Spec.Zone, zones[0])
+			return false
+		}
 		later(&mb.Spec, spec.Deadline)
 		mb.Spec.Owner, mb.Spec.NotebookToken, mb.Spec.Work = spec.UserEmail, spec.Token, work
 		mb.UserID, mb.Materials = spec.UserID, d.version(spec.Materials, work)
 		return true
 	})
+	return cmp.Or(err, elsewhere)
 }
 
 // editMember changes a wanted member with edit, and queues the update
@@ -364,7 +370,10 @@ func (d *Driver) Inspect(ctx context.Context, spec cohort.NotebookSpec) (cohort.
 	// Into the work disk once it is attached (a claimed warm seat's comes
 	// after its VM); its agent waits for the mount.
 	if mb, err := readMember(m); err == nil && mb.Materials != "" && mb.Delivered != mb.Materials && out.Work {
-		if err := d.deliver(ctx, m, mb, out.InternalIP, spec.Token); err != nil {
+		ctx, cancel := context.WithTimeout(ctx, deliverTimeout)
+		err := d.deliver(ctx, m, mb, out.InternalIP, spec.Token)
+		cancel()
+		if err != nil {
 			return cohort.Instance{State: cohort.InstanceStarting, Address: addr, Progress: "delivering the class's materials: " + err.Error()}, nil
 		}
 	}

@@ -383,6 +383,12 @@ func settle(set *cohort.ShardSet, sh *cohort.Shard, specs []infra.SessionSpec, r
 		}
 		f := Classify(cause)
 		changed = true
+		if f.Kind == FailStockout && up {
+			// Its VM is in this zone, and so may be its new work disk:
+			// moving zones would replace the disk, and drop the old one
+			// from the state (RetainOnDelete). Tried again here.
+			f.Kind = FailTransient
+		}
 		switch f.Kind {
 		case FailStockout:
 			i := slices.Index(mb.Zones, mb.Spec.Zone)

@@ -27,9 +27,11 @@ var _ cohort.WorkKeeper = (*Driver)(nil)
 type Disk struct {
 	Name, Zone string
 	SizeGB     int
-	// Class is its cohort-class label; Users the instances it is
-	// attached to.
+	Created    time.Time
+	// Class is its cohort-class label, Work whether it is a work disk;
+	// Users the instances it is attached to.
 	Class string
+	Work  bool
 	Users []string
 }
 
@@ -58,7 +60,9 @@ func (g *Compute) Disks(ctx context.Context, project, filter string) ([]Disk, er
 			if d.GetStatus() == "DELETING" {
 				continue
 			}
-			out = append(out, Disk{Name: d.GetName(), Zone: path.Base(d.GetZone()), SizeGB: int(d.GetSizeGb()), Class: d.GetLabels()["cohort-class"], Users: d.GetUsers()})
+			created, _ := time.Parse(time.RFC3339, d.GetCreationTimestamp())
+			out = append(out, Disk{Name: d.GetName(), Zone: path.Base(d.GetZone()), SizeGB: int(d.GetSizeGb()), Created: created,
+				Class: d.GetLabels()["cohort-class"], Work: d.GetLabels()[infra.WorkLabel] == "true", Users: d.GetUsers()})
 		}
 	}
 }
@@ -97,10 +101,13 @@ func (d *Driver) findWork(ctx context.Context, classID, userID string) (*Disk, e
 	if err != nil {
 		return nil, cohort.Errorf(cohort.EUNAVAILABLE, "cohort could not look for the participant's work disk %s in project %s: %v", name, d.opts.Project, err)
 	}
-	if len(disks) == 0 {
+	switch len(disks) {
+	case 0:
 		return nil, nil
+	case 1:
+		return &disks[0], nil
 	}
-	return &disks[0], nil
+	return nil, cohort.Errorf(cohort.ECONFLICT, "the participant has %d work disks named %s (in %s and %s): delete the one that is not theirs in the Google Cloud console", len(disks), name, disks[0].Zone, disks[1].Zone)
 }
 
 // work decides a session's work disk and the zones it may run in: a
@@ -156,10 +163,13 @@ func (d *Driver) DeleteWork(ctx context.Context, classID string) (bool, error) {
 		errs = append(errs, fmt.Errorf("delete the copies of the work of class %s: %w", classID, err))
 	}
 	for _, disk := range disks {
-		if disk.Class != classID { // the filter is the API's; the rule is ours
+		if disk.Class != classID || !disk.Work { // the filter is the API's; the rule is ours
 			continue
 		}
-		if err := d.opts.Compute.DeleteDisk(ctx, d.opts.Project, disk.Zone, disk.Name); err != nil {
+		dctx, cancel := context.WithTimeout(ctx, deleteTimeout)
+		err := d.opts.Compute.DeleteDisk(dctx, d.opts.Project, disk.Zone, disk.Name)
+		cancel()
+		if err != nil {
 			errs = append(errs, fmt.Errorf("delete the work disk %s (%s) of class %s: %w", disk.Name, disk.Zone, classID, err))
 			continue
 		}
@@ -167,6 +177,10 @@ func (d *Driver) DeleteWork(ctx context.Context, classID string) (bool, error) {
 	}
 	return len(disks)+copies > 0, errors.Join(errs...)
 }
+
+// deleteTimeout bounds the wait for one disk's deletion; the next sweep
+// finds a disk that outlasted it.
+const deleteTimeout = 2 * time.Minute
 
 // WorkClasses lists the classes that have work disks, or copies of work.
 func (d *Driver) WorkClasses(ctx context.Context) ([]string, error) {
@@ -193,3 +207,24 @@ func (d *Driver) WorkClasses(ctx context.Context) ([]string, error) {
 }
 
 var classID = regexp.MustCompile(`^cls_[a-z0-9]+$`)
+
+var _ cohort.WorkStorage = (*Driver)(nil)
+
+// KeptWork lists a class's work disks, for its spend: their size and
+// since when they bill.
+func (d *Driver) KeptWork(ctx context.Context, classID string) ([]cohort.KeptWork, error) {
+	if !d.keepsWork() {
+		return nil, nil
+	}
+	disks, err := d.opts.Compute.Disks(ctx, d.opts.Project, workDisks(classID))
+	if err != nil {
+		return nil, err
+	}
+	var out []cohort.KeptWork
+	for _, disk := range disks {
+		if disk.Class == classID && disk.Work {
+			out = append(out, cohort.KeptWork{GB: disk.SizeGB, Created: disk.Created})
+		}
+	}
+	return out, nil
+}

@@ -73,6 +73,9 @@ func TestReturningParticipantGetsTheirDisk(t *testing.T) {
 	if got := disks(fake); len(got) != 1 || len(got[ada]) != 0 || len(fake.Instances()) != 0 {
 		t.Fatalf("after a stop: disks %v, instances %v; want ada's disk, detached, and no VM", got, fake.Instances())
 	}
+	if n := fake.HotDetaches(); n != 0 {
+		t.Fatalf("the stop detached the work disk from the running VM (%d times): it goes with the VM's delete", n)
+	}
 
 	// The class's first zone has GPUs again: the returning participant
 	// still runs where their work is.

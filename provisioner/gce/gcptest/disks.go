@@ -121,11 +121,15 @@ func (f *Fake) detach(vmID, diskID string) {
 }
 
 // detachAll is an instance's delete: its disks stay (a non-boot disk is
-// not auto-deleted unless asked). f.mu is held.
+// not auto-deleted unless asked), and its attachments are no more (an
+// AttachedDisk deleted with the VM is gone with it). f.mu is held.
 func (f *Fake) detachAll(vmID string) {
 	for id, r := range f.inventory {
-		if r.Type == diskType && slices.ContainsFunc(usersOf(r), func(u string) bool { return strings.HasSuffix(u, vmID) }) {
+		switch {
+		case r.Type == diskType && slices.ContainsFunc(usersOf(r), func(u string) bool { return strings.HasSuffix(u, vmID) }):
 			f.detach(vmID, id)
+		case r.Type == attachType && strings.HasPrefix(id, vmID+"/"):
+			delete(f.inventory, id)
 		}
 	}
 }
@@ -162,7 +166,8 @@ func (f *Fake) Disks() map[string][]string {
 func apiDisk(r Resource) map[string]any {
 	d := map[string]any{"kind": "compute#disk", "name": r.Inputs["name"], "sizeGb": fmt.Sprint(r.Inputs["size"]),
 		"zone":     "https://www.googleapis.com/compute/v1/projects/" + fmt.Sprint(r.Inputs["project"]) + "/zones/" + fmt.Sprint(r.Inputs["zone"]),
-		"selfLink": "https://www.googleapis.com/compute/v1/" + r.ID, "status": "READY", "labels": r.Inputs["labels"]}
+		"selfLink": "https://www.googleapis.com/compute/v1/" + r.ID, "status": "READY", "labels": r.Inputs["labels"],
+		"creationTimestamp": r.Outputs["creationTimestamp"]}
 	if users := usersOf(r); len(users) > 0 {
 		d["users"] = users
 	}
@@ -279,4 +284,11 @@ func (f *Fake) Leftovers() map[string]Resource {
 		}
 	}
 	return out
+}
+
+// HotDetaches says how many disks were detached from running instances.
+func (f *Fake) HotDetaches() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.hotDetaches
 }

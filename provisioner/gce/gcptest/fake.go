@@ -68,6 +68,9 @@ type Fake struct {
 	guests    map[string]map[string]string // guest attributes by instance name
 	status    map[string]string            // instances' status by name
 	homes     string                       // BootAgents's VM homes
+	// hotDetaches counts disks detached from running instances: GCE
+	// does it, under a guest that may be writing to the disk.
+	hotDetaches int
 
 	lis     net.Listener
 	srv     *grpc.Server
@@ -282,6 +285,7 @@ func (f *Fake) Create(ctx context.Context, req *pulumirpc.CreateRequest) (*pulum
 		props["state"] = "ENABLED"
 	case diskType:
 		props["selfLink"], props["users"] = "https://www.googleapis.com/compute/v1/"+id, []any{}
+		props["creationTimestamp"] = time.Now().Format("2006-01-02T15:04:05.000-07:00")
 	case attachType:
 		if err := f.attach(props); err != nil {
 			return nil, err
@@ -499,6 +503,9 @@ func (f *Fake) Delete(ctx context.Context, req *pulumirpc.DeleteRequest) (*empty
 			f.detachAll(r.ID)
 		case attachType:
 			vmID, diskID, _ := attachment(r.Inputs)
+			if vm, ok := f.inventory[vmID]; ok && f.status[fmt.Sprint(vm.Inputs["name"])] == "RUNNING" {
+				f.hotDetaches++ // instances.detachDisk under a running guest
+			}
 			f.detach(vmID, diskID)
 		case diskType:
 			// resource_compute_disk.go, resourceComputeDiskDelete:
