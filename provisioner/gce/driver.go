@@ -11,6 +11,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -85,6 +86,8 @@ type Driver struct {
 	agent *http.Client
 	log   *slog.Logger
 	now   func() time.Time
+	// kept holds each class's work disks a while (KeptWork).
+	kept sync.Map
 	// id names this driver in the shards' leases: host/pid/random; runs
 	// counts its updates, each of which holds a lease of its own.
 	id   string

@@ -211,10 +211,14 @@ var classID = regexp.MustCompile(`^cls_[a-z0-9]+$`)
 var _ cohort.WorkStorage = (*Driver)(nil)
 
 // KeptWork lists a class's work disks, for its spend: their size and
-// since when they bill.
+// since when they bill. A class's page asks at every look: the answer is
+// kept for a minute, which the disks' cost does not notice.
 func (d *Driver) KeptWork(ctx context.Context, classID string) ([]cohort.KeptWork, error) {
 	if !d.keepsWork() {
 		return nil, nil
+	}
+	if v, ok := d.kept.Load(classID); ok && d.now().Sub(v.(keptAt).at) < time.Minute {
+		return v.(keptAt).work, nil
 	}
 	disks, err := d.opts.Compute.Disks(ctx, d.opts.Project, workDisks(classID))
 	if err != nil {
@@ -226,5 +230,11 @@ func (d *Driver) KeptWork(ctx context.Context, classID string) ([]cohort.KeptWor
 			out = append(out, cohort.KeptWork{GB: disk.SizeGB, Created: disk.Created})
 		}
 	}
+	d.kept.Store(classID, keptAt{out, d.now()})
 	return out, nil
+}
+
+type keptAt struct {
+	work []cohort.KeptWork
+	at   time.Time
 }
