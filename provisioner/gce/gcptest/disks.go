@@ -3,6 +3,7 @@ package gcptest
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"path"
 	"regexp"
@@ -103,9 +104,9 @@ func (f *Fake) attach(props map[string]any) error {
 	if err := f.mount(fmt.Sprint(vm.Inputs["name"]), fmt.Sprint(disk.Inputs["name"])); err != nil {
 		return status.Errorf(codes.Internal, "the fake could not mount %s: %v", diskID, err)
 	}
-	disk.Outputs["users"] = []any{"https://www.googleapis.com/compute/v1/" + vmID}
-	vm.Outputs["attachedDisks"] = append(attachedOf(vm), map[string]any{
-		"source": "https://www.googleapis.com/compute/v1/" + diskID, "deviceName": props["deviceName"], "mode": "READ_WRITE"})
+	f.setOutput(diskID, "users", []any{"https://www.googleapis.com/compute/v1/" + vmID})
+	f.setOutput(vmID, "attachedDisks", append(attachedOf(vm), map[string]any{
+		"source": "https://www.googleapis.com/compute/v1/" + diskID, "deviceName": props["deviceName"], "mode": "READ_WRITE"}))
 	return nil
 }
 
@@ -113,10 +114,10 @@ func (f *Fake) attach(props map[string]any) error {
 // instance's. f.mu is held.
 func (f *Fake) detach(vmID, diskID string) {
 	if disk, ok := f.inventory[diskID]; ok {
-		disk.Outputs["users"] = slices.DeleteFunc(slices.Clone(usersOf(disk)), func(u string) bool { return strings.HasSuffix(u, vmID) })
+		f.setOutput(diskID, "users", slices.DeleteFunc(slices.Clone(asList(disk.Outputs["users"])), func(u any) bool { return strings.HasSuffix(fmt.Sprint(u), vmID) }))
 	}
 	if vm, ok := f.inventory[vmID]; ok {
-		vm.Outputs["attachedDisks"] = slices.DeleteFunc(attachedOf(vm), func(a any) bool { return strings.HasSuffix(fmt.Sprint(mapOf(a)["source"]), diskID) })
+		f.setOutput(vmID, "attachedDisks", slices.DeleteFunc(attachedOf(vm), func(a any) bool { return strings.HasSuffix(fmt.Sprint(mapOf(a)["source"]), diskID) }))
 	}
 }
 
@@ -132,6 +133,18 @@ func (f *Fake) detachAll(vmID string) {
 			delete(f.inventory, id)
 		}
 	}
+}
+
+// setOutput changes one output of a resource, copy on write: a Resource
+// handed out (Inventory) never changes under its reader. f.mu is held.
+func (f *Fake) setOutput(id, key string, v any) {
+	r, ok := f.inventory[id]
+	if !ok {
+		return
+	}
+	r.Outputs = maps.Clone(r.Outputs)
+	r.Outputs[key] = v
+	f.inventory[id] = r
 }
 
 func usersOf(disk Resource) []string {
@@ -235,7 +248,7 @@ func (f *Fake) deleteDisk(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusBadRequest, fmt.Sprintf("The disk resource '%s' is already being used by '%s'", id, strings.TrimPrefix(usersOf(d)[0], "https://www.googleapis.com/compute/v1/")), "resourceInUseByAnotherResource")
 		return
 	}
-	d.Outputs["status"] = "DELETING"
+	f.setOutput(id, "status", "DELETING")
 	time.AfterFunc(f.Latency, func() {
 		f.mu.Lock()
 		defer f.mu.Unlock()
@@ -277,7 +290,7 @@ func apiError(w http.ResponseWriter, code int, message, reason string) {
 // class that has ended must not leave (its work disks stay until their
 // retention ends).
 func (f *Fake) Leftovers() map[string]Resource {
-	out := f.Inventory()
+	out := f.Inventory() // copies whose maps nothing changes
 	for id, r := range out {
 		if r.Type == diskType && mapOf(r.Inputs["labels"])["cohort-work"] == "true" && len(usersOf(r)) == 0 {
 			delete(out, id)
