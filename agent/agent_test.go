@@ -132,14 +132,14 @@ func TestAgentServesTheProgramsSettings(t *testing.T) {
 	t.Parallel()
 	meta := programMetadata(t, "tok-123", "/")
 	port := freePort(t)
-	meta[infra.MetaPort] = strconv.Itoa(port) // the VM's port 8888 is taken on this machine
+	meta[infra.MetaPort] = strconv.Itoa(port) // the VM's ports 8888 and 8889 are shared by parallel tests here
 	md := newMetadataServer(t, meta)
 	home, hooks := t.TempDir(), t.TempDir()
 	marker := filepath.Join(home, "hook-ran")
 	if err := os.WriteFile(filepath.Join(hooks, "10-save"), []byte("#!/bin/sh\ntouch "+marker+"\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	a := agent.New(agent.Options{MetadataURL: md.URL, Jupyter: "/usr/bin/jupyter-notebook", Home: home, IP: "127.0.0.1", HooksDir: hooks})
+	a := agent.New(agent.Options{ControlPort: freePort(t), MetadataURL: md.URL, Jupyter: "/usr/bin/jupyter-notebook", Home: home, IP: "127.0.0.1", HooksDir: hooks})
 
 	s, err := a.Settings(context.Background())
 	if err != nil {
@@ -181,7 +181,7 @@ func TestAgentRefusesBadMetadata(t *testing.T) {
 		"no metadata":   {},
 	} {
 		md := newMetadataServer(t, meta)
-		a := agent.New(agent.Options{MetadataURL: md.URL, Home: t.TempDir()})
+		a := agent.New(agent.Options{ControlPort: freePort(t), MetadataURL: md.URL, Home: t.TempDir()})
 		if err := a.Run(context.Background()); err == nil {
 			t.Errorf("%s: the agent ran", name)
 		}
@@ -193,7 +193,7 @@ func TestAgentPublishesAFailedStart(t *testing.T) {
 	meta := programMetadata(t, "tok-123", "/")
 	meta[infra.MetaPort] = strconv.Itoa(freePort(t))
 	md := newMetadataServer(t, meta)
-	a := agent.New(agent.Options{MetadataURL: md.URL, Jupyter: "/bin/false", Home: t.TempDir(), IP: "127.0.0.1"})
+	a := agent.New(agent.Options{ControlPort: freePort(t), MetadataURL: md.URL, Jupyter: "/bin/false", Home: t.TempDir(), IP: "127.0.0.1"})
 	if err := a.Run(context.Background()); err == nil {
 		t.Fatal("Run with a notebook server that exits at once succeeded")
 	}
@@ -215,7 +215,7 @@ func TestAgentWaitsForTheWorkDisk(t *testing.T) {
 	md := newMetadataServer(t, meta)
 	ready := filepath.Join(t.TempDir(), "work-ready")
 	// /bin/false as Jupyter: once started, the start fails at once.
-	a := agent.New(agent.Options{MetadataURL: md.URL, Jupyter: "/bin/false", Home: t.TempDir(), IP: "127.0.0.1", WorkReady: ready})
+	a := agent.New(agent.Options{ControlPort: freePort(t), MetadataURL: md.URL, Jupyter: "/bin/false", Home: t.TempDir(), IP: "127.0.0.1", WorkReady: ready})
 	done := make(chan error, 1)
 	go func() { done <- a.Run(context.Background()) }()
 	time.Sleep(500 * time.Millisecond)
@@ -229,7 +229,7 @@ func TestAgentWaitsForTheWorkDisk(t *testing.T) {
 		t.Fatalf("once the disk is mounted, Jupyter should have started: %v", err)
 	}
 
-	never := agent.New(agent.Options{MetadataURL: md.URL, Jupyter: "/bin/false", Home: t.TempDir(), IP: "127.0.0.1",
+	never := agent.New(agent.Options{ControlPort: freePort(t), MetadataURL: md.URL, Jupyter: "/bin/false", Home: t.TempDir(), IP: "127.0.0.1",
 		WorkReady: filepath.Join(t.TempDir(), "never"), WorkWait: 300 * time.Millisecond})
 	if err := never.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "the work disk was not ready within 300ms") {
 		t.Fatalf("no disk = %v", err)
