@@ -496,12 +496,3 @@ func (d *Driver) OwedShards(ctx context.Context) ([]cohort.Shard, error) {
 	}
 	return owed, nil
 }
-
-// version is the version of a class's materials a session gets: none
-// without a work disk to merge them into, or with no library.
-func (d *Driver) version(snap *cohort.Snapshot, work *infra.WorkDisk) string {
-	if snap == nil || work == nil || d.opts.Materials == nil {
-		return ""
-	}
-	return snap.Version
-}

@@ -2,6 +2,7 @@ package gcptest
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"regexp"
 	"slices"
 	"strings"
@@ -350,4 +351,68 @@ func computeOutputs(typ, id string, props map[string]any) {
 	if strings.HasPrefix(typ, "gcp:compute/") {
 		props["selfLink"] = "https://www.googleapis.com/compute/v1/" + id
 	}
+}
+
+// admitInstance fails an insert's operation the way GCE does: a
+// transient error, a zone out of stock, or a GPU quota. f.mu is held.
+func (f *Fake) admitInstance(props map[string]any) error {
+	project, _ := props["project"].(string)
+	zone, _ := props["zone"].(string)
+	machine, _ := props["machineType"].(string)
+	region, gpu := regionOf(zone), gpuTypeOf(props)
+	switch {
+	case f.failRate > 0 && rand.Float64() < f.failRate:
+		return transientError()
+	case f.stockout[zone]:
+		f.stockouts++
+		return operationError(stockoutTexts[f.stockouts%len(stockoutTexts)](project, zone, machine, gpu))
+	}
+	if n := gpusOf(props); n > 0 {
+		if limit, ok := f.regional[gpu+"/"+region]; ok && f.gpus(gpu, region)+n > limit {
+			return operationError(regionalQuotaText(gpu, region, limit)...)
+		}
+		if f.quota >= 0 && f.gpus("", "")+n > f.quota {
+			return operationError(globalQuotaText(f.quota)...)
+		}
+	}
+	return nil
+}
+
+// gpus counts the GPUs of the instances that exist, of a type in a
+// region if gpu is set. f.mu is held.
+func (f *Fake) gpus(gpu, region string) int {
+	n := 0
+	for _, r := range f.inventory {
+		if r.Type == "gcp:compute/instance:Instance" && (gpu == "" || gpuTypeOf(r.Inputs) == gpu && regionOf(fmt.Sprint(r.Inputs["zone"])) == region) {
+			n += gpusOf(r.Inputs)
+		}
+	}
+	return n
+}
+
+func gpusOf(props map[string]any) int {
+	n := 0
+	accs, _ := props["guestAccelerators"].([]any)
+	for _, a := range accs {
+		c, _ := mapOf(a)["count"].(float64)
+		n += int(c)
+	}
+	if mt := fmt.Sprint(props["machineType"]); n == 0 && (strings.HasPrefix(mt, "g2-") || strings.HasPrefix(mt, "a2-")) {
+		n = 1 // built in
+	}
+	return n
+}
+
+func gpuTypeOf(props map[string]any) string {
+	if accs, _ := props["guestAccelerators"].([]any); len(accs) > 0 {
+		t, _ := mapOf(accs[0])["type"].(string)
+		return t
+	}
+	switch mt := fmt.Sprint(props["machineType"]); {
+	case strings.HasPrefix(mt, "g2-"):
+		return "nvidia-l4"
+	case strings.HasPrefix(mt, "a2-"):
+		return "nvidia-tesla-a100"
+	}
+	return ""
 }
