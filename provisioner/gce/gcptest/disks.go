@@ -121,9 +121,12 @@ func (f *Fake) detach(vmID, diskID string) {
 	}
 }
 
-// detachAll is an instance's delete: its disks stay (a non-boot disk is
-// not auto-deleted unless asked), and its attachments are no more (an
-// AttachedDisk deleted with the VM is gone with it). f.mu is held.
+// detachAll is an instance's delete: its disks stay (a disk attached
+// with autoDelete false, as instances.attachDisk attaches by default,
+// outlives the instance: cloud.google.com/compute/docs/reference/rest/v1/
+// instances/attachDisk, AttachedDisk.autoDelete), and its attachments are
+// no more (an AttachedDisk deleted with the VM is gone with it). f.mu is
+// held.
 func (f *Fake) detachAll(vmID string) {
 	for id, r := range f.inventory {
 		switch {
