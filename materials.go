@@ -15,6 +15,13 @@ type Materials struct {
 	// of it (its default branch if empty).
 	Repo string `json:"repo,omitempty"`
 	Ref  string `json:"ref,omitempty"`
+	// Private says the class keeps a token for Repo: the repository is
+	// fetched with it.
+	Private bool `json:"private,omitempty"`
+	// Credential is that token, sealed for Repo with the server's key
+	// (package seal). It is stored apart from the rest of the materials
+	// and never answered.
+	Credential string `json:"-"`
 	// Archive is the name of the uploaded archive, when the materials
 	// are one.
 	Archive string `json:"archive,omitempty"`
@@ -85,6 +92,56 @@ func (p Policy) WorkExpires() (time.Time, bool) {
 	return p.EndsAt.Add(p.KeepWorkFor()), true
 }
 
+// RepoInput names a git repository and ref for a class's materials, and
+// for a private one its access token (what the API takes). Token left
+// out (nil) keeps the class's token if the repository is the same (a new
+// ref), and means none otherwise: a token never follows materials to
+// another URL. An empty Token drops the class's token.
+type RepoInput struct {
+	Repo      string  `json:"repo"`
+	Ref       string  `json:"ref,omitempty"`
+	Token     *string `json:"token,omitempty"`
+	TokenUser string  `json:"token_user,omitempty"`
+}
+
+// RepoToken is what a private repository is fetched with over https:
+// an access token and the user name sent with it (GitHub's fine-grained
+// tokens take any user; a GitLab deploy token names its own).
+type RepoToken struct {
+	User  string `json:"user"`
+	Token string `json:"token"`
+}
+
+// DefaultTokenUser is the user sent with a token when none is given:
+// GitHub's, which GitLab and Gitea accept with their access tokens too.
+const DefaultTokenUser = "x-access-token"
+
+// Validate checks a token before it is sealed or sent: it goes into an
+// HTTP header, so a control character or a space would write another
+// header, and a colon in the user would move where the token starts.
+func (t RepoToken) Validate() error {
+	switch {
+	case t.Token == "":
+		return Invalid("materials.token", "token is empty")
+	case len(t.Token) > 4096:
+		return Invalid("materials.token", "token is longer than 4096 characters: is it a token?")
+	case !printable(t.Token, ""):
+		return Invalid("materials.token", "token holds a space or a character that is not printable ASCII: paste the token alone")
+	case len(t.User) > 256 || !printable(t.User, ":"):
+		return Invalid("materials.token_user", "token_user must be printable ASCII without spaces or colons, at most 256 characters")
+	}
+	return nil
+}
+
+func printable(s, not string) bool {
+	for _, c := range s {
+		if c <= ' ' || c >= 0x7f || strings.ContainsRune(not, c) {
+			return false
+		}
+	}
+	return true
+}
+
 // ValidateRepo checks a materials repository and ref before anything is
 // fetched, naming the field at fault. local admits file:// URLs and
 // absolute paths (single-machine use and tests).
@@ -97,7 +154,7 @@ func ValidateRepo(repo, ref string, local bool) error {
 	case err != nil:
 		return Invalid("materials.repo", "repo %q is not a URL: %v", repo, err)
 	case u.User != nil:
-		return Invalid("materials.repo", "repo must not carry credentials in its URL: cohort would have to store them in plain text (private repositories are not supported yet)")
+		return Invalid("materials.repo", "repo must not carry credentials in its URL: give a private repository's token apart (token), which cohort keeps sealed")
 	case u.Scheme == "https" && u.Host != "":
 	case local && (u.Scheme == "file" || u.Scheme == "" && strings.HasPrefix(repo, "/")):
 	case local:

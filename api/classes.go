@@ -18,7 +18,7 @@ type classInput struct {
 	Policy  cohort.Policy  `json:"policy"`
 	// Materials, on a new class, names a git repository and ref, fetched
 	// before the class is made (later: PUT .../materials).
-	Materials *repoInput `json:"materials"`
+	Materials *cohort.RepoInput `json:"materials"`
 }
 
 // validate checks a class, and its runtime with the driver if it can.
@@ -57,7 +57,7 @@ func (s *Server) createClass(c *gin.Context) {
 	if in.Materials != nil {
 		// Fetched first: a repository that cannot be had refuses the
 		// class, rather than leaving one without what was asked.
-		m, err := s.fetchMaterials(c.Request.Context(), *in.Materials)
+		m, err := s.fetchMaterials(c.Request.Context(), *in.Materials, nil)
 		if err != nil {
 			s.fail(c, err)
 			return

@@ -45,12 +45,6 @@ func (s *Server) getMaterials(c *gin.Context) {
 	c.JSON(http.StatusOK, s.materialsView(a.class))
 }
 
-// repoInput names a git repository and ref for a class's materials.
-type repoInput struct {
-	Repo string `json:"repo"`
-	Ref  string `json:"ref"`
-}
-
 // setMaterials fetches a repository's ref now, so that a repository that
 // does not exist, needs credentials or lacks the ref is refused at once,
 // naming the field; the class keeps its materials then.
@@ -60,26 +54,43 @@ func (s *Server) setMaterials(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	var in repoInput
+	var in cohort.RepoInput
 	if err := decode(c, &in); err != nil {
 		s.fail(c, err)
 		return
 	}
-	m, err := s.fetchMaterials(c.Request.Context(), in)
+	m, err := s.fetchMaterials(c.Request.Context(), in, a.class.Materials)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	s.putMaterials(c, a.class, m, fmt.Sprintf("git %s %s: %s", m.Repo, cmpRef(m.Ref), m.Version))
+	detail := fmt.Sprintf("git %s %s: %s", m.Repo, cmpRef(m.Ref), m.Version)
+	if m.Private {
+		detail += " (private, with a token)"
+	}
+	s.putMaterials(c, a.class, m, detail)
 }
 
 // fetchMaterials fetches a repository's ref as the version a class's
-// materials are set to.
-func (s *Server) fetchMaterials(ctx context.Context, in repoInput) (*cohort.Materials, error) {
+// materials are set to, with the token the input gives or the one the
+// class's current materials keep for the same repository.
+func (s *Server) fetchMaterials(ctx context.Context, in cohort.RepoInput, current *cohort.Materials) (*cohort.Materials, error) {
 	if err := s.deliversMaterials(); err != nil {
 		return nil, err
 	}
-	m, err := s.materials.Fetch(ctx, in.Repo, strings.TrimSpace(in.Ref))
+	repo := strings.TrimSpace(in.Repo)
+	var credential string
+	switch {
+	case in.Token != nil && *in.Token != "":
+		sealed, err := s.materials.Seal(repo, cohort.RepoToken{User: strings.TrimSpace(in.TokenUser), Token: strings.TrimSpace(*in.Token)})
+		if err != nil {
+			return nil, err
+		}
+		credential = sealed
+	case in.Token == nil && current != nil && current.Repo == repo:
+		credential = current.Credential
+	}
+	m, err := s.materials.Fetch(ctx, repo, strings.TrimSpace(in.Ref), credential)
 	if err != nil {
 		return nil, err
 	}

@@ -19,10 +19,11 @@ func (c *Client) Materials(ctx context.Context, classID string) (*cohort.Materia
 }
 
 // SetMaterialsRepo sets a class's materials to a git repository's ref
-// (the default branch if empty), which the server fetches at once.
-func (c *Client) SetMaterialsRepo(ctx context.Context, classID, repo, ref string) (*cohort.MaterialsView, error) {
+// (the default branch if empty), with a private one's token, which the
+// server fetches at once.
+func (c *Client) SetMaterialsRepo(ctx context.Context, classID string, in cohort.RepoInput) (*cohort.MaterialsView, error) {
 	var v cohort.MaterialsView
-	_, err := c.do(ctx, http.MethodPut, materialsPath(classID), map[string]string{"repo": repo, "ref": ref}, &v)
+	_, err := c.do(ctx, http.MethodPut, materialsPath(classID), in, &v)
 	return &v, err
 }
 

@@ -11,7 +11,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cohortdev/cohort"
 	"github.com/cohortdev/cohort/materials/materialstest"
+	"github.com/cohortdev/cohort/seal"
 )
 
 // workshop is a workshop's materials: n files of about 20 KB (notebooks,
@@ -35,11 +37,34 @@ func BenchmarkSessionStart(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	m, err := l.Fetch(ctx, repo.Dir, "main")
+	m, err := l.Fetch(ctx, repo.Dir, "main", "")
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Run("lookup/unchanged", func(b *testing.B) {
+		for b.Loop() {
+			if _, _, err := l.Snapshot(ctx, m); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	// The same over https with a token, as a private repository on a git
+	// host (git's own smart HTTP on this machine, TLS and basic auth).
+	b.Run("lookup/unchanged-private-https", func(b *testing.B) {
+		srv := materialstest.ServePrivate(b, repo, "x-access-token", "github_pat_bench")
+		key, _ := seal.ParseKey(seal.NewKeyText())
+		l, err := New(Options{Dir: b.TempDir(), Key: key, CAFile: srv.CAFile})
+		if err != nil {
+			b.Fatal(err)
+		}
+		cred, err := l.Seal(srv.URL, cohort.RepoToken{Token: "github_pat_bench"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		m, err := l.Fetch(ctx, srv.URL, "main", cred)
+		if err != nil {
+			b.Fatal(err)
+		}
 		for b.Loop() {
 			if _, _, err := l.Snapshot(ctx, m); err != nil {
 				b.Fatal(err)

@@ -23,34 +23,47 @@ import (
 
 // Fetch looks up ref (the default branch if empty) of a git repository,
 // stores its commit as a version unless stored already, and returns its
-// description. A commit stored already is found by `git ls-remote`
-// alone, without a fetch (docs/benchmarks.md: about 30 ms against 130 ms
-// for a local repository). Only the commit is fetched (depth 1, no tags, no
-// submodules); symlinks in it are left out (a repository's symlink is
-// content, unlike an archive's, but cohort delivers files only). A
-// repository that does not exist, needs credentials or lacks the ref is
-// an EINVALID error naming the field; one that cannot be reached is
-// EUNAVAILABLE.
-func (l *Library) Fetch(ctx context.Context, repo, ref string) (*cohort.Materials, error) {
+// description. credential is the class's token for a private repository,
+// sealed for repo (Seal), or empty.
+//
+// A commit stored already is found by `git ls-remote` alone, without a
+// fetch (docs/benchmarks.md: about 30 ms against 130 ms for a local
+// repository), and only if this repository's own clone holds it: a
+// stored version is never handed to a caller who cannot read the
+// repository it came from (a private commit named by its hash, or
+// advertised by another server). Only the commit is fetched (depth 1,
+// no tags, no submodules); symlinks in it are left out (a repository's
+// symlink is content, unlike an archive's, but cohort delivers files
+// only). A repository that does not exist, needs credentials or lacks
+// the ref is an EINVALID error naming the field; one that cannot be
+// reached is EUNAVAILABLE.
+func (l *Library) Fetch(ctx context.Context, repo, ref, credential string) (*cohort.Materials, error) {
 	repo = strings.TrimSpace(repo)
 	if err := cohort.ValidateRepo(repo, ref, l.local); err != nil {
 		return nil, err
 	}
+	r, err := l.remote(repo, credential)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256([]byte(repo))
+	bare := filepath.Join(l.dir, "repos", hex.EncodeToString(sum[:8])+".git")
+	described := func(m *cohort.Materials) *cohort.Materials {
+		m.Repo, m.Ref, m.Private, m.Credential = repo, ref, credential != "", credential
+		return m
+	}
 	// The lookup runs outside the repository's lock: lookups of a class's
 	// sessions starting together run side by side; fetches, which write
 	// the bare clone, one at a time.
-	if commit, ok := l.remoteCommit(ctx, repo, ref); ok {
+	if commit, ok := l.remoteCommit(ctx, r, ref); ok && l.holds(ctx, bare, commit) {
 		if m, err := l.describe("git-" + commit); err == nil {
-			m.Repo, m.Ref = repo, ref
-			return m, nil
+			return described(m), nil
 		}
 	}
 	defer l.lockRepo(repo)()
-	sum := sha256.Sum256([]byte(repo))
-	bare := filepath.Join(l.dir, "repos", hex.EncodeToString(sum[:8])+".git")
 	if _, err := os.Stat(filepath.Join(bare, "HEAD")); err != nil {
 		os.RemoveAll(bare)
-		if _, err := l.git(ctx, "", "init", "--bare", "--quiet", bare); err != nil {
+		if _, err := l.git(ctx, "", nil, "init", "--bare", "--quiet", bare); err != nil {
 			return nil, err
 		}
 	}
@@ -58,38 +71,38 @@ func (l *Library) Fetch(ctx context.Context, repo, ref string) (*cohort.Material
 	if want == "" {
 		want = "HEAD"
 	}
-	if _, err := l.git(ctx, bare, "fetch", "--quiet", "--depth=1", "--no-tags", "--no-recurse-submodules", "--", repo, want); err != nil {
-		return nil, gitError(err, repo, ref)
+	if _, err := l.git(ctx, bare, r.env, "fetch", "--quiet", "--depth=1", "--no-tags", "--no-recurse-submodules", "--", repo, want); err != nil {
+		return nil, r.error(err, ref)
 	}
-	out, err := l.git(ctx, bare, "rev-parse", "--verify", "FETCH_HEAD^{commit}")
+	out, err := l.git(ctx, bare, nil, "rev-parse", "--verify", "FETCH_HEAD^{commit}")
 	if err != nil {
-		return nil, gitError(err, repo, ref)
+		return nil, r.error(err, ref)
 	}
 	commit := strings.TrimSpace(string(out))
 	m, err := l.gitVersion(ctx, bare, commit)
 	if err != nil {
 		return nil, err
 	}
-	m.Repo, m.Ref = repo, ref
-	return m, nil
+	return described(m), nil
 }
 
 // remoteCommit returns the commit ref names in the repository, by `git
-// ls-remote`, if the answer is plain: a full commit as ref names itself;
-// a tag (peeled) is taken before a branch, as git's own lookup does; an
-// answer it cannot place (a ref that does not exist, an error) is left
-// to the fetch, which words it.
-func (l *Library) remoteCommit(ctx context.Context, repo, ref string) (string, bool) {
-	if fullCommit.MatchString(ref) {
-		return ref, true
-	}
+// ls-remote`, if the answer is plain: a full commit as ref names itself
+// (once the repository answered, so the caller can read it); a tag
+// (peeled) is taken before a branch, as git's own lookup does; an answer
+// it cannot place (a ref that does not exist, an error) is left to the
+// fetch, which words it.
+func (l *Library) remoteCommit(ctx context.Context, r *remote, ref string) (string, bool) {
 	want := ref
-	if want == "" {
+	if want == "" || fullCommit.MatchString(ref) {
 		want = "HEAD"
 	}
-	out, err := l.git(ctx, "", "ls-remote", "--", repo, want)
+	out, err := l.git(ctx, "", r.env, "ls-remote", "--", r.url, want)
 	if err != nil {
 		return "", false
+	}
+	if fullCommit.MatchString(ref) {
+		return ref, true
 	}
 	found := map[string]string{}
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
@@ -105,6 +118,16 @@ func (l *Library) remoteCommit(ctx context.Context, repo, ref string) (string, b
 	return "", false
 }
 
+// holds says whether a repository's clone here has a commit: fetched
+// from that repository, not only stored as a version.
+func (l *Library) holds(ctx context.Context, bare, commit string) bool {
+	if _, err := os.Stat(filepath.Join(bare, "HEAD")); err != nil {
+		return false
+	}
+	_, err := l.git(ctx, bare, nil, "cat-file", "-e", commit+"^{commit}")
+	return err == nil
+}
+
 var fullCommit = regexp.MustCompile(`^[0-9a-f]{40}$`)
 
 // gitVersion stores a fetched commit as a version, unless it is.
@@ -115,7 +138,7 @@ func (l *Library) gitVersion(ctx context.Context, bare, commit string) (*cohort.
 	}
 	l.writing.Lock()
 	defer l.writing.Unlock()
-	cmd := l.command(ctx, bare, "archive", "--format=tar", commit)
+	cmd := l.command(ctx, bare, nil, "archive", "--format=tar", commit)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.StdoutPipe()
@@ -210,8 +233,9 @@ func (l *Library) lockRepo(repo string) func() {
 
 // command runs git with nothing of the machine's or a user's git
 // configuration, no prompt for credentials, and only the transports the
-// library admits (https; file when local).
-func (l *Library) command(ctx context.Context, dir string, args ...string) *exec.Cmd {
+// library admits (https; file when local); env adds a remote's
+// credential.
+func (l *Library) command(ctx context.Context, dir string, env []string, args ...string) *exec.Cmd {
 	protocols := "https"
 	if l.local {
 		protocols = "https:file"
@@ -223,6 +247,10 @@ func (l *Library) command(ctx context.Context, dir string, args ...string) *exec
 		"GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null", "GIT_TERMINAL_PROMPT=0",
 		"GIT_ASKPASS=/bin/false", "SSH_ASKPASS=/bin/false", "GIT_ALLOW_PROTOCOL=" + protocols,
 	}
+	if l.caFile != "" {
+		cmd.Env = append(cmd.Env, "GIT_SSL_CAINFO="+l.caFile)
+	}
+	cmd.Env = append(cmd.Env, env...)
 	cmd.WaitDelay = 5 * time.Second
 	return cmd
 }
@@ -235,14 +263,14 @@ type gitFailure struct {
 
 func (e *gitFailure) Error() string { return fmt.Sprintf("git: %v: %s", e.err, lastLine(e.stderr)) }
 
-func (l *Library) git(ctx context.Context, dir string, args ...string) ([]byte, error) {
+func (l *Library) git(ctx context.Context, dir string, env []string, args ...string) ([]byte, error) {
 	timeout := l.Timeout
 	if timeout == 0 {
 		timeout = 2 * time.Minute
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	cmd := l.command(ctx, dir, args...)
+	cmd := l.command(ctx, dir, env, args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -264,23 +292,28 @@ var (
 	noHost  = regexp.MustCompile(`(?i)could not resolve host|failed to connect|connection (refused|timed out)|timed out|network is unreachable`)
 )
 
-func gitError(err error, repo, ref string) error {
+// error words a failed fetch from the remote for the instructor, naming
+// the field at fault. What git said is redacted of the token first.
+func (r *remote) error(err error, ref string) error {
 	var f *gitFailure
 	if !errors.As(err, &f) {
 		return err
 	}
-	said := lastLine(f.stderr)
+	stderr := r.redact(f.stderr)
+	said, repo := lastLine(stderr), r.url
 	switch {
-	case noRef.MatchString(f.stderr):
+	case noRef.MatchString(stderr):
 		return cohort.Invalid("materials.ref", "%s has no branch, tag or commit %q", repo, ref)
-	case needsID.MatchString(f.stderr):
-		return cohort.Invalid("materials.repo", "%s asks for credentials: it is private or does not exist (private repositories are not supported yet; upload an archive instead)", repo)
-	case noProto.MatchString(f.stderr):
+	case needsID.MatchString(stderr) && r.private:
+		return cohort.Invalid("materials.token", "%s refused the token: it is wrong or expired, or cannot read this repository (it needs read access to its contents)", repo)
+	case needsID.MatchString(stderr):
+		return cohort.Invalid("materials.repo", "%s asks for credentials: it is private or does not exist (for a private repository, give a read-only access token)", repo)
+	case noProto.MatchString(stderr):
 		return cohort.Invalid("materials.repo", "this server does not fetch from %s (https only)", repo)
-	case noRepo.MatchString(f.stderr):
+	case noRepo.MatchString(stderr):
 		return cohort.Invalid("materials.repo", "no git repository at %s", repo)
-	case noHost.MatchString(f.stderr):
-		return cohort.Unavailable(err, fmt.Sprintf("%s cannot be reached from the server: %s", repo, said))
+	case noHost.MatchString(stderr):
+		return cohort.Unavailable(errors.New(r.redact(err.Error())), fmt.Sprintf("%s cannot be reached from the server: %s", repo, said))
 	}
 	return cohort.Invalid("materials.repo", "git could not fetch %s: %s", repo, said)
 }

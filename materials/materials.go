@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"github.com/cohortdev/cohort"
+	"github.com/cohortdev/cohort/seal"
 )
 
 // Limits of one version of a class's materials: workshop notebooks and
@@ -55,7 +56,10 @@ type Library struct {
 	dir string
 	// local admits file:// repositories and absolute paths.
 	local bool
-	log   *slog.Logger
+	// key seals private repositories' tokens (nil: none are taken).
+	key    *seal.Key
+	caFile string
+	log    *slog.Logger
 	// Timeout bounds one git operation; 2 minutes if zero.
 	Timeout time.Duration
 
@@ -73,7 +77,13 @@ type Options struct {
 	// single machine's server and tests. A shared server must not: any
 	// instructor could read the server's own git repositories.
 	AllowLocal bool
-	Logger     *slog.Logger
+	// Key seals private repositories' tokens; without one, tokens are
+	// refused (a server whose replicas share no key).
+	Key *seal.Key
+	// CAFile is a bundle of certificates git trusts instead of the
+	// system's (a git server with a private CA); empty: the system's.
+	CAFile string
+	Logger *slog.Logger
 }
 
 // New returns a Library keeping its versions in opts.Dir.
@@ -83,7 +93,7 @@ func New(opts Options) (*Library, error) {
 			return nil, fmt.Errorf("materials: %w", err)
 		}
 	}
-	l := &Library{dir: opts.Dir, local: opts.AllowLocal, log: opts.Logger, repos: map[string]*sync.Mutex{}}
+	l := &Library{dir: opts.Dir, local: opts.AllowLocal, key: opts.Key, caFile: opts.CAFile, log: opts.Logger, repos: map[string]*sync.Mutex{}}
 	if l.log == nil {
 		l.log = slog.New(slog.DiscardHandler)
 	}
@@ -115,7 +125,7 @@ func (l *Library) Snapshot(ctx context.Context, m *cohort.Materials) (*cohort.Sn
 		// A start waits at most lookupTimeout for the repository: then it
 		// takes the version it has.
 		ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
-		now, err := l.Fetch(ctx, m.Repo, m.Ref)
+		now, err := l.Fetch(ctx, m.Repo, m.Ref, m.Credential)
 		cancel()
 		if err == nil {
 			return l.stored(now.Version), now, nil

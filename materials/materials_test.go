@@ -34,7 +34,7 @@ func TestFetchAGitRepository(t *testing.T) {
 	r := materialstest.NewRepo(t, map[string]string{"train.ipynb": "v1", "configs/config.cfg": "[nlp]", "link": "->/etc/passwd"})
 	repo := r.Dir
 	l := newLibrary(t, true)
-	m, err := l.Fetch(ctx, repo, "")
+	m, err := l.Fetch(ctx, repo, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +45,7 @@ func TestFetchAGitRepository(t *testing.T) {
 		t.Fatalf("version holds %v", got)
 	}
 	r.Tag("v1")
-	again, err := l.Fetch(ctx, "file://"+repo, "main")
+	again, err := l.Fetch(ctx, "file://"+repo, "main", "")
 	if err != nil || again.Version != m.Version {
 		t.Fatalf("the same commit by file:// and branch = %+v, %v; want %s", again, err, m.Version)
 	}
@@ -54,10 +54,10 @@ func TestFetchAGitRepository(t *testing.T) {
 	if err != nil || snap.Version != "git-"+second || now.Version != "git-"+second {
 		t.Fatalf("Snapshot after a push = %+v, %+v, %v; want commit %s", snap, now, err, second)
 	}
-	if pinned, err := l.Fetch(ctx, repo, strings.TrimPrefix(m.Version, "git-")); err != nil || pinned.Version != m.Version {
+	if pinned, err := l.Fetch(ctx, repo, strings.TrimPrefix(m.Version, "git-"), ""); err != nil || pinned.Version != m.Version {
 		t.Fatalf("Fetch of the first commit by its hash = %+v, %v", pinned, err)
 	}
-	if tagged, err := l.Fetch(ctx, repo, "v1"); err != nil || tagged.Version != m.Version {
+	if tagged, err := l.Fetch(ctx, repo, "v1", ""); err != nil || tagged.Version != m.Version {
 		t.Fatalf("Fetch of the first commit's annotated tag = %+v, %v; want %s", tagged, err, m.Version)
 	}
 
@@ -69,13 +69,13 @@ func TestFetchAGitRepository(t *testing.T) {
 		{repo, "--upload-pack=touch /tmp/x", "materials.ref", "not a branch"},
 		{"-oProxyCommand=x", "", "materials.repo", ""},
 	} {
-		_, err := l.Fetch(ctx, tc.repo, tc.ref)
+		_, err := l.Fetch(ctx, tc.repo, tc.ref, "")
 		if cohort.ErrorField(err) != tc.field || !strings.Contains(cohort.ErrorMessage(err), tc.says) {
 			t.Errorf("Fetch(%q, %q) = %v (field %q); want field %s saying %q", tc.repo, tc.ref, err, cohort.ErrorField(err), tc.field, tc.says)
 		}
 	}
 	// A shared server fetches over https only.
-	_, err = newLibrary(t, false).Fetch(ctx, "file://"+repo, "")
+	_, err = newLibrary(t, false).Fetch(ctx, "file://"+repo, "", "")
 	if cohort.ErrorField(err) != "materials.repo" {
 		t.Errorf("a file:// repository on a shared server = %v, want refused", err)
 	}

@@ -294,6 +294,7 @@ func newClassCreateCmd(cf *clientFlags) *cobra.Command {
 		gpuCount, seats, disk, warmSeats                                            int
 		budget                                                                      float64
 		spot, noEgress, ignoreBusy, warmRoster                                      bool
+		token                                                                       tokenFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "create --name NAME [flags]",
@@ -331,8 +332,15 @@ func newClassCreateCmd(cf *clientFlags) *cobra.Command {
 				policy["warm"] = warm
 			}
 			in := map[string]any{"name": name, "runtime": runtime, "policy": policy}
-			if materialsRepo != "" {
-				in["materials"] = map[string]string{"repo": materialsRepo, "ref": materialsRef}
+			switch {
+			case materialsRepo != "":
+				repo, err := token.input(cmd.InOrStdin(), materialsRepo, materialsRef)
+				if err != nil {
+					return err
+				}
+				in["materials"] = repo
+			case token.set():
+				return cohort.Invalid("token", "--materials-token-file and --materials-token-user go with --materials-repo")
 			}
 			cl, err := c.CreateClass(cmd.Context(), in)
 			if err != nil {
@@ -373,6 +381,7 @@ func newClassCreateCmd(cf *clientFlags) *cobra.Command {
 	f.StringVar(&warmUntil, "warm-until", "", "when unclaimed warm seats stop (RFC 3339; default the class's end)")
 	f.StringVar(&materialsRepo, "materials-repo", "", "a git repository (https://) whose files every participant starts from (docs/materials.md)")
 	f.StringVar(&materialsRef, "materials-ref", "", "with --materials-repo: a branch, tag or commit (default: the default branch)")
+	token.add(f, "materials-")
 	f.StringVar(&keepWork, "keep-work", "", "how long participants' work is kept after --ends-at, e.g. 720h (the default, 30 days)")
 	cmd.MarkFlagRequired("name")
 	return cmd

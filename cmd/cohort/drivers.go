@@ -20,6 +20,7 @@ import (
 	"github.com/cohortdev/cohort/provisioner"
 	"github.com/cohortdev/cohort/provisioner/gce"
 	"github.com/cohortdev/cohort/provisioner/local"
+	"github.com/cohortdev/cohort/seal"
 )
 
 // driver makes the configured provisioner driver, with how long a start
@@ -48,7 +49,8 @@ func (m *Main) driver(log *slog.Logger, publicURL, audience string, db *database
 	if state == "" {
 		state = "file://" + filepath.Join(c.DataDir, "pulumi-state")
 	}
-	passphrase, err := secretFile(cmp.Or(g.PassphraseFile, filepath.Join(c.DataDir, "pulumi-passphrase")))
+	passphrase, err := secretFile(cmp.Or(g.PassphraseFile, filepath.Join(c.DataDir, "pulumi-passphrase")), "the Pulumi passphrase",
+		func() string { return cohort.NewSecret("") })
 	if err != nil {
 		return nil, provisioner.Timing{}, err
 	}
@@ -121,39 +123,40 @@ func (m *Main) localDriver(log *slog.Logger) (*local.Driver, error) {
 	return d, nil
 }
 
-// secretFile returns the secret kept in path, making one on first use;
-// of replicas that start together, one makes it and the others read it.
-// (The Pulumi passphrase: losing it makes the stacks' secrets unreadable,
-// so it lives in a file, not in a flag.)
-func secretFile(path string) (string, error) {
+// secretFile returns the secret kept in path (what it is, for errors),
+// making one with generate on first use; of replicas that start together,
+// one makes it and the others read it. (The Pulumi passphrase and the
+// key sealing tokens: losing one makes what it encrypts unreadable, so
+// it lives in a file, not in a flag.)
+func secretFile(path, what string, generate func() string) (string, error) {
 	b, err := os.ReadFile(path)
 	switch {
 	case err == nil && len(strings.TrimSpace(string(b))) == 0:
-		return "", fmt.Errorf("the Pulumi passphrase file %s is empty: restore it from a backup (without it the stacks' secrets cannot be read)", path)
+		return "", fmt.Errorf("%s file %s is empty: restore it from a backup (without it what it encrypts cannot be read)", what, path)
 	case err == nil:
 		return strings.TrimSpace(string(b)), nil
 	case !errors.Is(err, os.ErrNotExist):
-		return "", fmt.Errorf("read the Pulumi passphrase: %w", err)
+		return "", fmt.Errorf("read %s: %w", what, err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".pulumi-passphrase-*")
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".secret-*")
 	if err != nil {
-		return "", fmt.Errorf("store the Pulumi passphrase: %w", err)
+		return "", fmt.Errorf("store %s: %w", what, err)
 	}
 	defer os.Remove(tmp.Name())
-	secret := cohort.NewSecret("")
+	secret := generate()
 	if _, err := tmp.WriteString(secret + "\n"); err != nil {
 		tmp.Close()
-		return "", fmt.Errorf("store the Pulumi passphrase: %w", err)
+		return "", fmt.Errorf("store %s: %w", what, err)
 	}
 	if err := tmp.Close(); err != nil {
-		return "", fmt.Errorf("store the Pulumi passphrase: %w", err)
+		return "", fmt.Errorf("store %s: %w", what, err)
 	}
 	// A hard link never replaces a file another replica made meanwhile.
 	switch err := os.Link(tmp.Name(), path); {
 	case errors.Is(err, os.ErrExist):
-		return secretFile(path)
+		return secretFile(path, what, generate)
 	case err != nil:
-		return "", fmt.Errorf("store the Pulumi passphrase in %s (its file system must allow hard links; or make the file beforehand): %w", path, err)
+		return "", fmt.Errorf("store %s in %s (its file system must allow hard links; or make the file beforehand): %w", what, path, err)
 	}
 	return secret, nil
 }
@@ -161,7 +164,11 @@ func secretFile(path string) (string, error) {
 // materials keeps classes' materials in DATA_DIR/materials. Repositories
 // on this machine are admitted by default only with the built-in
 // sign-in: on a shared server any instructor could read its repositories.
-func (m *Main) materials(oneMachine bool, log *slog.Logger) (*materials.Library, error) {
+// Private repositories' tokens are sealed with the key in
+// --secret-key-file, or DATA_DIR/secret-key with SQLite (one server);
+// replicas on Postgres must share a file, so without one they take no
+// tokens (and say so).
+func (m *Main) materials(oneMachine bool, database string, log *slog.Logger) (*materials.Library, error) {
 	allow := oneMachine
 	switch strings.ToLower(m.Config.LocalMaterials) {
 	case "":
@@ -172,5 +179,21 @@ func (m *Main) materials(oneMachine bool, log *slog.Logger) (*materials.Library,
 	default:
 		return nil, fmt.Errorf("--local-materials: want yes or no, not %q", m.Config.LocalMaterials)
 	}
-	return materials.New(materials.Options{Dir: filepath.Join(m.Config.DataDir, "materials"), AllowLocal: allow, Logger: log})
+	var key *seal.Key
+	if path := m.Config.SecretKeyFile; path != "" || database == jobs.SQLite {
+		text, err := secretFile(cmp.Or(path, filepath.Join(m.Config.DataDir, "secret-key")), "the secret key", seal.NewKeyText)
+		if err != nil {
+			return nil, err
+		}
+		if key, err = seal.ParseKey(text); err != nil {
+			return nil, fmt.Errorf("--secret-key-file: %w", err)
+		}
+	}
+	if ca := m.Config.MaterialsCAFile; ca != "" {
+		if _, err := os.Stat(ca); err != nil {
+			return nil, fmt.Errorf("--materials-ca-file: %w", err)
+		}
+	}
+	return materials.New(materials.Options{Dir: filepath.Join(m.Config.DataDir, "materials"), AllowLocal: allow, Key: key,
+		CAFile: m.Config.MaterialsCAFile, Logger: log})
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/cohortdev/cohort"
 	"github.com/cohortdev/cohort/client"
 	"github.com/cohortdev/cohort/cost"
+	"github.com/cohortdev/cohort/materials/materialstest"
 )
 
 const chromiumBin = "/usr/bin/chromium"
@@ -125,7 +126,8 @@ func TestE2EWorkshopInTheBrowser(t *testing.T) {
 	if err := os.WriteFile(prices, []byte(`{"local_hour": 0.60}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	srv := startServer(t, dataDir, "COHORT_PRICES="+prices)
+	private := materialstest.ServePrivate(t, materialstest.NewRepo(t, map[string]string{"secret.ipynb": "{}"}), "x-access-token", "github_pat_browser")
+	srv := startServer(t, dataDir, "COHORT_PRICES="+prices, "COHORT_MATERIALS_CA_FILE="+private.CAFile)
 	teacherToken := token(t, dataDir, "teacher@example.com", cohort.RoleInstructor) // an admin made them instructor
 	ctx := newBrowser(t)
 	base := srv.url
@@ -168,6 +170,18 @@ func TestE2EWorkshopInTheBrowser(t *testing.T) {
 	)
 	if msg := read(t, ctx, chromedp.Text(chromedp.ID("err-repo"))); !strings.Contains(msg, "no git repository at /nonexistent/workshop.git") {
 		t.Fatalf("repository error shown: %q", msg)
+	}
+	step(t, ctx, "a private repository with its token",
+		chromedp.SetValue(chromedp.ID("repo"), private.URL),
+		chromedp.SendKeys(chromedp.ID("token"), "github_pat_browser"),
+		chromedp.Click(chromedp.Search(`//button[text()="Use this repository"]`)),
+		chromedp.WaitVisible(chromedp.Search(`//button[text()="Remove materials"]`)),
+	)
+	if m := read(t, ctx, chromedp.Text(chromedp.CSS(`[data-materials]`))); !strings.Contains(m, "private: fetched with the token") || !strings.Contains(m, "1 files") {
+		t.Fatalf("materials section after a private repository: %q", m)
+	}
+	if page := read(t, ctx, chromedp.OuterHTML(chromedp.CSS(`html`))); strings.Contains(page, "github_pat_browser") {
+		t.Fatal("the page holds the token after it was set")
 	}
 	step(t, ctx, "upload the workshop",
 		chromedp.SetUploadFiles(chromedp.ID("archive"), []string{workshop}),

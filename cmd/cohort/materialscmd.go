@@ -11,25 +11,30 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/cohortdev/cohort"
 )
 
 func newClassMaterialsCmd(cf *clientFlags) *cobra.Command {
 	var repo, ref, archive string
+	var token tokenFlags
 	var remove bool
 	cmd := &cobra.Command{
-		Use:   "materials CLASS [--repo URL [--ref REF] | --archive FILE | --remove]",
+		Use:   "materials CLASS [--repo URL [--ref REF] [--token-file FILE] | --archive FILE | --remove]",
 		Short: "Show or set the files every participant of a class starts from",
 		Long: `Show or set a class's materials: a git repository (https://) at a branch, tag
 or commit, or an archive (zip, tar or tar.gz) you upload. Each participant's
 session merges the newest version into their work: new files arrive, files
 they have not changed are updated, and a file they changed is kept, with the
 class's new version written beside it (train.class-1a2b3c4.ipynb). With a
-branch, each session gets its newest commit. See docs/materials.md.`,
+branch, each session gets its newest commit. A private repository takes a
+read-only access token (--token-file), which the server keeps sealed and
+sends to that repository only. See docs/materials.md.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := cf.client()
@@ -42,7 +47,13 @@ branch, each session gets its newest commit. See docs/materials.md.`,
 			case countSet(repo != "", archive != "", remove) > 1:
 				return cohort.Invalid("materials", "give one of --repo, --archive and --remove")
 			case repo != "":
-				v, err = c.SetMaterialsRepo(ctx, args[0], repo, ref)
+				in, ierr := token.input(cmd.InOrStdin(), repo, ref)
+				if ierr != nil {
+					return ierr
+				}
+				v, err = c.SetMaterialsRepo(ctx, args[0], in)
+			case token.set():
+				return cohort.Invalid("token", "--token-file, --token-user and --public go with --repo")
 			case archive != "":
 				body, name, ferr := openArchive(archive)
 				if ferr != nil {
@@ -68,9 +79,58 @@ branch, each session gets its newest commit. See docs/materials.md.`,
 	f := cmd.Flags()
 	f.StringVar(&repo, "repo", "", "a git repository's https:// URL")
 	f.StringVar(&ref, "ref", "", "with --repo: a branch, tag or full commit (default: the default branch)")
+	token.add(f, "")
 	f.StringVar(&archive, "archive", "", "a zip, tar or tar.gz file to upload, or a folder (packed as tar.gz; .git left out)")
 	f.BoolVar(&remove, "remove", false, "leave the class without materials (participants keep what they have)")
 	return cmd
+}
+
+// tokenFlags give a private repository's token: from a file or standard
+// input, never an argument (which any user of the laptop can list, and
+// the shell's history keeps).
+type tokenFlags struct {
+	file, user string
+	public     bool
+}
+
+func (t *tokenFlags) add(f *pflag.FlagSet, prefix string) {
+	f.StringVar(&t.file, prefix+"token-file", "", "with --"+prefix+"repo: a file holding a private repository's read-only access token (- reads standard input)")
+	f.StringVar(&t.user, prefix+"token-user", "", "with --"+prefix+"token-file: the user name sent with the token (default "+cohort.DefaultTokenUser+"; a GitLab deploy token names its own)")
+	if prefix == "" {
+		f.BoolVar(&t.public, "public", false, "with --repo: drop the class's token (by default a new ref of the same repository keeps it)")
+	}
+}
+
+func (t *tokenFlags) set() bool { return t.file != "" || t.user != "" || t.public }
+
+// input is the repository to set, with the token read.
+func (t *tokenFlags) input(stdin io.Reader, repo, ref string) (cohort.RepoInput, error) {
+	in := cohort.RepoInput{Repo: repo, Ref: ref, TokenUser: t.user}
+	switch {
+	case t.public && t.file != "":
+		return in, cohort.Invalid("token", "give --token-file or --public, not both")
+	case t.public:
+		in.Token = new(string)
+	case t.file != "":
+		var b []byte
+		var err error
+		if t.file == "-" {
+			b, err = io.ReadAll(io.LimitReader(stdin, 8<<10))
+		} else {
+			b, err = os.ReadFile(t.file)
+		}
+		if err != nil {
+			return in, cohort.Invalid("token", "--token-file: %v", err)
+		}
+		token := strings.TrimSpace(string(b))
+		if token == "" {
+			return in, cohort.Invalid("token", "--token-file %s is empty", t.file)
+		}
+		in.Token = &token
+	case t.user != "":
+		return in, cohort.Invalid("token", "--token-user goes with --token-file")
+	}
+	return in, nil
 }
 
 // openArchive opens an archive to upload, or packs a folder into one
@@ -186,6 +246,9 @@ func printMaterials(w io.Writer, v *cohort.MaterialsView) {
 		}
 		fmt.Fprintf(w, "materials: %s at %s, commit %s (%d files, %s)\n", m.Repo, ref, m.Short(), m.Files, bytesLabel(m.Bytes))
 		fmt.Fprintf(w, "each session gets %s's newest commit\n", ref)
+		if m.Private {
+			fmt.Fprintln(w, "private: fetched with the class's token, which the server keeps sealed")
+		}
 	default:
 		fmt.Fprintf(w, "materials: archive %s, %s (%d files, %s)\n", m.Archive, m.Short(), m.Files, bytesLabel(m.Bytes))
 	}

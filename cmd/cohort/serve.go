@@ -66,6 +66,12 @@ type Config struct {
 	// LocalMaterials admits file:// repositories and paths as class
 	// materials; by default only with the built-in sign-in (one machine).
 	LocalMaterials string
+	// SecretKeyFile keeps the key that seals private repositories'
+	// tokens (DATA_DIR/secret-key with SQLite if empty; replicas on
+	// Postgres must name one file they all read). MaterialsCAFile is a
+	// certificate bundle git trusts instead of the system's.
+	SecretKeyFile   string
+	MaterialsCAFile string
 	// Driver runs notebooks: "local" (this machine) or "gce".
 	Driver string
 	GCE    GCEConfig
@@ -121,6 +127,8 @@ func newServeCmd() *cobra.Command {
 	f.StringVar(&cfg.SchedulerAccount, "scheduler-service-account", os.Getenv("COHORT_SCHEDULER_SERVICE_ACCOUNT"), "service account whose OIDC tokens may call /v1/scheduler/... (env COHORT_SCHEDULER_SERVICE_ACCOUNT)")
 	f.StringVar(&cfg.SchedulerAudience, "scheduler-audience", os.Getenv("COHORT_SCHEDULER_AUDIENCE"), "audience of those tokens; default: the public URL (env COHORT_SCHEDULER_AUDIENCE)")
 	f.StringVar(&cfg.SchedulerIssuer, "scheduler-issuer", envOr("COHORT_SCHEDULER_ISSUER", "https://accounts.google.com"), "issuer of those tokens (env COHORT_SCHEDULER_ISSUER)")
+	f.StringVar(&cfg.SecretKeyFile, "secret-key-file", os.Getenv("COHORT_SECRET_KEY_FILE"), "file keeping the key that seals private repositories' tokens, made on first use; replicas share one (env COHORT_SECRET_KEY_FILE; default: DATA_DIR/secret-key with SQLite, none with Postgres)")
+	f.StringVar(&cfg.MaterialsCAFile, "materials-ca-file", os.Getenv("COHORT_MATERIALS_CA_FILE"), "certificates (PEM) git trusts instead of the system's when it fetches class materials: a git server with a private CA (env COHORT_MATERIALS_CA_FILE)")
 	f.StringVar(&cfg.LocalMaterials, "local-materials", os.Getenv("COHORT_LOCAL_MATERIALS"), "admit git repositories on this machine (file:// or a path) as class materials: yes or no (env COHORT_LOCAL_MATERIALS; default: yes with the built-in sign-in only, since any instructor could read the server's repositories)")
 	f.StringVar(&cfg.Driver, "driver", envOr("COHORT_DRIVER", "local"), "where notebooks run: local (this machine) or gce (env COHORT_DRIVER)")
 	g := &cfg.GCE
@@ -216,7 +224,7 @@ func (m *Main) Run(ctx context.Context) error {
 	shards := shardQueue(func(ctx context.Context, class, shard string, after time.Duration) error {
 		return queue.EnqueueShard(ctx, class, shard, after)
 	})
-	library, err := m.materials(signIn.local != nil, log)
+	library, err := m.materials(signIn.local != nil, db.kind, log)
 	if err != nil {
 		return err
 	}

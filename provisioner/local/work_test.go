@@ -103,7 +103,7 @@ func TestWorkOutlivesTheSession(t *testing.T) {
 		}
 		repo := materialstest.NewRepo(t, map[string]string{"train.ipynb": "{}", "config.cfg": "[nlp]\nlang = \"en\"\n"})
 		snap := func() *cohort.Snapshot {
-			m, err := lib.Fetch(ctx, repo.Dir, "main")
+			m, err := lib.Fetch(ctx, repo.Dir, "main", "")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -216,7 +216,7 @@ func TestClaimedSeatShowsTheParticipantsWork(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m, err := lib.Fetch(ctx, materialstest.NewRepo(t, map[string]string{"train.ipynb": "{}"}).Dir, "")
+		m, err := lib.Fetch(ctx, materialstest.NewRepo(t, map[string]string{"train.ipynb": "{}"}).Dir, "", "")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -8,15 +8,15 @@ import (
 	"github.com/cohortdev/cohort"
 )
 
-const classColumns = `id, name, owner_id, runtime, policy, materials, created_at, updated_at`
+const classColumns = `id, name, owner_id, runtime, policy, materials, materials_secret, created_at, updated_at`
 
-const qualifiedClassColumns = `c.id, c.name, c.owner_id, c.runtime, c.policy, c.materials, c.created_at, c.updated_at`
+const qualifiedClassColumns = `c.id, c.name, c.owner_id, c.runtime, c.policy, c.materials, c.materials_secret, c.created_at, c.updated_at`
 
 func scanClass(row interface{ Scan(...any) error }) (*cohort.Class, error) {
 	var c cohort.Class
-	var runtime, policy, materials string
+	var runtime, policy, materials, secret string
 	var created, updated int64
-	if err := row.Scan(&c.ID, &c.Name, &c.OwnerID, &runtime, &policy, &materials, &created, &updated); err != nil {
+	if err := row.Scan(&c.ID, &c.Name, &c.OwnerID, &runtime, &policy, &materials, &secret, &created, &updated); err != nil {
 		return nil, err
 	}
 	if err := json.Unmarshal([]byte(runtime), &c.Runtime); err != nil {
@@ -29,6 +29,7 @@ func scanClass(row interface{ Scan(...any) error }) (*cohort.Class, error) {
 		if err := json.Unmarshal([]byte(materials), &c.Materials); err != nil {
 			return nil, fmt.Errorf("class %s materials: %w", c.ID, err)
 		}
+		c.Materials.Credential = secret
 	}
 	c.CreatedAt, c.UpdatedAt = fromMicros(created), fromMicros(updated)
 	return &c, nil
@@ -68,8 +69,8 @@ func (s *Store) CreateClass(ctx context.Context, c *cohort.Class) error {
 		return err
 	}
 	return s.inTx(ctx, func(tx querier) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO classes (`+classColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-			c.ID, c.Name, c.OwnerID, runtime, policy, materials, micros(c.CreatedAt), micros(c.UpdatedAt))
+		_, err := tx.ExecContext(ctx, `INSERT INTO classes (`+classColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			c.ID, c.Name, c.OwnerID, runtime, policy, materials, credential(c.Materials), micros(c.CreatedAt), micros(c.UpdatedAt))
 		if err != nil {
 			return fmt.Errorf("insert class: %w", err)
 		}
@@ -126,14 +127,23 @@ func (s *Store) UpdateClass(ctx context.Context, c *cohort.Class) error {
 	return nil
 }
 
-// SetMaterials writes a class's materials (nil: none), and nothing else
-// of it.
+// credential is the sealed token of a class's materials, stored in a
+// column of its own (materials_secret), never in their JSON.
+func credential(m *cohort.Materials) string {
+	if m == nil {
+		return ""
+	}
+	return m.Credential
+}
+
+// SetMaterials writes a class's materials (nil: none) with their
+// credential, and nothing else of it.
 func (s *Store) SetMaterials(ctx context.Context, classID string, m *cohort.Materials) error {
 	b, err := materialsJSON(m)
 	if err != nil {
 		return err
 	}
-	res, err := s.exec(ctx, `UPDATE classes SET materials = ? WHERE id = ?`, b, classID)
+	res, err := s.exec(ctx, `UPDATE classes SET materials = ?, materials_secret = ? WHERE id = ?`, b, credential(m), classID)
 	if err != nil {
 		return fmt.Errorf("set materials: %w", err)
 	}
@@ -144,7 +154,9 @@ func (s *Store) SetMaterials(ctx context.Context, classID string, m *cohort.Mate
 }
 
 // SwapMaterials writes a class's materials if they are still old:
-// ECONFLICT if they changed meanwhile (an instructor set others).
+// ECONFLICT if they changed meanwhile (an instructor set others). The
+// credential stays: a swap records a newer version of the same
+// repository.
 func (s *Store) SwapMaterials(ctx context.Context, classID string, old, m *cohort.Materials) error {
 	was, err := materialsJSON(old)
 	if err != nil {

@@ -408,7 +408,8 @@ func testClasses(t *testing.T, s cohort.Store, clock *Clock) {
 	wantCode(t, s.UpdateClass(ctx, &cohort.Class{ID: "cls_missing"}), cohort.ENOTFOUND)
 
 	// Materials are written apart: an update of the class keeps them.
-	m := &cohort.Materials{Repo: "https://example.org/w.git", Ref: "main", Version: "git-0123abcd", Files: 3, Bytes: 99, UpdatedAt: clock.Now()}
+	m := &cohort.Materials{Repo: "https://example.org/w.git", Ref: "main", Private: true, Credential: "v1.sealed",
+		Version: "git-0123abcd", Files: 3, Bytes: 99, UpdatedAt: clock.Now()}
 	if err := s.SetMaterials(ctx, c.ID, m); err != nil {
 		t.Fatal(err)
 	}
@@ -422,13 +423,22 @@ func testClasses(t *testing.T, s cohort.Store, clock *Clock) {
 	// A session records a branch's newer commit only over what it read.
 	read := must(s.GetClass(ctx, c.ID)).Materials
 	newer := *read
-	newer.Version = "git-4567cdef"
+	newer.Version, newer.Credential = "git-4567cdef", ""
 	if err := s.SwapMaterials(ctx, c.ID, read, &newer); err != nil {
 		t.Fatalf("swap over the materials read: %v", err)
 	}
 	wantCode(t, s.SwapMaterials(ctx, c.ID, read, &newer), cohort.ECONFLICT)
-	if got := must(s.GetClass(ctx, c.ID)).Materials; got.Version != "git-4567cdef" {
-		t.Fatalf("after the swap, version %s", got.Version)
+	if got := must(s.GetClass(ctx, c.ID)).Materials; got.Version != "git-4567cdef" || got.Credential != "v1.sealed" {
+		t.Fatalf("after the swap, version %s, credential %q (a swap keeps the credential)", got.Version, got.Credential)
+	}
+	// Set without a credential, the materials have none.
+	public := *m
+	public.Private, public.Credential = false, ""
+	if err := s.SetMaterials(ctx, c.ID, &public); err != nil {
+		t.Fatal(err)
+	}
+	if got := must(s.GetClass(ctx, c.ID)).Materials; got.Credential != "" {
+		t.Fatalf("credential after public materials = %q", got.Credential)
 	}
 	if err := s.SetMaterials(ctx, c.ID, nil); err != nil {
 		t.Fatal(err)

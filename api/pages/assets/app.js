@@ -40,7 +40,8 @@ function clearErrors(form) {
 }
 
 // formJSON builds a nested object from fields named like "policy.seats",
-// typed by data-type: number, bool, list (comma-separated), datetime.
+// typed by data-type: number, bool, list (comma-separated), datetime,
+// optional (left out when empty).
 function formJSON(form) {
   const out = {};
   for (const el of form.elements) {
@@ -50,6 +51,7 @@ function formJSON(form) {
       case "number": v = v === "" ? 0 : Number(v); break;
       case "list": v = v.split(/[\s,]+/).filter(Boolean); break;
       case "datetime": if (v === "") continue; v = new Date(v).toISOString(); break;
+      case "optional": if (v === "") continue; break;
     }
     const path = el.name.split(".");
     let o = out;

@@ -1,0 +1,79 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cohortdev/cohort"
+	"github.com/cohortdev/cohort/client"
+	"github.com/cohortdev/cohort/materials/materialstest"
+)
+
+// TestE2EPrivateMaterials: an instructor gives a class a private
+// repository with its token (the CLI reads it from a file), the server
+// seals it with the key it made in its data folder, and a participant's
+// session has the repository's files. The token is nowhere in the
+// server's debug log, its database or its data folder.
+func TestE2EPrivateMaterials(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	const secret = "glpat-e2e-0123456789abcdef"
+	repo := materialstest.NewRepo(t, map[string]string{"train.ipynb": `{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}`, "config.cfg": "[private]\n"})
+	private := materialstest.ServePrivate(t, repo, "oauth2", secret)
+	dataDir := t.TempDir()
+	cleanupNotebooks(t, dataDir)
+	srv := startServer(t, dataDir, "COHORT_MATERIALS_CA_FILE="+private.CAFile)
+	teacherToken := token(t, dataDir, "teacher@example.com", cohort.RoleInstructor)
+	adaToken := token(t, dataDir, "ada@example.com", cohort.RoleParticipant)
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	out, err := cliErr(srv, teacherToken, "class", "create", "--name", "private", "--materials-repo", private.URL)
+	if err == nil || !strings.Contains(out, "asks for credentials") {
+		t.Fatalf("a private repository without a token: %v %s", err, out)
+	}
+	out = cli(t, srv, teacherToken, "class", "create", "--name", "private", "--materials-repo", private.URL,
+		"--materials-token-file", tokenFile, "--materials-token-user", "oauth2", "--json")
+	var class cohort.Class
+	if err := json.Unmarshal([]byte(out), &class); err != nil || class.Materials == nil || !class.Materials.Private {
+		t.Fatalf("cohort class create with a token: %v %s", err, out)
+	}
+	if out := cli(t, srv, teacherToken, "class", "materials", class.ID); !strings.Contains(out, "private") {
+		t.Fatalf("cohort class materials: %s", out)
+	}
+	if out, err := cliErr(srv, teacherToken, "class", "materials", class.ID, "--repo", private.URL, "--public"); err == nil || !strings.Contains(out, "asks for credentials") {
+		t.Fatalf("--public on a private repository: %v %s", err, out)
+	}
+	if fi, err := os.Stat(filepath.Join(dataDir, "secret-key")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("the server's secret key: %v %v", fi, err)
+	}
+
+	teacher := client.New(srv.url, teacherToken)
+	if _, err := teacher.AddMembers(ctx, class.ID, []string{"ada@example.com"}, cohort.MemberParticipant); err != nil {
+		t.Fatal(err)
+	}
+	s := startReady(t, client.New(srv.url, adaToken), class.ID)
+	if got := runKernel(t, srv.notebook(s.ID), adaToken, "import os; print(sorted(n for n in os.listdir('.') if not n.startswith('.')))"); got != "['config.cfg', 'train.ipynb']\n" {
+		t.Fatalf("the session's folder holds %s", got)
+	}
+
+	if strings.Contains(srv.log.String(), secret) {
+		t.Error("the server's log holds the token")
+	}
+	filepath.Walk(dataDir, func(path string, fi os.FileInfo, err error) error {
+		if err != nil || fi.IsDir() || fi.Mode()&os.ModeType != 0 {
+			return nil
+		}
+		if b, _ := os.ReadFile(path); bytes.Contains(b, []byte(secret)) {
+			t.Errorf("%s holds the token", path)
+		}
+		return nil
+	})
+}
