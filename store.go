@@ -180,6 +180,11 @@ type SpendStore interface {
 	// first, if month is "".
 	ListSpend(ctx context.Context, month string) ([]*Spend, error)
 	GetSettings(ctx context.Context) (*Settings, error)
+	// RecordKey records id as the ID of the installation's key named name
+	// (the key that seals tokens) unless one is recorded, or replaces it
+	// when replace, and returns the ID recorded: replicas compare theirs
+	// with it at start.
+	RecordKey(ctx context.Context, name, id string, replace bool) (string, error)
 	SetSettings(ctx context.Context, s *Settings) error
 }
 

@@ -59,16 +59,24 @@ func (s *Server) setMaterials(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	m, err := s.fetchMaterials(c.Request.Context(), in, a.class.Materials)
+	current := a.class.Materials
+	m, err := s.fetchMaterials(c.Request.Context(), in, current)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
 	detail := fmt.Sprintf("git %s %s: %s", m.Repo, cmpRef(m.Ref), m.Version)
-	if m.Private {
-		detail += " (private, with a token)"
+	switch {
+	case in.Token == nil && m.Private:
+		// Written only over the materials the token was kept from: an
+		// instructor who dropped or replaced it meanwhile is not undone.
+		detail += " (private: its token kept)"
+		s.putMaterials(c, a.class, m, current, detail)
+		return
+	case m.Private:
+		detail += " (private: a new token)"
 	}
-	s.putMaterials(c, a.class, m, detail)
+	s.putMaterials(c, a.class, m, nil, detail)
 }
 
 // fetchMaterials fetches a repository's ref as the version a class's
@@ -81,6 +89,8 @@ func (s *Server) fetchMaterials(ctx context.Context, in cohort.RepoInput, curren
 	repo := strings.TrimSpace(in.Repo)
 	var credential string
 	switch {
+	case in.TokenUser != "" && (in.Token == nil || *in.Token == ""):
+		return nil, cohort.Invalid("materials.token_user", "token_user goes with a token")
 	case in.Token != nil && *in.Token != "":
 		sealed, err := s.materials.Seal(repo, cohort.RepoToken{User: strings.TrimSpace(in.TokenUser), Token: strings.TrimSpace(*in.Token)})
 		if err != nil {
@@ -123,13 +133,21 @@ func (s *Server) uploadMaterials(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	s.putMaterials(c, a.class, m, fmt.Sprintf("archive %s: %s", m.Archive, m.Version))
+	s.putMaterials(c, a.class, m, nil, fmt.Sprintf("archive %s: %s", m.Archive, m.Version))
 }
 
-func (s *Server) putMaterials(c *gin.Context, class *cohort.Class, m *cohort.Materials, detail string) {
+// putMaterials records a class's new materials, over old only if old is
+// given (a kept token: SwapMaterials leaves it as it is).
+func (s *Server) putMaterials(c *gin.Context, class *cohort.Class, m, old *cohort.Materials, detail string) {
 	ctx := c.Request.Context()
 	m.UpdatedAt = s.now().UTC()
-	if err := s.store.SetMaterials(ctx, class.ID, m); err != nil {
+	var err error
+	if old != nil {
+		err = s.store.SwapMaterials(ctx, class.ID, old, m)
+	} else {
+		err = s.store.SetMaterials(ctx, class.ID, m)
+	}
+	if err != nil {
 		s.fail(c, err)
 		return
 	}

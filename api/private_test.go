@@ -55,6 +55,8 @@ func TestPrivateMaterials(t *testing.T) {
 	wantRefused(r, http.StatusBadRequest, "materials.token", "refused the token")
 	r, _ = put(`{"repo": "` + srv.URL + `", "token": "` + token + `\r\nX-Evil: 1"}`)
 	wantRefused(r, http.StatusBadRequest, "materials.token", "not printable")
+	r, _ = put(`{"repo": "` + srv.URL + `", "token_user": "deployer"}`)
+	wantRefused(r, http.StatusBadRequest, "materials.token_user", "goes with a token")
 
 	r, m := put(`{"repo": "` + srv.URL + `", "ref": "main", "token": "` + token + `"}`)
 	if r.status != http.StatusOK || m == nil || !m.Private || m.Files != 2 {
@@ -79,12 +81,12 @@ func TestPrivateMaterials(t *testing.T) {
 		e.do("teacher", "GET", "/v1/classes/"+class.ID+"/audit", ""),
 	}
 	for _, a := range answers {
-		if bytes.Contains(a.body, []byte(token)) || bytes.Contains(a.body, []byte(sealed[:20])) {
-			t.Errorf("an answer holds the token: %s", a.body)
+		if a.status != http.StatusOK || bytes.Contains(a.body, []byte(token)) || bytes.Contains(a.body, []byte(sealed[:20])) {
+			t.Errorf("an answer holds the token (or failed): %d %s", a.status, a.body)
 		}
 	}
-	if !bytes.Contains(answers[len(answers)-1].body, []byte("private, with a token")) {
-		t.Errorf("the audit does not say a token was set: %s", answers[len(answers)-1].body)
+	if audit := answers[len(answers)-1].body; !bytes.Contains(audit, []byte("private: a new token")) || !bytes.Contains(audit, []byte("private: its token kept")) {
+		t.Errorf("the audit does not say when a token was set and when kept: %s", audit)
 	}
 	db, err := os.ReadFile(e.dbPath)
 	if err != nil {
@@ -93,6 +95,20 @@ func TestPrivateMaterials(t *testing.T) {
 	wal, _ := os.ReadFile(e.dbPath + "-wal")
 	if bytes.Contains(db, []byte(token)) || bytes.Contains(wal, []byte(token)) {
 		t.Error("the database holds the token in plain text")
+	}
+
+	// A token kept is written only over the materials it was kept from:
+	// dropped meanwhile (here, behind the server's cache, as by another
+	// replica a moment before), it does not come back.
+	dropped := *stored.Materials
+	dropped.Private, dropped.Credential = false, ""
+	if err := e.db.SetMaterials(context.Background(), class.ID, &dropped); err != nil {
+		t.Fatal(err)
+	}
+	r, _ = put(`{"repo": "` + srv.URL + `", "ref": "main"}`)
+	wantRefused(r, http.StatusConflict, "", "changed meanwhile")
+	if now, _ := e.db.GetClass(context.Background(), class.ID); now.Materials.Credential != "" {
+		t.Fatal("a token dropped meanwhile came back")
 	}
 
 	// The token does not follow the materials to another URL: set back,

@@ -28,10 +28,11 @@ import (
 //
 // A commit stored already is found by `git ls-remote` alone, without a
 // fetch (docs/benchmarks.md: about 30 ms against 130 ms for a local
-// repository), and only if this repository's own clone holds it: a
-// stored version is never handed to a caller who cannot read the
-// repository it came from (a private commit named by its hash, or
-// advertised by another server). Only the commit is fetched (depth 1,
+// repository), and only if a fetch from this repository with the same
+// credential succeeded for it before (fetched): a stored version is
+// never handed to a caller who cannot read the repository it came from
+// (a private commit named by its hash, advertised by another server, or
+// left in the clone by a fetch that failed). Only the commit is fetched (depth 1,
 // no tags, no submodules); symlinks in it are left out (a repository's
 // symlink is content, unlike an archive's, but cohort delivers files
 // only). A repository that does not exist, needs credentials or lacks
@@ -46,8 +47,7 @@ func (l *Library) Fetch(ctx context.Context, repo, ref, credential string) (*coh
 	if err != nil {
 		return nil, err
 	}
-	sum := sha256.Sum256([]byte(repo))
-	bare := filepath.Join(l.dir, "repos", hex.EncodeToString(sum[:8])+".git")
+	bare := l.clone(repo)
 	described := func(m *cohort.Materials) *cohort.Materials {
 		m.Repo, m.Ref, m.Private, m.Credential = repo, ref, credential != "", credential
 		return m
@@ -55,7 +55,7 @@ func (l *Library) Fetch(ctx context.Context, repo, ref, credential string) (*coh
 	// The lookup runs outside the repository's lock: lookups of a class's
 	// sessions starting together run side by side; fetches, which write
 	// the bare clone, one at a time.
-	if commit, ok := l.remoteCommit(ctx, r, ref); ok && l.holds(ctx, bare, commit) {
+	if commit, ok := l.remoteCommit(ctx, r, ref); ok && l.fetched(ctx, bare, r, commit) {
 		if m, err := l.describe("git-" + commit); err == nil {
 			return described(m), nil
 		}
@@ -81,6 +81,9 @@ func (l *Library) Fetch(ctx context.Context, repo, ref, credential string) (*coh
 	commit := strings.TrimSpace(string(out))
 	m, err := l.gitVersion(ctx, bare, commit)
 	if err != nil {
+		return nil, err
+	}
+	if _, err := l.git(ctx, bare, nil, "update-ref", r.fetchedRef(commit), commit); err != nil {
 		return nil, err
 	}
 	return described(m), nil
@@ -118,13 +121,21 @@ func (l *Library) remoteCommit(ctx context.Context, r *remote, ref string) (stri
 	return "", false
 }
 
-// holds says whether a repository's clone here has a commit: fetched
-// from that repository, not only stored as a version.
-func (l *Library) holds(ctx context.Context, bare, commit string) bool {
+// clone is the path of a repository's shallow bare clone.
+func (l *Library) clone(repo string) string {
+	sum := sha256.Sum256([]byte(repo))
+	return filepath.Join(l.dir, "repos", hex.EncodeToString(sum[:8])+".git")
+}
+
+// fetched says whether a fetch of commit from the remote, with its
+// credential, succeeded before: it left a ref in the clone. The
+// objects alone would not say so: a fetch that fails (a server sending
+// an incomplete pack) leaves the objects it got.
+func (l *Library) fetched(ctx context.Context, bare string, r *remote, commit string) bool {
 	if _, err := os.Stat(filepath.Join(bare, "HEAD")); err != nil {
 		return false
 	}
-	_, err := l.git(ctx, bare, nil, "cat-file", "-e", commit+"^{commit}")
+	_, err := l.git(ctx, bare, nil, "show-ref", "--verify", "--quiet", r.fetchedRef(commit))
 	return err == nil
 }
 
@@ -246,6 +257,8 @@ func (l *Library) command(ctx context.Context, dir string, env []string, args ..
 		"PATH=" + os.Getenv("PATH"), "HOME=" + l.dir, "LANG=C", "LC_ALL=C",
 		"GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null", "GIT_TERMINAL_PROMPT=0",
 		"GIT_ASKPASS=/bin/false", "SSH_ASKPASS=/bin/false", "GIT_ALLOW_PROTOCOL=" + protocols,
+		// No repository around the data folder is git's to find.
+		"GIT_CEILING_DIRECTORIES=" + filepath.Dir(l.dir),
 	}
 	if l.caFile != "" {
 		cmd.Env = append(cmd.Env, "GIT_SSL_CAINFO="+l.caFile)
@@ -285,9 +298,9 @@ func (l *Library) git(ctx context.Context, dir string, env []string, args ...str
 
 // What git says, and what it means for the instructor.
 var (
-	noRepo  = regexp.MustCompile(`(?i)repository .* not found|does not appear to be a git repository|not found|404`)
+	noRepo  = regexp.MustCompile(`(?i)repository .* not found|does not appear to be a git repository|not found|\b404\b`)
 	noRef   = regexp.MustCompile(`(?i)couldn't find remote ref|not our ref|no such ref|unadvertised object`)
-	needsID = regexp.MustCompile(`(?i)authentication failed|could not read (username|password)|terminal prompts disabled|401|403`)
+	needsID = regexp.MustCompile(`(?i)authentication failed|could not read (username|password)|terminal prompts disabled|\b(401|403)\b`)
 	noProto = regexp.MustCompile(`(?i)transport '.*' not allowed`)
 	noHost  = regexp.MustCompile(`(?i)could not resolve host|failed to connect|connection (refused|timed out)|timed out|network is unreachable`)
 )
@@ -310,6 +323,10 @@ func (r *remote) error(err error, ref string) error {
 		return cohort.Invalid("materials.repo", "%s asks for credentials: it is private or does not exist (for a private repository, give a read-only access token)", repo)
 	case noProto.MatchString(stderr):
 		return cohort.Invalid("materials.repo", "this server does not fetch from %s (https only)", repo)
+	case noRepo.MatchString(stderr) && r.private:
+		// GitHub answers a token that cannot see a repository as if
+		// there were none.
+		return cohort.Invalid("materials.repo", "no git repository at %s that the token can read: check the URL, and that the token has read access to this repository", repo)
 	case noRepo.MatchString(stderr):
 		return cohort.Invalid("materials.repo", "no git repository at %s", repo)
 	case noHost.MatchString(stderr):

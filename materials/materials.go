@@ -58,6 +58,7 @@ type Library struct {
 	local bool
 	// key seals private repositories' tokens (nil: none are taken).
 	key    *seal.Key
+	noKey  string // why tokens are refused, if not for want of a key
 	caFile string
 	log    *slog.Logger
 	// Timeout bounds one git operation; 2 minutes if zero.

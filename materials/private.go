@@ -1,7 +1,10 @@
 package materials
 
 import (
+	"cmp"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -21,14 +24,34 @@ import (
 // the clone's FETCH_HEAD, or a log. Redirects are not followed with a
 // token. Whatever git says is redacted of it before it is shown.
 
-// errNoKey is why a server without a secret key refuses tokens.
-var errNoKey = cohort.Errorf(cohort.EUNAVAILABLE, "this server keeps no secret key, so it cannot store a repository's token: "+
-	"its operator must give every replica the same --secret-key-file (docs/operations.md)")
+// noKey is why a server without a secret key refuses tokens, unless
+// RefuseTokens said another reason.
+const noKey = "it keeps no secret key to seal them with: its operator must give every replica the same --secret-key-file (docs/operations.md)"
+
+// RefuseTokens makes the library take no private repository's token,
+// saying why (the key would not be safe where the server runs). Called
+// before the library serves.
+func (l *Library) RefuseTokens(why string) {
+	l.key, l.noKey = nil, why
+}
+
+// KeyID is the ID of the key that seals tokens ("" if tokens are refused).
+func (l *Library) KeyID() string {
+	if l.key == nil {
+		return ""
+	}
+	return l.key.ID()
+}
+
+func (l *Library) errNoKey() error {
+	return cohort.Errorf(cohort.EUNAVAILABLE, "this server takes no private repository's token: %s", cmp.Or(l.noKey, noKey))
+}
 
 func purpose(repo string) string { return "cohort materials token\x00" + repo }
 
 // Seal validates a private repository's token and seals it for repo: the
-// credential that Fetch and the class's materials take.
+// credential that Fetch and the class's materials take. The seal binds
+// it to repo alone: it opens for no other URL.
 func (l *Library) Seal(repo string, t cohort.RepoToken) (string, error) {
 	if t.User == "" {
 		t.User = cohort.DefaultTokenUser
@@ -37,7 +60,7 @@ func (l *Library) Seal(repo string, t cohort.RepoToken) (string, error) {
 		return "", err
 	}
 	if l.key == nil {
-		return "", errNoKey
+		return "", l.errNoKey()
 	}
 	b, err := json.Marshal(t)
 	if err != nil {
@@ -53,15 +76,25 @@ type remote struct {
 	private bool
 	env     []string
 	secrets []string // what redact takes out of git's words
+	// who names the credential in the clone's refs: "public", or a hash
+	// of the token, so a commit fetched with one token is not taken as
+	// readable with another (a repository's URL that changed hands).
+	who string
+}
+
+// fetchedRef is the ref that records a fetch of commit with the
+// remote's credential.
+func (r *remote) fetchedRef(commit string) string {
+	return "refs/cohort/" + r.who + "/" + commit
 }
 
 func (l *Library) remote(repo, credential string) (*remote, error) {
-	r := &remote{url: repo}
+	r := &remote{url: repo, who: "public"}
 	if credential == "" {
 		return r, nil
 	}
 	if l.key == nil {
-		return nil, errNoKey
+		return nil, l.errNoKey()
 	}
 	b, err := l.key.Open(credential, purpose(repo))
 	if err != nil {
@@ -77,6 +110,8 @@ func (l *Library) remote(repo, credential string) (*remote, error) {
 		"GIT_CONFIG_KEY_0=http." + repo + ".extraHeader", "GIT_CONFIG_VALUE_0=Authorization: Basic " + basic,
 		"GIT_CONFIG_KEY_1=http.followRedirects", "GIT_CONFIG_VALUE_1=false"}
 	r.secrets = []string{t.Token, basic}
+	who := sha256.Sum256([]byte("cohort fetched with\x00" + t.User + ":" + t.Token))
+	r.who = hex.EncodeToString(who[:8])
 	return r, nil
 }
 

@@ -1,7 +1,8 @@
 // Package seal encrypts the secrets cohort keeps for a while (a private
 // repository's token) with a key of the server's: AES-256-GCM, each
-// sealed value bound to what it is for (its purpose, as additional data),
-// so a value copied to another row or another repository does not open.
+// sealed value bound to what it is for (its purpose, as additional data:
+// for a token, its repository's URL), so a value taken for another
+// purpose does not open.
 //
 // The key lives in a file beside the database, never in it: a copy of the
 // database alone reveals no secret. Replicas share one key file.
@@ -68,6 +69,17 @@ func (k *Key) Seal(plaintext []byte, purpose string) string {
 	rand.Read(nonce)
 	out := k.aead.Seal(nonce, nonce, plaintext, []byte(purpose))
 	return version + "." + k.id + "." + base64.RawURLEncoding.EncodeToString(out)
+}
+
+// KeyOf returns the ID of the key a value was sealed with ("" if it is
+// not a sealed value).
+func KeyOf(sealed string) string {
+	v, rest, _ := strings.Cut(sealed, ".")
+	id, _, ok := strings.Cut(rest, ".")
+	if v != version || !ok {
+		return ""
+	}
+	return id
 }
 
 // Open decrypts a value sealed for purpose with this key.

@@ -1,6 +1,7 @@
 package seal
 
 import (
+	"encoding/base64"
 	"strings"
 	"testing"
 )
@@ -19,21 +20,31 @@ func TestSealAndOpen(t *testing.T) {
 	if strings.Contains(a, "ghp_secret") || !strings.HasPrefix(a, "v1."+k.ID()+".") {
 		t.Errorf("sealed = %q", a)
 	}
+	if KeyOf(a) != k.ID() || KeyOf("ghp_plain") != "" {
+		t.Errorf("KeyOf = %q, %q", KeyOf(a), KeyOf("ghp_plain"))
+	}
 	got, err := k.Open(a, purpose)
 	if err != nil || string(got) != "ghp_secret" {
 		t.Fatalf("Open = %q, %v", got, err)
 	}
 
 	other, _ := ParseKey(NewKeyText())
-	flipped := []byte(a)
-	flipped[len(flipped)-3] ^= 1
+	// A bit flipped in the ciphertext, re-encoded: the value is well
+	// formed, and must not open.
+	head := a[:strings.LastIndex(a, ".")+1]
+	data, err := base64.RawURLEncoding.DecodeString(a[len(head):])
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)-1] ^= 1
+	flipped := head + base64.RawURLEncoding.EncodeToString(data)
 	for _, c := range []struct {
 		name, sealed, purpose, want string
 		key                         *Key
 	}{
 		{"another purpose", a, "materials https://evil.example.org/a.git", "sealed for something else", k},
 		{"another key", a, purpose, "sealed with key " + k.ID() + ", and this server's key is " + other.ID(), other},
-		{"damaged", string(flipped), purpose, "does not open", k},
+		{"damaged", flipped, purpose, "does not open", k},
 		{"not sealed", "ghp_secret", purpose, "not a sealed value", k},
 		{"cut", a[:12], purpose, "damaged", k},
 	} {

@@ -30,6 +30,11 @@ func (m *Main) driver(log *slog.Logger, publicURL, audience string, db *database
 	switch c.Driver {
 	case "local":
 		d, err := m.localDriver(log)
+		if err == nil && !d.Isolated() {
+			// Notebooks that run as the server's own user could read its
+			// key and the database, and so every class's token.
+			library.RefuseTokens("notebooks on this server run as its own user and could read the key that seals tokens: run cohort as root, which gives each session a uid of its own (docs/security.md)")
+		}
 		return d, provisioner.Timing{}, err
 	case "gce":
 	default:
@@ -161,6 +166,11 @@ func secretFile(path, what string, generate func() string) (string, error) {
 	return secret, nil
 }
 
+// secretKeyPath is the file that keeps the key sealing tokens.
+func (m *Main) secretKeyPath() string {
+	return cmp.Or(m.Config.SecretKeyFile, filepath.Join(m.Config.DataDir, "secret-key"))
+}
+
 // materials keeps classes' materials in DATA_DIR/materials. Repositories
 // on this machine are admitted by default only with the built-in
 // sign-in: on a shared server any instructor could read its repositories.
@@ -180,13 +190,13 @@ func (m *Main) materials(oneMachine bool, database string, log *slog.Logger) (*m
 		return nil, fmt.Errorf("--local-materials: want yes or no, not %q", m.Config.LocalMaterials)
 	}
 	var key *seal.Key
-	if path := m.Config.SecretKeyFile; path != "" || database == jobs.SQLite {
-		text, err := secretFile(cmp.Or(path, filepath.Join(m.Config.DataDir, "secret-key")), "the secret key", seal.NewKeyText)
+	if m.Config.SecretKeyFile != "" || database == jobs.SQLite {
+		text, err := secretFile(m.secretKeyPath(), "the secret key", seal.NewKeyText)
 		if err != nil {
 			return nil, err
 		}
 		if key, err = seal.ParseKey(text); err != nil {
-			return nil, fmt.Errorf("--secret-key-file: %w", err)
+			return nil, fmt.Errorf("the secret key in %s: %w", m.secretKeyPath(), err)
 		}
 	}
 	if ca := m.Config.MaterialsCAFile; ca != "" {

@@ -183,6 +183,21 @@ func TestE2EWorkshopInTheBrowser(t *testing.T) {
 	if page := read(t, ctx, chromedp.OuterHTML(chromedp.CSS(`html`))); strings.Contains(page, "github_pat_browser") {
 		t.Fatal("the page holds the token after it was set")
 	}
+	step(t, ctx, "a new ref, the token field left empty, keeps the token",
+		chromedp.SetValue(chromedp.ID("repo"), private.URL),
+		chromedp.SetValue(chromedp.ID("ref"), "main"),
+		chromedp.Click(chromedp.Search(`//button[text()="Use this repository"]`)),
+		chromedp.WaitVisible(chromedp.Search(`//section[@data-materials]//p[contains(., "at main") and contains(., "private")]`)),
+	)
+	step(t, ctx, "dropping the token of a private repository is refused, naming why",
+		chromedp.SetValue(chromedp.ID("repo"), private.URL),
+		chromedp.Click(chromedp.CSS(`input[type=checkbox][name=token]`)),
+		chromedp.Click(chromedp.Search(`//button[text()="Use this repository"]`)),
+		chromedp.WaitVisible(chromedp.ID("err-repo")),
+	)
+	if msg := read(t, ctx, chromedp.Text(chromedp.ID("err-repo"))); !strings.Contains(msg, "asks for credentials") {
+		t.Fatalf("dropping the token: %q", msg)
+	}
 	step(t, ctx, "upload the workshop",
 		chromedp.SetUploadFiles(chromedp.ID("archive"), []string{workshop}),
 		chromedp.Click(chromedp.Search(`//button[text()="Upload"]`)),

@@ -72,6 +72,9 @@ type Config struct {
 	// certificate bundle git trusts instead of the system's.
 	SecretKeyFile   string
 	MaterialsCAFile string
+	// ForgetTokens removes the tokens sealed with a key that is lost
+	// (checkSecretKey).
+	ForgetTokens bool
 	// Driver runs notebooks: "local" (this machine) or "gce".
 	Driver string
 	GCE    GCEConfig
@@ -128,6 +131,7 @@ func newServeCmd() *cobra.Command {
 	f.StringVar(&cfg.SchedulerAudience, "scheduler-audience", os.Getenv("COHORT_SCHEDULER_AUDIENCE"), "audience of those tokens; default: the public URL (env COHORT_SCHEDULER_AUDIENCE)")
 	f.StringVar(&cfg.SchedulerIssuer, "scheduler-issuer", envOr("COHORT_SCHEDULER_ISSUER", "https://accounts.google.com"), "issuer of those tokens (env COHORT_SCHEDULER_ISSUER)")
 	f.StringVar(&cfg.SecretKeyFile, "secret-key-file", os.Getenv("COHORT_SECRET_KEY_FILE"), "file keeping the key that seals private repositories' tokens, made on first use; replicas share one (env COHORT_SECRET_KEY_FILE; default: DATA_DIR/secret-key with SQLite, none with Postgres)")
+	f.BoolVar(&cfg.ForgetTokens, "forget-tokens", false, "start although classes' repository tokens are sealed with another key than --secret-key-file's, removing them (the key they were sealed with is lost)")
 	f.StringVar(&cfg.MaterialsCAFile, "materials-ca-file", os.Getenv("COHORT_MATERIALS_CA_FILE"), "certificates (PEM) git trusts instead of the system's when it fetches class materials: a git server with a private CA (env COHORT_MATERIALS_CA_FILE)")
 	f.StringVar(&cfg.LocalMaterials, "local-materials", os.Getenv("COHORT_LOCAL_MATERIALS"), "admit git repositories on this machine (file:// or a path) as class materials: yes or no (env COHORT_LOCAL_MATERIALS; default: yes with the built-in sign-in only, since any instructor could read the server's repositories)")
 	f.StringVar(&cfg.Driver, "driver", envOr("COHORT_DRIVER", "local"), "where notebooks run: local (this machine) or gce (env COHORT_DRIVER)")
@@ -226,6 +230,9 @@ func (m *Main) Run(ctx context.Context) error {
 	})
 	library, err := m.materials(signIn.local != nil, db.kind, log)
 	if err != nil {
+		return err
+	}
+	if err := checkSecretKey(ctx, store, library.KeyID(), m.secretKeyPath(), m.Config.ForgetTokens, log); err != nil {
 		return err
 	}
 	driver, timing, err := m.driver(log, publicURL, audience, db, shards, library)

@@ -41,13 +41,15 @@ func TestAnswersAreCopies(t *testing.T) {
 	u, _ := c.EnsureUser(ctx, "ada@example.com", cohort.RoleInstructor)
 	class := cohort.DefaultClass()
 	class.ID, class.Name, class.OwnerID = cohort.NewID("cls"), "NLP", u.ID
+	class.Materials = &cohort.Materials{Repo: "https://example.org/w.git", Private: true, Credential: "v1.sealed", Version: "git-1"}
 	if err := c.CreateClass(ctx, &class); err != nil {
 		t.Fatal(err)
 	}
 	got, _ := c.GetClass(ctx, class.ID)
 	got.Runtime.Zones[0], got.Name = "mars-north1-a", "changed"
+	got.Materials.Credential = "v1.other"
 	again, _ := c.GetClass(ctx, class.ID)
-	if again.Runtime.Zones[0] != class.Runtime.Zones[0] || again.Name != "NLP" {
+	if again.Runtime.Zones[0] != class.Runtime.Zones[0] || again.Name != "NLP" || again.Materials.Credential != "v1.sealed" {
 		t.Fatalf("a caller's change reached the cache: %+v", again)
 	}
 }

@@ -136,6 +136,10 @@ func cloneClass(cl cohort.Class) *cohort.Class {
 		c.From, c.Until = cloneTime(w.From), cloneTime(w.Until)
 		cl.Policy.Warm = &c
 	}
+	if m := cl.Materials; m != nil {
+		c := *m
+		cl.Materials = &c
+	}
 	return &cl
 }
 

@@ -58,6 +58,7 @@ func Run(t *testing.T, newStore NewStore) {
 		"Spend":                  testSpend,
 		"BudgetStop":             testBudgetStop,
 		"Settings":               testSettings,
+		"Keys":                   testKeys,
 		"Shards":                 testShards,
 		"WarmSeats":              testWarmSeats,
 	}
@@ -474,4 +475,20 @@ func must2[A, B any](a A, b B, err error) (A, B) {
 		panic(failure{err})
 	}
 	return a, b
+}
+
+func testKeys(t *testing.T, s cohort.Store, _ *Clock) {
+	ctx := context.Background()
+	if got := must(s.RecordKey(ctx, "secret-key", "aaaa1111", false)); got != "aaaa1111" {
+		t.Fatalf("the first key recorded = %s", got)
+	}
+	if got := must(s.RecordKey(ctx, "secret-key", "bbbb2222", false)); got != "aaaa1111" {
+		t.Fatalf("another key = %s, want the first one's ID kept", got)
+	}
+	if got := must(s.RecordKey(ctx, "pulumi", "cccc3333", false)); got != "cccc3333" {
+		t.Fatalf("a key of another name = %s", got)
+	}
+	if got := must(s.RecordKey(ctx, "secret-key", "bbbb2222", true)); got != "bbbb2222" {
+		t.Fatalf("replaced = %s", got)
+	}
 }

@@ -41,7 +41,8 @@ function clearErrors(form) {
 
 // formJSON builds a nested object from fields named like "policy.seats",
 // typed by data-type: number, bool, list (comma-separated), datetime,
-// optional (left out when empty).
+// optional (left out when empty), clear (a checkbox: "" when checked,
+// left out when not).
 function formJSON(form) {
   const out = {};
   for (const el of form.elements) {
@@ -52,6 +53,7 @@ function formJSON(form) {
       case "list": v = v.split(/[\s,]+/).filter(Boolean); break;
       case "datetime": if (v === "") continue; v = new Date(v).toISOString(); break;
       case "optional": if (v === "") continue; break;
+      case "clear": if (!v) continue; v = ""; break;
     }
     const path = el.name.split(".");
     let o = out;
