@@ -33,6 +33,10 @@ type Materials struct {
 	Files     int       `json:"files"`
 	Bytes     int64     `json:"bytes"`
 	UpdatedAt time.Time `json:"updated_at"`
+	// Problem is why the last session's lookup of the repository failed
+	// (a token expired, the host down): sessions then get Version, the
+	// one last fetched. Empty once a lookup succeeds again.
+	Problem string `json:"problem,omitempty"`
 }
 
 // MaterialsView is a class's materials and how long its participants'

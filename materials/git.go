@@ -32,12 +32,13 @@ import (
 // credential succeeded for it before (fetched): a stored version is
 // never handed to a caller who cannot read the repository it came from
 // (a private commit named by its hash, advertised by another server, or
-// left in the clone by a fetch that failed). Only the commit is fetched (depth 1,
-// no tags, no submodules); symlinks in it are left out (a repository's
-// symlink is content, unlike an archive's, but cohort delivers files
-// only). A repository that does not exist, needs credentials or lacks
-// the ref is an EINVALID error naming the field; one that cannot be
-// reached is EUNAVAILABLE.
+// left in the clone by a fetch that failed).
+//
+// Only the commit is fetched (depth 1, no tags, no submodules); symlinks
+// in it are left out (a repository's symlink is content, unlike an
+// archive's, but cohort delivers files only). A repository that does not
+// exist, needs credentials or lacks the ref is an EINVALID error naming
+// the field; one that cannot be reached is EUNAVAILABLE.
 func (l *Library) Fetch(ctx context.Context, repo, ref, credential string) (*cohort.Materials, error) {
 	repo = strings.TrimSpace(repo)
 	if err := cohort.ValidateRepo(repo, ref, l.local); err != nil {

@@ -165,15 +165,23 @@ func (r *Reconciler) snapshot(ctx context.Context, c *cohort.Class, s *cohort.Se
 		return nil
 	}
 	snap, now, err := r.materials.Snapshot(ctx, c.Materials)
+	// The class shows the version sessions get (a branch moved on) and
+	// why a lookup failed, for its instructors: a token that expired
+	// mid-course is theirs to replace.
+	next := *c.Materials
 	switch {
-	case err == nil && now.Version != c.Materials.Version:
-		// The class shows the version sessions get: a branch moved on. An
-		// instructor's change meanwhile wins (ECONFLICT, left alone).
-		next := *c.Materials
-		next.Version, next.Files, next.Bytes = now.Version, now.Files, now.Bytes
+	case err == nil:
+		next.Version, next.Files, next.Bytes, next.Problem = now.Version, now.Files, now.Bytes, ""
+	case next.Repo != "":
+		next.Problem = cohort.ErrorMessage(err)
+	}
+	if next != *c.Materials {
+		// An instructor's change meanwhile wins (ECONFLICT, left alone).
 		if err := r.store.SwapMaterials(ctx, c.ID, c.Materials, &next); err != nil && cohort.ErrorCode(err) != cohort.ECONFLICT {
-			r.log.Warn("record the class's newer materials", "class_id", c.ID, "error", err)
+			r.log.Warn("record the class's materials as a session found them", "class_id", c.ID, "error", err)
 		}
+	}
+	switch {
 	case err == nil:
 	case snap != nil:
 		r.log.Warn("class materials not updated", "session_id", s.ID, "class_id", c.ID, "error", err)

@@ -54,9 +54,12 @@ func (m *Main) driver(log *slog.Logger, publicURL, audience string, db *database
 	if state == "" {
 		state = "file://" + filepath.Join(c.DataDir, "pulumi-state")
 	}
-	passphrase, err := secretFile(cmp.Or(g.PassphraseFile, filepath.Join(c.DataDir, "pulumi-passphrase")), "the Pulumi passphrase",
-		func() string { return cohort.NewSecret("") })
+	passphraseFile := cmp.Or(g.PassphraseFile, filepath.Join(c.DataDir, "pulumi-passphrase"))
+	passphrase, err := secretFile(passphraseFile, "the Pulumi passphrase", func() string { return cohort.NewSecret("") })
 	if err != nil {
+		return nil, provisioner.Timing{}, err
+	}
+	if err := checkPulumiSecrets(context.Background(), db.store, g.SecretsProvider, passphrase, passphraseFile, db.kind == jobs.Postgres, log); err != nil {
 		return nil, provisioner.Timing{}, err
 	}
 	stacks, err := gce.NewStacks(gce.StackOptions{WorkRoot: filepath.Join(c.DataDir, "pulumi-work"), StateURL: state,
@@ -150,6 +153,12 @@ func secretFile(path, what string, generate func() string) (string, error) {
 	defer os.Remove(tmp.Name())
 	secret := generate()
 	if _, err := tmp.WriteString(secret + "\n"); err != nil {
+		tmp.Close()
+		return "", fmt.Errorf("store %s: %w", what, err)
+	}
+	// On disk before it is linked into place: a crash must not leave an
+	// empty key that tokens were sealed with.
+	if err := tmp.Sync(); err != nil {
 		tmp.Close()
 		return "", fmt.Errorf("store %s: %w", what, err)
 	}

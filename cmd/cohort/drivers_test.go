@@ -53,21 +53,25 @@ func TestTokensNeedIsolatedNotebooks(t *testing.T) {
 	}
 }
 
-// Every server of an installation seals with one key: one with another
-// refuses to start while tokens are sealed with the installation's,
-// unless told that key is lost.
-func TestServersShareTheSecretKey(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "cohort.db"))
+func openStore(t *testing.T) *sqlite.Store {
+	t.Helper()
+	store, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "cohort.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer store.Close()
-	log := slog.New(slog.DiscardHandler)
+	t.Cleanup(func() { store.Close() })
+	return store
+}
+
+// Every server of an installation seals with one key: one with another
+// refuses to start (a single server, only while tokens are sealed with
+// the installation's), unless told that key is lost.
+func TestServersShareTheSecretKey(t *testing.T) {
+	t.Parallel()
+	ctx, store, log := context.Background(), openStore(t), slog.New(slog.DiscardHandler)
 	first, _ := seal.ParseKey(seal.NewKeyText())
 	other, _ := seal.ParseKey(seal.NewKeyText())
-	if err := checkSecretKey(ctx, store, first.ID(), "a", false, log); err != nil {
+	if err := checkSecretKey(ctx, store, first.ID(), "a", false, false, log); err != nil {
 		t.Fatal(err)
 	}
 	owner, _ := store.EnsureUser(ctx, "ada@example.com", cohort.RoleInstructor)
@@ -79,22 +83,67 @@ func TestServersShareTheSecretKey(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	err = checkSecretKey(ctx, store, other.ID(), "b", false, log)
-	if err == nil || !strings.Contains(err.Error(), "1 classes' repository tokens are sealed with key "+first.ID()) || !strings.Contains(err.Error(), "--forget-tokens") {
+	err := checkSecretKey(ctx, store, other.ID(), "b", false, false, log)
+	if err == nil || !strings.Contains(err.Error(), "(key "+first.ID()+", which 1 classes' repository tokens are sealed with)") || !strings.Contains(err.Error(), "--forget-tokens") {
 		t.Fatalf("a server with another key = %v", err)
 	}
-	if err := checkSecretKey(ctx, store, first.ID(), "a", false, log); err != nil {
+	if err := checkSecretKey(ctx, store, first.ID(), "a", false, false, log); err != nil {
 		t.Fatalf("the first key again: %v", err)
 	}
-	if err := checkSecretKey(ctx, store, other.ID(), "b", true, log); err != nil {
+	if err := checkSecretKey(ctx, store, other.ID(), "b", false, true, log); err != nil {
 		t.Fatalf("told the first key is lost: %v", err)
 	}
 	got, _ := store.GetClass(ctx, class.ID)
 	if got.Materials.Private || got.Materials.Credential != "" || got.Materials.Version != "git-1" {
 		t.Fatalf("after the tokens were forgotten, materials = %+v", got.Materials)
 	}
-	// With no token sealed with it, a key replaced is simply recorded.
-	if err := checkSecretKey(ctx, store, first.ID(), "a", false, log); err != nil {
+	// With no token sealed with it, a single server's new key is simply
+	// recorded (its key file was deleted); replicas must agree still.
+	third, _ := seal.ParseKey(seal.NewKeyText())
+	if err := checkSecretKey(ctx, store, third.ID(), "c", true, false, log); err == nil || !strings.Contains(err.Error(), "--forget-tokens") {
+		t.Fatalf("a replica with another key and no token sealed = %v", err)
+	}
+	if err := checkSecretKey(ctx, store, first.ID(), "a", false, false, log); err != nil {
 		t.Fatalf("a key replaced with no token sealed: %v", err)
+	}
+}
+
+// Replicas encrypt the stacks' secrets alike: one with another
+// passphrase refuses to start (a single server, once stacks exist).
+func TestServersSharePulumiSecrets(t *testing.T) {
+	t.Parallel()
+	ctx, store, log := context.Background(), openStore(t), slog.New(slog.DiscardHandler)
+	if err := checkPulumiSecrets(ctx, store, "passphrase", "first", "a", false, log); err != nil {
+		t.Fatal(err)
+	}
+	// No stack yet: a replica must agree still; a single server takes
+	// another passphrase (an installation begun again).
+	if err := checkPulumiSecrets(ctx, store, "passphrase", "second", "b", true, log); err == nil {
+		t.Fatal("a replica with another passphrase started")
+	}
+	if err := checkPulumiSecrets(ctx, store, "passphrase", "second", "b", false, log); err != nil {
+		t.Fatalf("another passphrase with no stack: %v", err)
+	}
+	owner, _ := store.EnsureUser(ctx, "ada@example.com", cohort.RoleInstructor)
+	class := cohort.DefaultClass()
+	class.Name, class.OwnerID = "gpu", owner.ID
+	if err := store.CreateClass(ctx, &class); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.EditShards(ctx, class.ID, func(set *cohort.ShardSet) error {
+		set.Shards[class.ID+"-s1"] = &cohort.Shard{Name: class.ID + "-s1", ClassID: class.ID, Generation: 1}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	err := checkPulumiSecrets(ctx, store, "passphrase", "first", "/etc/cohort/passphrase", false, log)
+	if err == nil || !strings.Contains(err.Error(), "the passphrase in /etc/cohort/passphrase") || !strings.Contains(err.Error(), "1 shard stacks") {
+		t.Fatalf("a replica with another passphrase = %v", err)
+	}
+	if err := checkPulumiSecrets(ctx, store, "gcpkms://projects/p/locations/l/keyRings/r/cryptoKeys/k", "second", "b", false, log); err == nil {
+		t.Fatal("a replica with another secrets provider started")
+	}
+	if err := checkPulumiSecrets(ctx, store, "passphrase", "second", "b", true, log); err != nil {
+		t.Fatalf("the installation's passphrase: %v", err)
 	}
 }

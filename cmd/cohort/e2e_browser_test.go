@@ -201,7 +201,9 @@ func TestE2EWorkshopInTheBrowser(t *testing.T) {
 	step(t, ctx, "upload the workshop",
 		chromedp.SetUploadFiles(chromedp.ID("archive"), []string{workshop}),
 		chromedp.Click(chromedp.Search(`//button[text()="Upload"]`)),
-		chromedp.WaitVisible(chromedp.Search(`//button[text()="Remove materials"]`)),
+		// The page reloads: the private repository's materials were
+		// shown with the same button before.
+		chromedp.WaitVisible(chromedp.Search(`//section[@data-materials]//p[contains(., "Archive workshop.tgz")]`)),
 	)
 	if m := read(t, ctx, chromedp.Text(chromedp.CSS(`[data-materials]`))); !strings.Contains(m, "Archive workshop.tgz") || !strings.Contains(m, "4 files") {
 		t.Fatalf("materials section: %q", m)

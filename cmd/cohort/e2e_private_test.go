@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -17,7 +18,9 @@ import (
 // TestE2EPrivateMaterials: an instructor gives a class a private
 // repository with its token (the CLI reads it from a file), the server
 // seals it with the key it made in its data folder, and a participant's
-// session has the repository's files. The token is nowhere in the
+// session has the repository's files. The token expires mid-course: the
+// next session gets the version last fetched and the class says why,
+// until the instructor sets a new token. The token is nowhere in the
 // server's debug log, its database or its data folder.
 func TestE2EPrivateMaterials(t *testing.T) {
 	t.Parallel()
@@ -64,14 +67,37 @@ func TestE2EPrivateMaterials(t *testing.T) {
 		t.Fatalf("the session's folder holds %s", got)
 	}
 
-	if strings.Contains(srv.log.String(), secret) {
+	// The token expires mid-course: the next session starts with the
+	// version last fetched, and the class tells its instructors why until
+	// they set a new token.
+	ada := client.New(srv.url, adaToken)
+	if _, err := ada.StopSession(ctx, s.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, ada, s.ID, cohort.StateStopped)
+	private.Rotate("glpat-renewed-0123456789")
+	repo.Commit(map[string]string{"day2.ipynb": "{}"})
+	again := startReady(t, ada, class.ID)
+	if got := runKernel(t, srv.notebook(again.ID), adaToken, "import os; print(sorted(n for n in os.listdir('.') if not n.startswith('.')))"); got != "['config.cfg', 'train.ipynb']\n" {
+		t.Fatalf("with the token refused, the session's folder holds %s", got)
+	}
+	if out := cli(t, srv, teacherToken, "class", "materials", class.ID); !strings.Contains(out, "the last session's lookup failed") || !strings.Contains(out, "refused the token") {
+		t.Fatalf("cohort class materials after the token expired: %s", out)
+	}
+	os.WriteFile(tokenFile, []byte("glpat-renewed-0123456789\n"), 0o600)
+	if out := cli(t, srv, teacherToken, "class", "materials", class.ID, "--repo", private.URL, "--token-file", tokenFile, "--token-user", "oauth2"); !strings.Contains(out, "3 files") || strings.Contains(out, "lookup failed") {
+		t.Fatalf("a new token: %s", out)
+	}
+
+	basic := base64.StdEncoding.EncodeToString([]byte("oauth2:" + secret))
+	if strings.Contains(srv.log.String(), secret) || strings.Contains(srv.log.String(), basic) {
 		t.Error("the server's log holds the token")
 	}
 	filepath.Walk(dataDir, func(path string, fi os.FileInfo, err error) error {
 		if err != nil || fi.IsDir() || fi.Mode()&os.ModeType != 0 {
 			return nil
 		}
-		if b, _ := os.ReadFile(path); bytes.Contains(b, []byte(secret)) {
+		if b, _ := os.ReadFile(path); bytes.Contains(b, []byte(secret)) || bytes.Contains(b, []byte(basic)) {
 			t.Errorf("%s holds the token", path)
 		}
 		return nil

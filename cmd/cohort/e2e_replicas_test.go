@@ -237,6 +237,17 @@ func TestE2EGCEReplicasShareTheShards(t *testing.T) {
 	for _, s := range seats {
 		waitState(t, teacher, s.ID, cohort.StateReady)
 	}
+	// A replica given another passphrase than the stacks were made with
+	// refuses to start, rather than fail every update it takes.
+	wrong := filepath.Join(t.TempDir(), "passphrase")
+	os.WriteFile(wrong, []byte("another-passphrase\n"), 0o600)
+	refusedCtx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	refused := exec.CommandContext(refusedCtx, binary, "serve", "--addr", "127.0.0.1:0", "--data-dir", t.TempDir())
+	refused.Env = append(append(os.Environ(), env...), "COHORT_PULUMI_PASSPHRASE_FILE="+wrong)
+	if out, err := refused.CombinedOutput(); err == nil || !strings.Contains(string(out), "the passphrase in "+wrong) {
+		t.Fatalf("a replica with another passphrase: %v\n%s", err, out)
+	}
 	vms := map[string]int{}
 	for _, vm := range fake.Instances() {
 		vms[vm.Inputs["name"].(string)]++

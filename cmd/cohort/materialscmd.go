@@ -249,6 +249,9 @@ func printMaterials(w io.Writer, v *cohort.MaterialsView) {
 		if m.Private {
 			fmt.Fprintln(w, "private: fetched with the class's token, which the server keeps sealed")
 		}
+		if m.Problem != "" {
+			fmt.Fprintf(w, "the last session's lookup failed: %s\nsessions get commit %s until a lookup succeeds\n", m.Problem, m.Short())
+		}
 	default:
 		fmt.Fprintf(w, "materials: archive %s, %s (%d files, %s)\n", m.Archive, m.Short(), m.Files, bytesLabel(m.Bytes))
 	}

@@ -232,7 +232,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := checkSecretKey(ctx, store, library.KeyID(), m.secretKeyPath(), m.Config.ForgetTokens, log); err != nil {
+	if err := checkSecretKey(ctx, store, library.KeyID(), m.secretKeyPath(), db.kind == jobs.Postgres, m.Config.ForgetTokens, log); err != nil {
 		return err
 	}
 	driver, timing, err := m.driver(log, publicURL, audience, db, shards, library)

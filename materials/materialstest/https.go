@@ -21,7 +21,12 @@ type Server struct {
 	URL, CAFile string
 	// Refused counts requests turned away for want of the right token.
 	Refused atomic.Int64
+	token   atomic.Pointer[string]
 }
+
+// Rotate makes the server take token only, as a host does once the
+// instructor's old token expired or was revoked.
+func (s *Server) Rotate(token string) { s.token.Store(&token) }
 
 // ServePrivate serves r over https to user with token only: any other
 // request gets 401, as GitHub's answer to a missing or wrong token.
@@ -34,9 +39,10 @@ func ServePrivate(t testing.TB, r *Repo, user, token string) *Server {
 	backend := &cgi.Handler{Path: gitBin, Args: []string{"http-backend"}, Dir: r.Dir, InheritEnv: []string{"PATH"},
 		Env: []string{"GIT_PROJECT_ROOT=" + filepath.Dir(r.Dir), "GIT_HTTP_EXPORT_ALL=1", "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null"}}
 	s := &Server{}
+	s.Rotate(token)
 	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		u, p, ok := req.BasicAuth()
-		if !ok || subtle.ConstantTimeCompare([]byte(u+":"+p), []byte(user+":"+token)) != 1 {
+		if !ok || subtle.ConstantTimeCompare([]byte(u+":"+p), []byte(user+":"+*s.token.Load())) != 1 {
 			s.Refused.Add(1)
 			w.Header().Set("WWW-Authenticate", `Basic realm="git"`)
 			http.Error(w, "Authentication failed", http.StatusUnauthorized)
