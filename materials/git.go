@@ -49,6 +49,7 @@ func (l *Library) Fetch(ctx context.Context, repo, ref, credential string) (*coh
 		return nil, err
 	}
 	bare := l.clone(repo)
+	defer l.touch(bare) // used now: Prune leaves it a while
 	described := func(m *cohort.Materials) *cohort.Materials {
 		m.Repo, m.Ref, m.Private, m.Credential = repo, ref, credential != "", credential
 		return m
@@ -61,7 +62,7 @@ func (l *Library) Fetch(ctx context.Context, repo, ref, credential string) (*coh
 			return described(m), nil
 		}
 	}
-	defer l.lockRepo(repo)()
+	defer l.lockClone(bare)()
 	if _, err := os.Stat(filepath.Join(bare, "HEAD")); err != nil {
 		os.RemoveAll(bare)
 		if _, err := l.git(ctx, "", nil, "init", "--bare", "--quiet", bare); err != nil {
@@ -231,12 +232,14 @@ func (l *Library) describe(version string) (*cohort.Materials, error) {
 	}
 }
 
-func (l *Library) lockRepo(repo string) func() {
+// lockClone lets one fetch at a time write a repository's clone (or
+// Prune delete it).
+func (l *Library) lockClone(bare string) func() {
 	l.mu.Lock()
-	mu, ok := l.repos[repo]
+	mu, ok := l.repos[bare]
 	if !ok {
 		mu = &sync.Mutex{}
-		l.repos[repo] = mu
+		l.repos[bare] = mu
 	}
 	l.mu.Unlock()
 	mu.Lock()

@@ -64,8 +64,10 @@ type Library struct {
 	// Timeout bounds one git operation; 2 minutes if zero.
 	Timeout time.Duration
 
+	now func() time.Time
+
 	mu    sync.Mutex
-	repos map[string]*sync.Mutex // one fetch per repository at a time
+	repos map[string]*sync.Mutex // by clone: one fetch per repository at a time
 	// writing lets one version be read and written at a time: each is
 	// held in memory meanwhile (up to MaxBytes).
 	writing sync.Mutex
@@ -85,6 +87,8 @@ type Options struct {
 	// system's (a git server with a private CA); empty: the system's.
 	CAFile string
 	Logger *slog.Logger
+	// Now returns the current time; time.Now if nil.
+	Now func() time.Time
 }
 
 // New returns a Library keeping its versions in opts.Dir.
@@ -94,9 +98,12 @@ func New(opts Options) (*Library, error) {
 			return nil, fmt.Errorf("materials: %w", err)
 		}
 	}
-	l := &Library{dir: opts.Dir, local: opts.AllowLocal, key: opts.Key, caFile: opts.CAFile, log: opts.Logger, repos: map[string]*sync.Mutex{}}
+	l := &Library{dir: opts.Dir, local: opts.AllowLocal, key: opts.Key, caFile: opts.CAFile, log: opts.Logger, now: opts.Now, repos: map[string]*sync.Mutex{}}
 	if l.log == nil {
 		l.log = slog.New(slog.DiscardHandler)
+	}
+	if l.now == nil {
+		l.now = time.Now
 	}
 	// What a server that died mid-write left: nothing else writes here.
 	for _, pattern := range []string{filepath.Join(l.dir, ".upload-*"), filepath.Join(l.dir, "versions", ".new-*")} {
@@ -156,7 +163,9 @@ func (l *Library) Stored(m *cohort.Materials) (*cohort.Snapshot, error) {
 	return l.stored(m.Version), nil
 }
 
+// stored is a version handed to a session, which marks it used (Prune).
 func (l *Library) stored(version string) *cohort.Snapshot {
+	l.touch(l.path(version))
 	return &cohort.Snapshot{Version: version, Path: l.path(version)}
 }
 

@@ -2,6 +2,7 @@ package timeouts
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -19,6 +20,8 @@ type Options struct {
 	Store    cohort.Store
 	Driver   cohort.Driver
 	Enqueuer Enqueuer
+	// Materials, if set, is pruned of what no class needs (work.go).
+	Materials Pruner
 	// Now returns the current time; time.Now if nil.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -32,11 +35,14 @@ type Sweeper struct {
 	now      func() time.Time
 	log      *slog.Logger
 	workAt   time.Time // the last look for expired work (work.go)
+	// materials and prunedAt: the materials pruned, and when last.
+	materials Pruner
+	prunedAt  time.Time
 }
 
 // New returns a Sweeper.
 func New(opts Options) *Sweeper {
-	s := &Sweeper{store: opts.Store, driver: opts.Driver, enqueuer: opts.Enqueuer, now: opts.Now, log: opts.Logger}
+	s := &Sweeper{store: opts.Store, driver: opts.Driver, enqueuer: opts.Enqueuer, materials: opts.Materials, now: opts.Now, log: opts.Logger}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -51,6 +57,8 @@ type Stats struct {
 	Checked, Warned, Expired, Revived int
 	// WorkDeleted lists the classes whose participants' work was deleted.
 	WorkDeleted []string
+	// VersionsPruned counts the materials versions deleted.
+	VersionsPruned int
 }
 
 // Sweep looks at every ready session whose deadline is within its warning
@@ -88,7 +96,9 @@ func (s *Sweeper) Sweep(ctx context.Context) (Stats, error) {
 		}
 	}
 	st.WorkDeleted, err = s.expireWork(ctx, now)
-	return st, err
+	var pruneErr error
+	st.VersionsPruned, pruneErr = s.pruneMaterials(ctx, now)
+	return st, errors.Join(err, pruneErr)
 }
 
 // ExpireIfDue stops one session if a deadline of it has passed, and does

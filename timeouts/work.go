@@ -72,3 +72,36 @@ func (s *Sweeper) expireWork(ctx context.Context, now time.Time) ([]string, erro
 	}
 	return deleted, errors.Join(errs...)
 }
+
+// Pruner deletes the versions of materials no class needs
+// (materials.Library).
+type Pruner interface {
+	Prune(ctx context.Context, classes []*cohort.Class, before time.Time) (versions, clones int, err error)
+}
+
+// pruneEvery is how often a sweep also prunes materials; a version no
+// class has is kept materialsUnused after a session was last given it
+// (one given an older version may still be delivering it).
+const (
+	pruneEvery      = time.Hour
+	materialsUnused = 7 * 24 * time.Hour
+)
+
+// pruneMaterials deletes the materials versions and clones that no class
+// needs and nothing used for materialsUnused, if the last prune is
+// pruneEvery ago. Each server keeps its own (the sweep runs on one).
+func (s *Sweeper) pruneMaterials(ctx context.Context, now time.Time) (int, error) {
+	if s.materials == nil || now.Sub(s.prunedAt) < pruneEvery {
+		return 0, nil
+	}
+	s.prunedAt = now
+	classes, err := s.store.ListClasses(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("list classes: %w", err)
+	}
+	versions, clones, err := s.materials.Prune(ctx, classes, now.Add(-materialsUnused))
+	if versions+clones > 0 {
+		s.log.Info("materials pruned: no class needs them", "versions", versions, "clones", clones)
+	}
+	return versions, err
+}

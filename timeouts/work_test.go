@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/cohortdev/cohort"
+	"github.com/cohortdev/cohort/materials"
+	"github.com/cohortdev/cohort/materials/materialstest"
 	"github.com/cohortdev/cohort/timeouts"
 )
 
@@ -84,5 +86,59 @@ func TestWorkIsDeletedAfterItsRetention(t *testing.T) {
 	}
 	if got := sweep(60 * time.Hour); len(got) != 0 || !k.kept[endless.ID] {
 		t.Fatalf("later, deleted %v (the class with no end must keep its work: %v)", got, k.kept)
+	}
+}
+
+// TestSweepPrunesMaterials: an hourly sweep prunes the materials versions
+// no class has and no session was given for a week, through a real
+// library; the class's own version stays.
+func TestSweepPrunesMaterials(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	w := newWorld(t, func(*cohort.Policy) {})
+	now := time.Now() // the versions' files are written at the real time
+	lib, err := materials.New(materials.Options{Dir: t.TempDir(), AllowLocal: true, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo := materialstest.NewRepo(t, map[string]string{"a.ipynb": "1"})
+	old, err := lib.Fetch(ctx, repo.Dir, "main", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo.Commit(map[string]string{"a.ipynb": "2"})
+	m, err := lib.Fetch(ctx, repo.Dir, "main", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.store.SetMaterials(ctx, w.class.ID, m); err != nil {
+		t.Fatal(err)
+	}
+	sweeper := timeouts.New(timeouts.Options{Store: w.store, Driver: w.kernels, Enqueuer: w.queue, Materials: lib, Now: func() time.Time { return now }})
+	sweep := func(after time.Duration) int {
+		t.Helper()
+		now = now.Add(after)
+		st, err := sweeper.Sweep(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.VersionsPruned
+	}
+	if n := sweep(time.Hour); n != 0 {
+		t.Fatalf("an hour after the push, pruned %d versions", n)
+	}
+	if n := sweep(7 * 24 * time.Hour); n != 1 {
+		t.Fatalf("a week later, pruned %d versions; want the one no class has", n)
+	}
+	if _, err := lib.Open(old.Version); cohort.ErrorCode(err) != cohort.ENOTFOUND {
+		t.Errorf("the old version: %v", err)
+	}
+	if f, err := lib.Open(m.Version); err != nil {
+		t.Errorf("the class's version was pruned: %v", err)
+	} else {
+		f.Close()
+	}
+	if n := sweep(30 * time.Minute); n != 0 {
+		t.Fatalf("half an hour after a prune (prunes are an hour apart), pruned %d", n)
 	}
 }

@@ -242,7 +242,7 @@ func (m *Main) Run(ctx context.Context) error {
 	// The reconciler reads sessions as they are, whatever replica wrote them.
 	rec := provisioner.New(provisioner.Options{Store: store.Fresh(), Driver: driver, Logger: log, Timing: timing, Metrics: m.metrics, Materials: library})
 	enqueuer := &lateEnqueuer{}
-	sweeper := timeouts.New(timeouts.Options{Store: store, Driver: driver, Enqueuer: enqueuer, Logger: log})
+	sweeper := timeouts.New(timeouts.Options{Store: store, Driver: driver, Enqueuer: enqueuer, Materials: library, Logger: log})
 	updates, _ := driver.(jobs.Shards)
 	pools := &latePools{} // the API server keeps the warm seats; it is made after the queue
 	queue, err = jobs.New(ctx, jobs.Options{DB: db.river, Database: db.kind, Reconciler: rec, Shards: updates, Pools: pools,
