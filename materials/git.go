@@ -49,7 +49,7 @@ func (l *Library) Fetch(ctx context.Context, repo, ref, credential string) (*coh
 		return nil, err
 	}
 	bare := l.clone(repo)
-	defer l.touch(bare) // used now: Prune leaves it a while
+	l.touch(bare) // used now: Prune leaves it a while
 	described := func(m *cohort.Materials) *cohort.Materials {
 		m.Repo, m.Ref, m.Private, m.Credential = repo, ref, credential != "", credential
 		return m
@@ -57,12 +57,22 @@ func (l *Library) Fetch(ctx context.Context, repo, ref, credential string) (*coh
 	// The lookup runs outside the repository's lock: lookups of a class's
 	// sessions starting together run side by side; fetches, which write
 	// the bare clone, one at a time.
-	if commit, ok := l.remoteCommit(ctx, r, ref); ok && l.fetched(ctx, bare, r, commit) {
-		if m, err := l.describe("git-" + commit); err == nil {
-			return described(m), nil
+	commit, ok := l.remoteCommit(ctx, r, ref)
+	stored := func() (*cohort.Materials, bool) {
+		if !ok || !l.fetched(ctx, bare, r, commit) {
+			return nil, false
 		}
+		m, err := l.describe("git-" + commit)
+		return m, err == nil
+	}
+	if m, ok := stored(); ok {
+		return described(m), nil
 	}
 	defer l.lockClone(bare)()
+	// Another start may have fetched it while this one waited.
+	if m, ok := stored(); ok {
+		return described(m), nil
+	}
 	if _, err := os.Stat(filepath.Join(bare, "HEAD")); err != nil {
 		os.RemoveAll(bare)
 		if _, err := l.git(ctx, "", nil, "init", "--bare", "--quiet", bare); err != nil {
@@ -80,7 +90,7 @@ func (l *Library) Fetch(ctx context.Context, repo, ref, credential string) (*coh
 	if err != nil {
 		return nil, r.error(err, ref)
 	}
-	commit := strings.TrimSpace(string(out))
+	commit = strings.TrimSpace(string(out))
 	m, err := l.gitVersion(ctx, bare, commit)
 	if err != nil {
 		return nil, err
@@ -88,6 +98,7 @@ func (l *Library) Fetch(ctx context.Context, repo, ref, credential string) (*coh
 	if _, err := l.git(ctx, bare, nil, "update-ref", r.fetchedRef(commit), commit); err != nil {
 		return nil, err
 	}
+	l.touch(bare) // made or fetched into now, by the library's clock
 	return described(m), nil
 }
 
@@ -210,8 +221,11 @@ func readGitTar(r io.Reader) (files []entry, skipped int, err error) {
 	}
 }
 
-// describe counts a stored version's files and bytes.
+// describe counts a stored version's files and bytes. It is a use of
+// the version (Prune), recorded before it is opened: a version Prune
+// removes first is not found, and made again.
 func (l *Library) describe(version string) (*cohort.Materials, error) {
+	l.touch(l.path(version))
 	f, err := l.Open(version)
 	if err != nil {
 		return nil, err
@@ -287,12 +301,13 @@ func (l *Library) git(ctx context.Context, dir string, env []string, args ...str
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	began := time.Now() // what the error says: the caller's deadline may be nearer
 	cmd := l.command(ctx, dir, env, args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if ctx.Err() != nil {
-		return nil, &gitFailure{err: ctx.Err(), stderr: "timed out after " + timeout.String()}
+		return nil, &gitFailure{err: ctx.Err(), stderr: "timed out after " + time.Since(began).Round(time.Second).String()}
 	}
 	if err != nil {
 		return nil, &gitFailure{err: err, stderr: stderr.String()}

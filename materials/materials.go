@@ -71,6 +71,9 @@ type Library struct {
 	// writing lets one version be read and written at a time: each is
 	// held in memory meanwhile (up to MaxBytes).
 	writing sync.Mutex
+	// using orders a version's use or arrival (read-locked) after
+	// Prune's look at it and its removal (locked).
+	using sync.RWMutex
 }
 
 // Options configure a Library.
@@ -243,9 +246,14 @@ func (l *Library) write(version string, files []entry) (*cohort.Materials, error
 	if err := tmp.Close(); err != nil {
 		return nil, err
 	}
-	if err := os.Rename(tmp.Name(), l.path(version)); err != nil {
+	l.using.RLock()
+	err = os.Rename(tmp.Name(), l.path(version))
+	l.using.RUnlock()
+	if err != nil {
 		return nil, err
 	}
+	l.touch(l.path(version)) // made now, by the library's clock
+
 	return &cohort.Materials{Version: version, Files: len(files), Bytes: total}, nil
 }
 

@@ -38,14 +38,16 @@ func (l *Library) Prune(ctx context.Context, classes []*cohort.Class, before tim
 		return 0, 0, err
 	}
 	for _, e := range entries {
-		if keep[e.Name()] || !strings.HasSuffix(e.Name(), ".tar") || !usedBefore(filepath.Join(l.dir, "versions", e.Name()), before) {
+		if keep[e.Name()] || !strings.HasSuffix(e.Name(), ".tar") {
 			continue
 		}
-		if err := os.Remove(filepath.Join(l.dir, "versions", e.Name())); err != nil && !errors.Is(err, os.ErrNotExist) {
+		removed, err := l.removeVersion(filepath.Join(l.dir, "versions", e.Name()), before)
+		if err != nil {
 			errs = append(errs, err)
-			continue
 		}
-		versions++
+		if removed {
+			versions++
+		}
 	}
 	entries, err = os.ReadDir(filepath.Join(l.dir, "repos"))
 	if err != nil {
@@ -68,6 +70,21 @@ func (l *Library) Prune(ctx context.Context, classes []*cohort.Class, before tim
 	return versions, clones, errors.Join(errs...)
 }
 
+// removeVersion deletes a version unless it was used since before: its
+// use (touch) and its writing (a rename into place) wait for the look
+// and the removal, and a use after them finds it gone.
+func (l *Library) removeVersion(path string, before time.Time) (bool, error) {
+	l.using.Lock()
+	defer l.using.Unlock()
+	if !usedBefore(path, before) {
+		return false, nil
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return false, err
+	}
+	return true, nil
+}
+
 // removeClone deletes a repository's clone unless a fetch used it
 // meanwhile: it waits for the repository's fetch, and looks again.
 func (l *Library) removeClone(bare string, before time.Time) error {
@@ -87,6 +104,8 @@ func usedBefore(path string, t time.Time) bool {
 
 // touch records that path is used now, for Prune.
 func (l *Library) touch(path string) {
+	l.using.RLock()
+	defer l.using.RUnlock()
 	now := l.now()
 	if err := os.Chtimes(path, now, now); err != nil && !errors.Is(err, os.ErrNotExist) {
 		l.log.Warn("materials: record a use", "path", path, "error", err)

@@ -44,12 +44,16 @@ func TestPrune(t *testing.T) {
 	}
 	classes := []*cohort.Class{{ID: "cls_a", Materials: m}, {ID: "cls_b", Materials: archive}}
 
-	// A week later: a session was given the old version just now; the
-	// rest was last used a week ago (the classes' own are kept however
-	// old).
+	recent := materialstest.NewRepo(t, map[string]string{"d.ipynb": "1"}) // no class's, looked up lately
+	// A week later: a session was given the old version just now, and a
+	// lookup used recent's clone; the rest was last used a week ago (the
+	// classes' own are kept however old).
 	weekAgo := now
 	now = now.Add(7 * 24 * time.Hour)
 	l.stored(old.Version)
+	if _, err := l.Fetch(ctx, recent.Dir, "", ""); err != nil {
+		t.Fatal(err)
+	}
 	past := weekAgo.Add(time.Hour)
 	versions, clones, err := l.Prune(ctx, classes, past)
 	if err != nil || versions != 1 || clones != 1 {
@@ -61,10 +65,14 @@ func TestPrune(t *testing.T) {
 	if _, err := os.Stat(l.clone(gone.Dir)); !os.IsNotExist(err) {
 		t.Errorf("the clone of a repository no class names is still there: %v", err)
 	}
-	// Later still, the old version is nobody's and unused: it goes.
+	if _, err := os.Stat(filepath.Join(l.clone(recent.Dir), "HEAD")); err != nil {
+		t.Errorf("the clone of a repository looked up lately was deleted: %v", err)
+	}
+	// Later still, the old version and recent's are nobody's and unused
+	// since: they go.
 	versions, _, err = l.Prune(ctx, classes, now.Add(time.Hour))
-	if err != nil || versions != 1 {
-		t.Fatalf("Prune later = %d versions, %v; want the old one", versions, err)
+	if err != nil || versions != 2 {
+		t.Fatalf("Prune later = %d versions, %v; want the old one and recent's", versions, err)
 	}
 	for _, v := range []string{m.Version, archive.Version} {
 		if _, err := os.Stat(l.path(v)); err != nil {

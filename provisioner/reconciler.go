@@ -169,11 +169,10 @@ func (r *Reconciler) snapshot(ctx context.Context, c *cohort.Class, s *cohort.Se
 	// why a lookup failed, for its instructors: a token that expired
 	// mid-course is theirs to replace.
 	next := *c.Materials
-	switch {
-	case err == nil:
+	if err == nil {
 		next.Version, next.Files, next.Bytes, next.Problem = now.Version, now.Files, now.Bytes, ""
-	case next.Repo != "":
-		next.Problem = cohort.ErrorMessage(err)
+	} else if p, ok := lookupProblem(next.Repo, err); ok {
+		next.Problem = p
 	}
 	if next != *c.Materials {
 		// An instructor's change meanwhile wins (ECONFLICT, left alone).
@@ -191,6 +190,24 @@ func (r *Reconciler) snapshot(ctx context.Context, c *cohort.Class, s *cohort.Se
 		progress("the class's materials could not be fetched: " + cohort.ErrorMessage(err))
 	}
 	return snap
+}
+
+// lookupProblem is what a class shows of its repository's failed lookup:
+// what its instructors can act on (a token refused, a ref gone), worded
+// alike each time, so that a failing repository costs the class one
+// write when it begins to fail and one when it recovers, not one per
+// session. false: nothing to show (an archive; an internal error).
+func lookupProblem(repo string, err error) (string, bool) {
+	if repo == "" {
+		return "", false
+	}
+	switch cohort.ErrorCode(err) {
+	case cohort.EINVALID:
+		return cohort.ErrorMessage(err), true
+	case cohort.EUNAVAILABLE:
+		return repo + " could not be reached from the server, or did not answer in time", true
+	}
+	return "", false
 }
 
 func (r *Reconciler) spec(ctx context.Context, s *cohort.Session) (cohort.NotebookSpec, *cohort.Class, error) {

@@ -2,9 +2,9 @@ package timeouts
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/cohortdev/cohort"
@@ -29,15 +29,30 @@ type Options struct {
 
 // Sweeper warns and stops sessions whose deadlines come or came.
 type Sweeper struct {
-	store    cohort.Store
-	driver   cohort.Driver
-	enqueuer Enqueuer
-	now      func() time.Time
-	log      *slog.Logger
-	workAt   time.Time // the last look for expired work (work.go)
-	// materials and prunedAt: the materials pruned, and when last.
+	store     cohort.Store
+	driver    cohort.Driver
+	enqueuer  Enqueuer
+	now       func() time.Time
+	log       *slog.Logger
 	materials Pruner
-	prunedAt  time.Time
+
+	// When the slower parts of a sweep last ran (work.go): sweeps may
+	// overlap (a periodic job and the scheduler's endpoint).
+	mu       sync.Mutex
+	workAt   time.Time // the last look for expired work
+	prunedAt time.Time // the last prune of materials
+}
+
+// due says whether a part of the sweep last run at *last is due again
+// at now, every apart, and if so marks it run.
+func (s *Sweeper) due(last *time.Time, every time.Duration, now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if now.Sub(*last) < every {
+		return false
+	}
+	*last = now
+	return true
 }
 
 // New returns a Sweeper.
@@ -96,9 +111,8 @@ func (s *Sweeper) Sweep(ctx context.Context) (Stats, error) {
 		}
 	}
 	st.WorkDeleted, err = s.expireWork(ctx, now)
-	var pruneErr error
-	st.VersionsPruned, pruneErr = s.pruneMaterials(ctx, now)
-	return st, errors.Join(err, pruneErr)
+	st.VersionsPruned = s.pruneMaterials(ctx, now)
+	return st, err
 }
 
 // ExpireIfDue stops one session if a deadline of it has passed, and does

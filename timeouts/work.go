@@ -20,10 +20,9 @@ const workEvery = 10 * time.Minute
 // classes whose work it deleted.
 func (s *Sweeper) expireWork(ctx context.Context, now time.Time) ([]string, error) {
 	keeper, ok := s.driver.(cohort.WorkKeeper)
-	if !ok || now.Sub(s.workAt) < workEvery {
+	if !ok || !s.due(&s.workAt, workEvery, now) {
 		return nil, nil
 	}
-	s.workAt = now
 	classes, err := s.store.ListClasses(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list classes: %w", err)
@@ -89,19 +88,24 @@ const (
 
 // pruneMaterials deletes the materials versions and clones that no class
 // needs and nothing used for materialsUnused, if the last prune is
-// pruneEvery ago. Each server keeps its own (the sweep runs on one).
-func (s *Sweeper) pruneMaterials(ctx context.Context, now time.Time) (int, error) {
-	if s.materials == nil || now.Sub(s.prunedAt) < pruneEvery {
-		return 0, nil
+// pruneEvery ago, and says how many versions it deleted. Each server
+// keeps its own (the sweep runs on one). A prune that fails is logged,
+// not the sweep's failure: the next prune, pruneEvery later, tries again.
+func (s *Sweeper) pruneMaterials(ctx context.Context, now time.Time) int {
+	if s.materials == nil || !s.due(&s.prunedAt, pruneEvery, now) {
+		return 0
 	}
-	s.prunedAt = now
 	classes, err := s.store.ListClasses(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("list classes: %w", err)
+		s.log.Warn("prune materials: list classes", "error", err)
+		return 0
 	}
 	versions, clones, err := s.materials.Prune(ctx, classes, now.Add(-materialsUnused))
+	if err != nil {
+		s.log.Warn("prune materials", "error", err)
+	}
 	if versions+clones > 0 {
 		s.log.Info("materials pruned: no class needs them", "versions", versions, "clones", clones)
 	}
-	return versions, err
+	return versions
 }

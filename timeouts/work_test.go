@@ -138,7 +138,15 @@ func TestSweepPrunesMaterials(t *testing.T) {
 	} else {
 		f.Close()
 	}
+	// The class leaves its materials: its version is nobody's now, and
+	// goes at the next prune, an hour after the last.
+	if err := w.store.SetMaterials(ctx, w.class.ID, nil); err != nil {
+		t.Fatal(err)
+	}
 	if n := sweep(30 * time.Minute); n != 0 {
 		t.Fatalf("half an hour after a prune (prunes are an hour apart), pruned %d", n)
+	}
+	if n := sweep(31 * time.Minute); n != 1 {
+		t.Fatalf("an hour after the last prune, pruned %d versions; want the class's former one", n)
 	}
 }

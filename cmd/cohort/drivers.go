@@ -55,6 +55,9 @@ func (m *Main) driver(log *slog.Logger, publicURL, audience string, db *database
 		state = "file://" + filepath.Join(c.DataDir, "pulumi-state")
 	}
 	passphraseFile := cmp.Or(g.PassphraseFile, filepath.Join(c.DataDir, "pulumi-passphrase"))
+	if err := passphraseMissing(context.Background(), db.store, g.SecretsProvider, passphraseFile); err != nil {
+		return nil, provisioner.Timing{}, err
+	}
 	passphrase, err := secretFile(passphraseFile, "the Pulumi passphrase", func() string { return cohort.NewSecret("") })
 	if err != nil {
 		return nil, provisioner.Timing{}, err

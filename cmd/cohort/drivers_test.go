@@ -84,7 +84,7 @@ func TestServersShareTheSecretKey(t *testing.T) {
 	}
 
 	err := checkSecretKey(ctx, store, other.ID(), "b", false, false, log)
-	if err == nil || !strings.Contains(err.Error(), "(key "+first.ID()+", which 1 classes' repository tokens are sealed with)") || !strings.Contains(err.Error(), "--forget-tokens") {
+	if err == nil || !strings.Contains(err.Error(), "(1 classes' repository tokens are sealed with key "+first.ID()+")") || !strings.Contains(err.Error(), "--forget-tokens") {
 		t.Fatalf("a server with another key = %v", err)
 	}
 	if err := checkSecretKey(ctx, store, first.ID(), "a", false, false, log); err != nil {
@@ -105,6 +105,22 @@ func TestServersShareTheSecretKey(t *testing.T) {
 	}
 	if err := checkSecretKey(ctx, store, first.ID(), "a", false, false, log); err != nil {
 		t.Fatalf("a key replaced with no token sealed: %v", err)
+	}
+
+	// An upgrade: tokens sealed, no key recorded yet. A replica with the
+	// wrong key, first to start, records nothing; the right one starts.
+	upgraded := openStore(t)
+	owner, _ = upgraded.EnsureUser(ctx, "ada@example.com", cohort.RoleInstructor)
+	class.ID, class.OwnerID = "", owner.ID
+	class.Materials.Credential = first.Seal([]byte(`{"user":"x","token":"y"}`), "w")
+	if err := upgraded.CreateClass(ctx, &class); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkSecretKey(ctx, upgraded, other.ID(), "b", true, false, log); err == nil {
+		t.Fatal("a replica with the wrong key started")
+	}
+	if err := checkSecretKey(ctx, upgraded, first.ID(), "a", true, false, log); err != nil {
+		t.Fatalf("the right key after a wrong one was refused: %v", err)
 	}
 }
 
@@ -145,5 +161,14 @@ func TestServersSharePulumiSecrets(t *testing.T) {
 	}
 	if err := checkPulumiSecrets(ctx, store, "passphrase", "second", "b", true, log); err != nil {
 		t.Fatalf("the installation's passphrase: %v", err)
+	}
+	// With stacks made, a passphrase file not found is not made anew.
+	missing := filepath.Join(t.TempDir(), "passphrase")
+	if err := passphraseMissing(ctx, store, "passphrase", missing); err == nil || !strings.Contains(err.Error(), missing+" does not exist") {
+		t.Errorf("a missing passphrase file with stacks made = %v", err)
+	}
+	os.WriteFile(missing, []byte("second\n"), 0o600)
+	if err := passphraseMissing(ctx, store, "passphrase", missing); err != nil {
+		t.Errorf("a passphrase file that exists = %v", err)
 	}
 }

@@ -6,61 +6,80 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"os"
+	"slices"
+	"strings"
 
 	"github.com/cohortdev/cohort"
 	"github.com/cohortdev/cohort/seal"
 )
 
 // checkSecretKey makes every server of an installation seal tokens with
-// one key. The first records its key's ID; a server with another key
-// refuses to start (a replica given another file would seal what the
-// others cannot open) unless told the recorded key is lost (forget:
-// tokens sealed with it are removed, and their instructors set them
-// again). A single server (shared false) whose key changed with no
-// token sealed by the old one just records the new key: its key file
-// was deleted.
+// one key. A server refuses to start while classes hold tokens sealed
+// with another key than its own, before it records anything (so a
+// replica given the wrong file, even first after an upgrade, records
+// nothing); the first server records its key's ID, and a replica
+// (shared) with another refuses to start. forget says the other key is
+// lost: the tokens sealed with it are removed (their instructors set
+// them again) and this server's key recorded. A single server whose key
+// file was deleted, with no token sealed, just records its new key.
 func checkSecretKey(ctx context.Context, store cohort.Store, id, path string, shared, forget bool, log *slog.Logger) error {
 	if id == "" {
 		return nil
-	}
-	recorded, err := store.RecordKey(ctx, "secret-key", id, false)
-	if err != nil || recorded == id {
-		return err
 	}
 	classes, err := store.ListClasses(ctx)
 	if err != nil {
 		return err
 	}
-	var held []*cohort.Class
+	var other []*cohort.Class // tokens sealed with another key
+	keys := map[string]bool{}
 	for _, c := range classes {
-		if c.Materials != nil && seal.KeyOf(c.Materials.Credential) == recorded {
-			held = append(held, c)
+		if k := seal.KeyOf(credentialOf(c)); k != "" && k != id {
+			other = append(other, c)
+			keys[k] = true
 		}
 	}
-	if (len(held) > 0 || shared) && !forget {
-		sealed := ""
-		if len(held) > 0 {
-			sealed = fmt.Sprintf(", which %d classes' repository tokens are sealed with", len(held))
-		}
-		return fmt.Errorf("the secret key in %s (key %s) is not the installation's (key %s%s): give every server the same --secret-key-file. "+
-			"If key %s is lost or replaced on purpose, start once with --forget-tokens (the tokens sealed with it are removed; their instructors set them again)",
-			path, id, recorded, sealed, recorded)
+	refuse := func(recorded string) error {
+		return fmt.Errorf("the secret key in %s (key %s) is not the installation's (%s): give every server the same --secret-key-file. "+
+			"If that key is lost or replaced on purpose, start once with --forget-tokens (the tokens sealed with it are removed; their instructors set them again)",
+			path, id, recorded)
 	}
-	for _, c := range held {
+	if len(other) > 0 && !forget {
+		return refuse(fmt.Sprintf("%d classes' repository tokens are sealed with key %s", len(other), strings.Join(slices.Sorted(maps.Keys(keys)), ", ")))
+	}
+	recorded, err := store.RecordKey(ctx, "secret-key", id, false)
+	if err != nil {
+		return err
+	}
+	if recorded != id && shared && !forget {
+		return refuse("key " + recorded + ", which its other servers recorded")
+	}
+	for _, c := range other {
 		m := *c.Materials
 		m.Private, m.Credential = false, ""
 		if err := store.SetMaterials(ctx, c.ID, &m); err != nil {
 			return err
 		}
-		log.Warn("a class's repository token is removed: the key that sealed it is lost", "class_id", c.ID, "key", recorded)
+		log.Warn("a class's repository token is removed: the key that sealed it is lost", "class_id", c.ID)
 	}
-	if _, err := store.RecordKey(ctx, "secret-key", id, true); err != nil {
-		return err
+	if recorded != id {
+		if _, err := store.RecordKey(ctx, "secret-key", id, true); err != nil {
+			return err
+		}
+		log.Info("the secret key changed", "was", recorded, "now", id, "tokens_removed", len(other))
 	}
-	log.Info("the secret key changed", "was", recorded, "now", id, "tokens_removed", len(held))
 	return nil
+}
+
+func credentialOf(c *cohort.Class) string {
+	if c.Materials == nil {
+		return ""
+	}
+	return c.Materials.Credential
 }
 
 // pulumiSecretsStore is what checkPulumiSecrets reads and writes.
@@ -103,4 +122,23 @@ func checkPulumiSecrets(ctx context.Context, store pulumiSecretsStore, provider,
 	}
 	log.Info("the Pulumi secrets provider changed, with no stack made by the old one", "was", recorded, "now", id)
 	return nil
+}
+
+// passphraseMissing refuses to make a new Pulumi passphrase for an
+// installation whose stacks were made with one: its file was not found
+// (a path mistyped, a volume not mounted), and a new one would be
+// recorded as the installation's.
+func passphraseMissing(ctx context.Context, store pulumiSecretsStore, provider, file string) error {
+	if provider != "passphrase" {
+		return nil
+	}
+	if _, err := os.Stat(file); !errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	shards, err := store.ListShards(ctx)
+	if err != nil || len(shards) == 0 {
+		return err
+	}
+	return fmt.Errorf("the Pulumi passphrase file %s does not exist, and the installation's %d shard stacks are encrypted with a passphrase: "+
+		"give the file they were made with (--pulumi-passphrase-file; see docs/operations.md)", file, len(shards))
 }

@@ -232,11 +232,13 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := checkSecretKey(ctx, store, library.KeyID(), m.secretKeyPath(), db.kind == jobs.Postgres, m.Config.ForgetTokens, log); err != nil {
-		return err
-	}
 	driver, timing, err := m.driver(log, publicURL, audience, db, shards, library)
 	if err != nil {
+		return err
+	}
+	// After the driver's own checks (the Pulumi secrets), which refuse
+	// a start before forget-tokens removes anything.
+	if err := checkSecretKey(ctx, store, library.KeyID(), m.secretKeyPath(), db.kind == jobs.Postgres, m.Config.ForgetTokens, log); err != nil {
 		return err
 	}
 	// The reconciler reads sessions as they are, whatever replica wrote them.
