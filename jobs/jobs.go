@@ -74,8 +74,9 @@ type Options struct {
 	// Resync is how often every session not at rest is looked at again;
 	// 30s if zero.
 	Resync time.Duration
-	// Sweeper, if set, runs every SweepEvery (5s if zero) on the leader
-	// only: with several replicas, one sweeps.
+	// Sweeper, if set, runs every SweepEvery (5s if zero): the leader
+	// queues it, so with several replicas one sweep runs each time, on
+	// whichever replica takes the job.
 	Sweeper    Sweeper
 	SweepEvery time.Duration
 	Logger     *slog.Logger
